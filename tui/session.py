@@ -1,0 +1,111 @@
+"""Shared state of the dashboard: the model, its trainer, the corpus and the shared selection."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the core is imported lazily so `import tinylm.tui.session` stays cheap
+    from tinylm.core import GPT, Corpus, Trace, Trainer
+
+DEFAULT_PROMPT = "The fox"
+
+
+class Session:
+    """What every screen reads: model, trainer, corpus, prompt, layer/head selection and a weight version."""
+
+    def __init__(self, model: "GPT | None" = None, trainer: "Trainer | None" = None,
+                 corpus: "Corpus | None" = None, prompt: str = DEFAULT_PROMPT) -> None:
+        self.model = model
+        self.trainer = trainer
+        self.corpus = corpus
+        self.prompt = prompt
+        self.version = 0  # bumped whenever the weights change (training seen by the UI, load, create)
+        self.layer = 0  # selection shared by Inspect and Attention
+        self.head = 0
+        self.checkpoint_path: str | None = None  # where the model was last loaded from or saved to
+        self.settings: dict[str, Any] = {}  # the Config screen's last values, kept across screen switches
+        self._trace_key: tuple[int, str, int] | None = None
+        self._trace: "Trace | None" = None
+        self._trace_lock = threading.Lock()
+
+    # -- model lifecycle -------------------------------------------------------------------------
+    def set_model(self, model: "GPT | None", trainer: "Trainer | None" = None,
+                  corpus: "Corpus | None" = None) -> None:
+        """Install a new model (and optionally its trainer and corpus); clamps the layer/head selection."""
+        self.model = model
+        self.trainer = trainer
+        if corpus is not None:
+            self.corpus = corpus
+        if model is not None:
+            self.layer = min(self.layer, model.config.n_layer - 1)
+            self.head = min(self.head, model.config.n_head - 1)
+        self.bump()
+
+    def bump(self) -> None:
+        """Mark the weights as changed, so traces and views recompute."""
+        self.version += 1
+
+    @property
+    def has_model(self) -> bool:
+        return self.model is not None
+
+    @property
+    def n_layer(self) -> int:
+        return self.model.config.n_layer if self.model is not None else 0
+
+    @property
+    def n_head(self) -> int:
+        return self.model.config.n_head if self.model is not None else 0
+
+    def select(self, layer: int | None = None, head: int | None = None) -> None:
+        """Set the shared layer/head selection, wrapping around the model's sizes."""
+        if self.model is None:
+            return
+        if layer is not None:
+            self.layer = layer % self.n_layer
+        if head is not None:
+            self.head = head % self.n_head
+
+    # -- forward pass ----------------------------------------------------------------------------
+    def prompt_ids(self):
+        """The prompt as token ids (unseen characters become the tokenizer's <unk> id); None if empty."""
+        if self.model is None:
+            return None
+        ids = self.model.tokenizer.encode(self.prompt)
+        return ids if len(ids) else None
+
+    def trace(self) -> "Trace | None":
+        """The forward pass of the shared prompt, cached by (version, prompt); None without a model or prompt."""
+        model = self.model
+        if model is None:
+            return None
+        key = (self.version, self.prompt, id(model))
+        with self._trace_lock:
+            if key == self._trace_key and self._trace is not None:
+                return self._trace
+            ids = self.prompt_ids()
+            if ids is None:
+                return None
+            with model.lock:  # a trainer step must not change the weights half-way through the pass
+                trace = model.trace(ids)
+            self._trace_key, self._trace = key, trace
+            return trace
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def demo(cls, seed: int = 0, steps: int = 0, prompt: str = DEFAULT_PROMPT) -> "Session":
+        """A tiny char model on the built-in corpus (2 layers, 2 heads, C=16, T=16), trained `steps` steps."""
+        from tinylm.core import DEFAULT_CORPUS, ModelConfig, TrainConfig, load_corpus, make_trainer
+
+        corpus = load_corpus(DEFAULT_CORPUS)
+        model_config = ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=16)
+        train_config = TrainConfig(batch_size=8, max_steps=max(steps, 1), warmup_steps=0,
+                                   learning_rate=3e-3, min_lr=3e-4, eval_interval=max(steps, 1),
+                                   eval_batches=2, seed=seed)
+        trainer = make_trainer(corpus, "char", model_config=model_config, train_config=train_config)
+        for _ in range(steps):
+            trainer.step()
+        session = cls(trainer.model, trainer, corpus, prompt)
+        session.bump()
+        return session
