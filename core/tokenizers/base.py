@@ -1,0 +1,130 @@
+"""The tokenizer interface shared by the char, word and BPE tokenizers, and its JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import TokenizerError
+
+TOKENIZER_FILE = "tinylm_tokenizer.json"  # not tokenizer.json: Hugging Face's AutoTokenizer would try to read it
+FORMAT_VERSION = 1
+UNKNOWN_TEXT = "\ufffd"  # what an <unk> token decodes to (U+FFFD REPLACEMENT CHARACTER)
+UNKNOWN_DISPLAY = "<unk>"  # how token_text shows an <unk> token
+
+_KINDS: dict[str, type["Tokenizer"]] = {}
+
+
+class Tokenizer:
+    """Maps text to int64 token ids and back; subclasses set `kind`."""
+
+    kind: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _KINDS[cls.kind] = cls
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int]) -> str:
+        raise NotImplementedError
+
+    def token_text(self, id: int) -> str:
+        raise NotImplementedError
+
+    def token_bytes(self, id: int) -> bytes:
+        """The UTF-8 bytes of one token's display text (BPE overrides with its raw bytes)."""
+        return self.token_text(id).encode("utf-8")
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def _from_fields(cls, d: dict) -> "Tokenizer":
+        raise NotImplementedError
+
+    @staticmethod
+    def from_dict(d: dict) -> "Tokenizer":
+        """Rebuild a tokenizer from `to_dict` output; a damaged dict raises TokenizerError."""
+        if not isinstance(d, dict):
+            raise TokenizerError(f"tokenizer data must be a JSON object, got {type(d).__name__}")
+        kind = d.get("kind")
+        if kind not in _KINDS:
+            known = ", ".join(sorted(_KINDS))
+            raise TokenizerError(f"unknown tokenizer kind {kind!r} in tokenizer data; expected one of {known}")
+        version = d.get("version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise TokenizerError(
+                f"tokenizer data has format version {version!r}, this tinylm reads version {FORMAT_VERSION}"
+            )
+        try:
+            return _KINDS[kind]._from_fields(d)
+        except TokenizerError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise TokenizerError(f"damaged {kind} tokenizer data ({type(exc).__name__}: {exc})") from None
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write `tinylm_tokenizer.json` into `directory` (atomically) and return its path."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / TOKENIZER_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)  # a crash mid-write never leaves a half-written tokenizer behind
+        return path
+
+    @staticmethod
+    def load(directory: str | os.PathLike) -> "Tokenizer":
+        """Read `tinylm_tokenizer.json` from `directory`."""
+        path = Path(directory) / TOKENIZER_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TokenizerError(f"no {TOKENIZER_FILE} in {directory}; is this a tinylm checkpoint directory?") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TokenizerError(f"cannot read {path}: {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TokenizerError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        return Tokenizer.from_dict(data)
+
+    def _check_ids(self, ids: Iterable[int]) -> list[int]:
+        """Ids as a plain list of ints, each checked to be inside the vocabulary."""
+        arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids))
+        if arr.size == 0:
+            return []
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TokenizerError(f"token ids must be integers, got {arr.dtype}")
+        flat = arr.reshape(-1).astype(np.int64)
+        bad = flat[(flat < 0) | (flat >= self.vocab_size)]
+        if bad.size:
+            raise TokenizerError(f"token id {int(bad[0])} is outside the vocabulary (0..{self.vocab_size - 1})")
+        return flat.tolist()
+
+    def _check_id(self, id: int) -> int:
+        id = int(id)
+        if not 0 <= id < self.vocab_size:
+            raise TokenizerError(f"token id {id} is outside the vocabulary (0..{self.vocab_size - 1})")
+        return id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+def require_text(text: str, what: str = "text") -> str:
+    """Reject non-str input with a TokenizerError instead of a confusing TypeError later."""
+    if not isinstance(text, str):
+        raise TokenizerError(f"{what} must be a str, got {type(text).__name__}")
+    return text
