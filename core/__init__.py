@@ -1,0 +1,20 @@
+"""tinylm.core: a GPT-2 trained from scratch in numpy + Numba. The public API (the TUI's only door)."""
+
+from .checkpoint import load, save_checkpoint
+from .config import ModelConfig, TrainConfig
+from .corpus import DEFAULT_CORPUS, Corpus, builtin_corpora, load_corpus
+from .errors import CheckpointError, ConfigError, CorpusError, TinyLMError, TokenizerError
+from .generate import GenStep, generate
+from .model import GPT
+from .run import limit_threads, make_trainer, memory_estimate
+from .sampling import Sampling
+from .tokenizers import Tokenizer, train_tokenizer
+from .trace import Trace
+from .trainer import Trainer, TrainingDiverged, TrainMetrics
+
+__all__ = [
+    "GPT", "load", "save_checkpoint", "ModelConfig", "TrainConfig", "Corpus", "DEFAULT_CORPUS",
+    "builtin_corpora", "load_corpus", "TinyLMError", "ConfigError", "CorpusError", "TokenizerError",
+    "CheckpointError", "TrainingDiverged", "GenStep", "generate", "Sampling", "Tokenizer", "train_tokenizer",
+    "Trace", "Trainer", "TrainMetrics", "make_trainer", "memory_estimate", "limit_threads",
+]

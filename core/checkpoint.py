@@ -1,0 +1,237 @@
+"""Checkpoints: a Hugging Face GPT-2 directory (config.json + model.safetensors) plus tinylm's tokenizer,
+optimizer and trainer state. Written atomically, validated on load, no pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from .config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from .errors import CheckpointError, ConfigError, TinyLMError
+from .model import LN_EPS, GPT
+from .tokenizers import TOKENIZER_FILE, Tokenizer
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "trainer_state.json"
+FORMAT_VERSION = 1
+
+
+def hf_config(model: GPT, trainer=None) -> dict:
+    """config.json: Hugging Face GPT-2 keys, plus a "tinylm" object with what HF has no key for."""
+    cfg = model.config
+    tinylm = {
+        "format_version": FORMAT_VERSION,
+        "tokenizer": model.tokenizer.kind if model.tokenizer is not None else None,
+        "positional": cfg.positional,
+        "dropout": cfg.dropout,
+    }
+    if trainer is not None:
+        tinylm["train"] = config_to_dict(trainer.config)
+        tinylm["step"] = trainer.step_count
+        tinylm["seed"] = trainer.config.seed
+        if trainer.corpus is not None:
+            c = trainer.corpus
+            tinylm["corpus"] = {"name": c.name, "source": c.source, "sha256": c.sha256, "chars": len(c.text)}
+    return {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": cfg.vocab_size,
+        "n_positions": cfg.block_size,
+        "n_ctx": cfg.block_size,
+        "n_embd": cfg.n_embd,
+        "n_layer": cfg.n_layer,
+        "n_head": cfg.n_head,
+        "n_inner": 4 * cfg.n_embd,
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": LN_EPS,
+        "tie_word_embeddings": True,
+        "resid_pdrop": cfg.dropout,
+        "embd_pdrop": cfg.dropout,
+        "attn_pdrop": 0.0,  # tinylm has no dropout on attention weights
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "bos_token_id": None,
+        "eos_token_id": None,
+        "torch_dtype": "float32",
+        "tinylm": tinylm,
+    }
+
+
+def _weights(model: GPT) -> dict[str, np.ndarray]:
+    tensors = {name: np.ascontiguousarray(view, dtype=np.float32) for name, view in model.params.items()}
+    # A fixed sine/cosine table is saved too, so any GPT-2 implementation runs the same forward pass.
+    tensors["transformer.wpe.weight"] = np.ascontiguousarray(model.wpe, dtype=np.float32)
+    return tensors
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file()
+
+
+def save_checkpoint(path, model: GPT, trainer=None) -> Path:
+    """Write the checkpoint into a temporary directory beside `path`, then swap it in, so a crash
+    or a full disk never leaves a half-written checkpoint or harms the previous one."""
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and (_is_checkpoint(path) or not any(path.iterdir()))):
+        raise CheckpointError(f"{path} exists and is not a tinylm checkpoint; choose another directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        with model.lock:
+            save_file(_weights(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+            (tmp / CONFIG_FILE).write_text(json.dumps(hf_config(model, trainer), indent=2) + "\n")
+            if model.tokenizer is not None:
+                model.tokenizer.save(tmp)
+            if trainer is not None:
+                moments = {}
+                for key, buf in (("exp_avg", trainer.m), ("exp_avg_sq", trainer.v)):
+                    for name, view in model.layout.views(buf).items():
+                        moments[f"{key}.{name}"] = np.ascontiguousarray(view)
+                save_file(moments, str(tmp / OPTIMIZER_FILE), metadata={"format": "np"})
+                (tmp / STATE_FILE).write_text(json.dumps(trainer.state_dict()) + "\n")
+        backup = None
+        if path.exists():
+            backup = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.rename(path, backup)
+        os.rename(tmp, path)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path.parent} has no {path.name}; is it a tinylm checkpoint directory?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is damaged ({what} is not valid JSON: {exc}); re-save or retrain") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} is damaged ({what} is not a JSON object)")
+    return data
+
+
+def model_config_from_hf(data: dict, where: Path) -> ModelConfig:
+    """ModelConfig from config.json, rejecting what tinylm cannot run with a clear message."""
+    if data.get("model_type") != "gpt2":
+        raise CheckpointError(f"{where} holds a {data.get('model_type')!r} model; tinylm reads GPT-2 checkpoints")
+    try:
+        C = int(data["n_embd"])
+        extra = data.get("tinylm") or {}
+        cfg = ModelConfig(
+            vocab_size=int(data["vocab_size"]), block_size=int(data["n_positions"]), n_layer=int(data["n_layer"]),
+            n_head=int(data["n_head"]), n_embd=C, dropout=float(extra.get("dropout", data.get("resid_pdrop", 0.0))),
+            positional=extra.get("positional", "learned"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}/config.json is missing or has a bad key ({exc}); re-save or retrain") from None
+    if data.get("n_inner") not in (None, 4 * C):
+        raise CheckpointError(f"{where}: n_inner {data['n_inner']} is not 4 x n_embd; tinylm's MLP is C -> 4C -> C")
+    if data.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise CheckpointError(f"{where}: activation {data['activation_function']!r} is not GELU (tanh)")
+    try:
+        return cfg.validate()
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}/config.json: {exc}") from None
+
+
+def _read_tensors(path: Path) -> dict[str, np.ndarray]:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path.parent} has no {path.name}; is it a tinylm checkpoint directory?") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is damaged ({exc}); re-save or retrain") from None
+
+
+def _assign(views: dict[str, np.ndarray], tensors: dict[str, np.ndarray], where: Path, prefix: str = "") -> None:
+    """Copy tensors into views, checking every name, shape and dtype."""
+    expected = {prefix + n for n in views}
+    missing = sorted(expected - set(tensors))
+    if missing:
+        raise CheckpointError(f"{where} is missing tensor {missing[0]} ({len(missing)} missing); it does not match its config")
+    for name, view in views.items():
+        t = tensors[prefix + name]
+        if t.shape != view.shape:
+            raise CheckpointError(f"{where}: tensor {prefix + name} has shape {t.shape}, expected {view.shape}")
+        if t.dtype.kind != "f":
+            raise CheckpointError(f"{where}: tensor {prefix + name} has dtype {t.dtype}, expected a float type")
+        if not np.all(np.isfinite(t)):
+            raise CheckpointError(f"{where}: tensor {prefix + name} holds NaN or inf values")
+        view[...] = t
+
+
+def load(path, *, dtype=np.float32) -> GPT:
+    """Open a checkpoint directory as a model with its tokenizer (CheckpointError if damaged)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is a file; a checkpoint is a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+    cfg = model_config_from_hf(_read_json(path / CONFIG_FILE, "config.json"), path)
+    tokenizer = None
+    if (path / TOKENIZER_FILE).exists():
+        try:
+            tokenizer = Tokenizer.load(path)
+        except TinyLMError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        if tokenizer.vocab_size != cfg.vocab_size:
+            raise CheckpointError(
+                f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model has vocab_size {cfg.vocab_size}"
+            )
+    model = GPT(cfg, tokenizer, dtype=dtype)
+    tensors = _read_tensors(path / WEIGHTS_FILE)
+    _assign(model.params, tensors, path)
+    if cfg.positional == "sincos":
+        wpe = tensors.get("transformer.wpe.weight")
+        if wpe is None or wpe.shape != model.wpe.shape:
+            raise CheckpointError(f"{path}: transformer.wpe.weight is missing or has the wrong shape")
+        model.wpe[...] = wpe
+    return model
+
+
+def resume_trainer(path, corpus=None):
+    """Rebuild model, optimizer and trainer state from a checkpoint written with a trainer."""
+    from .corpus import load_corpus
+    from .trainer import Trainer
+
+    path = Path(path)
+    model = load(path)
+    data = _read_json(path / CONFIG_FILE, "config.json")
+    extra = data.get("tinylm") or {}
+    if "train" not in extra or not (path / STATE_FILE).exists():
+        raise CheckpointError(f"{path} holds weights only (no trainer state); it cannot resume training")
+    try:
+        tcfg = config_from_dict(TrainConfig, extra["train"]).validate()
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    info = extra.get("corpus") or {}
+    if corpus is None:
+        if info.get("source") == "text":
+            raise CheckpointError(f"{path} was trained on typed text; pass that text as the corpus to resume")
+        corpus = load_corpus(info.get("name", ""))
+    if info.get("sha256") and corpus.sha256 != info["sha256"]:
+        raise CheckpointError(f"corpus {corpus.name!r} differs from the one {path} was trained on (hash mismatch)")
+    if model.tokenizer is None:
+        raise CheckpointError(f"{path} has no {TOKENIZER_FILE}; it cannot resume training")
+    trainer = Trainer(model, model.tokenizer.encode(corpus.text), tcfg, corpus=corpus)
+    moments = _read_tensors(path / OPTIMIZER_FILE)
+    _assign(model.layout.views(trainer.m), moments, path, prefix="exp_avg.")
+    _assign(model.layout.views(trainer.v), moments, path, prefix="exp_avg_sq.")
+    try:
+        trainer.load_state_dict(_read_json(path / STATE_FILE, "trainer_state.json"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}/{STATE_FILE} is damaged ({exc}); re-save or retrain") from None
+    return trainer

@@ -1,0 +1,130 @@
+"""Model and training settings as dataclasses, validated with messages that say what to change."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+POSITIONAL_KINDS = ("learned", "sincos")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a GPT-2 model."""
+
+    vocab_size: int = 65  # V: set from the tokenizer
+    block_size: int = 64  # T: longest context the model sees (n_positions)
+    n_layer: int = 4  # L: transformer blocks
+    n_head: int = 4  # NH: attention heads per block
+    n_embd: int = 128  # C: width of the residual stream; head size HS = C / NH
+    dropout: float = 0.0  # embedding and residual dropout while training
+    positional: str = "learned"  # "learned" table or fixed "sincos" table
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    def validate(self) -> "ModelConfig":
+        """Raise ConfigError naming the first setting that cannot work."""
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if self.vocab_size < 2:
+            raise ConfigError(f"vocab_size {self.vocab_size} is too small: a model needs at least 2 tokens")
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}: "
+                f"choose n_embd a multiple of {self.n_head} or a n_head that divides {self.n_embd}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.positional not in POSITIONAL_KINDS:
+            raise ConfigError(f"positional must be one of {', '.join(POSITIONAL_KINDS)}, got {self.positional!r}")
+        if self.positional == "sincos" and self.n_embd % 2:
+            raise ConfigError(f"sincos positions need an even n_embd, got {self.n_embd}")
+        return self
+
+    def num_params(self) -> int:
+        """Number of trained parameters (a sine/cosine table is not trained)."""
+        C, L, V, T = self.n_embd, self.n_layer, self.vocab_size, self.block_size
+        per_layer = 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * 4 * C + 4 * C) + (4 * C * C + C)
+        wpe = T * C if self.positional == "learned" else 0
+        return V * C + wpe + L * per_layer + 2 * C
+
+    def flops_per_token(self, T: int | None = None) -> int:
+        """Forward+backward FLOPs for one token at context T (matmuls and attention, as in PaLM's estimate)."""
+        T = self.block_size if T is None else T
+        C, L, V = self.n_embd, self.n_layer, self.vocab_size
+        matmul_params = L * 12 * C * C + V * C
+        return 6 * matmul_params + 6 * L * C * T  # 6 = 2 (multiply-add) x 3 (forward, two backward matmuls)
+
+
+@dataclass
+class TrainConfig:
+    """How to train: batches, optimizer, schedule, evaluation."""
+
+    batch_size: int = 12  # B: windows per step
+    max_steps: int = 2000  # optimizer steps
+    learning_rate: float = 1e-3  # peak learning rate after warmup
+    min_lr: float = 1e-4  # floor of the cosine decay
+    warmup_steps: int = 100  # linear warmup from lr/(warmup+1)
+    lr_decay_steps: int | None = None  # cosine ends here; None = max_steps
+    weight_decay: float = 0.1  # AdamW decay, 2-D weights only
+    beta1: float = 0.9
+    beta2: float = 0.99
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 turns clipping off
+    eval_interval: int = 250  # steps between validation runs
+    eval_batches: int = 20  # batches averaged for validation loss and accuracy
+    val_fraction: float = 0.1  # last share of the corpus held out
+    seed: int = 1337
+
+    @property
+    def decay_steps(self) -> int:
+        return self.max_steps if self.lr_decay_steps is None else self.lr_decay_steps
+
+    def validate(self) -> "TrainConfig":
+        """Raise ConfigError naming the first setting that cannot work."""
+        for name in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        for name in ("learning_rate",):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.min_lr) and 0 <= self.min_lr <= self.learning_rate):
+            raise ConfigError(f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
+        if self.lr_decay_steps is not None and self.lr_decay_steps <= 0:
+            raise ConfigError(f"lr_decay_steps must be positive, got {self.lr_decay_steps}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be 0 or more, got {self.weight_decay}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
+        if self.eps <= 0:
+            raise ConfigError(f"eps must be positive, got {self.eps}")
+        if self.grad_clip < 0:
+            raise ConfigError(f"grad_clip must be 0 (off) or positive, got {self.grad_clip}")
+        if not 0 < self.val_fraction < 0.5:
+            raise ConfigError(f"val_fraction must be between 0 and 0.5, got {self.val_fraction}")
+        return self
+
+
+def config_to_dict(cfg) -> dict:
+    """A dataclass as a JSON-ready dict."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(cls, data: dict):
+    """Build a dataclass from a dict, ignoring unknown keys and rejecting wrong ones with ConfigError."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:
+        raise ConfigError(f"bad {cls.__name__} settings: {exc}") from None

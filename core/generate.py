@@ -1,0 +1,98 @@
+"""Autoregressive generation with a KV cache, yielding each token with its probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from tinylm.kernels.decode import decode_step
+
+from .params import _BLOCK
+from .sampling import Sampling, draw, softmax
+
+
+@dataclass
+class GenStep:
+    """One generated token and the distributions behind it."""
+
+    id: int
+    text: str
+    probs: np.ndarray  # (V,) the distribution it was drawn from (after temperature/top-k/top-p)
+    raw_probs: np.ndarray  # (V,) softmax of the logits at temperature 1
+
+
+class KVCache:
+    """Keys and values of every position seen so far, per layer and head, for one sequence."""
+
+    def __init__(self, model):
+        cfg = model.config
+        L, NH, T, C = cfg.n_layer, cfg.n_head, cfg.block_size, cfg.n_embd
+        dt = model.dtype
+        self.model = model
+        self.k = np.zeros((L, NH, T, C // NH), dtype=dt)  # (L, NH, T, HS)
+        self.v = np.zeros((L, NH, T, C // NH), dtype=dt)
+        self.length = 0  # positions filled
+        off = model.layout.offsets
+        self.offs = np.array(
+            [[off[f"transformer.h.{l}.{suffix}"] for suffix, _ in _BLOCK] for l in range(L)], dtype=np.int64
+        ).reshape(L, len(_BLOCK))
+        self.lnf_off = np.array([off["transformer.ln_f.weight"], off["transformer.ln_f.bias"]], dtype=np.int64)
+        self.wte_off = off["transformer.wte.weight"]
+        self.wpe = np.ascontiguousarray(model.wpe)
+        self.logits = np.zeros(cfg.vocab_size, dtype=dt)
+        self._x, self._xn, self._y = (np.zeros(C, dtype=dt) for _ in range(3))
+        self._qkv, self._fc, self._att = np.zeros(3 * C, dt), np.zeros(4 * C, dt), np.zeros(T, dt)
+
+    def prefill(self, ids: np.ndarray) -> np.ndarray:
+        """Run a full forward pass over ids (T,), keep its keys and values, return the last logits."""
+        m = self.model
+        C, NH = m.config.n_embd, m.config.n_head
+        T = len(ids)
+        m.forward(ids[None, :])
+        a = m._last
+        for l in range(m.config.n_layer):
+            qkv = a.qkv[l, 0]  # (T, 3C)
+            self.k[l, :, :T] = qkv[:, C : 2 * C].reshape(T, NH, C // NH).transpose(1, 0, 2)
+            self.v[l, :, :T] = qkv[:, 2 * C :].reshape(T, NH, C // NH).transpose(1, 0, 2)
+        self.length = T
+        self.logits[:] = a.logits[0, -1]
+        return self.logits
+
+    def step(self, token: int) -> np.ndarray:
+        """Append one token at the next position and return its next-token logits (V,)."""
+        m = self.model
+        decode_step(self.logits, self._x, self._xn, self._qkv, self._y, self._fc, self._att, m.flat, self.offs,
+                    self.wte_off, self.lnf_off, self.wpe, self.k, self.v, int(token), self.length,
+                    m.config.n_head, 1e-5)
+        self.length += 1
+        return self.logits
+
+
+def generate(model, prompt, sampling: Sampling | None = None, max_new_tokens: int | None = None) -> Iterator[GenStep]:
+    """Yield tokens one by one after the prompt. When the context is full, the oldest quarter is
+    dropped and the cache rebuilt from the rest (a learned position table has no slot past block_size)."""
+    sampling = sampling or Sampling()
+    if not sampling.greedy:
+        sampling.validate()
+    rng = sampling.rng()
+    T = model.config.block_size
+    context = list(model.encode_prompt(prompt))
+    cache = KVCache(model)
+    with model.lock:
+        logits = cache.prefill(np.array(context, dtype=np.int64))
+    produced = 0
+    while max_new_tokens is None or produced < max_new_tokens:
+        probs = sampling.distribution(logits)
+        token = draw(probs, rng)
+        text = model.tokenizer.decode([token]) if model.tokenizer is not None else str(token)
+        yield GenStep(token, text, probs, softmax(logits))
+        produced += 1
+        context.append(token)
+        with model.lock:
+            if cache.length < T:
+                logits = cache.step(token)
+            else:
+                context = context[-(T - max(1, T // 4)) :]
+                logits = cache.prefill(np.array(context, dtype=np.int64))

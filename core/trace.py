@@ -1,0 +1,79 @@
+"""A trace: every intermediate of one forward pass, read from the buffers the model computed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Trace:
+    """Named intermediates of one forward pass over one prompt (B = 1)."""
+
+    ids: np.ndarray  # (T,) token ids
+    tokens: list[str]  # display text of each token
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.arrays)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.arrays
+
+
+def _heads(x: np.ndarray, n_head: int) -> np.ndarray:
+    """(T, C) -> (NH, T, HS)."""
+    T, C = x.shape
+    return x.reshape(T, n_head, C // n_head).transpose(1, 0, 2).copy()
+
+
+def trace(model, text_or_ids) -> Trace:
+    """Run the model on one prompt and collect every stage, named and shaped (see README)."""
+    ids = model.encode_prompt(text_or_ids)
+    cfg = model.config
+    C, NH = cfg.n_embd, cfg.n_head
+    with model.lock:
+        model.forward(ids[None, :], keep_scores=True)
+        a = model._last
+        out: dict[str, np.ndarray] = {}
+        f32 = lambda x: np.array(x, dtype=np.float32)  # noqa: E731  (a copy: buffers are reused)
+        out["wte"] = f32(model.params["transformer.wte.weight"][ids])
+        out["wpe"] = f32(model.wpe[: len(ids)])
+        out["x0"] = f32(a.encoded[0])
+        for l in range(cfg.n_layer):
+            h = f"h.{l}."
+            out[h + "ln_1"] = f32(a.ln1[l, 0])
+            out[h + "ln_1.mean"] = f32(a.ln1_mean[l])
+            out[h + "ln_1.rstd"] = f32(a.ln1_rstd[l])
+            qkv = a.qkv[l, 0]
+            out[h + "q"] = f32(_heads(qkv[:, :C], NH))
+            out[h + "k"] = f32(_heads(qkv[:, C : 2 * C], NH))
+            out[h + "v"] = f32(_heads(qkv[:, 2 * C :], NH))
+            out[h + "scores"] = f32(a.preatt[l, 0])
+            out[h + "att"] = f32(a.att[l, 0])
+            out[h + "head_out"] = f32(_heads(a.atty[l, 0], NH))
+            out[h + "attn_concat"] = f32(a.atty[l, 0])
+            out[h + "attn_proj"] = f32(a.attproj[l, 0])
+            out[h + "res_1"] = f32(a.res1[l, 0])
+            out[h + "ln_2"] = f32(a.ln2[l, 0])
+            out[h + "ln_2.mean"] = f32(a.ln2_mean[l])
+            out[h + "ln_2.rstd"] = f32(a.ln2_rstd[l])
+            out[h + "mlp_pre"] = f32(a.fch[l, 0])
+            out[h + "mlp_act"] = f32(a.fch_gelu[l, 0])
+            out[h + "mlp_out"] = f32(a.fcproj[l, 0])
+            out[h + "res_2"] = f32(a.res2[l, 0])
+        out["ln_f"] = f32(a.lnf[0])
+        out["ln_f.mean"] = f32(a.lnf_mean)
+        out["ln_f.rstd"] = f32(a.lnf_rstd)
+        logits = a.logits[0]
+        out["logits"] = f32(logits)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True), dtype=np.float64)
+        out["probs"] = f32(shifted / shifted.sum(axis=-1, keepdims=True))
+    tok = model.tokenizer
+    tokens = [tok.token_text(int(i)) for i in ids] if tok is not None else [str(int(i)) for i in ids]
+    return Trace(ids=ids.copy(), tokens=tokens, arrays=out)

@@ -1,0 +1,181 @@
+"""A step-at-a-time trainer: random windows, AdamW, warmup + cosine schedule, clipping, validation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tinylm import kernels as K
+
+from .config import TrainConfig
+from .corpus import split_ids
+from .errors import CorpusError, TinyLMError
+from .schedule import get_lr
+
+
+class TrainingDiverged(TinyLMError):
+    """The loss or gradient became NaN or infinite; the weights are those of the last good step."""
+
+
+@dataclass
+class TrainMetrics:
+    """What one training step reports."""
+
+    step: int  # optimizer steps done, including this one
+    max_steps: int
+    train_loss: float
+    val_loss: float | None  # set on evaluation steps
+    accuracy: float | None  # top-1 next-token accuracy on validation (0..1), on evaluation steps
+    lr: float
+    grad_norm: float  # before clipping
+    tokens_per_s: float
+    elapsed_s: float  # training time so far (paused time excluded)
+    eta_s: float  # estimated time to max_steps
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.max_steps
+
+
+class Trainer:
+    """Advances a model one optimizer step at a time; pausing and stopping are the caller's choice
+    of when to call step() next."""
+
+    def __init__(self, model, ids: np.ndarray, config: TrainConfig, *, corpus=None):
+        self.model, self.config, self.corpus = model, config.validate(), corpus
+        T, B = model.config.block_size, config.batch_size
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.train_ids, self.val_ids = split_ids(ids, config.val_fraction)
+        for part, data in (("training", self.train_ids), ("validation", self.val_ids)):
+            if len(data) < T + 1:
+                raise CorpusError(
+                    f"the {part} part of the corpus has {len(data)} tokens, fewer than one context window of "
+                    f"{T + 1}; use a longer text or a smaller context length"
+                )
+        self.step_count = 0
+        self.history: list[TrainMetrics] = []
+        self.rng = np.random.default_rng(config.seed)  # batch positions
+        self.dropout_rng = np.random.default_rng(config.seed + 1)
+        n = model.flat.size
+        self.m = np.zeros(n, dtype=model.dtype)  # AdamW first moment, same layout as the weights
+        self.v = np.zeros(n, dtype=model.dtype)  # AdamW second moment
+        self.x = np.zeros((B, T), dtype=np.int64)  # (B, T) inputs
+        self.y = np.zeros((B, T), dtype=np.int64)  # (B, T) next-token targets
+        self.elapsed_s = 0.0
+        self._tokens_per_s = 0.0
+
+    @property
+    def n_train_tokens(self) -> int:
+        return len(self.train_ids)
+
+    @property
+    def n_val_tokens(self) -> int:
+        return len(self.val_ids)
+
+    @property
+    def done(self) -> bool:
+        return self.step_count >= self.config.max_steps
+
+    def _fill_batch(self, data: np.ndarray, rng: np.random.Generator) -> None:
+        T = self.x.shape[1]
+        starts = rng.integers(0, len(data) - T, size=self.x.shape[0])
+        for b, i in enumerate(starts):
+            self.x[b] = data[i : i + T]
+            self.y[b] = data[i + 1 : i + 1 + T]
+
+    def lr_at(self, step: int) -> float:
+        c = self.config
+        return get_lr(step, c.learning_rate, c.min_lr, c.warmup_steps, c.decay_steps)
+
+    def step(self) -> TrainMetrics:
+        """One optimizer step; evaluates every eval_interval steps and at the end."""
+        c, model = self.config, self.model
+        started = time.perf_counter()
+        lr = self.lr_at(self.step_count)
+        with model.lock:
+            self._fill_batch(self.train_ids, self.rng)
+            loss = model.forward(self.x, self.y, dropout_rng=self.dropout_rng if model.config.dropout else None)
+            if not np.isfinite(loss):
+                raise TrainingDiverged(
+                    f"training diverged at step {self.step_count + 1} (loss {loss}); the weights are those of "
+                    f"step {self.step_count}: lower the learning rate and train again"
+                )
+            model.backward()
+            norm = K.grad_norm(model.grad_flat)
+            if not np.isfinite(norm):
+                raise TrainingDiverged(
+                    f"training diverged at step {self.step_count + 1} (gradient norm {norm}); the weights are "
+                    f"those of step {self.step_count}: lower the learning rate and train again"
+                )
+            if c.grad_clip > 0 and norm > c.grad_clip:
+                K.scale_inplace(model.grad_flat, c.grad_clip / (norm + 1e-6))
+            K.adamw_update(model.flat, model.grad_flat, self.m, self.v, lr, c.beta1, c.beta2, c.eps,
+                           c.weight_decay, self.step_count + 1, model.layout.n_decay)
+        self.step_count += 1
+        val_loss = accuracy = None
+        if self.step_count % c.eval_interval == 0 or self.done:
+            val_loss, accuracy = self.evaluate()
+        seconds = time.perf_counter() - started
+        self.elapsed_s += seconds
+        rate = self.x.size / max(seconds, 1e-9)
+        # Smoothed, so the display does not flicker with every step's noise.
+        self._tokens_per_s = rate if self._tokens_per_s == 0 else 0.9 * self._tokens_per_s + 0.1 * rate
+        mean_step = self.elapsed_s / self.step_count
+        metrics = TrainMetrics(
+            step=self.step_count, max_steps=c.max_steps, train_loss=loss, val_loss=val_loss, accuracy=accuracy,
+            lr=lr, grad_norm=float(norm), tokens_per_s=self._tokens_per_s, elapsed_s=self.elapsed_s,
+            eta_s=mean_step * (c.max_steps - self.step_count),
+        )
+        self.history.append(metrics)
+        return metrics
+
+    def evaluate(self) -> tuple[float, float]:
+        """Mean validation loss and top-1 next-token accuracy over eval_batches fixed random windows."""
+        model = self.model
+        # Seeded by the step, so evaluation neither consumes nor depends on the training RNG.
+        rng = np.random.default_rng([self.config.seed, self.step_count])
+        total, correct, count = 0.0, 0, 0
+        x_saved, y_saved = self.x.copy(), self.y.copy()
+        with model.lock:
+            for _ in range(self.config.eval_batches):
+                self._fill_batch(self.val_ids, rng)
+                total += model.forward(self.x, self.y)
+                a = model._last
+                correct += K.count_correct(a.logits.reshape(self.y.size, -1), a.targets.reshape(-1))
+                count += self.y.size
+        self.x[...], self.y[...] = x_saved, y_saved
+        return total / self.config.eval_batches, correct / count
+
+    # ----- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """JSON-ready state that, with the weights and moments, lets training resume exactly."""
+        return {
+            "step": self.step_count,
+            "elapsed_s": self.elapsed_s,
+            "rng": self.rng.bit_generator.state,
+            "dropout_rng": self.dropout_rng.bit_generator.state,
+            "history": [asdict(h) for h in self.history],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = int(state["step"])
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        self.rng.bit_generator.state = state["rng"]
+        self.dropout_rng.bit_generator.state = state["dropout_rng"]
+        self.history = [TrainMetrics(**h) for h in state.get("history", [])]
+
+    def save(self, path) -> None:
+        """Write model, tokenizer, optimizer and trainer state to a checkpoint directory."""
+        from .checkpoint import save_checkpoint
+
+        save_checkpoint(path, self.model, trainer=self)
+
+    @staticmethod
+    def resume(path, corpus=None) -> "Trainer":
+        """A trainer that continues a checkpoint's run exactly (same losses as an uninterrupted run)."""
+        from .checkpoint import resume_trainer
+
+        return resume_trainer(path, corpus)

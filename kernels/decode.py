@@ -1,0 +1,107 @@
+"""One-token GPT-2 decoding step over a KV cache, fused into a single Numba call.
+
+Generation is latency-bound: at B = T = 1 the matrices are small and a Python-level call per
+operation would cost more than the arithmetic, so the whole step is one nogil kernel.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .flags import JIT
+
+# Column order of the per-layer offset table (matches the checkpoint's per-block tensors).
+LN1_W, LN1_B, ATTN_W, ATTN_B, APROJ_W, APROJ_B, LN2_W, LN2_B, FC_W, FC_B, MPROJ_W, MPROJ_B = range(12)
+
+
+@njit(**JIT)
+def _layernorm(out, x, w, b, eps):
+    C = x.shape[0]
+    mean = 0.0
+    for i in range(C):
+        mean += x[i]
+    mean /= C
+    var = 0.0
+    for i in range(C):
+        d = x[i] - mean
+        var += d * d
+    rstd = 1.0 / math.sqrt(var / C + eps)
+    for i in range(C):
+        out[i] = (x[i] - mean) * rstd * w[i] + b[i]
+
+
+@njit(**JIT)
+def _matvec(out, x, W, b):
+    """out = x @ W + b with W (IN, OUT): rows of W are contiguous, so the inner loop vectorises."""
+    for j in range(out.shape[0]):
+        out[j] = b[j]
+    for i in range(x.shape[0]):
+        xi = x[i]
+        for j in range(out.shape[0]):
+            out[j] += xi * W[i, j]
+
+
+@njit(**JIT)
+def decode_step(logits, x, xn, qkv, y, fc, att, flat, offs, wte_off, lnf_off, wpe, k_cache, v_cache,
+                token, pos, n_head, eps):
+    """Advance one token at position pos: append its K and V to the cache, WRITE logits (V,).
+
+    flat: all weights; offs (L, 12): offsets of each block tensor in flat; lnf_off: (weight, bias);
+    k_cache, v_cache (L, NH, Tmax, HS); scratch x, xn, y (C,), qkv (3C,), fc (4C,), att (Tmax,).
+    """
+    C = x.shape[0]
+    V = logits.shape[0]
+    L = offs.shape[0]
+    HS = C // n_head
+    scale = 1.0 / math.sqrt(HS)
+    wte = flat[wte_off : wte_off + V * C].reshape((V, C))
+    for i in range(C):
+        x[i] = wte[token, i] + wpe[pos, i]
+    for l in range(L):
+        o = offs[l]
+        _layernorm(xn, x, flat[o[LN1_W] : o[LN1_W] + C], flat[o[LN1_B] : o[LN1_B] + C], eps)
+        _matvec(qkv, xn, flat[o[ATTN_W] : o[ATTN_W] + C * 3 * C].reshape((C, 3 * C)),
+                flat[o[ATTN_B] : o[ATTN_B] + 3 * C])
+        for h in range(n_head):
+            for d in range(HS):
+                k_cache[l, h, pos, d] = qkv[C + h * HS + d]
+                v_cache[l, h, pos, d] = qkv[2 * C + h * HS + d]
+        for h in range(n_head):
+            q0 = h * HS
+            maxval = -np.inf
+            for s in range(pos + 1):
+                dot = 0.0
+                for d in range(HS):
+                    dot += qkv[q0 + d] * k_cache[l, h, s, d]
+                att[s] = dot * scale
+                if att[s] > maxval:
+                    maxval = att[s]
+            total = 0.0
+            for s in range(pos + 1):
+                att[s] = math.exp(att[s] - maxval)
+                total += att[s]
+            for d in range(HS):
+                y[q0 + d] = 0.0
+            for s in range(pos + 1):
+                w = att[s] / total
+                for d in range(HS):
+                    y[q0 + d] += w * v_cache[l, h, s, d]
+        _matvec(xn, y, flat[o[APROJ_W] : o[APROJ_W] + C * C].reshape((C, C)), flat[o[APROJ_B] : o[APROJ_B] + C])
+        for i in range(C):
+            x[i] += xn[i]
+        _layernorm(xn, x, flat[o[LN2_W] : o[LN2_W] + C], flat[o[LN2_B] : o[LN2_B] + C], eps)
+        _matvec(fc, xn, flat[o[FC_W] : o[FC_W] + C * 4 * C].reshape((C, 4 * C)), flat[o[FC_B] : o[FC_B] + 4 * C])
+        for i in range(4 * C):
+            u = fc[i]
+            fc[i] = 0.5 * u * (1.0 + math.tanh(0.7978845608028654 * (u + 0.044715 * u * u * u)))
+        _matvec(xn, fc, flat[o[MPROJ_W] : o[MPROJ_W] + 4 * C * C].reshape((4 * C, C)),
+                flat[o[MPROJ_B] : o[MPROJ_B] + C])
+        for i in range(C):
+            x[i] += xn[i]
+    _layernorm(xn, x, flat[lnf_off[0] : lnf_off[0] + C], flat[lnf_off[1] : lnf_off[1] + C], eps)
+    for v in range(V):
+        dot = 0.0
+        for i in range(C):
+            dot += wte[v, i] * xn[i]
+        logits[v] = dot
