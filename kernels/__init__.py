@@ -1,0 +1,60 @@
+"""tinylm.kernels: llm.c-style CPU kernels in Numba (outputs first, preallocated buffers).
+
+WRITES means the kernel overwrites its outputs; ADDS means it accumulates into them.
+Kernels import only numpy and numba. `reference` holds the slow obvious numpy oracle.
+"""
+
+import os
+
+# Numba's cache=True raises at import when it cannot write beside the package (a read-only
+# system or pipx install), so point it at a per-user directory before numba is imported.
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    _cache_root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    _cache_dir = os.path.join(_cache_root, "tinylm", "numba")
+    try:
+        os.makedirs(_cache_dir, exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = _cache_dir
+    except OSError:
+        pass  # numba falls back to its own locations
+
+from .activation import (  # noqa: E402
+    add_inplace,
+    dropout_backward,
+    dropout_forward,
+    gelu_backward,
+    gelu_forward,
+    residual_forward,
+    softmax_forward,
+)
+from .attention import attention_backward, attention_forward  # noqa: E402
+from .crossentropy import count_correct, crossentropy_backward, crossentropy_forward  # noqa: E402
+from .encoder import encoder_backward, encoder_forward  # noqa: E402
+from .layernorm import layernorm_backward, layernorm_forward  # noqa: E402
+from .matmul import lm_head_backward, lm_head_forward, matmul_backward, matmul_forward  # noqa: E402
+from .optim import adamw_update, grad_norm, scale_inplace  # noqa: E402
+
+__all__ = [
+    "encoder_forward",
+    "encoder_backward",
+    "layernorm_forward",
+    "layernorm_backward",
+    "matmul_forward",
+    "matmul_backward",
+    "lm_head_forward",
+    "lm_head_backward",
+    "attention_forward",
+    "attention_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "softmax_forward",
+    "residual_forward",
+    "add_inplace",
+    "dropout_forward",
+    "dropout_backward",
+    "crossentropy_forward",
+    "crossentropy_backward",
+    "count_correct",
+    "grad_norm",
+    "scale_inplace",
+    "adamw_update",
+]

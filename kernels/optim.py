@@ -1,0 +1,58 @@
+"""AdamW (PyTorch semantics) and gradient-norm helpers over flat parameter vectors."""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .flags import JIT_PARALLEL
+
+# elements per parallel chunk: large enough to amortise scheduling, small enough to balance
+CHUNK = 1 << 14
+
+
+@njit(**JIT_PARALLEL)
+def grad_norm(grads):
+    """sqrt(sum g^2) of the flat grads (P,), accumulated in float64."""
+    n = grads.shape[0]
+    total = 0.0
+    for i in prange(n):
+        g = np.float64(grads[i])  # float64 before squaring (numba's float() keeps float32)
+        total += g * g
+    return math.sqrt(total)
+
+
+@njit(**JIT_PARALLEL)
+def scale_inplace(x, s):
+    """x (P,) *= s (gradient clipping)."""
+    for i in prange(x.shape[0]):
+        x[i] = x[i] * s
+
+
+@njit(**JIT_PARALLEL)
+def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step, n_decay):
+    """WRITES params, m, v (P,): one PyTorch AdamW step (step is 1-based).
+
+    Decoupled weight decay p *= 1 - lr*wd applies to the first n_decay entries only (the flat
+    buffer orders decayed 2-D weights first), then the bias-corrected Adam update to all.
+    """
+    n = params.shape[0]
+    bc1 = 1.0 - beta1**step
+    bc2 = 1.0 - beta2**step
+    step_size = lr / bc1
+    inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
+    decay = 1.0 - lr * weight_decay
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    for ci in prange(n_chunks):
+        lo = ci * CHUNK
+        hi = min(lo + CHUNK, n)
+        dhi = max(lo, min(hi, n_decay))
+        for i in range(lo, dhi):
+            params[i] = params[i] * decay
+        for i in range(lo, hi):
+            g = grads[i]
+            mi = beta1 * m[i] + (1.0 - beta1) * g
+            vi = beta2 * v[i] + (1.0 - beta2) * g * g
+            m[i] = mi
+            v[i] = vi
+            params[i] = params[i] - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
