@@ -84,7 +84,7 @@ class GPT:
         BT, C = B * T, cfg.n_embd
         K.encoder_forward(a.encoded, ids, p["transformer.wte.weight"], self.wpe)
         if drop:
-            dropout_rng.random(out=a.rand0)
+            dropout_rng.random(out=a.rand0, dtype=a.rand0.dtype)
             K.dropout_forward(a.x0, a.mask0, a.encoded, a.rand0, cfg.dropout)
         x = a.x0
         for l in range(cfg.n_layer):
@@ -98,7 +98,7 @@ class GPT:
                              p[h + "attn.c_proj.weight"], p[h + "attn.c_proj.bias"])
             branch = a.attproj[l]
             if drop:
-                dropout_rng.random(out=a.rand_attn[l])
+                dropout_rng.random(out=a.rand_attn[l], dtype=a.rand_attn[l].dtype)
                 K.dropout_forward(a.attproj_drop[l], a.mask_attn[l], branch, a.rand_attn[l], cfg.dropout)
                 branch = a.attproj_drop[l]
             K.residual_forward(a.res1[l], x, branch)
@@ -111,7 +111,7 @@ class GPT:
                              p[h + "mlp.c_proj.weight"], p[h + "mlp.c_proj.bias"])
             branch = a.fcproj[l]
             if drop:
-                dropout_rng.random(out=a.rand_mlp[l])
+                dropout_rng.random(out=a.rand_mlp[l], dtype=a.rand_mlp[l].dtype)
                 K.dropout_forward(a.fcproj_drop[l], a.mask_mlp[l], branch, a.rand_mlp[l], cfg.dropout)
                 branch = a.fcproj_drop[l]
             K.residual_forward(a.res2[l], a.res1[l], branch)

@@ -1,0 +1,110 @@
+"""Generation: the KV cache against full forward passes; sampling filters against hand computation."""
+
+import numpy as np
+import pytest
+
+from tinylm.core import GPT, ConfigError, ModelConfig, Sampling, train_tokenizer
+from tinylm.core.generate import KVCache
+from tinylm.core.sampling import draw, filtered_distribution, softmax
+
+
+def model_with_tokenizer(block_size=12, dtype=np.float32):
+    tok = train_tokenizer("char", "the quick brown fox jumps over the lazy dog.\n")
+    cfg = ModelConfig(vocab_size=tok.vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=16)
+    model = GPT(cfg, tok, seed=3, dtype=dtype)
+    model.flat[:] = np.random.default_rng(0).normal(0, 0.2, model.flat.size)
+    return model
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+def test_kv_cache_logits_equal_full_forward_at_every_position(dtype, tol):
+    model = model_with_tokenizer(dtype=dtype)
+    ids = model.tokenizer.encode("the fox ju")[:10]
+    cache = KVCache(model)
+    cache.prefill(ids[:2])
+    for t in range(2, len(ids)):
+        step_logits = cache.step(ids[t]).copy()
+        model.forward(ids[None, : t + 1])
+        full = model._last.logits[0, -1]  # in the model's own dtype
+        assert np.abs(step_logits - full).max() < tol
+
+
+def test_generation_past_the_context_keeps_going_and_matches_a_cropped_forward():
+    model = model_with_tokenizer(block_size=8)
+    steps = list(model.generate("the fox", Sampling(greedy=True), max_new_tokens=30))
+    assert len(steps) == 30
+    # Greedy: each token is the argmax of its distribution, which is a real softmax.
+    for s in steps:
+        assert s.probs[s.id] == 1.0 and abs(s.raw_probs.sum() - 1) < 1e-9
+
+
+def test_generate_is_seeded():
+    model = model_with_tokenizer()
+    a = [s.id for s in model.generate("the", Sampling(temperature=1.5, seed=11), 20)]
+    b = [s.id for s in model.generate("the", Sampling(temperature=1.5, seed=11), 20)]
+    c = [s.id for s in model.generate("the", Sampling(temperature=1.5, seed=12), 20)]
+    assert a == b and a != c
+
+
+def test_first_generated_distribution_is_the_models_next_token_distribution():
+    model = model_with_tokenizer()
+    first = next(model.generate("the lazy", Sampling(seed=0)))
+    np.testing.assert_allclose(first.raw_probs, model.next_token_probs("the lazy"), atol=1e-6)
+    np.testing.assert_allclose(first.raw_probs, model.trace("the lazy")["probs"][-1], atol=1e-6)
+
+
+def test_prompt_longer_than_context_keeps_last_block_size_tokens():
+    model = model_with_tokenizer(block_size=6)
+    ids = model.encode_prompt("the quick brown fox")
+    assert len(ids) == 6 and model.tokenizer.decode(ids) == "wn fox"
+
+
+def test_empty_prompt_is_a_clear_error():
+    with pytest.raises(ConfigError, match="prompt is empty"):
+        model_with_tokenizer().encode_prompt("")
+
+
+LOGITS = np.array([2.0, 1.0, 0.5, -1.0, 0.0])
+
+
+def test_temperature_scales_logits():
+    p = filtered_distribution(LOGITS, Sampling(temperature=0.5))
+    np.testing.assert_allclose(p, softmax(LOGITS / 0.5))
+
+
+def test_top_k_keeps_k_largest_and_renormalises():
+    p = filtered_distribution(LOGITS, Sampling(top_k=2))
+    e = np.exp(LOGITS[:2] - 2.0)
+    np.testing.assert_allclose(p, np.r_[e / e.sum(), 0, 0, 0])
+
+
+def test_top_p_keeps_smallest_set_reaching_p():
+    probs = softmax(LOGITS)  # sorted: 0.563, 0.207, 0.126, 0.076, 0.028
+    order = np.argsort(-probs)
+    p = filtered_distribution(LOGITS, Sampling(top_p=0.7))
+    keep = order[: int(np.searchsorted(np.cumsum(probs[order]), 0.7)) + 1]
+    expected = np.zeros_like(probs)
+    expected[keep] = probs[keep] / probs[keep].sum()
+    np.testing.assert_allclose(p, expected)
+    assert (p > 0).sum() == 2  # 0.563 < 0.7 <= 0.770
+
+
+def test_filters_combine_and_greedy_is_one_hot():
+    p = filtered_distribution(LOGITS, Sampling(temperature=2.0, top_k=3, top_p=0.5))
+    assert (p > 0).sum() <= 3 and abs(p.sum() - 1) < 1e-12
+    g = filtered_distribution(LOGITS, Sampling(greedy=True))
+    assert g[0] == 1 and g.sum() == 1
+
+
+def test_draw_follows_the_distribution():
+    rng = np.random.default_rng(0)
+    probs = np.array([0.1, 0.0, 0.6, 0.3])
+    counts = np.bincount([draw(probs, rng) for _ in range(20000)], minlength=4) / 20000
+    np.testing.assert_allclose(counts, probs, atol=0.015)
+    assert counts[1] == 0
+
+
+@pytest.mark.parametrize("kw", [dict(temperature=0), dict(top_k=-1), dict(top_p=0), dict(top_p=1.5)])
+def test_invalid_sampling_is_refused(kw):
+    with pytest.raises(ConfigError):
+        Sampling(**kw).validate()

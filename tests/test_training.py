@@ -1,0 +1,119 @@
+"""Trainer: schedule, determinism, exact resume, divergence, float32 vs float64."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tinylm.core import (
+    CorpusError, ConfigError, Corpus, ModelConfig, TrainConfig, Trainer, TrainingDiverged, load_corpus, make_trainer,
+)
+from tinylm.core.schedule import get_lr
+
+SMALL = dict(n_layer=1, n_head=2, n_embd=16, block_size=16)
+
+
+def small_trainer(dtype=np.float32, steps=30, **train):
+    cfg = TrainConfig(**{**dict(batch_size=4, max_steps=steps, eval_interval=10, eval_batches=2, warmup_steps=5), **train})
+    return make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SMALL), train_config=cfg, dtype=dtype)
+
+
+def test_lr_schedule_warmup_then_cosine_to_floor():
+    lrs = [get_lr(s, 1e-3, 1e-4, 10, 100) for s in range(120)]
+    assert lrs[0] == pytest.approx(1e-3 / 11)
+    assert lrs[9] == pytest.approx(1e-3 * 10 / 11)
+    assert lrs[10] == pytest.approx(1e-3)
+    assert lrs[55] == pytest.approx(1e-4 + 0.5 * (1 + math.cos(math.pi * 0.5)) * 9e-4)
+    assert lrs[100] == pytest.approx(1e-4) and lrs[119] == 1e-4
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_loss_decreases_and_metrics_are_reported():
+    tr = small_trainer(steps=60, learning_rate=3e-3)
+    history = [tr.step() for _ in range(60)]
+    assert history[-1].train_loss < history[0].train_loss - 0.5
+    evals = [m for m in history if m.val_loss is not None]
+    assert [m.step for m in evals] == [10, 20, 30, 40, 50, 60]
+    assert 0.0 <= evals[-1].accuracy <= 1.0 and evals[-1].accuracy > 0.1
+    assert tr.done and history[-1].eta_s == 0
+    assert all(m.tokens_per_s > 0 and m.grad_norm > 0 for m in history)
+
+
+def test_same_seed_same_losses_and_different_seed_differs():
+    a = [small_trainer().step().train_loss for _ in range(1)]
+    ta, tb, tc = small_trainer(), small_trainer(), small_trainer(seed=7)
+    la = [ta.step().train_loss for _ in range(8)]
+    lb = [tb.step().train_loss for _ in range(8)]
+    lc = [tc.step().train_loss for _ in range(8)]
+    assert la == lb and la != lc and a[0] == la[0]
+
+
+def test_resume_continues_with_the_same_losses(tmp_path):
+    full = small_trainer(steps=20)
+    straight = [full.step().train_loss for _ in range(20)]
+    first = small_trainer(steps=20)
+    for _ in range(8):
+        first.step()
+    first.save(tmp_path / "ckpt")
+    resumed = Trainer.resume(tmp_path / "ckpt")
+    assert resumed.step_count == 8 and len(resumed.history) == 8
+    rest = [resumed.step() for _ in range(12)]
+    np.testing.assert_allclose([m.train_loss for m in rest], straight[8:], rtol=1e-6)
+    assert rest[-1].val_loss == pytest.approx(full.history[-1].val_loss, rel=1e-6)
+
+
+def test_resume_with_dropout_is_exact(tmp_path):
+    def make():
+        return make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SMALL, dropout=0.2),
+                            train_config=TrainConfig(batch_size=4, max_steps=10, eval_interval=5, eval_batches=1))
+    full = make()
+    straight = [full.step().train_loss for _ in range(10)]
+    part = make()
+    for _ in range(4):
+        part.step()
+    part.save(tmp_path / "c")
+    resumed = Trainer.resume(tmp_path / "c")
+    np.testing.assert_allclose([resumed.step().train_loss for _ in range(6)], straight[4:], rtol=1e-6)
+
+
+def test_float32_and_float64_agree_on_first_20_losses():
+    l32 = [m.train_loss for m in (small_trainer(np.float32).step() for _ in range(20))]
+    l64 = [m.train_loss for m in (small_trainer(np.float64).step() for _ in range(20))]
+    np.testing.assert_allclose(l32, l64, rtol=1e-4)
+
+
+def test_divergence_stops_and_keeps_last_good_weights():
+    tr = small_trainer()
+    tr.step()
+    good = tr.model.flat.copy()
+    tr.model.params["transformer.ln_f.weight"][0] = np.nan
+    good[tr.model.layout.offsets["transformer.ln_f.weight"]] = np.nan
+    with pytest.raises(TrainingDiverged, match="diverged at step 2"):
+        tr.step()
+    np.testing.assert_array_equal(tr.model.flat, good)
+    assert tr.step_count == 1
+
+
+def test_weight_decay_only_touches_2d_weights():
+    tr = small_trainer(weight_decay=0.5, learning_rate=1e-2)
+    model = tr.model
+    model.forward(tr.x, tr.y)
+    names_2d = [n for n, s in model.layout.shapes.items() if len(s) == 2]
+    assert model.layout.n_decay == sum(model.params[n].size for n in names_2d)
+    assert all(model.layout.offsets[n] < model.layout.n_decay for n in names_2d)
+
+
+def test_corpus_shorter_than_context_is_refused():
+    with pytest.raises(CorpusError, match="fewer than one context window"):
+        make_trainer(Corpus.from_text("tiny text"), "char", model_config=ModelConfig(**SMALL))
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("learning_rate", 0.0, "learning_rate must be a positive"),
+    ("batch_size", 0, "batch_size must be a positive"),
+    ("max_steps", -5, "max_steps must be a positive"),
+    ("grad_clip", -1.0, "grad_clip"),
+])
+def test_invalid_train_config_names_the_problem(field, value, words):
+    with pytest.raises(ConfigError, match=words):
+        TrainConfig(**{field: value}).validate()
