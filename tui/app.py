@@ -1,0 +1,260 @@
+"""The tinylm-tui App: six screens as modes (keys 1-6), shared Session, one background training run."""
+
+from __future__ import annotations
+
+import importlib
+from functools import partial
+from pathlib import Path
+from typing import Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from .session import Session
+from .training_worker import TrainingRun
+from .widgets.modebar import SCREENS, Chrome
+
+# mode -> (module, class); the views' screens are imported when first shown.
+SCREEN_CLASSES = {
+    "config": ("tinylm.tui.screens.config", "ConfigScreen"),
+    "training": ("tinylm.tui.screens.training", "TrainingScreen"),
+    "inspect": ("tinylm.tui.screens.inspect", "InspectScreen"),
+    "attention": ("tinylm.tui.screens.attention", "AttentionScreen"),
+    "generate": ("tinylm.tui.screens.generate", "GenerateScreen"),
+    "vocabulary": ("tinylm.tui.screens.vocabulary", "VocabularyScreen"),
+}
+POLL_HZ = 8  # how often the UI reads the training slot (DESIGN.md: 5-10 Hz, never per step)
+
+
+def screen_class(mode: str) -> type[Screen]:
+    """The Screen class of a mode, with the mode bar and footer added at the bottom."""
+    module, name = SCREEN_CLASSES[mode]
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:  # a screen module missing from this build
+        cls = type(name, (MissingScreen,), {"reason": f"{name} could not be loaded: {exc}"})
+    return with_chrome(cls)
+
+
+class MissingScreen(Screen):
+    """Stands in for a screen whose module cannot be imported, so the rest of the app keeps working."""
+
+    reason = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.reason, classes="no-model")
+
+
+_CHROMED: dict[type, type] = {}
+
+
+def with_chrome(cls: type[Screen]) -> type[Screen]:
+    """A subclass of `cls` (same name, so CSS and isinstance still match) that adds the bottom chrome."""
+    if cls not in _CHROMED:
+        def compose(self) -> ComposeResult:
+            has_footer = False
+            for widget in cls.compose(self):
+                has_footer = has_footer or isinstance(widget, Footer)
+                yield widget
+            yield Chrome(footer=not has_footer)
+
+        _CHROMED[cls] = type(cls.__name__, (cls,), {"compose": compose, "__module__": cls.__module__})
+    return _CHROMED[cls]
+
+
+class TinyLMApp(App):
+    """Configure, train, inspect and run a small GPT-2 from the keyboard."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tinylm"
+    MODES = {mode: partial(lambda m: screen_class(m)(), mode) for mode in SCREEN_CLASSES}
+    BINDINGS = [
+        *[Binding(key, f"switch_mode('{mode}')", label, show=False) for key, mode, label, _ in SCREENS],
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False),
+    ]
+    status: reactive[str] = reactive("")
+
+    def __init__(self, session: Session | None = None, *, start_training: bool = False,
+                 theme: str | None = None, corpus: str | None = None, checkpoint: str | None = None,
+                 warm_up: bool | None = None) -> None:
+        super().__init__()
+        self.building = session is None  # the CLI path: build the default model in the background
+        self.session = session if session is not None else Session()
+        self.training: TrainingRun | None = None
+        self._start_training = start_training
+        self._corpus_arg, self._checkpoint_arg = corpus, checkpoint
+        self._warm_up = self.building if warm_up is None else warm_up
+        self._seen_step = -1
+        if theme:
+            self.theme = theme
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.set_interval(1 / POLL_HZ, self.poll_training)
+        if self.building:
+            self.status = "loading…"
+            self.load_initial()
+        else:
+            self.status = "ready" if self.session.has_model else "no model"
+            if self._start_training and self.session.trainer is not None:
+                self.start_training()
+        self.switch_mode("config" if not self._start_training else "training")
+
+    @work(thread=True, exclusive=True, group="startup", exit_on_error=False)
+    def load_initial(self) -> None:
+        """Build the default model (or load the checkpoint), then compile kernels, off the UI thread."""
+        from tinylm.core import TinyLMError
+
+        from .startup import build, warm_up
+
+        try:
+            built = build(self._corpus_arg, self._checkpoint_arg)
+        except TinyLMError as exc:
+            self.call_from_thread(self._loaded, None, str(exc))
+            return
+        self.call_from_thread(self.set_status, "compiling kernels…" if self._warm_up else "ready")
+        if self._warm_up:
+            warm_up()
+        self.call_from_thread(self._loaded, built, "")
+
+    def _loaded(self, built, error: str) -> None:
+        self.building = False
+        if built is None:
+            self.status = "no model"
+            self.notify(error, title="Could not load", severity="error", timeout=10)
+            return
+        self.session.set_model(built.model, built.trainer, built.corpus)
+        self.session.checkpoint_path = built.checkpoint
+        self.status = "ready"
+        if self._start_training:
+            self.start_training()
+        self.refresh_screen()
+
+    def set_status(self, text: str) -> None:
+        self.status = text
+
+    def refresh_screen(self) -> None:
+        """Tell the visible screen that the session changed (screens re-read it on resume)."""
+        from textual import events
+
+        self.screen.post_message(events.ScreenResume())
+
+    # -- training --------------------------------------------------------------------------------
+    def start_training(self) -> TrainingRun | None:
+        """Start (or continue) training the session's trainer in the background."""
+        trainer = self.session.trainer
+        if trainer is None:
+            self.notify("This model has no trainer: create one on the Config screen (1).", severity="warning")
+            return None
+        if self.training is not None and self.training.trainer is trainer and self.training.alive:
+            return self.training
+        if trainer.done:
+            self.notify(f"Training already finished ({trainer.step_count} steps).")
+            return None
+        self.training = TrainingRun(trainer, sample_prompt=self.session.prompt or "\n")
+        self.training.start()
+        return self.training
+
+    def stop_training(self) -> None:
+        if self.training is not None:
+            self.training.stop()
+            self.poll_training()
+
+    @property
+    def training_active(self) -> bool:
+        return self.training is not None and self.training.state().active
+
+    def poll_training(self) -> None:
+        """Read the run's step; bump the session version when the weights moved, update the status."""
+        if self.training is None:
+            return
+        state = self.training.state()
+        if state.step != self._seen_step:
+            self._seen_step = state.step
+            self.session.bump()
+        pct = f"{100 * state.fraction:.0f}% {state.step}/{state.max_steps}"
+        self.status = {"running": f"training {pct}", "paused": f"paused {pct}"}.get(
+            state.status, f"{state.status} {pct}")
+
+    def save_checkpoint(self, path: str | None = None) -> str | None:
+        """Save the model (and trainer state) atomically; returns the path or None after a message."""
+        from tinylm.core import TinyLMError
+
+        model = self.session.model
+        if model is None:
+            self.notify("No model to save yet.", severity="warning")
+            return None
+        path = path or self.session.checkpoint_path or str(Path("checkpoints") / "tinylm-tui")
+        try:
+            with model.lock:
+                model.save(path, trainer=self.session.trainer)
+        except (TinyLMError, OSError) as exc:
+            self.notify(f"Could not save: {exc}", severity="error", timeout=10)
+            return None
+        self.session.checkpoint_path = path
+        self.notify(f"Saved to {path}")
+        return path
+
+    # -- actions ---------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Quit; while a run is training, ask whether to save it first."""
+        if self.training_active:
+            from .screens.quit import QuitScreen
+
+            if not isinstance(self.screen, QuitScreen):
+                self.push_screen(QuitScreen(), self._quit_answer)
+            return
+        self.shutdown()
+
+    def _quit_answer(self, answer: str | None) -> None:
+        if answer == "save":
+            if self.training is not None:
+                self.training.stop()
+            if self.save_checkpoint() is None:
+                return  # the message explains why; stay so nothing is lost
+            self.shutdown()
+        elif answer == "quit":
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        if self.training is not None:
+            self.training.stop(wait=2.0)
+        self.exit()
+
+    def on_unmount(self) -> None:
+        if self.training is not None:
+            self.training.stop(wait=2.0)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every screen switch, every key of the current screen, and Textual's own commands."""
+        for key, mode, label, _ in SCREENS:
+            yield SystemCommand(f"Screen: {label}", f"Show the {label} screen (key {key})",
+                                partial(self.switch_mode, mode))
+        yield SystemCommand("Help", "List every key (key ?)", self.action_help)
+        seen = set()
+        for active in screen.active_bindings.values():
+            binding, node = active.binding, active.node
+            if not binding.description or node is self or binding.description in seen:
+                continue
+            seen.add(binding.description)
+            yield SystemCommand(binding.description, f"key {self.get_key_display(binding)}",
+                                partial(self.run_action, binding.action, node))
+        yield from super().get_system_commands(screen)
+
+
+def create_app(session: Session | None = None, *, start_training: bool = False, theme: str | None = None,
+               corpus: str | None = None, checkpoint: str | None = None) -> TinyLMApp:
+    """The app for the CLI (session=None: build the default model in the background) and for tests."""
+    return TinyLMApp(session, start_training=start_training, theme=theme, corpus=corpus, checkpoint=checkpoint)

@@ -1,0 +1,313 @@
+"""Config: corpus, tokenizer, model and training settings with a live summary; create & train; checkpoints."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
+
+from .config_form import (DEFAULTS, NUMBER_FIELDS, POSITIONAL_KINDS, TOKENIZER_KINDS, FieldError, build_configs,
+                          format_value, human_bytes, human_count, which_field)
+
+FILE, TYPED = "(file)", "(typed)"  # corpus sources besides the built-in names
+SECTIONS = {"layers": "Model", "batch": "Training"}
+
+
+class ConfigScreen(Screen):
+    """Choose what to train and how big; the summary on the right follows every change."""
+
+    AUTO_FOCUS = ""  # keys 1-6 must work on arrival; tab enters the form
+    BINDINGS = [
+        Binding("ctrl+t", "create", "Create & train"),
+        Binding("ctrl+o", "open", "Open checkpoint"),
+        Binding("ctrl+s", "save", "Save checkpoint"),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+    DEFAULT_CSS = """
+    ConfigScreen #body { height: 1fr; }
+    ConfigScreen #form { width: 1fr; min-width: 40; padding: 0 1; scrollbar-size-vertical: 1; }
+    ConfigScreen #side { width: 36; padding: 0 1; border-left: solid $primary-darken-2; }
+    ConfigScreen .section { color: $accent; text-style: bold; margin-top: 1; }
+    ConfigScreen .row { height: 1; }
+    ConfigScreen .row > Label { width: 14; }
+    ConfigScreen .row > Input { width: 12; }
+    ConfigScreen .row > Select { width: 24; }
+    ConfigScreen .row > .field-hint { width: 1fr; color: $text-muted; padding-left: 1; text-wrap: nowrap;
+                                      text-overflow: ellipsis; }
+    ConfigScreen #path-row > Input, ConfigScreen #ckpt-row > Input { width: 1fr; }
+    ConfigScreen #text { height: 6; }
+    ConfigScreen Input.-invalid { background: $error 30%; }
+    ConfigScreen #summary { height: auto; }
+    ConfigScreen #verdict { height: auto; margin-top: 1; }
+    ConfigScreen #buttons { height: auto; margin-top: 1; }
+    ConfigScreen #buttons Button { margin-right: 1; }
+    ConfigScreen #keys-hint { color: $text-muted; margin-top: 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.corpus_key: tuple | None = None  # what the summary's corpus numbers were computed for
+        self.corpus_info: dict | None = None  # corpus, tokenizer, n_tokens (or error)
+        self.error: str | None = None  # why training is blocked, or None
+        self._pending = None
+
+    def compose(self) -> ComposeResult:
+        from tinylm.core import builtin_corpora
+
+        corpora = [(f"{name}", name) for name, _ in builtin_corpora()]
+        with Horizontal(id="body"):
+            with VerticalScroll(id="form"):
+                yield Static("Corpus", classes="section")
+                with Horizontal(classes="row"):
+                    yield Label("source")
+                    yield Select(corpora + [("a text file…", FILE), ("text typed below…", TYPED)],
+                                 value=corpora[0][1], allow_blank=False, compact=True, id="source")
+                with Horizontal(classes="row", id="path-row"):
+                    yield Label("file path")
+                    yield Input(placeholder="path to a UTF-8 .txt file", compact=True, id="path")
+                yield TextArea(id="text", soft_wrap=True, show_line_numbers=False)
+                yield Static("Tokenizer", classes="section")
+                with Horizontal(classes="row"):
+                    yield Label("tokenizer")
+                    yield Select([(k, k) for k in TOKENIZER_KINDS], value=DEFAULTS["tokenizer"],
+                                 allow_blank=False, compact=True, id="tokenizer")
+                for spec in NUMBER_FIELDS:
+                    if spec.id in SECTIONS:
+                        yield Static(SECTIONS[spec.id], classes="section")
+                    with Horizontal(classes="row"):
+                        yield Label(spec.label)
+                        yield Input(format_value(spec.default), compact=True, id=spec.id,
+                                    placeholder="auto" if spec.default is None else "")
+                        yield Label(spec.hint, classes="field-hint")
+                    if spec.id == "context":
+                        with Horizontal(classes="row"):
+                            yield Label("positions")
+                            yield Select([(k, k) for k in POSITIONAL_KINDS], value=DEFAULTS["positional"],
+                                         allow_blank=False, compact=True, id="positional")
+                yield Static("Checkpoint", classes="section")
+                with Horizontal(classes="row", id="ckpt-row"):
+                    yield Label("directory")
+                    yield Input("checkpoints/tinylm-tui", compact=True, id="ckpt")
+            with Vertical(id="side"):
+                yield Static(id="summary")
+                yield Static(id="verdict")
+                with Horizontal(id="buttons"):
+                    yield Button("Create & train", id="create", variant="success", compact=True)
+                yield Static("tab: next field · esc: leave a field\nthen 2-6 show the other screens",
+                             id="keys-hint")
+
+    def on_mount(self) -> None:
+        self.show_source()
+        self.recompute()
+
+    def on_screen_resume(self) -> None:
+        self.recompute()
+
+    # -- reading the form ------------------------------------------------------------------------
+    def values(self) -> dict[str, str]:
+        return {spec.id: self.query_one(f"#{spec.id}", Input).value for spec in NUMBER_FIELDS}
+
+    def select(self, id: str) -> str:
+        return str(self.query_one(f"#{id}", Select).value)
+
+    def corpus_request(self) -> tuple:
+        """A hashable description of the chosen corpus and tokenizer (the cache key of the summary)."""
+        source = self.select("source")
+        vocab = self.values()["vocab"].strip()
+        if source == FILE:
+            what = self.query_one("#path", Input).value.strip()
+        elif source == TYPED:
+            what = self.query_one("#text", TextArea).text  # the text itself, so the worker need not read widgets
+        else:
+            what = source
+        return (source, what, self.select("tokenizer"), vocab)
+
+    def show_source(self) -> None:
+        source = self.select("source")
+        self.query_one("#path-row").display = source == FILE
+        self.query_one("#text").display = source == TYPED
+
+    # -- reacting to edits -----------------------------------------------------------------------
+    @on(Select.Changed)
+    def _select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "source":
+            self.show_source()
+        self.recompute()
+
+    @on(Input.Changed)
+    @on(TextArea.Changed)
+    def _edited(self, event) -> None:
+        if getattr(event, "input", None) is not None and event.input.id == "ckpt":
+            return
+        if self._pending is not None:
+            self._pending.stop()
+        self._pending = self.set_timer(0.25, self.recompute)  # wait for a pause in typing
+
+    def recompute(self) -> None:
+        """Recompute the summary: model numbers now, corpus numbers in a worker when the corpus changed."""
+        request = self.corpus_request()
+        if request != self.corpus_key:
+            self.corpus_key = request
+            self.corpus_info = None
+            self.load_corpus(request)
+        self.show_summary()
+
+    @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
+    def load_corpus(self, request: tuple) -> None:
+        """Read the corpus and train the tokenizer off the UI thread (BPE training can take a moment)."""
+        from tinylm.core import Corpus, TinyLMError, load_corpus, train_tokenizer
+
+        source, what, kind, vocab = request
+        try:
+            if source == FILE:
+                if not what:
+                    raise ValueError("type the path of a text file")
+                corpus = load_corpus(what if "/" in what else f"./{what}")
+            elif source == TYPED:
+                corpus = Corpus.from_text(what)
+            else:
+                corpus = load_corpus(source)
+            vocab_size = int(vocab) if vocab.isdigit() else None
+            tokenizer = train_tokenizer(kind, corpus.text, vocab_size)
+            info = {"corpus": corpus, "tokenizer": tokenizer, "n_tokens": len(tokenizer.encode(corpus.text))}
+        except (TinyLMError, ValueError, OSError) as exc:
+            info = {"error": str(exc)}
+        self.app.call_from_thread(self._corpus_loaded, request, info)
+
+    def _corpus_loaded(self, request: tuple, info: dict) -> None:
+        if request == self.corpus_key:
+            self.corpus_info = info
+            self.show_summary()
+
+    def show_summary(self) -> None:
+        """Fill the summary and the verdict (ready, or the first problem)."""
+        from tinylm.core import ConfigError, memory_estimate
+
+        for spec in NUMBER_FIELDS:
+            self.query_one(f"#{spec.id}", Input).remove_class("-invalid")
+        info = self.corpus_info
+        vocab = info["tokenizer"].vocab_size if info and "tokenizer" in info else None
+        lines = Text()
+        lines.append("Summary\n", style="bold")
+        self.error = None
+        if info is None:
+            lines.append("corpus     reading…\n", style="dim")
+        elif "error" in info:
+            self.error = info["error"]
+        else:
+            corpus = info["corpus"]
+            lines.append(f"corpus     {corpus.name} ({len(corpus.text):,} chars)\n")
+            lines.append(f"tokens     {info['n_tokens']:,}\n")
+            lines.append(f"vocab      {vocab:,} ({info['tokenizer'].kind})\n")
+        try:
+            mc, tc, _ = build_configs(self.values(), self.select("positional"), vocab_size=vocab or 2)
+            if info and "n_tokens" in info and info["n_tokens"] <= mc.block_size + 1:
+                raise ConfigError(f"the corpus has {info['n_tokens']} tokens: fewer than context "
+                                  f"{mc.block_size} + 1; use more text or a shorter context")
+        except (FieldError, ConfigError) as exc:
+            field = exc.field_id if isinstance(exc, FieldError) else which_field(str(exc))
+            if field:
+                self.query_one(f"#{field}", Input).add_class("-invalid")
+            self.error = self.error or str(exc)
+        else:
+            if vocab is not None:
+                tokens_per_step = tc.batch_size * mc.block_size
+                lines.append(f"params     {mc.num_params():,}\n")
+                lines.append(f"FLOPs/step {human_count(mc.flops_per_token() * tokens_per_step, 'FLOP')}\n")
+                lines.append(f"memory     {human_bytes(memory_estimate(mc, tc))}\n")
+                lines.append(f"tokens/step {tokens_per_step:,} ({tc.batch_size} x {mc.block_size})\n")
+        self.query_one("#summary", Static).update(lines)
+        verdict = self.query_one("#verdict", Static)
+        if self.error:
+            verdict.update(Text(f"✖ {self.error}", style="bold red"))
+        elif info is None:
+            verdict.update(Text("…", style="dim"))
+        else:
+            verdict.update(Text("✔ ready: ctrl+t creates the model and trains it", style="bold green"))
+        self.query_one("#create", Button).disabled = bool(self.error) or info is None
+
+    # -- actions ---------------------------------------------------------------------------------
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    @on(Button.Pressed, "#create")
+    def action_create(self) -> None:
+        """Build a new model from the settings and start training it."""
+        self.show_summary()
+        info = self.corpus_info
+        if self.error or info is None or "corpus" not in info:
+            self.notify(self.error or "The corpus is still being read.", title="Cannot train yet",
+                        severity="error")
+            return
+        mc, tc, vocab = build_configs(self.values(), self.select("positional"))
+        self.notify("Building the model…", timeout=2)
+        self.create_trainer(info["corpus"], info["tokenizer"], mc, tc)
+
+    @work(thread=True, exclusive=True, group="create", exit_on_error=False)
+    def create_trainer(self, corpus, tokenizer, mc, tc) -> None:
+        from tinylm.core import TinyLMError, make_trainer
+
+        try:
+            trainer = make_trainer(corpus, tokenizer.kind, model_config=mc, train_config=tc, tokenizer=tokenizer)
+        except TinyLMError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Cannot train", severity="error")
+            return
+        self.app.call_from_thread(self._created, trainer, corpus)
+
+    def _created(self, trainer, corpus) -> None:
+        app = self.app
+        app.stop_training()
+        app.session.set_model(trainer.model, trainer, corpus)
+        app.start_training()
+        app.switch_mode("training")
+
+    def checkpoint_dir(self) -> str:
+        return self.query_one("#ckpt", Input).value.strip()
+
+    def action_save(self) -> None:
+        if self.checkpoint_dir():
+            self.app.save_checkpoint(self.checkpoint_dir())
+        else:
+            self.notify("Type a checkpoint directory first.", severity="warning")
+
+    def action_open(self) -> None:
+        path = self.checkpoint_dir()
+        if not path:
+            self.notify("Type a checkpoint directory first.", severity="warning")
+            return
+        self.open_checkpoint(path)
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def open_checkpoint(self, path: str) -> None:
+        from tinylm.core import TinyLMError
+
+        from ..startup import build
+
+        try:
+            built = build(checkpoint=path)
+        except (TinyLMError, OSError, ValueError) as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Could not open checkpoint",
+                                      severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self._opened, built)
+
+    def _opened(self, built) -> None:
+        app = self.app
+        app.stop_training()
+        app.session.set_model(built.model, built.trainer, built.corpus)
+        app.session.checkpoint_path = built.checkpoint
+        self.fill_from(built.model.config, built.trainer.config if built.trainer else None)
+        step = built.trainer.step_count if built.trainer else "?"
+        self.notify(f"Opened {built.checkpoint} (step {step}).")
+
+    def fill_from(self, mc, tc) -> None:
+        """Show a loaded model's settings in the form."""
+        for spec in NUMBER_FIELDS:
+            source = mc if spec.target == "model" else tc if spec.target == "train" else None
+            if source is not None and hasattr(source, spec.attr):
+                self.query_one(f"#{spec.id}", Input).value = format_value(getattr(source, spec.attr))
+        self.query_one("#positional", Select).value = mc.positional

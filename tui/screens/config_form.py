@@ -1,0 +1,114 @@
+"""The Config screen's fields: their labels and defaults, and turning typed values into validated configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..startup import DEFAULT_MODEL, DEFAULT_TOKENIZER, DEFAULT_TRAIN
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One typed setting: widget id, label, value type, default and the config attribute it sets."""
+
+    id: str
+    label: str
+    type: type
+    default: Any
+    target: str  # "model" | "train" | "tokenizer"
+    attr: str
+    hint: str = ""
+
+
+NUMBER_FIELDS = (
+    FieldSpec("vocab", "vocab size", int, None, "tokenizer", "vocab_size", "word/bpe only; empty = auto"),
+    FieldSpec("layers", "layers", int, DEFAULT_MODEL["n_layer"], "model", "n_layer", "transformer blocks"),
+    FieldSpec("heads", "heads", int, DEFAULT_MODEL["n_head"], "model", "n_head", "attention heads per block"),
+    FieldSpec("embd", "embedding", int, DEFAULT_MODEL["n_embd"], "model", "n_embd", "width C, divisible by heads"),
+    FieldSpec("context", "context", int, DEFAULT_MODEL["block_size"], "model", "block_size", "tokens seen at once"),
+    FieldSpec("dropout", "dropout", float, DEFAULT_MODEL["dropout"], "model", "dropout", "0 <= p < 1"),
+    FieldSpec("batch", "batch size", int, DEFAULT_TRAIN["batch_size"], "train", "batch_size", "windows per step"),
+    FieldSpec("lr", "learning rate", float, DEFAULT_TRAIN["learning_rate"], "train", "learning_rate", "peak"),
+    FieldSpec("steps", "steps", int, DEFAULT_TRAIN["max_steps"], "train", "max_steps", "optimizer steps"),
+    FieldSpec("warmup", "warmup", int, DEFAULT_TRAIN["warmup_steps"], "train", "warmup_steps", "linear lr ramp"),
+    FieldSpec("decay", "weight decay", float, DEFAULT_TRAIN["weight_decay"], "train", "weight_decay", "AdamW"),
+    FieldSpec("seed", "seed", int, DEFAULT_TRAIN["seed"], "train", "seed", "same seed, same run"),
+)
+FIELDS_BY_ID = {f.id: f for f in NUMBER_FIELDS}
+MODEL_FIELDS = [f for f in NUMBER_FIELDS if f.target == "model"]
+TRAIN_FIELDS = [f for f in NUMBER_FIELDS if f.target == "train"]
+TOKENIZER_KINDS = ("char", "word", "bpe")
+POSITIONAL_KINDS = ("learned", "sincos")
+DEFAULTS = {"tokenizer": DEFAULT_TOKENIZER, "positional": DEFAULT_MODEL["positional"]}
+
+
+class FieldError(ValueError):
+    """A value that is not a number; carries the field id so the screen can mark it."""
+
+    def __init__(self, field_id: str, message: str) -> None:
+        super().__init__(message)
+        self.field_id = field_id
+
+
+def format_value(value: Any) -> str:
+    """A default as the text its input starts with."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def parse(spec: FieldSpec, text: str) -> Any:
+    """The typed text as the field's type; empty means the default; FieldError says what is wrong."""
+    text = text.strip().replace("_", "")
+    if not text:
+        return spec.default
+    try:
+        return spec.type(text) if spec.type is float else int(text)
+    except ValueError:
+        kind = "a whole number" if spec.type is int else "a number"
+        raise FieldError(spec.id, f"{spec.label}: {text!r} is not {kind}") from None
+
+
+def which_field(message: str) -> str | None:
+    """The field a ConfigError message is about (it names the config attribute first)."""
+    hits = [(message.find(f.attr), f.id) for f in NUMBER_FIELDS if f.attr in message]
+    return min(hits)[1] if hits else None
+
+
+def build_configs(values: dict[str, str], positional: str, vocab_size: int | None = None):
+    """(ModelConfig, TrainConfig, tokenizer vocab size) from the typed values; raises FieldError/ConfigError."""
+    from tinylm.core import ModelConfig, TrainConfig
+
+    parsed = {f.id: parse(f, values.get(f.id, "")) for f in NUMBER_FIELDS}
+    mc = ModelConfig(positional=positional, **{f.attr: parsed[f.id] for f in MODEL_FIELDS})
+    if vocab_size is not None:
+        mc.vocab_size = vocab_size
+    tc = TrainConfig(**{f.attr: parsed[f.id] for f in TRAIN_FIELDS})
+    tc.eval_interval = max(tc.max_steps // 20, 1)  # about 20 points on the validation curve
+    if tc.learning_rate > 0:
+        tc.min_lr = tc.learning_rate / 10  # the cosine floor follows the chosen peak
+    if tc.warmup_steps >= tc.max_steps > 0 and tc.warmup_steps > 0:
+        from tinylm.core import ConfigError
+
+        raise ConfigError(f"warmup_steps {tc.warmup_steps} must be fewer than the {tc.max_steps} steps")
+    tc.validate()
+    mc.validate()
+    return mc, tc, parsed["vocab"]
+
+
+def human_count(n: float, unit: str = "") -> str:
+    """1234567 -> '1.23 M'."""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {suffix}{unit}"
+    return f"{n:.0f} {unit}".rstrip()
+
+
+def human_bytes(n: float) -> str:
+    for scale, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= scale:
+            return f"{n / scale:.3g} {suffix}"
+    return f"{n:.0f} B"

@@ -1,0 +1,326 @@
+"""Generate: the next token's ten most likely candidates, one step or a stream, with live sampling knobs."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Input, Label, Static
+
+from ..widgets.probbars import ProbBars, top_tokens
+from ..widgets.compare import CompareView
+
+TEMPERATURES = (0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0)
+TOP_KS = (0, 1, 2, 3, 5, 10, 20, 50)  # 0 = off
+TOP_PS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)  # 1 = off
+STREAM_DELAY = 0.03  # seconds between streamed tokens, so the stream reads as token by token
+NO_MODEL = "No model yet: press 1 to configure and train one"
+
+
+def neighbour(values: tuple, current: float, delta: int) -> float:
+    """The next value up or down a ladder from `current` (which need not be on it)."""
+    if delta > 0:
+        return next((v for v in values if v > current + 1e-9), values[-1])
+    return next((v for v in reversed(values) if v < current - 1e-9), values[0])
+
+
+class TokenStreamed(Message):
+    """One streamed token (posted from the stream thread)."""
+
+    def __init__(self, step, run: int) -> None:
+        super().__init__()
+        self.step, self.run = step, run
+
+
+class GenerateScreen(Screen):
+    """Type a prompt, watch the next-token probabilities, step or stream tokens, turn the knobs."""
+
+    AUTO_FOCUS = ""
+    BINDINGS = [
+        Binding("n,enter", "step", "Next token"),
+        Binding("space", "stream", "Stream/stop"),
+        Binding("minus", "temperature(-1)", "Temp-"),
+        Binding("plus,equals_sign", "temperature(1)", "Temp+"),
+        Binding("k", "top_k(-1)", "Top-k"),
+        Binding("K", "top_k(1)", "Top-k up", show=False),
+        Binding("p", "top_p(-1)", "Top-p"),
+        Binding("P", "top_p(1)", "Top-p up", show=False),
+        Binding("g", "greedy", "Greedy"),
+        Binding("c", "compare", "Compare"),
+        Binding("r", "reseed", "New seed", show=False),
+        Binding("s", "edit_seed", "Set seed", show=False),
+        Binding("e", "edit_prompt", "Edit prompt", show=False),
+        Binding("x", "reset", "Reset text", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+    DEFAULT_CSS = """
+    GenerateScreen .row { height: 1; padding: 0 1; }
+    GenerateScreen .row > Label { width: auto; padding-right: 1; color: $accent; text-style: bold; }
+    GenerateScreen #prompt { width: 1fr; }
+    GenerateScreen #seed { width: 12; }
+    GenerateScreen #knobs { width: 1fr; }
+    GenerateScreen #gen-main { height: 1fr; }
+    GenerateScreen #output-box { width: 1fr; padding: 0 1; border-right: solid $primary-darken-2; }
+    GenerateScreen #bars-box { width: 48; min-width: 30; padding: 0 1; }
+    GenerateScreen #bars-title { color: $accent; text-style: bold; }
+    GenerateScreen CompareView { height: 9; display: none; border-top: solid $primary-darken-2; }
+    GenerateScreen CompareView.-shown { display: block; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from tinylm.core import Sampling
+
+        self.sampling = Sampling(temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=0)
+        self.base = ""  # the prompt as typed; generated text follows it
+        self.generated: list[tuple[int, str]] = []  # (id, text) of tokens appended since the prompt
+        self.streaming = False
+        self._stream_run = 0  # tokens from an older stream are ignored
+        self._seen = (-1, None)  # (session version, model id) the view shows
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Label("prompt")
+            yield Input(compact=True, id="prompt", placeholder="type a prompt, enter to predict")
+        with Horizontal(classes="row"):
+            yield Static(id="knobs")
+            yield Label("seed")
+            yield Input(compact=True, id="seed", type="integer")
+        with Horizontal(id="gen-main"):
+            with VerticalScroll(id="output-box"):
+                yield Static(id="output")
+            with Vertical(id="bars-box"):
+                yield Static(id="bars-title")
+                yield ProbBars(id="bars")
+        yield CompareView()
+
+    def on_mount(self) -> None:
+        self.base = self.app.session.prompt
+        self.query_one("#prompt", Input).value = self.base
+        self.query_one("#seed", Input).value = str(self.sampling.seed)
+
+    def on_screen_resume(self) -> None:
+        session = self.app.session
+        if session.prompt != self.text:  # another screen changed the shared prompt
+            self.base, self.generated = session.prompt, []
+            self.query_one("#prompt", Input).value = self.base
+        self.refresh_view()
+
+    @property
+    def text(self) -> str:
+        return self.base + "".join(t for _, t in self.generated)
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def refresh_view(self) -> None:
+        """Knobs, the text so far and the bars for the next token, from the current weights."""
+        self.show_knobs()
+        self.show_output()
+        model = self.app.session.model
+        bars = self.query_one("#bars", ProbBars)
+        if model is None:
+            self.query_one("#bars-title", Static).update(NO_MODEL)
+            bars.set_items([])
+            return
+        if not self.streaming:
+            self.show_prediction()
+
+    def show_knobs(self) -> None:
+        s = self.sampling
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for label, value, keys, on_ in (("T", f"{s.temperature:g}", "-/+", True),
+                                        ("top-k", str(s.top_k) if s.top_k else "off", "k/K", bool(s.top_k)),
+                                        ("top-p", f"{s.top_p:g}" if s.top_p < 1 else "off", "p/P", s.top_p < 1),
+                                        ("greedy", "on" if s.greedy else "off", "g", s.greedy)):
+            t.append(f"{label} ", style="dim")
+            t.append(value, style="bold" if on_ else "")
+            t.append(f" ({keys})  ", style="dim")
+        if self.streaming:
+            t.append("● streaming", style="bold green")
+        self.query_one("#knobs", Static).update(t)
+
+    def show_output(self) -> None:
+        text = Text()
+        text.append(self.base, style="bold")
+        for _, piece in self.generated:
+            text.append(piece, style="green")
+        if not self.generated:
+            text.append("\n\nn: next token · space: stream · c: compare strategies · e: edit the prompt",
+                        style="dim")
+        self.query_one("#output", Static).update(text)
+        self.query_one("#output-box", VerticalScroll).scroll_end(animate=False)
+
+    def prediction(self):
+        """(raw probs, sampling probs) of the next token after the text; None for an empty text."""
+        model = self.app.session.model
+        if not self.text:
+            return None
+        raw = model.next_token_probs(self.text)
+        with np.errstate(divide="ignore"):
+            logits = np.log(raw)  # log-probabilities differ from the logits by a constant: same softmax
+        return raw, self.sampling.distribution(logits)
+
+    def show_prediction(self) -> None:
+        model = self.app.session.model
+        pred = self.prediction()
+        title = self.query_one("#bars-title", Static)
+        if pred is None:
+            title.update("type a prompt to see the next token")
+            self.query_one("#bars", ProbBars).set_items([])
+            return
+        raw, probs = pred
+        title.update(Text(f"next token · {self.sampling.describe()}", no_wrap=True, overflow="ellipsis"))
+        self.query_one("#bars", ProbBars).set_items(top_tokens(probs, model.tokenizer, 10, raw))
+
+    # -- prompt and seed -------------------------------------------------------------------------
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, event: Input.Submitted) -> None:
+        self.set_prompt(event.value)
+        self.set_focus(None)
+
+    @on(Input.Changed, "#prompt")
+    def _prompt_changed(self, event: Input.Changed) -> None:
+        if event.value != self.text:
+            self.set_prompt(event.value)
+
+    def set_prompt(self, value: str) -> None:
+        self.stop_stream()
+        self.base, self.generated = value, []
+        self.app.session.prompt = value
+        self.refresh_view()
+
+    @on(Input.Submitted, "#seed")
+    def _seed_submitted(self, event: Input.Submitted) -> None:
+        try:
+            self.sampling.seed = int(event.value)
+        except ValueError:
+            self.notify(f"seed must be a whole number, got {event.value!r}", severity="error")
+            event.input.value = str(self.sampling.seed)
+        self.set_focus(None)
+        self.refresh_view()
+
+    def action_edit_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_edit_seed(self) -> None:
+        self.query_one("#seed", Input).focus()
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    def action_reseed(self) -> None:
+        self.sampling.seed = (self.sampling.seed or 0) + 1
+        self.query_one("#seed", Input).value = str(self.sampling.seed)
+        self.refresh_view()
+
+    def action_reset(self) -> None:
+        self.stop_stream()
+        self.generated = []
+        self.app.session.prompt = self.base
+        self.query_one("#prompt", Input).value = self.base
+        self.refresh_view()
+
+    # -- knobs: the bars follow at once ----------------------------------------------------------
+    def action_temperature(self, delta: int) -> None:
+        self.sampling.temperature = neighbour(TEMPERATURES, self.sampling.temperature, delta)
+        self.refresh_view()
+
+    def action_top_k(self, delta: int) -> None:
+        ladder = TOP_KS[1:] + (0,)  # down from off goes to 50, ..., 1
+        i = ladder.index(self.sampling.top_k) if self.sampling.top_k in ladder else len(ladder) - 1
+        self.sampling.top_k = ladder[max(0, min(len(ladder) - 1, i + delta))]
+        self.refresh_view()
+
+    def action_top_p(self, delta: int) -> None:
+        self.sampling.top_p = neighbour(TOP_PS, self.sampling.top_p, delta)
+        self.refresh_view()
+
+    def action_greedy(self) -> None:
+        self.sampling.greedy = not self.sampling.greedy
+        self.refresh_view()
+
+    # -- generating ------------------------------------------------------------------------------
+    def action_step(self) -> None:
+        """Sample one token from the distribution the bars show, and append it."""
+        from tinylm.core import Sampling
+
+        model = self.app.session.model
+        if model is None or not self.text:
+            self.notify(NO_MODEL if model is None else "Type a prompt first (e).", severity="warning")
+            return
+        self.stop_stream()
+        s = self.sampling
+        seeded = Sampling(s.temperature, s.top_k, s.top_p, s.greedy, (s.seed or 0) + len(self.generated))
+        step = next(iter(model.generate(self.text, seeded, max_new_tokens=1)))
+        self.append(step)
+        self.refresh_view()
+
+    def append(self, step) -> None:
+        self.generated.append((step.id, step.text))
+        self.app.session.prompt = self.text
+        prompt = self.query_one("#prompt", Input)
+        with prompt.prevent(Input.Changed):
+            prompt.value = self.text
+            prompt.cursor_position = len(prompt.value)
+
+    def action_stream(self) -> None:
+        if self.streaming:
+            self.stop_stream()
+            self.refresh_view()
+            return
+        if self.app.session.model is None or not self.text:
+            self.notify(NO_MODEL if self.app.session.model is None else "Type a prompt first (e).",
+                        severity="warning")
+            return
+        self.streaming = True
+        self._stream_run += 1
+        self.stream(self.text, self._stream_run)
+        self.show_knobs()
+
+    def stop_stream(self) -> None:
+        if self.streaming:
+            self.streaming = False
+            self._stream_run += 1
+            self.workers.cancel_group(self, "stream")
+
+    @work(thread=True, exclusive=True, group="stream", exit_on_error=False)
+    def stream(self, text: str, run: int) -> None:
+        """Generate tokens until stopped; the knobs act on the next token (the Sampling object is shared)."""
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        model = self.app.session.model
+        for step in model.generate(text, self.sampling):
+            if worker.is_cancelled:
+                return
+            self.post_message(TokenStreamed(step, run))
+            time.sleep(STREAM_DELAY)
+
+    def on_token_streamed(self, message: TokenStreamed) -> None:
+        if message.run != self._stream_run or not self.streaming:
+            return
+        step = message.step
+        self.append(step)
+        self.show_output()
+        model = self.app.session.model
+        self.query_one("#bars-title", Static).update(
+            Text(f"drawn from · {self.sampling.describe()}", no_wrap=True, overflow="ellipsis"))
+        self.query_one("#bars", ProbBars).set_items(top_tokens(step.probs, model.tokenizer, 10, step.raw_probs),
+                                                    highlight=step.id)
+
+    def on_screen_suspend(self) -> None:
+        self.stop_stream()
+
+    def action_compare(self) -> None:
+        view = self.query_one(CompareView)
+        view.toggle_class("-shown")
+        if view.has_class("-shown"):
+            view.run_compare(self.app.session.model, self.text, self.sampling.seed or 0)
+
+

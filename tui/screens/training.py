@@ -1,0 +1,251 @@
+"""Training: progress, loss chart, metrics, live weight heatmaps and a sample of generated text."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Static
+
+from ..training_worker import EMBEDDING, TrainingState, history_state
+from ..widgets.chart import BrailleChart, Series
+from ..widgets.heatmap import Heatmap
+from ..widgets.probbars import bar
+
+REFRESH_HZ = 8  # DESIGN.md: read the slot at 5-10 Hz, never once per step
+NO_MODEL = "No model yet: press 1 to configure and train one"
+
+
+def format_duration(seconds: float | None) -> str:
+    """`1:05` or `1:02:03`; `–` when unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def matrix_names(model) -> list[str]:
+    """The 2-D weights worth watching, in model order (embeddings first)."""
+    return [name for name, p in model.params.items() if p.ndim == 2]
+
+
+class TrainingScreen(Screen):
+    """Watch the model learn; pause, resume or stop; pick the weight matrix shown."""
+
+    BINDINGS = [
+        Binding("t", "train", "Train"),
+        Binding("space,p", "pause", "Pause/resume"),
+        Binding("s", "stop", "Stop"),
+        Binding("m", "matrix(1)", "Next matrix"),
+        Binding("M", "matrix(-1)", "Prev matrix", show=False),
+        Binding("ctrl+s", "save", "Save checkpoint", show=False),
+    ]
+    DEFAULT_CSS = """
+    TrainingScreen #progress { height: 1; padding: 0 1; }
+    TrainingScreen #message { height: auto; max-height: 2; padding: 0 1; color: $warning; }
+    TrainingScreen #main { height: 1fr; }
+    TrainingScreen #left { width: 1fr; min-width: 30; }
+    TrainingScreen #right { width: 1fr; }
+    TrainingScreen #loss { height: 1fr; min-height: 5; padding: 0 1; }
+    TrainingScreen #metrics { height: auto; padding: 0 1; }
+    TrainingScreen .map-title { height: 1; padding: 0 1; color: $accent; text-style: bold; }
+    TrainingScreen Heatmap { height: 1fr; max-height: 100%; width: 100%; }
+    TrainingScreen #sample { height: auto; max-height: 4; padding: 0 1; border-top: solid $primary-darken-2; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.matrix_index = -1  # index into matrix_names(); -1 = the first attention weight
+        self._shown = (-1, -1, -1, -1)  # (run id, step, sample step, matrices step) on screen
+        self._status = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="progress")
+        yield Static(id="message")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield BrailleChart(title="loss", id="loss")
+                yield Static(id="metrics")
+            with Vertical(id="right"):
+                yield Static("token embeddings wte (V x C)", id="wte-title", classes="map-title")
+                yield Heatmap(compact=True, show_status=False, id="wte")
+                yield Static(id="weights-title", classes="map-title")
+                yield Heatmap(compact=True, show_status=False, id="weights")
+        yield Static(id="sample")
+
+    def on_mount(self) -> None:
+        self.timer = self.set_interval(1 / REFRESH_HZ, self.refresh_view)
+
+    def on_screen_resume(self) -> None:
+        self._shown = (-1, -1, -1, -1)
+        self.refresh_view()
+
+    # -- reading the slot ------------------------------------------------------------------------
+    @property
+    def run(self):
+        return getattr(self.app, "training", None)
+
+    def current_matrix(self) -> str | None:
+        model = self.app.session.model
+        if model is None:
+            return None
+        names = [n for n in matrix_names(model) if n != EMBEDDING]
+        if not names:
+            return None
+        if self.matrix_index < 0:
+            self.matrix_index = next((i for i, n in enumerate(names) if "c_attn" in n), 0)
+        return names[self.matrix_index % len(names)]
+
+    def refresh_view(self) -> None:
+        """Redraw what changed since the last tick (cheap when nothing did)."""
+        if not self.is_current:
+            return
+        session = self.app.session
+        run = self.run
+        if session.model is None:
+            self.query_one("#progress", Static).update(NO_MODEL)
+            return
+        if run is None or run.trainer is not session.trainer:
+            self.show_idle()
+            return
+        state = run.state()
+        key = (id(run), state.step, state.sample_step, state.matrices_step)
+        self.show_progress(state)
+        if key == self._shown and state.status == self._status:
+            return
+        if state.status != self._status and state.status in ("diverged", "error"):
+            self.notify(state.message, title="Training stopped", severity="error", timeout=10)
+        self._status = state.status
+        if key[1] != self._shown[1]:
+            self.show_chart(state)
+            self.show_metrics(state)
+        if key[2] != self._shown[2]:
+            self.show_sample(state.sample, state.sample_step)
+        if key[3] != self._shown[3]:
+            self.show_matrices(state.matrices, state.matrices_step)
+        self._shown = key
+
+    def show_idle(self) -> None:
+        """A model without a live run: its weights, and how to start."""
+        trainer = self.app.session.trainer
+        if trainer is None:
+            msg = "This model has no trainer (a checkpoint without trainer state): press 1 to create a run."
+        elif trainer.done:
+            msg = f"Finished {trainer.step_count} steps. Press 1 to configure a new run."
+        else:
+            msg = f"Ready at step {trainer.step_count}/{trainer.config.max_steps}: press t to train."
+        self.query_one("#progress", Static).update(Text(msg, style="bold"))
+        if self._shown[0] != 0:
+            model = self.app.session.model
+            names = (EMBEDDING, self.current_matrix())
+            with model.lock:
+                mats = {n: model.params[n].copy() for n in names if n in model.params}
+            self.show_matrices(mats, trainer.step_count if trainer else 0)
+            if trainer is not None and trainer.history:
+                self.show_chart(history_state(trainer))
+            self._shown = (0, -1, -1, -1)
+
+    def show_progress(self, state: TrainingState) -> None:
+        m = state.metrics
+        icon = {"running": "▶", "paused": "⏸", "finished": "✔", "stopped": "■"}.get(state.status, "✖")
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{icon} {state.status:<8} ", style="bold")
+        line.append(bar(state.fraction, 20), style="green")
+        line.append(f" {100 * state.fraction:5.1f}%  step {state.step}/{state.max_steps}")
+        line.append(f"  left {format_duration(m.eta_s if m else None)}")
+        line.append(f"  elapsed {format_duration(m.elapsed_s if m else None)}", style="dim")
+        self.query_one("#progress", Static).update(line)
+        message = state.message if state.status in ("diverged", "error") else ""
+        self.query_one("#message", Static).update(message)
+
+    def show_chart(self, state: TrainingState) -> None:
+        self.query_one("#loss", BrailleChart).set_series(
+            [Series("train", state.train_steps, state.train_losses, "cyan"),
+             Series("val", state.val_steps, state.val_losses, "yellow")],
+            x_range=(0, max(state.max_steps, 1)))
+
+    def show_metrics(self, state: TrainingState) -> None:
+        m, v = state.metrics, state.last_val
+        if m is None:
+            self.query_one("#metrics", Static).update(Text("waiting for the first step…", style="dim"))
+            return
+        val = f"{v.val_loss:.3f} @{v.step}" if v is not None else "–"
+        acc = f"{100 * v.accuracy:.1f}%" if v is not None and v.accuracy is not None else "–"
+        rows = [("train loss", f"{m.train_loss:.3f}", "val loss", val),
+                ("accuracy", acc, "tokens/s", f"{m.tokens_per_s:,.0f}"),
+                ("lr", f"{m.lr:.2e}", "grad norm", f"{m.grad_norm:.3f}")]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, (a, av, b, bv) in enumerate(rows):
+            text.append(f"{a:<11}", style="dim")
+            text.append(f"{av:>10}   ", style="bold")
+            text.append(f"{b:<10}", style="dim")
+            text.append(f"{bv:>12}" + ("\n" if i < len(rows) - 1 else ""), style="bold")
+        self.query_one("#metrics", Static).update(text)
+
+    def show_sample(self, sample: str, step: int) -> None:
+        text = Text(no_wrap=False, overflow="ellipsis")
+        text.append(f"sample at step {step}: ", style="dim")
+        text.append(sample.replace("\n", " ⏎ ").strip())
+        self.query_one("#sample", Static).update(text)
+
+    def show_matrices(self, mats: dict, step: int) -> None:
+        model = self.app.session.model
+        tok = model.tokenizer
+        if EMBEDDING in mats:
+            labels = [tok.token_text(i) for i in range(mats[EMBEDDING].shape[0])]
+            self.query_one("#wte", Heatmap).set_data(mats[EMBEDDING], labels, kind="signed")
+            self.query_one("#wte-title", Static).update(
+                f"token embeddings wte {mats[EMBEDDING].shape[0]}x{mats[EMBEDDING].shape[1]} · step {step}")
+        name = self.current_matrix()
+        if name in mats:
+            short = name.removeprefix("transformer.")
+            self.query_one("#weights", Heatmap).set_data(mats[name], kind="signed")
+            self.query_one("#weights-title", Static).update(
+                f"{short} {mats[name].shape[0]}x{mats[name].shape[1]} · m: next")
+
+    # -- actions ---------------------------------------------------------------------------------
+    def action_train(self) -> None:
+        if self.app.session.model is None:
+            self.notify(NO_MODEL, severity="warning")
+            return
+        run = self.run
+        if run is not None and run.trainer is self.app.session.trainer and run.state().status == "paused":
+            run.resume()
+        else:
+            self.app.start_training()
+        self._shown = (-1, -1, -1, -1)
+        self.refresh_view()
+
+    def action_pause(self) -> None:
+        run = self.run
+        if run is None or not run.state().active:
+            self.notify("Not training: press t to train.")
+            return
+        run.toggle_pause()
+        self.refresh_view()
+
+    def action_stop(self) -> None:
+        run = self.run
+        if run is None or not run.state().active:
+            self.notify("Not training.")
+            return
+        self.app.stop_training()
+        self.refresh_view()
+
+    def action_matrix(self, delta: int) -> None:
+        self.current_matrix()
+        self.matrix_index += delta
+        name = self.current_matrix()
+        run = self.run
+        if run is not None and run.trainer is self.app.session.trainer and name:
+            run.watch(name)
+        self._shown = (self._shown[0], self._shown[1], self._shown[2], -1) if run else (-1, -1, -1, -1)
+        self.refresh_view()
+
+    def action_save(self) -> None:
+        self.app.save_checkpoint()
+
