@@ -101,7 +101,9 @@ class Heatmap(Widget, can_focus=True):
         self.set_cursor(min(row, max(n_rows - 1, 0)), min(col, max(n_cols - 1, 0)), force=True)
         self._lines.clear()
         self._cells: dict[int, list[Segment]] = {}  # data row -> its cells' segments (cursor drawn on top)
-        self.refresh(layout=True)
+        extent = (self.label_gutter, len(self.header), data.shape)
+        self.refresh(layout=extent != getattr(self, "_extent", None))  # a new layout only when the size may change
+        self._extent = extent
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -1,0 +1,244 @@
+"""Inspect: one prompt's forward pass, stage by stage, with how the selected number was computed."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual import events
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ..explain import explain
+from ..stages import Stage, all_stages, stage_view
+from ..widgets.heatmap import Heatmap, visible
+from .view_state import NO_MODEL, ViewState
+
+STAGE = Binding.Group("Stage")
+LAYER = Binding.Group("Layer")
+HEAD = Binding.Group("Head")
+WIDE = 150  # from this many columns the explanation sits beside the grid
+
+
+class InspectScreen(Screen):
+    """Step through the stages of a forward pass; the cell cursor explains each number."""
+
+    AUTO_FOCUS = "Heatmap"
+    BINDINGS = [
+        Binding("n", "stage(1)", "Next stage", group=STAGE),
+        Binding("p", "stage(-1)", "Previous stage", group=STAGE),
+        Binding("right_square_bracket", "layer(1)", "Next layer", key_display="]", group=LAYER),
+        Binding("left_square_bracket", "layer(-1)", "Previous layer", key_display="[", group=LAYER),
+        Binding("full_stop", "head(1)", "Next head", key_display=".", group=HEAD),
+        Binding("comma", "head(-1)", "Previous head", key_display=",", group=HEAD),
+        Binding("e", "edit_prompt", "Edit prompt"),
+        Binding("escape", "leave_prompt", "Back to the grid", show=False),
+        Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
+    ]
+    DEFAULT_CSS = """
+    InspectScreen .row { height: 1; padding: 0 1; }
+    InspectScreen .row > Label { width: auto; padding-right: 1; color: $accent; text-style: bold; }
+    InspectScreen #prompt { width: 1fr; }
+    InspectScreen #body { height: 1fr; }
+    InspectScreen #stages { width: 22; height: 1fr; border: none; border-right: solid $primary-darken-2;
+                            scrollbar-size-vertical: 1; }
+    InspectScreen #main { width: 1fr; padding: 0 0 0 1; }
+    InspectScreen #stage-title { text-style: bold; color: $accent; }
+    InspectScreen #formula { text-style: bold; }
+    InspectScreen #description { color: $text-muted; }
+    InspectScreen #split { height: 1fr; }
+    InspectScreen Heatmap { max-height: 60%; }
+    InspectScreen #explain-box { height: 1fr; min-height: 4; border-top: solid $primary-darken-2;
+                                 scrollbar-size-vertical: 1; }
+    InspectScreen.-wide #split { layout: horizontal; }
+    InspectScreen.-wide Heatmap { max-height: 100%; max-width: 60%; }
+    InspectScreen.-wide #explain-box { width: 1fr; height: 100%; border-top: none;
+                                       border-left: solid $primary-darken-2; padding-left: 1; }
+    InspectScreen .no-model { height: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = ViewState()
+        self.stages: list[Stage] = []
+        self.index = 0  # position of the shown stage in self.stages
+        self.explained = None  # the Explanation on screen, for tests
+        self._listed: tuple | None = None  # (layer, stage count, snapshot) the stage list shows
+
+    def compose(self) -> ComposeResult:
+        yield Static(NO_MODEL, classes="no-model")
+        with Horizontal(classes="row", id="prompt-row"):
+            yield Label("prompt")
+            yield Input(compact=True, id="prompt", placeholder="type a prompt, enter to trace it")
+        with Horizontal(id="body"):
+            yield OptionList(id="stages")
+            with Vertical(id="main"):
+                yield Static(id="stage-title")
+                yield Static(id="formula")
+                yield Static(id="description")
+                with Container(id="split"):  # grid above the explanation; side by side when wide
+                    yield Heatmap(id="grid")
+                    with VerticalScroll(id="explain-box"):
+                        yield Static(id="explain")
+
+    def on_mount(self) -> None:
+        self.query_one("#stages", OptionList).can_focus = False  # keys belong to the grid; clicks still work
+        self.set_interval(1.0, self._follow_training)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width >= WIDE, "-wide")
+
+    def on_screen_resume(self) -> None:
+        self.reload(force=True)
+
+    def _follow_training(self) -> None:
+        """Redraw with the new weights while training runs (only when this screen is shown)."""
+        if self.is_current:
+            self.reload()
+
+    # -- data ------------------------------------------------------------------------------------
+    def reload(self, force: bool = False) -> None:
+        """Re-trace when the weights, the model or the prompt changed, then redraw."""
+        session = self.app.session
+        prompt = self.query_one("#prompt", Input)
+        if not prompt.has_focus:
+            prompt.value = session.prompt
+        if not self.state.update(session) and not force:
+            return
+        has_model = self.state.trace is not None
+        self.query_one(".no-model").display = not has_model
+        self.query_one("#body").display = has_model
+        self.query_one("#prompt-row").display = session.model is not None
+        if session.model is None:
+            return
+        if not has_model:
+            self.query_one(".no-model", Static).update("Type a prompt: press e, then enter")
+            self.query_one(".no-model").display = True
+            return
+        current = self.stages[self.index] if self.stages else Stage("tokenize")
+        self.stages = all_stages(session.n_layer)
+        self.index = self._find(current.key, session.layer if current.layer is not None else None)
+        self.show_stage()
+
+    def _find(self, key: str, layer: int | None) -> int:
+        for i, stage in enumerate(self.stages):
+            if stage.key == key and stage.layer == layer:
+                return i
+        return 0
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.index]
+
+    def show_stage(self) -> None:
+        """Draw the current stage: list, title, formula, grid; the grid's CellSelected fills the explanation."""
+        session, stage, trace = self.app.session, self.stage, self.state.trace
+        if stage.layer is not None:
+            session.layer = stage.layer
+        head = session.head
+        view = stage_view(stage, trace, head, self.state.vocab)
+        where = f" · layer {stage.layer}/{session.n_layer}" if stage.layer is not None else ""
+        heads = f" · head {head}/{session.n_head}" if stage.per_head else ""
+        self.query_one("#stage-title", Static).update(
+            f"{stage.title}{where}{heads}  (stage {self.index + 1}/{len(self.stages)})")
+        self.query_one("#formula", Static).update(Text(stage.formula))
+        note = f" Prompt cropped to its last {len(trace.ids)} tokens." if self.state.cropped else ""
+        self.query_one("#description", Static).update(f"{view.shape}: {stage.description}{note}")
+        self._fill_stage_list()
+        grid = self.query_one("#grid", Heatmap)
+        grid.set_data(view.values, view.row_labels, view.col_labels, kind=view.kind, mask=view.mask)
+        if stage.key == "chosen":  # start on the token the greedy choice picks
+            grid.set_cursor(0, int(view.values[0].argmax()))
+        self.explain_cell(*grid.cursor)
+
+    def _fill_stage_list(self) -> None:
+        """List the stages of the current layer (rebuilt only when the layer or model changes)."""
+        stages_list = self.query_one("#stages", OptionList)
+        layer = self.app.session.layer
+        if self._listed == (layer, len(self.stages), self.state.key):
+            stages_list.highlighted = stages_list.get_option_index(f"stage-{self.index}")
+            return
+        self._listed = (layer, len(self.stages), self.state.key)
+        options: list[Option | None] = []
+        for i, stage in enumerate(self.stages):
+            if stage.layer is not None and stage.layer != layer:
+                continue
+            if stage.key == "ln_1":
+                options.append(Option(Text(f"─ layer {layer} of {self.app.session.n_layer} ─", style="dim"),
+                                      disabled=True))
+            options.append(Option(stage.title, id=f"stage-{i}"))
+        stages_list.clear_options()
+        stages_list.add_options(options)
+        stages_list.highlighted = stages_list.get_option_index(f"stage-{self.index}")
+
+    def explain_cell(self, row: int, col: int) -> None:
+        """Fill the explanation panel for a cell of the current stage."""
+        grid, stage = self.query_one("#grid", Heatmap), self.stage
+        if not grid.shape[0] or row >= grid.shape[0] or col >= grid.shape[1]:
+            return
+        width = max(self.query_one("#explain-box").scrollable_content_region.width - 1, 40)
+        expl = explain(stage, self.state.trace, self.state.params, row, col, self.app.session.head,
+                       vocab=self.state.vocab, width=width)
+        row_name = grid.row_labels[row]
+        col_name = grid.col_labels[col] if grid.col_labels else str(col)
+        text = Text()
+        text.append(f"[{row_name}, {col_name}] = {grid.values[row, col]:.4f}\n", style="bold")
+        text.append("\n".join(expl.lines))
+        self.query_one("#explain", Static).update(text)
+        self.explained = expl
+
+    @on(Heatmap.CellSelected, "#grid")
+    def _cell_selected(self, message: Heatmap.CellSelected) -> None:
+        if self.stages and self.state.trace is not None:
+            self.explain_cell(message.row, message.col)
+
+    @on(OptionList.OptionSelected, "#stages")
+    def _stage_clicked(self, message: OptionList.OptionSelected) -> None:
+        if message.option_id:
+            self.index = int(message.option_id.split("-")[1])
+            self.show_stage()
+
+    # -- actions ---------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Stage, layer and head keys only make sense once there is a trace."""
+        if action in ("stage", "layer", "head"):
+            return self.state.trace is not None and bool(self.stages)
+        return True
+
+    def action_stage(self, delta: int) -> None:
+        """Step forward or back through the forward pass."""
+        self.index = max(0, min(self.index + delta, len(self.stages) - 1))
+        self.show_stage()
+
+    def action_layer(self, delta: int) -> None:
+        """The same stage in the next or previous layer (or the layer's first stage)."""
+        session = self.app.session
+        session.select(layer=session.layer + delta)
+        key = self.stage.key if self.stage.layer is not None else "ln_1"
+        self.index = self._find(key, session.layer)
+        self.show_stage()
+
+    def action_head(self, delta: int) -> None:
+        """Show the next or previous attention head."""
+        session = self.app.session
+        session.select(head=session.head + delta)
+        self.show_stage()
+
+    def action_edit_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_leave_prompt(self) -> None:
+        self.query_one("#prompt", Input).value = self.app.session.prompt
+        self.query_one("#grid", Heatmap).focus()
+
+    def action_focus_grid(self) -> None:
+        self.query_one("#grid", Heatmap).focus()
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, message: Input.Submitted) -> None:
+        self.app.session.prompt = message.value
+        self.query_one("#grid", Heatmap).focus()
+        self.reload(force=True)
