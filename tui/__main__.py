@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import create_app
 
-    app = create_app(theme=args.theme, corpus=args.corpus, checkpoint=args.checkpoint)
-    app.threads = threads
+    app = create_app(theme=args.theme, corpus=args.corpus, checkpoint=args.checkpoint, threads=threads)
     app.run()
     return app.return_code or 0
 

@@ -74,7 +74,7 @@ class TinyLMApp(App):
     MODES = {mode: partial(lambda m: screen_class(m)(), mode) for mode in SCREEN_CLASSES}
     BINDINGS = [
         *[Binding(key, f"switch_mode('{mode}')", label, show=False) for key, mode, label, _ in SCREENS],
-        Binding("question_mark", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),  # the mode bar shows it
         Binding("q", "quit", "Quit"),
         Binding("ctrl+p", "command_palette", "Commands", show=False),
     ]
@@ -82,7 +82,7 @@ class TinyLMApp(App):
 
     def __init__(self, session: Session | None = None, *, start_training: bool = False,
                  theme: str | None = None, corpus: str | None = None, checkpoint: str | None = None,
-                 warm_up: bool | None = None) -> None:
+                 warm_up: bool | None = None, threads: int | None = None) -> None:
         super().__init__()
         self.building = session is None  # the CLI path: build the default model in the background
         self.session = session if session is not None else Session()
@@ -91,6 +91,7 @@ class TinyLMApp(App):
         self._corpus_arg, self._checkpoint_arg = corpus, checkpoint
         self._warm_up = self.building if warm_up is None else warm_up
         self._seen_step = -1
+        self.threads = threads  # training threads (None: leave the process's caps as they are)
         if theme:
             self.theme = theme
 
@@ -157,7 +158,7 @@ class TinyLMApp(App):
         if trainer.done:
             self.notify(f"Training already finished ({trainer.step_count} steps).")
             return None
-        self.training = TrainingRun(trainer, sample_prompt=self.session.prompt or "\n")
+        self.training = TrainingRun(trainer, sample_prompt=self.session.prompt or "\n", threads=self.threads)
         self.training.start()
         return self.training
 
@@ -178,9 +179,8 @@ class TinyLMApp(App):
         if state.step != self._seen_step:
             self._seen_step = state.step
             self.session.bump()
-        pct = f"{100 * state.fraction:.0f}% {state.step}/{state.max_steps}"
-        self.status = {"running": f"training {pct}", "paused": f"paused {pct}"}.get(
-            state.status, f"{state.status} {pct}")
+        icon = {"running": "▶", "paused": "⏸", "finished": "✔", "stopped": "■"}.get(state.status, "✖")
+        self.status = f"{icon} {100 * state.fraction:.0f}% {state.step}/{state.max_steps}"
 
     def save_checkpoint(self, path: str | None = None) -> str | None:
         """Save the model (and trainer state) atomically; returns the path or None after a message."""
@@ -255,6 +255,7 @@ class TinyLMApp(App):
 
 
 def create_app(session: Session | None = None, *, start_training: bool = False, theme: str | None = None,
-               corpus: str | None = None, checkpoint: str | None = None) -> TinyLMApp:
+               corpus: str | None = None, checkpoint: str | None = None, threads: int | None = None) -> TinyLMApp:
     """The app for the CLI (session=None: build the default model in the background) and for tests."""
-    return TinyLMApp(session, start_training=start_training, theme=theme, corpus=corpus, checkpoint=checkpoint)
+    return TinyLMApp(session, start_training=start_training, theme=theme, corpus=corpus, checkpoint=checkpoint,
+                     threads=threads)

@@ -64,7 +64,7 @@ class TrainingRun:
 
     def __init__(self, trainer, *, sample_prompt: str = "\n", sample_every: int = 200,
                  sample_tokens: int = 100, snapshot_interval: float = 0.25,
-                 watched: tuple[str, ...] = (EMBEDDING,)) -> None:
+                 watched: tuple[str, ...] = (EMBEDDING,), threads: int | None = None) -> None:
         self.trainer = trainer
         self.model = trainer.model
         self.sample_prompt = sample_prompt
@@ -72,6 +72,7 @@ class TrainingRun:
         self.sample_tokens = sample_tokens
         self.snapshot_interval = snapshot_interval
         self._watched = tuple(watched)
+        self.threads = threads  # BLAS/Numba threads for training; Numba's setting is per thread, so set it there
         self._lock = threading.Lock()  # guards _state; held only for quick copies
         self._state = history_state(trainer)  # a resumed trainer already has a curve
         self._go = threading.Event()  # set = run, clear = paused
@@ -146,8 +147,10 @@ class TrainingRun:
             _append(self._state, m)
 
     def _loop(self) -> None:
-        from tinylm.core import TinyLMError, TrainingDiverged
+        from tinylm.core import TinyLMError, TrainingDiverged, limit_threads
 
+        if self.threads:
+            limit_threads(self.threads)
         trainer = self.trainer
         self._sample()
         self._snapshot()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..startup import DEFAULT_MODEL, DEFAULT_TOKENIZER, DEFAULT_TRAIN
+from ..startup import DEFAULT_MODEL, DEFAULT_TOKENIZER, DEFAULT_TRAIN, set_eval_schedule
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def build_configs(values: dict[str, str], positional: str, vocab_size: int | Non
     if vocab_size is not None:
         mc.vocab_size = vocab_size
     tc = TrainConfig(**{f.attr: parsed[f.id] for f in TRAIN_FIELDS})
-    tc.eval_interval = max(tc.max_steps // 20, 1)  # about 20 points on the validation curve
+    set_eval_schedule(tc)
     if tc.learning_rate > 0:
         tc.min_lr = tc.learning_rate / 10  # the cosine floor follows the chosen peak
     if tc.warmup_steps >= tc.max_steps > 0 and tc.warmup_steps > 0:

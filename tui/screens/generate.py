@@ -22,6 +22,7 @@ TOP_KS = (0, 1, 2, 3, 5, 10, 20, 50)  # 0 = off
 TOP_PS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)  # 1 = off
 STREAM_DELAY = 0.03  # seconds between streamed tokens, so the stream reads as token by token
 NO_MODEL = "No model yet: press 1 to configure and train one"
+TEMP, TOP_K, TOP_P = (Binding.Group(name, compact=True) for name in ("temp", "top-k", "top-p"))
 
 
 def neighbour(values: tuple, current: float, delta: int) -> float:
@@ -44,14 +45,14 @@ class GenerateScreen(Screen):
 
     AUTO_FOCUS = ""
     BINDINGS = [
-        Binding("n,enter", "step", "Next token"),
-        Binding("space", "stream", "Stream/stop"),
-        Binding("minus", "temperature(-1)", "Temp-"),
-        Binding("plus,equals_sign", "temperature(1)", "Temp+"),
-        Binding("k", "top_k(-1)", "Top-k"),
-        Binding("K", "top_k(1)", "Top-k up", show=False),
-        Binding("p", "top_p(-1)", "Top-p"),
-        Binding("P", "top_p(1)", "Top-p up", show=False),
+        Binding("n,enter", "step", "Next"),
+        Binding("space", "stream", "Stream"),
+        Binding("minus", "temperature(-1)", "Temperature down", group=TEMP),
+        Binding("plus,equals_sign", "temperature(1)", "Temperature up", group=TEMP),
+        Binding("k", "top_k(-1)", "Top-k down", group=TOP_K),
+        Binding("K", "top_k(1)", "Top-k up", group=TOP_K),
+        Binding("p", "top_p(-1)", "Top-p down", group=TOP_P),
+        Binding("P", "top_p(1)", "Top-p up", group=TOP_P),
         Binding("g", "greedy", "Greedy"),
         Binding("c", "compare", "Compare"),
         Binding("r", "reseed", "New seed", show=False),

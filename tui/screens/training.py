@@ -54,7 +54,7 @@ class TrainingScreen(Screen):
     TrainingScreen #metrics { height: auto; padding: 0 1; }
     TrainingScreen .map-title { height: 1; padding: 0 1; color: $accent; text-style: bold; }
     TrainingScreen Heatmap { height: 1fr; max-height: 100%; width: 100%; }
-    TrainingScreen #sample { height: auto; max-height: 4; padding: 0 1; border-top: solid $primary-darken-2; }
+    TrainingScreen #sample { height: auto; max-height: 3; padding: 0 1; border-top: solid $primary-darken-2; }
     """
 
     def __init__(self) -> None:
@@ -147,6 +147,9 @@ class TrainingScreen(Screen):
             self.show_matrices(mats, trainer.step_count if trainer else 0)
             if trainer is not None and trainer.history:
                 self.show_chart(history_state(trainer))
+                self.show_metrics(history_state(trainer))
+            self.query_one("#sample", Static).update(Text("a sample of generated text appears here while training",
+                                                          style="dim"))
             self._shown = (0, -1, -1, -1)
 
     def show_progress(self, state: TrainingState) -> None:
@@ -173,17 +176,17 @@ class TrainingScreen(Screen):
         if m is None:
             self.query_one("#metrics", Static).update(Text("waiting for the first step…", style="dim"))
             return
-        val = f"{v.val_loss:.3f} @{v.step}" if v is not None else "–"
+        val = f"{v.val_loss:.3f}" if v is not None else "–"
         acc = f"{100 * v.accuracy:.1f}%" if v is not None and v.accuracy is not None else "–"
         rows = [("train loss", f"{m.train_loss:.3f}", "val loss", val),
                 ("accuracy", acc, "tokens/s", f"{m.tokens_per_s:,.0f}"),
                 ("lr", f"{m.lr:.2e}", "grad norm", f"{m.grad_norm:.3f}")]
         text = Text(no_wrap=True, overflow="ellipsis")
-        for i, (a, av, b, bv) in enumerate(rows):
-            text.append(f"{a:<11}", style="dim")
-            text.append(f"{av:>10}   ", style="bold")
-            text.append(f"{b:<10}", style="dim")
-            text.append(f"{bv:>12}" + ("\n" if i < len(rows) - 1 else ""), style="bold")
+        for i, (a, av, b, bv) in enumerate(rows):  # 38 columns: fits the left half of an 80-column screen
+            text.append(f"{a:<10}", style="dim")
+            text.append(f"{av:>8}  ", style="bold")
+            text.append(f"{b:<9}", style="dim")
+            text.append(f"{bv:>9}" + ("\n" if i < len(rows) - 1 else ""), style="bold")
         self.query_one("#metrics", Static).update(text)
 
     def show_sample(self, sample: str, step: int) -> None:

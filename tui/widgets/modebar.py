@@ -34,18 +34,20 @@ class ModeBar(Widget):
         width = self.content_size.width
         current = getattr(self.app, "current_mode", None)
         status = str(getattr(self.app, "status", ""))
-        for labels in (2, 3, None):  # long labels, short labels, keys only: the first that fits with the status
+        # The first layout that fits: long labels, short labels, fewer hints, keys only.
+        for labels, hints in ((2, "? help ^p cmds"), (3, "? help ^p cmds"), (3, "? help"), (None, "? help")):
+            right = f"{hints}  {status}".rstrip()
             tabs = Text(no_wrap=True, overflow="crop")
             for key, mode, long, short in SCREENS:
                 label = {2: long, 3: short, None: ""}[labels]
                 style = "bold reverse" if mode == current else ""
                 tabs.append(f" {key}", style=style or "bold")
                 tabs.append(f" {label} " if label else " ", style=style)
-            if tabs.cell_len + len(status) + 1 <= width:
+            if tabs.cell_len + len(right) + 1 <= width:
                 break
         room = max(width - tabs.cell_len - 1, 0)
-        tabs.append(" " * max(room - len(status), 1))
-        tabs.append(status[:room], style="italic")
+        tabs.append(" " * max(room - len(right), 1))
+        tabs.append(right[:room], style="italic")
         return tabs
 
 
@@ -64,4 +66,4 @@ class Chrome(Vertical):
     def compose(self) -> ComposeResult:
         yield ModeBar()
         if self._footer:
-            yield Footer()
+            yield Footer(show_command_palette=False)  # the mode bar shows ^p, leaving room for keys

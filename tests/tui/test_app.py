@@ -1,0 +1,179 @@
+"""The app shell: modes on keys 1-6, mode bar, help, command palette, no-model screens, resizing, quitting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from textual.binding import Binding
+
+from tinylm.tui.app import SCREEN_CLASSES, TinyLMApp, create_app
+from tinylm.tui.screens.help import HelpScreen, mode_screen_class, screen_bindings
+from tinylm.tui.screens.quit import QuitScreen
+from tinylm.tui.session import Session
+from tinylm.tui.widgets.modebar import SCREENS
+
+SIZES = [(80, 24), (200, 60)]
+SCREEN_NAMES = {"config": "ConfigScreen", "training": "TrainingScreen", "inspect": "InspectScreen",
+                "attention": "AttentionScreen", "generate": "GenerateScreen", "vocabulary": "VocabularyScreen"}
+
+
+class TestModes:
+    @pytest.mark.parametrize("size", SIZES)
+    async def test_number_keys_switch_screens(self, session, screen_text, size):
+        app = create_app(session)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            assert type(app.screen).__name__ == "ConfigScreen"
+            for key, mode, label, short in SCREENS:
+                await pilot.press(key)
+                await pilot.pause()
+                assert app.current_mode == mode
+                assert type(app.screen).__name__ == SCREEN_NAMES[mode]
+                text = screen_text(app)
+                assert f"{key} {label}" in text or f"{key} {short}" in text  # the mode bar lists it
+                assert "? help" in text  # the mode bar shows the help key
+
+    async def test_mode_bar_lists_every_screen_at_80_columns(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            bar = [line for line in screen_text(app).splitlines() if "1 Config" in line][0]
+            for key, _, label, short in SCREENS:
+                assert f"{key} {short}" in bar
+            assert "? help" in bar
+
+    @pytest.mark.parametrize("mode", list(SCREEN_CLASSES))
+    async def test_no_model_yet_is_explained_on_every_screen(self, mode, screen_text):
+        if mode_screen_class(mode) is None:
+            pytest.skip(f"the {mode} screen is not in this build yet")
+        app = create_app(Session())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            app.switch_mode(mode)
+            await pilot.pause()
+            if mode != "config":  # Config is where a model gets made, so it shows the form
+                assert "No model yet" in screen_text(app)
+
+    async def test_resizing_to_tiny_and_back_never_crashes(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            for key, *_ in SCREENS:
+                await pilot.press(key)
+                for size in [(20, 5), (1, 1), (200, 60), (80, 24)]:
+                    await pilot.resize_terminal(*size)
+                    await pilot.pause()
+            assert "1 Config" in screen_text(app)
+
+
+class TestHelpAndCommands:
+    async def test_help_lists_every_key_of_every_screen(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(200, 60)) as pilot:
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            help_text = str(app.screen.key_table().columns[1]._cells) + str(app.screen.key_table().columns[0]._cells)
+            for mode in SCREEN_CLASSES:
+                cls = mode_screen_class(mode)
+                for binding in screen_bindings(cls) if cls is not None else []:
+                    assert binding.description in help_text, (mode, binding.key)
+            for b in Binding.make_bindings(TinyLMApp.BINDINGS):
+                assert b.description in help_text
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+
+    async def test_help_fits_at_80x24(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert "Keys" in screen_text(app)
+
+    @pytest.mark.parametrize("mode", ["config", "training", "generate"])
+    async def test_command_palette_offers_every_action(self, session, mode):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.switch_mode(mode)
+            await pilot.pause()
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            for key, _, label, _ in SCREENS:
+                assert f"Screen: {label}" in titles
+            for binding in screen_bindings(type(app.screen)):
+                assert binding.description in titles, binding.description
+            assert "Help" in titles and "Quit" in titles
+
+    async def test_command_palette_switches_screens(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*"Screen: Generate")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.current_mode == "generate"
+
+
+class TestQuit:
+    async def test_quit_without_training_exits(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_code == 0
+
+    async def test_quit_while_training_asks_and_can_save(self, tmp_path):
+        demo = Session.demo(seed=0, steps=0)
+        app = create_app(demo)
+        target = tmp_path / "ckpt"
+        async with app.run_test(size=(80, 24)) as pilot:
+            run = app.start_training()
+            run.pause()  # a paused run keeps the question relevant without busying the CPU
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, QuitScreen)
+            await pilot.press("escape")  # keep training
+            await pilot.pause()
+            assert not isinstance(app.screen, QuitScreen) and app.is_running
+            demo.checkpoint_path = str(target)
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")  # save & quit
+            await pilot.pause()
+        assert (target / "config.json").exists()
+        assert not run.alive
+
+
+class TestCommandLine:
+    def run_cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tinylm.tui", *args], capture_output=True, text=True,
+                              timeout=120)
+
+    @pytest.mark.parametrize("args", [("--corpus", "/no/such/file.txt"), ("--corpus", "nosuchcorpus"),
+                                      ("--theme", "nosuchtheme"), ("--checkpoint", "/no/such/dir"),
+                                      ("--threads", "0")])
+    def test_bad_input_is_one_line_and_exit_2(self, args):
+        result = self.run_cli(*args)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.startswith("tinylm-tui: error:")
+
+    def test_help_lists_options(self):
+        result = self.run_cli("--help")
+        assert result.returncode == 0
+        for option in ("--corpus", "--checkpoint", "--theme"):
+            assert option in result.stdout
+
+
+class TestSnapshots:
+    @pytest.mark.parametrize("key", ["1", "2", "5"])
+    def test_screens_at_80x24(self, snap_compare, trained_session, key):
+        session = Session(trained_session.model, None, trained_session.corpus, prompt="The fox")
+        assert snap_compare(create_app(session), press=[key], terminal_size=(80, 24))
+
+    def test_help_at_80x24(self, snap_compare, trained_session):
+        session = Session(trained_session.model, None, trained_session.corpus, prompt="The fox")
+        assert snap_compare(create_app(session), press=["question_mark"], terminal_size=(80, 24))
