@@ -1,10 +1,15 @@
-"""Elementwise and row-wise helpers: GELU (tanh approximation), dropout, softmax, residual adds.
+"""Elementwise and row-wise helpers: GELU (tanh approximation), dropout, softmax, residual adds,
+and a vectorisable float32 exp used by the softmax-like kernels.
 
-The elementwise kernels take arrays of any (C-contiguous) shape and work on flat views.
+The elementwise kernels take arrays of any (C-contiguous) shape and work on flat views. Each
+public kernel is itself the jitted entry point: a cached function that calls a parallel one
+can segfault when loaded from numba's cache (numba issue 8578), so parallel kernels are never
+called from other jitted code.
 """
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from .flags import JIT, JIT_PARALLEL
@@ -15,73 +20,150 @@ GELU_CUBIC = 0.044715
 # under NUMBA_DISABLE_JIT) would raise OverflowError instead of returning inf.
 EXP_MAX = 700.0
 
+# ---------------------------------------------------------------- vectorisable float32 exp
+# Without Intel SVML numba's math.exp is a scalar libm call (~8 ns); this one is plain
+# arithmetic and selects, which LLVM vectorises 8-wide (~1 ns). Cephes expf polynomial with a
+# Cody-Waite reduction; 2^n is built by multiplying selected powers of two (numba cannot
+# bit-cast a scalar). Max relative error about 3e-7 (5 ulp, reassociation merges the two-step
+# reduction); results below float32's normal range are flushed to 0.
+_F = np.float32
+_LOG2E = _F(1.4426950408889634)
+_LN2_HI = _F(0.693359375)
+_LN2_LO = _F(-2.12194440e-4)
+_P0, _P1, _P2 = _F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3)
+_P3, _P4, _P5 = _F(4.1665795894e-2), _F(1.6666665459e-1), _F(5.0000001201e-1)
+_XMAX, _XMIN = _F(88.3762626647949), _F(-87.3365478515625)
+_ZERO, _HALF, _ONE = _F(0.0), _F(0.5), _F(1.0)
+_K64, _K32, _K16, _K8, _K4, _K2, _K1 = _F(64), _F(32), _F(16), _F(8), _F(4), _F(2), _F(1)
+_E64, _E32, _E16, _E8 = _F(2.0**64), _F(2.0**32), _F(2.0**16), _F(2.0**8)
+_E4, _E2, _E1 = _F(16.0), _F(4.0), _F(2.0)
 
-@njit(**JIT_PARALLEL)
-def _gelu_forward_flat(out, inp):
-    n = inp.shape[0]
-    for i in prange(n):
-        x = inp[i]
-        u = GELU_SCALE * (x + GELU_CUBIC * x * x * x)
-        # 0.5 (1 + tanh u) == 1 / (1 + exp(-2u)): same function, one exp, and no cancellation
-        # of 1 + tanh(u) ~ 0 for negative x
-        out[i] = x / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
 
-
-@njit(**JIT_PARALLEL)
-def _gelu_backward_flat(dinp, inp, dout):
-    n = inp.shape[0]
-    for i in prange(n):
-        x = inp[i]
-        u = GELU_SCALE * (x + GELU_CUBIC * x * x * x)
-        # with s = sigmoid(2u): 0.5 (1 + tanh u) = s and 0.5 (1 - tanh^2 u) = 2 s (1 - s)
-        s = 1.0 / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
-        du = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * x * x)
-        dinp[i] = (s + 2.0 * x * s * (1.0 - s) * du) * dout[i]
+@njit(inline="always", **JIT)
+def exp_f32(x):
+    """exp(x) for a float32 x, vectorisable when inlined into a loop (see above)."""
+    xc = _XMAX if x > _XMAX else x
+    xc = _XMIN if xc < _XMIN else xc
+    n = np.floor(xc * _LOG2E + _HALF)
+    r = xc - n * _LN2_HI
+    r = r - n * _LN2_LO
+    p = _P0
+    p = p * r + _P1
+    p = p * r + _P2
+    p = p * r + _P3
+    p = p * r + _P4
+    p = p * r + _P5
+    p = p * r * r + r + _ONE
+    k = -n if n < _ZERO else n
+    f = _ONE
+    m = k >= _K64
+    f = f * (_E64 if m else _ONE)
+    k = k - (_K64 if m else _ZERO)
+    m = k >= _K32
+    f = f * (_E32 if m else _ONE)
+    k = k - (_K32 if m else _ZERO)
+    m = k >= _K16
+    f = f * (_E16 if m else _ONE)
+    k = k - (_K16 if m else _ZERO)
+    m = k >= _K8
+    f = f * (_E8 if m else _ONE)
+    k = k - (_K8 if m else _ZERO)
+    m = k >= _K4
+    f = f * (_E4 if m else _ONE)
+    k = k - (_K4 if m else _ZERO)
+    m = k >= _K2
+    f = f * (_E2 if m else _ONE)
+    k = k - (_K2 if m else _ZERO)
+    f = f * (_E1 if k >= _K1 else _ONE)
+    y = p * f if n >= _ZERO else p / f
+    return _ZERO if x < _XMIN else y
 
 
 @njit(**JIT)
+def exp_f32_array(out, inp):
+    """WRITES out = exp_f32(inp) for 1-D float32 arrays (for tests and benchmarks)."""
+    for i in range(inp.shape[0]):
+        out[i] = exp_f32(inp[i])
+
+
+# ---------------------------------------------------------------- GELU
+_GS32 = _F(GELU_SCALE)
+_GC32 = _F(GELU_CUBIC)
+_M2 = _F(-2.0)
+_TWO = _F(2.0)
+_GC3_32 = _F(3.0 * GELU_CUBIC)
+
+
+@njit(**JIT_PARALLEL)
 def gelu_forward(out, inp):
-    """WRITES out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), any shape."""
-    _gelu_forward_flat(out.reshape(-1), inp.reshape(-1))
+    """WRITES out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), any shape.
+
+    Computed as x / (1 + exp(-2u)), the same function: one exp, and no cancellation in
+    1 + tanh(u) ~ 0 for negative x. float32 uses exp_f32 in float32 arithmetic.
+    """
+    o = out.reshape(-1)
+    x = inp.reshape(-1)
+    n = x.shape[0]
+    if x.itemsize == 4:
+        for i in prange(n):
+            xi = x[i]
+            u = _GS32 * (xi + _GC32 * xi * xi * xi)
+            o[i] = xi / (_ONE + exp_f32(_M2 * u))
+    else:
+        for i in prange(n):
+            xi = x[i]
+            u = GELU_SCALE * (xi + GELU_CUBIC * xi * xi * xi)
+            o[i] = xi / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
 
 
-@njit(**JIT)
+@njit(**JIT_PARALLEL)
 def gelu_backward(dinp, inp, dout):
-    """WRITES dinp = gelu'(inp) * dout, any shape."""
-    _gelu_backward_flat(dinp.reshape(-1), inp.reshape(-1), dout.reshape(-1))
+    """WRITES dinp = gelu'(inp) * dout, any shape.
+
+    With s = sigmoid(2u): 0.5 (1 + tanh u) = s and 0.5 (1 - tanh^2 u) = 2 s (1 - s), so
+    gelu'(x) = s + 2 x s (1 - s) u'(x).
+    """
+    di = dinp.reshape(-1)
+    x = inp.reshape(-1)
+    do = dout.reshape(-1)
+    n = x.shape[0]
+    if x.itemsize == 4:
+        for i in prange(n):
+            xi = x[i]
+            u = _GS32 * (xi + _GC32 * xi * xi * xi)
+            s = _ONE / (_ONE + exp_f32(_M2 * u))
+            du = _GS32 * (_ONE + _GC3_32 * xi * xi)
+            di[i] = (s + _TWO * xi * s * (_ONE - s) * du) * do[i]
+    else:
+        for i in prange(n):
+            xi = x[i]
+            u = GELU_SCALE * (xi + GELU_CUBIC * xi * xi * xi)
+            s = 1.0 / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
+            du = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * xi * xi)
+            di[i] = (s + 2.0 * xi * s * (1.0 - s) * du) * do[i]
 
 
-@njit(**JIT)
-def _residual_flat(out, a, b):
-    for i in range(out.shape[0]):
-        out[i] = a[i] + b[i]
+# ---------------------------------------------------------------- residuals and dropout
+# memory-bound and small: serial (a thread-pool launch costs more than the loop)
 
 
 @njit(**JIT)
 def residual_forward(out, a, b):
     """WRITES out = a + b, any shape."""
-    _residual_flat(out.reshape(-1), a.reshape(-1), b.reshape(-1))
-
-
-@njit(**JIT)
-def _add_flat(dst, src):
-    for i in range(dst.shape[0]):
-        dst[i] += src[i]
+    o = out.reshape(-1)
+    x = a.reshape(-1)
+    y = b.reshape(-1)
+    for i in range(o.shape[0]):
+        o[i] = x[i] + y[i]
 
 
 @njit(**JIT)
 def add_inplace(dst, src):
     """dst += src, any shape."""
-    _add_flat(dst.reshape(-1), src.reshape(-1))
-
-
-@njit(**JIT)
-def _dropout_forward_flat(out, mask, inp, rand, p):
-    keep = 1.0 / (1.0 - p)
-    for i in range(inp.shape[0]):
-        m = keep if rand[i] >= p else 0.0
-        mask[i] = m
-        out[i] = inp[i] * m
+    d = dst.reshape(-1)
+    s = src.reshape(-1)
+    for i in range(d.shape[0]):
+        d[i] += s[i]
 
 
 @njit(**JIT)
@@ -89,35 +171,52 @@ def dropout_forward(out, mask, inp, rand, p):
     """WRITES mask = (rand >= p) / (1 - p) and out = inp * mask; rand is uniform [0, 1), any shape."""
     if not (0.0 <= p < 1.0):
         raise ValueError("dropout_forward: p must be in [0, 1)")
-    _dropout_forward_flat(out.reshape(-1), mask.reshape(-1), inp.reshape(-1), rand.reshape(-1), p)
-
-
-@njit(**JIT)
-def _mul_flat(out, a, b):
-    for i in range(out.shape[0]):
-        out[i] = a[i] * b[i]
+    o = out.reshape(-1)
+    m = mask.reshape(-1)
+    x = inp.reshape(-1)
+    r = rand.reshape(-1)
+    keep = 1.0 / (1.0 - p)
+    for i in range(x.shape[0]):
+        mi = keep if r[i] >= p else 0.0
+        m[i] = mi
+        o[i] = x[i] * mi
 
 
 @njit(**JIT)
 def dropout_backward(dinp, dout, mask):
     """WRITES dinp = dout * mask, any shape."""
-    _mul_flat(dinp.reshape(-1), dout.reshape(-1), mask.reshape(-1))
+    di = dinp.reshape(-1)
+    do = dout.reshape(-1)
+    m = mask.reshape(-1)
+    for i in range(di.shape[0]):
+        di[i] = do[i] * m[i]
+
+
+# ---------------------------------------------------------------- softmax
 
 
 @njit(**JIT_PARALLEL)
 def softmax_forward(out, inp):
     """WRITES out (N, V) = softmax of each row of inp (N, V), max-subtracted, summed in float64."""
     N, V = inp.shape
+    fast = inp.itemsize == 4
     for i in prange(N):
-        maxv = inp[i, 0]
+        x = inp[i]
+        o = out[i]
+        maxv = x[0]
         for j in range(1, V):
-            if inp[i, j] > maxv:
-                maxv = inp[i, j]
+            maxv = x[j] if x[j] > maxv else maxv
         total = 0.0
-        for j in range(V):
-            e = math.exp(inp[i, j] - maxv)
-            out[i, j] = e
-            total += e
+        if fast:
+            for j in range(V):
+                e = exp_f32(x[j] - maxv)
+                o[j] = e
+                total += e
+        else:
+            for j in range(V):
+                e = math.exp(x[j] - maxv)
+                o[j] = e
+                total += e
         inv = 1.0 / total
         for j in range(V):
-            out[i, j] = out[i, j] * inv
+            o[j] = o[j] * inv

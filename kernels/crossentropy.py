@@ -4,44 +4,50 @@ import math
 
 from numba import njit, prange
 
+from .activation import exp_f32
 from .flags import JIT, JIT_PARALLEL
-
-
-@njit(**JIT)
-def _check_targets(targets, V):
-    # numba does not bounds-check: a bad target would read and write foreign memory.
-    for i in range(targets.shape[0]):
-        if targets[i] < 0 or targets[i] >= V:
-            raise IndexError("cross-entropy: target out of range")
 
 
 @njit(**JIT_PARALLEL)
 def crossentropy_forward(losses, probs, logits, targets):
     """WRITES probs (N, V) = softmax(logits), losses (N,) = logsumexp(logits) - logits[target]."""
     N, V = logits.shape
-    _check_targets(targets, V)
+    # numba does not bounds-check: a bad target would read and write foreign memory.
+    for i in range(N):
+        if targets[i] < 0 or targets[i] >= V:
+            raise IndexError("crossentropy_forward: target out of range")
+    fast = logits.itemsize == 4  # float32: vectorised exp_f32
     for i in prange(N):
-        maxv = logits[i, 0]
+        x = logits[i]
+        p = probs[i]
+        maxv = x[0]
         for j in range(1, V):
-            if logits[i, j] > maxv:
-                maxv = logits[i, j]
-        total = 0.0
-        for j in range(V):
-            e = math.exp(logits[i, j] - maxv)
-            probs[i, j] = e
-            total += e
+            maxv = x[j] if x[j] > maxv else maxv
+        total = 0.0  # float64
+        if fast:
+            for j in range(V):
+                e = exp_f32(x[j] - maxv)
+                p[j] = e
+                total += e
+        else:
+            for j in range(V):
+                e = math.exp(x[j] - maxv)
+                p[j] = e
+                total += e
         inv = 1.0 / total
         for j in range(V):
-            probs[i, j] = probs[i, j] * inv
+            p[j] = p[j] * inv
         # stable: -log(p_target) = log(sum exp(l - max)) + max - l_target, never log(0)
-        losses[i] = math.log(total) + maxv - logits[i, targets[i]]
+        losses[i] = math.log(total) + maxv - x[targets[i]]
 
 
 @njit(**JIT_PARALLEL)
 def crossentropy_backward(dlogits, probs, targets, scale):
     """WRITES dlogits (N, V) = (probs - onehot(targets)) * scale; scale = 1/N for a mean loss."""
     N, V = probs.shape
-    _check_targets(targets, V)
+    for i in range(N):
+        if targets[i] < 0 or targets[i] >= V:
+            raise IndexError("crossentropy_backward: target out of range")
     for i in prange(N):
         for j in range(V):
             dlogits[i, j] = probs[i, j] * scale

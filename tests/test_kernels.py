@@ -593,3 +593,22 @@ def test_adamw_matches_torch(dtype):
     want_v = np.concatenate([opt.state[decayed]["exp_avg_sq"].numpy(), opt.state[plain]["exp_avg_sq"].numpy()])
     assert_close(m, want_m, dtype, tol)
     assert_close(v, want_v, dtype, tol)
+
+
+# ---------------------------------------------------------------- the float32 exp
+
+
+def test_exp_f32_accuracy():
+    from tinylm.kernels.activation import exp_f32_array
+
+    x = np.concatenate([np.linspace(-87.0, 88.0, 200_001), [0.0, -1e-8, 1e-8, 88.3]]).astype(np.float32)
+    out = np.empty_like(x)
+    exp_f32_array(out, x)
+    want = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(out - want) / want) < 5e-7
+    edge = np.array([-np.inf, -1e30, -100.0, 100.0, np.inf, np.nan], np.float32)
+    out = np.empty_like(edge)
+    exp_f32_array(out, edge)
+    assert list(out[:3]) == [0.0, 0.0, 0.0]
+    assert np.all(np.isfinite(out[3:5])) and out[3] > 1e38  # clamped at float32's largest exp
+    assert np.isnan(out[5])
