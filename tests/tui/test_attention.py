@@ -1,0 +1,109 @@
+"""Attention: the shown weights are the model's (checked against plain numpy), keys, attends-to line, sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinylm.tui.app import create_app
+from tinylm.tui.screens.attention import AttentionScreen, attends_to
+from tinylm.tui.session import Session
+from tinylm.tui.widgets.heatmap import Heatmap
+
+from numpy_gpt2 import numpy_forward
+
+
+@pytest.fixture(autouse=True)
+def truecolor(monkeypatch):
+    monkeypatch.setattr("textual.constants.COLOR_SYSTEM", "truecolor")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return Session.demo(seed=0, steps=20)
+
+
+@pytest.fixture
+def session(demo):
+    return Session(demo.model, None, demo.corpus, prompt="the quick fox")
+
+
+async def open_attention(pilot) -> AttentionScreen:
+    pilot.app.switch_mode("attention")
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, AttentionScreen)
+    return pilot.app.screen
+
+
+def test_attends_to_lists_the_largest_weights_first():
+    att = np.array([[1.0, 0, 0], [0.25, 0.75, 0], [0.5, 0.2, 0.3]])
+    assert attends_to(att, ["a", " ", "\n"], 2) == "'⏎' (position 2) attends to: 'a' (0.50), '⏎' (0.30), '␣' (0.20)"
+    assert attends_to(att, list("abc"), 0).endswith("'a' (1.00)")
+
+
+class TestAttentionScreen:
+    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    async def test_every_head_of_the_layer_is_the_models_attention(self, session, size):
+        app = create_app(session)
+        async with app.run_test(size=size) as pilot:
+            screen = await open_attention(pilot)
+            model, trace = session.model, session.trace()
+            ref = numpy_forward(model.params, trace.ids, model.config.n_head)
+            big = screen.query_one("#big", Heatmap)
+            T = len(trace.ids)
+            for layer in range(model.config.n_layer):
+                for head in range(model.config.n_head):
+                    assert (session.layer, session.head) == (layer, head)
+                    np.testing.assert_allclose(big.values, ref[f"h.{layer}.att"][head], rtol=1e-4, atol=1e-6)
+                    np.testing.assert_array_equal(big.masked, np.triu(np.ones((T, T), bool), 1))  # causal triangle
+                    assert big.col_labels == big.row_labels == ["t", "h", "e", "␣", "q", "u", "i", "c", "k", "␣",
+                                                                 "f", "o", "x"]
+                    assert len(screen.thumbs) == model.config.n_head
+                    for h, (thumb, small) in enumerate(screen.thumbs):
+                        np.testing.assert_allclose(small.values, ref[f"h.{layer}.att"][h], rtol=1e-4, atol=1e-6)
+                        assert thumb.has_class("-selected") == (h == head)
+                    await pilot.press("full_stop")
+                await pilot.press("right_square_bracket")
+            assert (session.layer, session.head) == (0, 0)  # wrapped around
+            await pilot.press("comma", "left_square_bracket")
+            assert (session.layer, session.head) == (1, 1)
+
+    async def test_cursor_row_lists_what_the_token_attends_to(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_attention(pilot)
+            await pilot.press(*["down"] * 5)
+            att = session.trace()["h.0.att"][0]
+            text = str(screen.query_one("#attends").render())
+            assert text.startswith("'u' (position 5) attends to:")
+            best = int(att[5, :6].argmax())
+            assert f"'{'␣' if best == 3 else 'the quick'[best]}' ({att[5, best]:.2f})" in text
+
+    async def test_thumbnail_click_selects_the_head(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_attention(pilot)
+            await pilot.pause()
+            thumb, small = screen.thumbs[1]
+            await pilot.click(small)
+            assert session.head == 1 and thumb.has_class("-selected")
+
+    async def test_prompt_edit_no_model_and_tiny_sizes(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_attention(pilot)
+            await pilot.press("e", "ctrl+a", "ctrl+k", *"abc", "enter")
+            assert screen.query_one("#big", Heatmap).shape == (3, 3)
+            for size in [(20, 5), (12, 3), (80, 24)]:
+                await pilot.resize_terminal(*size)
+                await pilot.press("down", "full_stop")
+        app = create_app(Session())
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_attention(pilot)
+            assert "No model yet" in str(screen.query_one(".no-model").render())
+            await pilot.press("full_stop", "right_square_bracket")
+
+
+def test_snapshot(snap_compare, demo):
+    session = Session(demo.model, None, demo.corpus, prompt="the quick fox")
+    assert snap_compare(create_app(session), press=["4", "down", "down", "down", "right"], terminal_size=(80, 24))

@@ -1,0 +1,201 @@
+"""Attention: every head of a layer as a thumbnail, one head large, and what the cursor's token attends to."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Input, Label, Static
+
+from ..widgets.heatmap import Heatmap, visible
+from .inspect import HEAD, LAYER
+from .view_state import NO_MODEL, ViewState
+
+
+def attends_to(weights: np.ndarray, tokens: list[str], row: int, top: int = 8) -> str:
+    """'tok attends to: a (0.41), b (0.22) …' for one row of attention weights, largest first."""
+    visible_part = weights[row, : row + 1]
+    order = np.argsort(-visible_part, kind="stable")[:top]
+    items = ", ".join(f"'{visible(tokens[j])}' ({visible_part[j]:.2f})" for j in order)
+    more = f", … {row + 1 - top} more" if row + 1 > top else ""
+    return f"'{visible(tokens[row])}' (position {row}) attends to: {items}{more}"
+
+
+class AttentionScreen(Screen):
+    """Attention weights of the selected layer: all heads small, the selected head large."""
+
+    AUTO_FOCUS = "#big"
+    BINDINGS = [
+        Binding("right_square_bracket", "layer(1)", "Next layer", key_display="]", group=LAYER),
+        Binding("left_square_bracket", "layer(-1)", "Previous layer", key_display="[", group=LAYER),
+        Binding("full_stop", "head(1)", "Next head", key_display=".", group=HEAD),
+        Binding("comma", "head(-1)", "Previous head", key_display=",", group=HEAD),
+        Binding("e", "edit_prompt", "Edit prompt"),
+        Binding("escape", "leave_prompt", "Back to the grid", show=False),
+        Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
+    ]
+    DEFAULT_CSS = """
+    AttentionScreen .row { height: 1; padding: 0 1; }
+    AttentionScreen .row > Label { width: auto; padding-right: 1; color: $accent; text-style: bold; }
+    AttentionScreen #prompt { width: 1fr; }
+    AttentionScreen #att-title { height: auto; padding: 0 1; text-style: bold; color: $accent; }
+    AttentionScreen #att-body { height: 1fr; }
+    AttentionScreen #left { width: auto; max-width: 60%; padding: 0 1; }
+    AttentionScreen #big { max-height: 100%; }
+    AttentionScreen #attends { height: auto; padding-top: 1; }
+    AttentionScreen #heads-box { width: 1fr; border-left: solid $primary-darken-2; padding: 0 1;
+                                 scrollbar-size-vertical: 1; }
+    AttentionScreen #heads { grid-size: 2; grid-gutter: 0 2; height: auto; grid-rows: auto; grid-columns: auto; }
+    AttentionScreen .thumb { height: auto; width: auto; }
+    AttentionScreen .thumb > Label { color: $text-muted; }
+    AttentionScreen .thumb.-selected > Label { color: $accent; text-style: bold reverse; }
+    AttentionScreen .no-model { height: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = ViewState()
+        self._heads_of: tuple | None = None  # (n_head, model) the thumbnails were built for
+        self.thumbs: list[tuple[Vertical, Heatmap]] = []  # (labelled box, small map) per head
+
+    def compose(self) -> ComposeResult:
+        yield Static(NO_MODEL, classes="no-model")
+        with Horizontal(classes="row", id="prompt-row"):
+            yield Label("prompt")
+            yield Input(compact=True, id="prompt", placeholder="type a prompt, enter to trace it")
+        yield Static(id="att-title")
+        with Horizontal(id="att-body"):
+            with Vertical(id="left"):
+                yield Heatmap(id="big")
+                yield Static(id="attends")
+            with VerticalScroll(id="heads-box"):
+                yield Static("All heads (click one, or . ,)", classes="hint")
+                yield Grid(id="heads")
+
+    def on_screen_resume(self) -> None:
+        self.reload(force=True)
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, lambda: self.reload() if self.is_current else None)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_grid()
+
+    # -- data ------------------------------------------------------------------------------------
+    def reload(self, force: bool = False) -> None:
+        """Re-trace when the weights, model or prompt changed, then redraw."""
+        session = self.app.session
+        prompt = self.query_one("#prompt", Input)
+        if not prompt.has_focus:
+            prompt.value = session.prompt
+        if not self.state.update(session) and not force:
+            return
+        ready = self.state.trace is not None
+        self.query_one(".no-model", Static).update(
+            NO_MODEL if session.model is None else self.state.error or "Type a prompt: press e, then enter")
+        self.query_one(".no-model").display = not ready
+        self.query_one("#prompt-row").display = session.model is not None
+        self.query_one("#att-title").display = ready
+        self.query_one("#att-body").display = ready
+        if ready:
+            self.show()
+
+    def weights(self, layer: int) -> np.ndarray:
+        return self.state.trace[f"h.{layer}.att"]  # (NH, T, T)
+
+    def show(self) -> None:
+        """Draw the selected layer: the big head, the thumbnails and the attends-to line."""
+        session, trace = self.app.session, self.state.trace
+        layer, head = session.layer, session.head
+        att = self.weights(layer)
+        T = att.shape[1]
+        mask = np.triu(np.ones((T, T), dtype=bool), 1)
+        self.query_one("#att-title", Static).update(
+            Text.assemble(f"Attention weights · layer {layer}/{session.n_layer} · head {head}/{session.n_head}\n",
+                          ("Each row is a token looking back at the tokens before it (columns); "
+                           "its weights sum to 1.", "not bold dim")))
+        big = self.query_one("#big", Heatmap)
+        big.set_data(att[head], trace.tokens, trace.tokens, kind="prob", mask=mask, vmin=0.0, vmax=1.0)
+        self._build_thumbnails(att.shape[0])
+        for h, (thumb, small) in enumerate(self.thumbs):
+            small.set_data(att[h], kind="prob", mask=mask, vmin=0.0, vmax=1.0)
+            thumb.set_class(h == head, "-selected")
+        self._fit_grid()
+        self.update_attends(big.cursor[0])
+
+    def _build_thumbnails(self, n_head: int) -> None:
+        key = (n_head, self.state.key[0])
+        if key == self._heads_of:
+            return
+        self._heads_of = key
+        grid = self.query_one("#heads", Grid)
+        grid.remove_children()
+        self.thumbs = []
+        for h in range(n_head):
+            small = Heatmap(compact=True, show_status=False, show_labels=False, show_cursor=False, name=str(h))
+            small.can_focus = False  # arrows belong to the big map
+            self.thumbs.append((Vertical(Label(f"head {h}"), small, classes="thumb"), small))
+        grid.mount_all(thumb for thumb, _ in self.thumbs)
+
+    def _fit_grid(self) -> None:
+        """As many thumbnail columns as fit beside the big map."""
+        if self.state.trace is None:
+            return
+        T = len(self.state.trace.ids)
+        width = self.query_one("#heads-box").scrollable_content_region.width
+        self.query_one("#heads", Grid).styles.grid_size_columns = max(1, min(self.app.session.n_head,
+                                                                             (width + 2) // (max(T, 6) + 2)))
+
+    def update_attends(self, row: int) -> None:
+        trace = self.state.trace
+        att = self.weights(self.app.session.layer)[self.app.session.head]
+        self.query_one("#attends", Static).update(Text(attends_to(att, trace.tokens, row)))
+
+    @on(Heatmap.CellSelected, "#big")
+    def _cell_selected(self, message: Heatmap.CellSelected) -> None:
+        if self.state.trace is not None:
+            self.update_attends(message.row)
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a thumbnail (or its label) shows that head large."""
+        for head, (thumb, small) in enumerate(self.thumbs):
+            if event.widget is small or event.widget is thumb or event.widget in thumb.children:
+                self.app.session.select(head=head)
+                self.show()
+                return
+
+    # -- actions ---------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("layer", "head"):
+            return self.state.trace is not None
+        return True
+
+    def action_layer(self, delta: int) -> None:
+        """Show the next or previous layer."""
+        self.app.session.select(layer=self.app.session.layer + delta)
+        self.show()
+
+    def action_head(self, delta: int) -> None:
+        """Show the next or previous head large."""
+        self.app.session.select(head=self.app.session.head + delta)
+        self.show()
+
+    def action_edit_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_leave_prompt(self) -> None:
+        self.query_one("#prompt", Input).value = self.app.session.prompt
+        self.query_one("#big", Heatmap).focus()
+
+    def action_focus_grid(self) -> None:
+        self.query_one("#big", Heatmap).focus()
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, message: Input.Submitted) -> None:
+        self.app.session.prompt = message.value
+        self.query_one("#big", Heatmap).focus()
+        self.reload(force=True)

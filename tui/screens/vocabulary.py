@@ -1,0 +1,171 @@
+"""Vocabulary: every token's embedding, the position table, and a PCA map where similar tokens sit close."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Static
+
+from ..explain import wrap_numbers
+from ..widgets.heatmap import Heatmap, visible
+from ..widgets.scatter import Scatter
+from .view_state import NO_MODEL
+
+
+def pca_2d(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of each row on the first two principal axes, and the share of variance each explains."""
+    x = table.astype(np.float64)
+    x = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    axes = vt[:2]
+    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])
+    axes = axes * np.where(signs == 0, 1.0, signs)[:, None]  # largest loading positive: the same picture every time
+    coords = x @ axes.T
+    if coords.shape[1] < 2:
+        coords = np.hstack([coords, np.zeros((len(x), 2 - coords.shape[1]))])
+    total = float((s ** 2).sum())
+    explained = (s[:2] ** 2) / total if total > 0 else np.zeros(2)
+    return coords, np.pad(explained, (0, 2 - len(explained)))
+
+
+def nearest(table: np.ndarray, index: int, k: int = 5) -> list[tuple[int, float]]:
+    """The k rows most similar (cosine) to row `index`."""
+    x = table.astype(np.float64)
+    norms = np.linalg.norm(x, axis=1)
+    sims = x @ x[index] / np.maximum(norms * norms[index], 1e-12)
+    sims[index] = -np.inf
+    order = np.argsort(-sims, kind="stable")[:k]
+    return [(int(i), float(sims[i])) for i in order]
+
+
+class VocabularyScreen(Screen):
+    """Token and position embeddings as heatmaps, with a PCA map of the tokens."""
+
+    AUTO_FOCUS = "#tokens"
+    BINDINGS = [
+        Binding("w", "toggle_table", "Tokens/positions"),
+        Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
+    ]
+    DEFAULT_CSS = """
+    VocabularyScreen #vocab-title { height: auto; padding: 0 1; text-style: bold; color: $accent; }
+    VocabularyScreen #vocab-body { height: 1fr; }
+    VocabularyScreen #tables { width: auto; max-width: 55%; padding: 0 1; }
+    VocabularyScreen #switcher { height: 1fr; width: auto; }
+    VocabularyScreen #switcher > Heatmap { max-height: 100%; }
+    VocabularyScreen #token-info { height: auto; max-height: 9; padding-top: 1; }
+    VocabularyScreen #map-box { width: 1fr; border: round $primary-darken-1; padding: 0 1; }
+    VocabularyScreen .no-model { height: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key: tuple | None = None
+        self.wte = np.zeros((0, 0))
+        self.wpe = np.zeros((0, 0))
+        self.vocab: list[str] = []
+        self.coords = np.zeros((0, 2))
+        self.explained = np.zeros(2)
+
+    def compose(self) -> ComposeResult:
+        yield Static(NO_MODEL, classes="no-model")
+        yield Static(id="vocab-title")
+        with Horizontal(id="vocab-body"):
+            with Vertical(id="tables"):
+                with ContentSwitcher(initial="tokens", id="switcher"):
+                    yield Heatmap(id="tokens", narrow=True, label_width=10)
+                    yield Heatmap(id="positions", narrow=True, label_width=6)
+                yield Static(id="token-info")
+            with Vertical(id="map-box"):
+                yield Scatter(id="map")
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, lambda: self.reload() if self.is_current else None)
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        """Copy the embedding tables when the weights or the model changed, then redraw."""
+        session = self.app.session
+        model = session.model
+        key = (id(model), session.version)
+        if key == self.key:
+            return
+        self.key = key
+        for selector in ("#vocab-title", "#vocab-body"):
+            self.query_one(selector).display = model is not None
+        self.query_one(".no-model").display = model is None
+        if model is None:
+            return
+        with model.lock:
+            self.wte = np.array(model.params["transformer.wte.weight"], copy=True)
+            self.wpe = np.array(model.wpe, copy=True)
+        tok = model.tokenizer
+        self.vocab = [tok.token_text(i) for i in range(model.config.vocab_size)]
+        self.coords, self.explained = pca_2d(self.wte)
+        V, C = self.wte.shape
+        pos_kind = "learned" if model.config.positional == "learned" else "fixed sine/cosine"
+        self.query_one("#vocab-title", Static).update(Text.assemble(
+            f"Vocabulary: {V} tokens ({tok.kind} tokenizer), each a vector of C = {C} numbers\n",
+            (f"Map: PCA of the token embeddings, PC1 {100 * self.explained[0]:.1f}% and PC2 "
+             f"{100 * self.explained[1]:.1f}% of the variance · w: {pos_kind} position table", "not bold dim")))
+        tokens = self.query_one("#tokens", Heatmap)
+        tokens.set_data(self.wte, [f"{i:>4} {visible(t)}" for i, t in enumerate(self.vocab)], kind="signed",
+                        escape=False)
+        self.query_one("#positions", Heatmap).set_data(self.wpe, [f"pos {t}" for t in range(len(self.wpe))],
+                                                       kind="signed")
+        self.query_one("#map-box").border_title = "token embeddings, PCA"
+        self.query_one("#map", Scatter).set_points(self.coords, [visible(t) for t in self.vocab], tokens.cursor[0])
+        self.show_token(tokens.cursor[0])
+
+    def show_token(self, index: int) -> None:
+        """Details of one token: id, text, its embedding's numbers, PCA position, nearest tokens."""
+        if not len(self.wte):
+            return
+        width = max(self.query_one("#token-info").size.width - 1, 36)
+        near = ", ".join(f"'{visible(self.vocab[j])}' {s:.2f}" for j, s in nearest(self.wte, index))
+        x, y = self.coords[index]
+        text = Text()
+        text.append(f"id {index} '{visible(self.vocab[index])}'  PCA ({x:+.3f}, {y:+.3f})\n", style="bold")
+        text.append("\n".join(wrap_numbers("wte =", self.wte[index], width)) + "\n")
+        text.append(f"closest (cosine): {near}")
+        self.query_one("#token-info", Static).update(text)
+        self.query_one("#map", Scatter).set_highlight(index)
+
+    def show_position(self, index: int) -> None:
+        width = max(self.query_one("#token-info").size.width - 1, 36)
+        text = Text()
+        text.append(f"position {index}\n", style="bold")
+        text.append("\n".join(wrap_numbers("wpe =", self.wpe[index], width)))
+        self.query_one("#token-info", Static).update(text)
+
+    @on(Heatmap.CellSelected, "#tokens")
+    def _token_selected(self, message: Heatmap.CellSelected) -> None:
+        self.show_token(message.row)
+
+    @on(Heatmap.CellSelected, "#positions")
+    def _position_selected(self, message: Heatmap.CellSelected) -> None:
+        if self.query_one("#switcher", ContentSwitcher).current == "positions":
+            self.show_position(message.row)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        return self.app.session.model is not None if action == "toggle_table" else True
+
+    def action_toggle_table(self) -> None:
+        """Switch the table between token embeddings (wte) and position embeddings (wpe)."""
+        switcher = self.query_one("#switcher", ContentSwitcher)
+        switcher.current = "positions" if switcher.current == "tokens" else "tokens"
+        grid = self.query_one(f"#{switcher.current}", Heatmap)
+        grid.focus()
+        if switcher.current == "tokens":
+            self.show_token(grid.cursor[0])
+        else:
+            self.show_position(grid.cursor[0])
+
+    def action_focus_grid(self) -> None:
+        self.query_one(f"#{self.query_one('#switcher', ContentSwitcher).current}", Heatmap).focus()

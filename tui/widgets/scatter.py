@@ -1,0 +1,95 @@
+"""Scatter: text labels placed at 2-D points, as in a PCA map of token embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+_AXIS = Style(dim=True)
+_LABEL = Style()
+_HIGHLIGHT = Style(bold=True, reverse=True)
+
+
+class Scatter(Widget):
+    """Labels at (x, y) positions scaled to the widget; crowded labels are skipped (and counted)."""
+
+    DEFAULT_CSS = """
+    Scatter { height: 1fr; width: 1fr; }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.points = np.zeros((0, 2))
+        self.labels: list[str] = []
+        self.highlight: int | None = None
+        self.hidden = 0  # labels left out because their place was taken
+        self.placed: dict[int, tuple[int, int]] = {}  # point -> (x, y) cell of its label's first character
+        self._grid: list[list[tuple[str, Style]]] | None = None
+
+    def set_points(self, points: np.ndarray, labels: list[str], highlight: int | None = None) -> None:
+        """Show these points (N, 2) with their labels; `highlight` is drawn last, reversed, always."""
+        self.points, self.labels, self.highlight = np.asarray(points, dtype=np.float64), list(labels), highlight
+        self._grid = None
+        self.refresh()
+
+    def set_highlight(self, index: int | None) -> None:
+        if index != self.highlight:
+            self.highlight = index
+            self._grid = None
+            self.refresh()
+
+    def on_resize(self) -> None:
+        self._grid = None
+
+    def cell_of(self, x: float, y: float, width: int, height: int, label_width: int = 1) -> tuple[int, int]:
+        """The character cell of a data point (y grows upwards, as on paper)."""
+        lo, hi = self.points.min(0), self.points.max(0)
+        span = np.where(hi - lo > 0, hi - lo, 1.0)
+        col = int(round((x - lo[0]) / span[0] * max(width - label_width, 0)))
+        row = int(round((hi[1] - y) / span[1] * max(height - 1, 0)))
+        return col, row
+
+    def _layout(self, width: int, height: int) -> list[list[tuple[str, Style]]]:
+        """Place every label that fits, the highlighted one first so it is never crowded out."""
+        grid = [[(" ", _AXIS) for _ in range(width)] for _ in range(height)]
+        self.placed, self.hidden = {}, 0
+        if len(self.points) == 0 or width < 2 or height < 1:
+            return grid
+        x0, y0 = self.cell_of(0.0, 0.0, width, height)
+        if 0 <= y0 < height:  # the axes through the origin, faintly
+            grid[y0] = [("─", _AXIS)] * width
+        if 0 <= x0 < width:
+            for row in grid:
+                row[x0] = ("┼" if row[x0][0] == "─" else "│", _AXIS)
+        taken = [[False] * width for _ in range(height)]
+        order = list(range(len(self.points)))
+        if self.highlight is not None and 0 <= self.highlight < len(order):
+            order.remove(self.highlight)
+            order.insert(0, self.highlight)
+        for i in order:
+            text = self.labels[i][:4] if i < len(self.labels) else str(i)
+            w = max(cell_len(text), 1)
+            col, row = self.cell_of(*self.points[i], width, height, w)
+            col = min(max(col, 0), max(width - w, 0))
+            span = range(max(col - 1, 0), min(col + w + 1, width))  # keep one blank cell between labels
+            if not 0 <= row < height or any(taken[row][c] for c in span):
+                self.hidden += 1
+                continue
+            style = _HIGHLIGHT if i == self.highlight else _LABEL
+            for k, ch in enumerate(text[:width - col]):
+                grid[row][col + k] = (ch, style)
+                taken[row][col + k] = True
+            self.placed[i] = (col, row)
+        return grid
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        if self._grid is None or len(self._grid) != height or (height and len(self._grid[0]) != width):
+            self._grid = self._layout(width, height)
+        if y >= len(self._grid):
+            return Strip.blank(width)
+        return Strip([Segment(ch, style) for ch, style in self._grid[y]]).simplify().adjust_cell_length(width)
