@@ -23,17 +23,16 @@ def crossentropy_forward(losses, probs, logits, targets):
         maxv = x[0]
         for j in range(1, V):
             maxv = x[j] if x[j] > maxv else maxv
-        total = 0.0  # float64
         if fast:
             for j in range(V):
-                e = exp_f32(x[j] - maxv)
-                p[j] = e
-                total += e
+                p[j] = exp_f32(x[j] - maxv)
         else:
             for j in range(V):
-                e = math.exp(x[j] - maxv)
-                p[j] = e
-                total += e
+                p[j] = math.exp(x[j] - maxv)
+        # a separate float64 sum: folded into the exp loop it halves that loop's vector width
+        total = 0.0
+        for j in range(V):
+            total += p[j]
         inv = 1.0 / total
         for j in range(V):
             p[j] = p[j] * inv

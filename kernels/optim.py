@@ -5,7 +5,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .flags import JIT_PARALLEL
+from .flags import JIT, JIT_PARALLEL
 
 # elements per parallel chunk: large enough to amortise scheduling, small enough to balance
 CHUNK = 1 << 14
@@ -29,12 +29,25 @@ def scale_inplace(x, s):
         x[i] = x[i] * s
 
 
+@njit(**JIT)
+def _adamw_chunk(p, g, m, v, beta1, beta2, step_size, inv_sqrt_bc2, eps):
+    """The Adam part of the update on 1-D contiguous slices (so LLVM vectorises it)."""
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = beta1 * m[i] + (1.0 - beta1) * gi
+        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
 @njit(**JIT_PARALLEL)
 def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step, n_decay):
     """WRITES params, m, v (P,): one PyTorch AdamW step (step is 1-based).
 
     Decoupled weight decay p *= 1 - lr*wd applies to the first n_decay entries only (the flat
-    buffer orders decayed 2-D weights first), then the bias-corrected Adam update to all.
+    buffer orders decayed 2-D weights first), then the bias-corrected Adam update to all:
+    p -= lr/(1-b1^step) * m / (sqrt(v)/sqrt(1-b2^step) + eps), as torch.optim.AdamW computes it.
     """
     n = params.shape[0]
     bc1 = 1.0 - beta1**step
@@ -47,12 +60,7 @@ def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step,
         lo = ci * CHUNK
         hi = min(lo + CHUNK, n)
         dhi = max(lo, min(hi, n_decay))
-        for i in range(lo, dhi):
-            params[i] = params[i] * decay
-        for i in range(lo, hi):
-            g = grads[i]
-            mi = beta1 * m[i] + (1.0 - beta1) * g
-            vi = beta2 * v[i] + (1.0 - beta2) * g * g
-            m[i] = mi
-            v[i] = vi
-            params[i] = params[i] - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+        pd = params[lo:dhi]
+        for i in range(pd.shape[0]):
+            pd[i] = pd[i] * decay
+        _adamw_chunk(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], beta1, beta2, step_size, inv_sqrt_bc2, eps)
