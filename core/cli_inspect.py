@@ -1,0 +1,252 @@
+"""`tinylm inspect` (one forward pass, printed like a textbook) and `tinylm info` (a checkpoint's card)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .cli import UsageError, check_prompt, load_checkpoint, non_negative_int, show_token, token_label
+from .cli_progress import fmt_bytes, plural
+from .config import TrainConfig, config_from_dict
+
+TOP_K = 10  # next tokens listed
+BAR_WIDTH = 30  # characters for probability 1.0
+SPARK = "▁▂▃▄▅▆▇█"
+
+INSPECT_EXAMPLES = """
+examples:
+  tinylm inspect runs/fables-char --prompt "The Fox"
+  tinylm inspect runs/fables-char --prompt "The Fox" --layer 3 --precision 2
+  tinylm inspect runs/fables-char --prompt "The Fox" --all-layers | less -S
+
+Every number comes from one forward pass (the model's trace): token embeddings, position
+embeddings, their sum, each head's attention weights (row = query token, column = key token;
+· marks the causal mask), each block's output, and the next-token probabilities.
+"""
+
+
+def add_inspect_parser(sub) -> None:
+    p = sub.add_parser("inspect", help="print every stage of the model on a prompt",
+                       description="Print the forward pass of a checkpoint on a prompt, stage by stage.",
+                       epilog=INSPECT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
+    p.add_argument("--prompt", required=True, help="text to run through the model")
+    layers = p.add_mutually_exclusive_group()
+    layers.add_argument("--layer", type=non_negative_int, metavar="L", help="show block L (default 0)")
+    layers.add_argument("--all-layers", action="store_true", help="show every block")
+    p.add_argument("--precision", type=non_negative_int, default=3, metavar="D", help="decimals (default 3)")
+    p.set_defaults(func=run_inspect)
+
+
+def format_matrix(M: np.ndarray, row_labels: list[str], col_labels: list[str] | None = None, precision: int = 3,
+                  width: int | None = None, max_rows: int = 16, mask_upper: bool = False) -> list[str]:
+    """A labelled grid that fits the terminal: middle rows and columns elided with ⋮ and … ."""
+    T, C = M.shape
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    rows = _pick(T, max_rows)
+    label_w = max(len(s) for s in row_labels) if row_labels else 0
+    cell = max(len(f"{v:.{precision}f}") for v in M.ravel()) + 1 if M.size else precision + 3
+    if col_labels is not None:
+        cell = max(cell, min(max(len(s) for s in col_labels), 6) + 1)
+    cols = _pick(C, max(2, (width - label_w - 4) // cell))
+    head = " " * (label_w + 2) + "".join(
+        "…".rjust(cell) if j is None else (col_labels[j][: cell - 1] if col_labels else str(j)).rjust(cell)
+        for j in cols
+    )
+    lines = [head]
+    for i in rows:
+        if i is None:
+            lines.append(" " * (label_w + 2) + "".join("⋮".rjust(cell) for _ in cols))
+            continue
+        cells = []
+        for j in cols:
+            if j is None:
+                cells.append("…".rjust(cell))
+            elif mask_upper and j > i:
+                cells.append("·".rjust(cell))
+            else:
+                cells.append(f"{M[i, j]:.{precision}f}".rjust(cell))
+        lines.append(row_labels[i].ljust(label_w) + "  " + "".join(cells))
+    return lines
+
+
+def _pick(n: int, most: int) -> list[int | None]:
+    """Indices to show out of n: all if they fit, else both ends with None standing for the gap."""
+    if n <= most:
+        return list(range(n))
+    half = (most - 1) // 2
+    return list(range(half + (most - 1) % 2)) + [None] + list(range(n - half, n))
+
+
+def bar(p: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar p of full width, in eighths of a character."""
+    eighths = int(round(max(0.0, min(1.0, p)) * width * 8))
+    full, part = divmod(eighths, 8)
+    return "█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")
+
+
+def run_inspect(args) -> int:
+    model = load_checkpoint(args.checkpoint)
+    cfg = model.config
+    if args.layer is not None and args.layer >= cfg.n_layer:
+        raise UsageError(f"--layer {args.layer} does not exist: the model has layers 0 to {cfg.n_layer - 1}")
+    check_prompt(model, args.prompt)
+    tr = model.trace(args.prompt)
+    p = args.precision
+    T, C, NH = len(tr.ids), cfg.n_embd, cfg.n_head
+    tokens = [token_label(model.tokenizer, int(i)) for i in tr.ids]
+    pw = len(str(T - 1))
+    labels = [f"{t:>{pw}} {show_token(s, 8)}" for t, s in enumerate(tokens)]
+    short = [show_token(s, 6) for s in tokens]
+    out = []
+    section = _Sections(out)
+    out.append(f"checkpoint {args.checkpoint}: {plural(cfg.n_layer, 'layer')}, {plural(NH, 'head')}, {C} wide, "
+               f"context {cfg.block_size}, vocabulary {cfg.vocab_size} ({model.tokenizer.kind} tokenizer)")
+    text = model.tokenizer.decode(tr.ids.tolist())
+    out.append(f"prompt {text!r} -> {T} tokens")
+
+    section("tokens")
+    out.append("  pos    id  token")
+    for t, i in enumerate(tr.ids):
+        out.append(f"  {t:>3}  {int(i):>4}  {token_label(model.tokenizer, int(i), quoted=True)}")
+    section(f"token embeddings: wte[id]  ({T} x {C})")
+    out += format_matrix(tr["wte"], labels, precision=p)
+    kind = "learned" if cfg.positional == "learned" else "fixed sine/cosine"
+    section(f"+ position embeddings: wpe[pos], {kind}  ({T} x {C})")
+    out += format_matrix(tr["wpe"], labels, precision=p)
+    section(f"= input to block 0: x = wte[id] + wpe[pos]  ({T} x {C})")
+    out += format_matrix(tr["x0"], labels, precision=p)
+
+    shown = range(cfg.n_layer) if args.all_layers else [args.layer or 0]
+    for l in shown:
+        h = f"h.{l}."
+        section(f"block {l}: x + attention(ln_1(x)), then + mlp(ln_2(x))")
+        out.append(f"  attention weights softmax(q k / sqrt({cfg.head_size})), causal: row = query, column = key")
+        for head in range(NH):
+            out.append(f"  head {head} of {NH}  ({T} x {T})")
+            out += ["  " + s for s in format_matrix(tr[h + "att"][head], labels, short, p, mask_upper=True)]
+            out.append("")
+        out.append(f"  block {l} output: residual stream  ({T} x {C})")
+        out += ["  " + s for s in format_matrix(tr[h + "res_2"], labels, precision=p)]
+    hidden = [l for l in range(cfg.n_layer) if l not in shown]
+    if hidden:
+        out.append(f"  (blocks {_ranges(hidden)} not shown: --layer L or --all-layers)")
+
+    probs = tr["probs"][-1].astype(np.float64)
+    section(f"next token after {text[-20:]!r}: softmax(ln_f(x) @ wte.T), top {min(TOP_K, probs.size)} of {probs.size}")
+    order = np.argsort(-probs, kind="stable")[:TOP_K]
+    top = [token_label(model.tokenizer, int(i), quoted=True) for i in order]
+    tok_w = max(len(s) for s in top)
+    for rank, (i, token) in enumerate(zip(order, top), 1):
+        out.append(f"  {rank:>2}. {token:<{tok_w}}  id {int(i):>5}  {probs[i]:.4f}  {bar(probs[i])}")
+    print("\n".join(out))
+    return 0
+
+
+class _Sections:
+    """Numbered section headings."""
+
+    def __init__(self, out: list[str]):
+        self.out, self.n = out, 0
+
+    def __call__(self, title: str) -> None:
+        self.n += 1
+        self.out += ["", f"{self.n}. {title}"]
+
+
+def _ranges(nums: list[int]) -> str:
+    return f"{nums[0]}" if len(nums) == 1 else f"{nums[0]}-{nums[-1]}" if nums == list(range(nums[0], nums[-1] + 1)) \
+        else ", ".join(map(str, nums))
+
+
+# ----- info ---------------------------------------------------------------------------------------
+
+INFO_EXAMPLES = """
+examples:
+  tinylm info runs/fables-char
+"""
+
+
+def add_info_parser(sub) -> None:
+    p = sub.add_parser("info", help="describe a checkpoint: model, tokenizer, corpus, training history",
+                       description="Describe a checkpoint: its model, tokenizer, corpus and training history.",
+                       epilog=INFO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
+    p.set_defaults(func=run_info)
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """Values as ▁..█, averaged into at most `width` buckets, low to high between their min and max."""
+    if not values:
+        return ""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size > width:
+        v = np.array([chunk.mean() for chunk in np.array_split(v, width)])
+    lo, hi = v.min(), v.max()
+    scale = (len(SPARK) - 1) / (hi - lo) if hi > lo else 0.0
+    return "".join(SPARK[int(round((x - lo) * scale))] for x in v)
+
+
+def run_info(args) -> int:
+    from .checkpoint import CONFIG_FILE, STATE_FILE
+
+    path = Path(args.checkpoint)
+    model = load_checkpoint(path)  # validates every file first: a damaged checkpoint is an error here
+    cfg, tok = model.config, model.tokenizer
+    extra = json.loads((path / CONFIG_FILE).read_text()).get("tinylm") or {}
+    files = [f for f in path.rglob("*") if f.is_file()]
+    sizes = ", ".join(f"{f.name} {fmt_bytes(f.stat().st_size)}" for f in sorted(files))
+    rows = [
+        ("checkpoint", f"{path}  ({fmt_bytes(sum(f.stat().st_size for f in files))} on disk: {sizes})"),
+        ("model", f"GPT-2, {plural(cfg.n_layer, 'layer')}, {plural(cfg.n_head, 'head')} (head size {cfg.head_size}), "
+                  f"{cfg.n_embd} wide, context {cfg.block_size}, {cfg.positional} positions"
+                  + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")),
+        ("parameters", f"{cfg.num_params():,}"),
+        ("tokenizer", f"{tok.kind}, vocabulary {tok.vocab_size:,}"),
+    ]
+    corpus = extra.get("corpus")
+    if corpus:
+        rows.append(("corpus", f"{corpus.get('name')} ({corpus.get('source')}), {corpus.get('chars', 0):,} characters, "
+                               f"sha256 {str(corpus.get('sha256', ''))[:16]}…"))
+    train = extra.get("train")
+    if isinstance(train, dict):
+        t = config_from_dict(TrainConfig, train)
+        rows.append(("training", f"batch {t.batch_size}, lr {t.learning_rate:g} -> {t.min_lr:g} (warmup "
+                                 f"{t.warmup_steps}, decay to step {t.decay_steps}), weight decay {t.weight_decay:g}, "
+                                 f"betas {t.beta1:g}/{t.beta2:g}, clip {t.grad_clip:g}, seed {t.seed}"))
+        rows.append(("step", f"{extra.get('step', '?')} of {t.max_steps}"))
+    history = _history(path / STATE_FILE)
+    if history:
+        last = history[-1]
+        evals = [h for h in history if h.get("val_loss") is not None]
+        text = f"train loss {last['train_loss']:.4f} (step {last['step']})"
+        if evals:
+            e = evals[-1]
+            text += f"; val loss {e['val_loss']:.4f}, accuracy {100 * e['accuracy']:.1f}% (step {e['step']})"
+        rows.append(("last", text))
+        losses = [h["train_loss"] for h in history]
+        rows.append(("train loss", f"{sparkline(losses)}  {losses[0]:.3f} -> {losses[-1]:.3f} "
+                                   f"over {len(losses)} steps"))
+        if len(evals) > 1:
+            vals = [h["val_loss"] for h in evals]
+            rows.append(("val loss", f"{sparkline(vals)}  {vals[0]:.3f} -> {vals[-1]:.3f} "
+                                     f"over {len(vals)} evaluations"))
+    elif not train:
+        rows.append(("training", "none recorded (weights only; cannot resume)"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _history(state_file: Path) -> list[dict]:
+    """The per-step metrics the trainer saved, or [] when absent or unreadable (info stays useful)."""
+    try:
+        history = json.loads(state_file.read_text()).get("history") or []
+        return [h for h in history if isinstance(h, dict) and "train_loss" in h and "step" in h]
+    except (OSError, ValueError, AttributeError):
+        return []

@@ -1,0 +1,183 @@
+"""`tinylm train` at run time: the run's description, the progress line, evaluation lines, Ctrl-C, a sample."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import threading
+import time
+
+from .trainer import TrainMetrics
+
+TTY_REFRESH_S = 0.1  # a terminal line redrawn at most 10 times a second costs nothing measurable
+PLAIN_LINES = 50  # about this many progress lines per run when stdout is a file or a pipe
+
+
+def fmt_time(seconds: float) -> str:
+    """1:05, or 1:02:03 past an hour."""
+    s = int(round(max(seconds, 0.0)))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_count(n: float) -> str:
+    """18.3k, 1.2M."""
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.1f}{suffix}"
+    return f"{n:.0f}"
+
+
+def plural(n: int, word: str) -> str:
+    """'1 layer', '4 layers'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def fmt_bytes(n: float) -> str:
+    for div, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= div:
+            return f"{n / div:.1f} {suffix}"
+    return f"{int(n)} B"
+
+
+class Progress:
+    """One updating line on a terminal (`\\r`), plain lines otherwise; every evaluation a durable line."""
+
+    def __init__(self, stream, quiet: bool = False):
+        self.stream, self.quiet = stream, quiet
+        try:
+            self.tty = stream.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
+        self.last_val: tuple[int, float, float] | None = None  # (step, val loss, accuracy)
+        self.window: list[float] = []  # train losses since the last evaluation
+        self._line_shown = False
+        self._last_draw = 0.0
+
+    def update(self, m: TrainMetrics) -> None:
+        self.window.append(m.train_loss)
+        if m.val_loss is not None:
+            mean = sum(self.window) / len(self.window)
+            self.durable(
+                f"step {m.step}/{m.max_steps}: val loss {m.val_loss:.4f}, accuracy {100 * m.accuracy:.1f}% | "
+                f"train loss {mean:.4f} (mean of {len(self.window)} steps) | lr {m.lr:.2e} | "
+                f"{fmt_time(m.elapsed_s)} elapsed"
+            )
+            self.last_val = (m.step, m.val_loss, m.accuracy)
+            self.window = []
+        if self.quiet:
+            return
+        last = m.step == m.max_steps
+        if self.tty:
+            now = time.monotonic()
+            if last or now - self._last_draw >= TTY_REFRESH_S:
+                self._last_draw = now
+                width = shutil.get_terminal_size((100, 24)).columns - 1
+                # Cut to the width: a wrapped line cannot be redrawn in place with \r.
+                self.stream.write("\r" + self.line(m, with_val=True)[:width] + "\x1b[K")
+                self.stream.flush()
+                self._line_shown = True
+        elif last or m.step == 1 or m.step % max(1, m.max_steps // PLAIN_LINES) == 0:
+            print(self.line(m, with_val=False), file=self.stream, flush=True)
+
+    def line(self, m: TrainMetrics, with_val: bool) -> str:
+        """Time first, so a narrow terminal that cuts the line still shows how long is left."""
+        width = len(str(m.max_steps))
+        parts = [f"step {m.step:>{width}}/{m.max_steps} {100 * m.progress:3.0f}%",
+                 f"{fmt_time(m.elapsed_s)} elapsed, {fmt_time(m.eta_s)} left", f"loss {m.train_loss:.4f}"]
+        if with_val and self.last_val is not None:
+            _, val, acc = self.last_val
+            parts.append(f"val {val:.4f} acc {100 * acc:.1f}%")
+        parts += [f"lr {m.lr:.2e}", f"grad {m.grad_norm:.3f}", f"{fmt_count(m.tokens_per_s)} tok/s"]
+        return " | ".join(parts)
+
+    def durable(self, text: str) -> None:
+        """A line that stays: on a terminal it replaces the progress line, which is redrawn after it."""
+        if self.quiet:
+            return
+        if self._line_shown:
+            self.stream.write("\r\x1b[K")
+            self._line_shown = False
+        print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """End the updating line so that what follows starts on a fresh one."""
+        if self._line_shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line_shown = False
+
+
+class StopOnCtrlC:
+    """The first Ctrl-C asks training to stop after the current step (so the saved state is exact);
+    a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ntinylm: stopping after this step (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def describe_run(trainer, out, resumed: bool) -> list[str]:
+    """A few lines saying what is about to be trained, on what, and where it will be saved."""
+    from .run import memory_estimate
+
+    model, c = trainer.model, trainer.config
+    mc, corpus, tok = model.config, trainer.corpus, model.tokenizer
+    n_tokens = trainer.n_train_tokens + trainer.n_val_tokens
+    lines = []
+    if corpus is not None:
+        where = {"builtin": "built-in", "file": "file", "text": "typed text"}.get(corpus.source, corpus.source)
+        lines.append(f"corpus      {corpus.name} ({where}): {len(corpus.text):,} characters -> {n_tokens:,} tokens; "
+                     f"{trainer.n_train_tokens:,} to train, {trainer.n_val_tokens:,} to validate")
+    lines.append(f"tokenizer   {tok.kind}, {tok.vocab_size:,} tokens")
+    itemsize = model.dtype.itemsize
+    lines.append(
+        f"model       {plural(mc.n_layer, 'layer')} x {plural(mc.n_head, 'head')} x {mc.n_embd} wide, "
+        f"context {mc.block_size}, {mc.positional} positions{f', dropout {mc.dropout:g}' if mc.dropout else ''}: "
+        f"{mc.num_params():,} parameters, "
+        f"~{fmt_bytes(memory_estimate(mc, c, itemsize))} to train in {model.dtype.name}"
+    )
+    lines.append(
+        f"training    {c.max_steps} steps of {c.batch_size} x {mc.block_size} tokens; AdamW lr {c.learning_rate:g} -> "
+        f"{c.min_lr:g} (warmup {c.warmup_steps}, decay to step {c.decay_steps}), weight decay {c.weight_decay:g}, "
+        f"betas {c.beta1:g}/{c.beta2:g}, clip {c.grad_clip:g}; validation every {c.eval_interval} steps "
+        f"({c.eval_batches} batches); seed {c.seed}"
+    )
+    if resumed:
+        lines.append(f"resuming    at step {trainer.step_count} of {c.max_steps}")
+    lines.append(f"checkpoint  {out} (written at the end, and on Ctrl-C)")
+    return lines
+
+
+def sample_text(trainer, n_chars: int) -> str:
+    """About n_chars of text from the trained model (temperature 0.8, seeded by the run's seed)."""
+    from .cli import default_prompt_ids
+    from .sampling import Sampling
+
+    model = trainer.model
+    pieces, length = [], 0
+    for step in model.generate(default_prompt_ids(model), Sampling(temperature=0.8, seed=trainer.config.seed),
+                               max_new_tokens=4 * n_chars):
+        pieces.append(step.id)
+        length += len(step.text)
+        if length >= n_chars:
+            break
+    return model.tokenizer.decode(pieces)[:n_chars]

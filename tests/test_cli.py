@@ -1,0 +1,348 @@
+"""The `tinylm` command line: train, resume, Ctrl-C, generate, inspect, info, and every bad input."""
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinylm.core import Sampling, Trainer, TrainingDiverged, load
+from tinylm.core.cli import main
+from tinylm.core.cli_inspect import format_matrix, sparkline
+from tinylm.core.cli_progress import Progress
+from tinylm.core.trainer import TrainMetrics
+
+TINY = ["--layers", "1", "--heads", "2", "--embd", "16", "--context", "16", "--batch-size", "4",
+        "--eval-batches", "2"]
+EXACT = ("step", "max_steps", "train_loss", "val_loss", "accuracy", "lr", "grad_norm")
+
+
+def run(argv):
+    """main(argv) in-process with stdout and stderr captured: (status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+def train(out, *extra, steps=30):
+    return run(["train", *TINY, "--steps", steps, "--out", out, *extra])
+
+
+def read_log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_one_line_error(status, err, *words):
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tinylm: error: ") and "Traceback" not in err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny trained checkpoint and its per-step log, shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("cli")
+    status, out, err = train(root / "run", "--json-log", root / "log.jsonl")
+    assert status == 0, err
+    return root / "run", root / "log.jsonl", out
+
+
+# ----- train, info ------------------------------------------------------------------------------
+
+
+def test_help_of_every_command_has_examples():
+    for argv in ([], ["train"], ["generate"], ["inspect"], ["info"]):
+        status, out, _ = run([*argv, "--help"])
+        assert status == 0 and "examples:" in out and "usage: tinylm" in out
+
+
+def test_no_command_prints_help_and_fails():
+    status, out, _ = run([])
+    assert status == 2 and "commands:" in out
+
+
+def test_train_writes_a_checkpoint_that_loads_and_info_reports(ckpt):
+    path, log, out = ckpt
+    model = load(path)
+    assert model.config.n_layer == 1 and model.config.n_embd == 16 and model.tokenizer.kind == "char"
+    assert f"saved checkpoint to {path}" in out
+    assert "step 30/30: val loss" in out and "--- sample" in out
+    assert re.search(r"step\s+30/30 100% \| [\d:]+ elapsed, 0:00 left \| loss \d\.\d{4} \| lr .* tok/s$", out, re.M)
+    lines = read_log(log)
+    assert [m["step"] for m in lines] == list(range(1, 31))
+    assert set(TrainMetrics.__dataclass_fields__) <= set(lines[0])
+    status, info, _ = run(["info", path])
+    assert status == 0
+    assert re.search(r"^step\s+30 of 30$", info, re.M)
+    assert re.search(r"^parameters\s+" + f"{model.config.num_params():,}$", info, re.M)
+    assert "char, vocabulary" in info and "fables (builtin)" in info and "on disk" in info
+    assert f"val loss {lines[-1]['val_loss']:.4f}" in info
+    assert re.search(r"^train loss\s+[▁▂▃▄▅▆▇█]+ ", info, re.M)
+
+
+def test_default_out_never_reuses_an_existing_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for expected in ("runs/typed-char", "runs/typed-char-2"):
+        status, out, err = run(["train", *TINY, "--steps", 2, "--quiet", "--text", "the cat sat on the mat. " * 20])
+        assert status == 0, err
+        assert out.strip() == f"saved checkpoint to {expected}"
+    assert_one_line_error(*run(["train", "--resume", "runs/typed-char", "--steps", 3])[::2], "--text")
+
+
+def test_cli_works_without_the_bench_module(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tinylm.core.bench", None)  # as if core/bench.py did not exist
+    status, out, _ = run(["--help"])
+    assert status == 0 and "train" in out and "bench" not in out
+
+
+def test_resume_after_ctrl_c_matches_an_uninterrupted_run(ckpt, tmp_path, monkeypatch):
+    _, straight_log, _ = ckpt
+    step = Trainer.step
+
+    def interrupted_at_12(self):
+        if self.step_count == 12:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "step", interrupted_at_12)
+    log = tmp_path / "log.jsonl"
+    status, _, err = train(tmp_path / "run", "--json-log", log)
+    assert status == 130 and "Traceback" not in err
+    assert f"interrupted at step 12/30; saved to {tmp_path / 'run'}" in err
+    assert f"resume with: tinylm train --resume {tmp_path / 'run'}" in err
+    assert Trainer.resume(tmp_path / "run").step_count == 12
+    monkeypatch.setattr(Trainer, "step", step)
+
+    status, out, err = run(["train", "--resume", tmp_path / "run", "--json-log", log])
+    assert status == 0, err
+    assert "resuming    at step 12 of 30" in out
+    resumed, straight = read_log(log), read_log(straight_log)
+    assert [m["step"] for m in resumed] == list(range(1, 31))
+    for a, b in zip(resumed, straight):
+        for key in EXACT:
+            assert a[key] == pytest.approx(b[key], rel=1e-6), (a["step"], key)
+
+
+def test_resume_can_train_longer_but_not_change_settings(ckpt, tmp_path):
+    path, _, _ = ckpt
+    shutil.copytree(path, tmp_path / "run")
+    status, _, err = run(["train", "--resume", tmp_path / "run"])
+    assert status == 0 and "already trained 30 of 30 steps" in err
+    assert_one_line_error(*run(["train", "--resume", tmp_path / "run", "--lr", "0.01"])[::2], "--lr", "resuming")
+    status, out, err = run(["train", "--resume", tmp_path / "run", "--steps", 33, "--quiet"])
+    assert status == 0 and "training to step 33" in err
+    assert Trainer.resume(tmp_path / "run").step_count == 33
+
+
+def test_tty_progress_is_one_updating_line():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    progress = Progress(term)
+    for step in (1, 2):
+        progress.update(TrainMetrics(step, 2, 3.0, 2.5 if step == 2 else None, 0.25 if step == 2 else None,
+                                     1e-3, 0.5, 1000.0, 1.0, 1.0))
+    progress.close()
+    text = term.getvalue()
+    assert text.count("\n") == 2  # the durable evaluation line and the final newline
+    assert "\rstep 1/2" in text and "step 2/2: val loss 2.5000, accuracy 25.0%" in text
+    assert "val 2.5000 acc 25.0%" in text
+
+
+# ----- generate ---------------------------------------------------------------------------------
+
+
+def test_generate_streams_tokens_reproducibly(ckpt, monkeypatch):
+    path, _, _ = ckpt
+
+    class Recorder(io.StringIO):
+        flushes = 0
+
+        def flush(self):
+            Recorder.flushes += 1
+
+    outputs = []
+    for _ in range(2):
+        stream = Recorder()
+        monkeypatch.setattr(sys, "stdout", stream)
+        assert main(["generate", str(path), "--prompt", "The", "--tokens", "25", "--seed", "3"]) == 0
+        outputs.append(stream.getvalue())
+    assert outputs[0] == outputs[1] and Recorder.flushes >= 2 * 25
+    expected = "".join(s.text for s in load(path).generate("The", Sampling(seed=3), max_new_tokens=25))
+    assert outputs[0] == "The" + expected + "\n" and len(expected) == 25
+
+
+def test_generate_greedy_without_prompt(ckpt):
+    path, _, _ = ckpt
+    status, out, _ = run(["generate", path, "--greedy", "--tokens", 10])
+    assert status == 0 and out.startswith("\n") and len(out) == 12
+
+
+# ----- inspect ----------------------------------------------------------------------------------
+
+
+def test_inspect_prints_the_trace(ckpt):
+    path, _, _ = ckpt
+    status, out, err = run(["inspect", path, "--prompt", "The Fox", "--precision", 4])
+    assert status == 0 and err == ""
+    model = load(path)
+    tr = model.trace("The Fox")
+    for pos, (i, tok) in enumerate(zip(tr.ids, tr.tokens)):
+        assert re.search(rf"^\s+{pos}\s+{i}\s+{re.escape(repr(tok))}$", out, re.M)
+    for title in ("token embeddings", "position embeddings", "head 1 of 2  (7 x 7)", "block 0 output"):
+        assert title in out
+    probs = tr["probs"][-1]
+    top = int(np.argmax(probs))
+    match = re.search(r"^\s+1\. (.+?)\s+id\s+(\d+)\s+(\d\.\d{4})", out, re.M)
+    assert int(match.group(2)) == top and match.group(1) == repr(model.tokenizer.token_text(top))
+    assert float(match.group(3)) == pytest.approx(float(probs[top]), abs=1e-4)
+    assert len(re.findall(r"^\s+\d+\. .+ id ", out, re.M)) == 10
+    # the second row of head 0: the second token attends to the first two
+    assert f"{tr['h.0.att'][0][1, 0]:.4f} {tr['h.0.att'][0][1, 1]:.4f}" in out
+
+
+def test_inspect_crops_a_long_prompt_and_notes_unseen_characters(ckpt):
+    path, _, _ = ckpt
+    status, out, err = run(["inspect", path, "--prompt", "Ω" + "the fox and the crow " * 3])
+    assert status == 0
+    assert "keeping its last 16 tokens" in err and "'Ω' not seen in training" in err
+    assert "-> 16 tokens" in out
+    status, out, err = run(["inspect", path, "--prompt", "Ωb"])
+    assert status == 0 and "<unk>" in err and "'<unk>'" in out
+
+
+def test_matrix_and_sparkline_formatting():
+    lines = format_matrix(np.arange(60, dtype=float).reshape(3, 20) / 7, ["a", "b", "c"], precision=2, width=60)
+    assert all(len(line) <= 60 for line in lines) and "…" in lines[0] and lines[1].startswith("a  ")
+    att = format_matrix(np.tril(np.ones((3, 3))) / 3, ["0 x", "1 y", "2 z"], ["x", "y", "z"], mask_upper=True)
+    assert att[1].split()[2:] == ["0.333", "·", "·"]
+    assert sparkline([3, 2, 1]) == "█▅▁" and sparkline([1.0] * 100) == "▁" * 40
+
+
+# ----- bad input --------------------------------------------------------------------------------
+
+
+def bad_files(tmp):
+    (tmp / "empty.txt").write_text("")
+    (tmp / "binary.bin").write_bytes(b"abc\x00\x01\x02" * 50)
+    (tmp / "latin1.txt").write_bytes("café au lait ".encode("latin-1") * 50)
+    (tmp / "a_file").write_text("x")
+    return tmp
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--corpus", "{tmp}/missing.txt"], ["not found"]),
+    (["--corpus", "{tmp}/empty.txt"], ["empty"]),
+    (["--corpus", "{tmp}/binary.bin"], ["binary"]),
+    (["--corpus", "{tmp}/latin1.txt"], ["UTF-8"]),
+    (["--corpus", "{tmp}"], ["directory"]),
+    (["--corpus", "nosuchcorpus"], ["unknown built-in corpus"]),
+    (["--text", "too short"], ["context"]),
+    (["--layers", "0"], ["n_layer", "--layers"]),
+    (["--steps", "-5"], ["max_steps", "--steps"]),
+    (["--lr", "0"], ["learning_rate", "--lr"]),
+    (["--heads", "3"], ["not divisible", "--heads"]),
+    (["--dropout", "1.5"], ["dropout"]),
+    (["--tokenizer", "bpe", "--vocab-size", "100"], ["at least 256"]),
+    (["--steps", "many"], ["invalid int value"]),
+    (["--threads", "0"], ["positive"]),
+    (["--out", "{tmp}/a_file"], ["is a file"]),
+    (["--resume", "{tmp}/missing"], ["does not exist"]),
+    (["--json-log", "{tmp}/no/such/dir/log"], ["--json-log"]),
+])
+def test_bad_train_input_is_one_line_and_status_2(tmp_path, args, words):
+    bad_files(tmp_path)
+    fresh = [] if "--resume" in args else [*TINY, "--steps", "3"]
+    argv = ["train", *fresh, *[a.format(tmp=tmp_path) for a in args]]
+    if "--out" not in args:
+        argv += ["--out", tmp_path / "out"]
+    status, _, err = run(argv)
+    assert_one_line_error(status, err, *words)
+
+
+def damaged(src, tmp):
+    """Checkpoint copies with one defect each."""
+    cases = {}
+    for name, harm in {
+        "truncated_weights": lambda d: (d / "model.safetensors").write_bytes(b"\x10" + b"\x00" * 99),
+        "bad_json": lambda d: (d / "config.json").write_text("{not json"),
+        "wrong_width": lambda d: (d / "config.json").write_text(
+            (d / "config.json").read_text().replace('"n_embd": 16', '"n_embd": 32')),
+        "no_weights": lambda d: (d / "model.safetensors").unlink(),
+    }.items():
+        shutil.copytree(src, tmp / name)
+        harm(tmp / name)
+        cases[name] = tmp / name
+    (tmp / "empty_dir").mkdir()
+    cases["empty_dir"] = tmp / "empty_dir"
+    cases["a_file"] = tmp / "a_file"
+    (tmp / "a_file").write_text("x")
+    return cases
+
+
+def test_damaged_or_mismatched_checkpoints(ckpt, tmp_path):
+    path, _, _ = ckpt
+    for name, bad in damaged(path, tmp_path).items():
+        for argv in (["info", bad], ["generate", bad, "--tokens", 3], ["inspect", bad, "--prompt", "a"],
+                     ["train", "--resume", bad]):
+            status, _, err = run(argv)
+            assert_one_line_error(status, err), (name, argv)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["generate", "{ckpt}", "--temperature", "0"], ["temperature"]),
+    (["generate", "{ckpt}", "--top-p", "1.5"], ["top_p"]),
+    (["generate", "{ckpt}", "--tokens", "-1"], ["0 or more"]),
+    (["generate", "{ckpt}", "--prompt", ""], ["empty"]),
+    (["inspect", "{ckpt}", "--prompt", "a", "--layer", "1"], ["--layer 1", "0 to 0"]),
+    (["inspect", "{ckpt}"], ["--prompt"]),
+    (["info"], ["CHECKPOINT"]),
+    (["nosuchcommand"], ["invalid choice"]),
+])
+def test_bad_generate_inspect_input(ckpt, argv, words):
+    path, _, _ = ckpt
+    status, _, err = run([a.format(ckpt=path) for a in argv])
+    assert_one_line_error(status, err, *words)
+
+
+def test_a_failed_run_leaves_the_earlier_checkpoint_alone(ckpt, tmp_path, monkeypatch):
+    path, _, _ = ckpt
+    shutil.copytree(path, tmp_path / "run")
+    before = {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir()}
+    status, _, err = train(tmp_path / "run", "--corpus", tmp_path / "missing.txt")
+    assert_one_line_error(status, err, "not found")
+
+    def diverge(self):
+        raise TrainingDiverged("training diverged at step 1 (loss nan); lower the learning rate")
+
+    monkeypatch.setattr(Trainer, "step", diverge)
+    status, _, err = train(tmp_path / "run")
+    assert_one_line_error(status, err, "diverged")
+    assert {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir()} == before
+
+
+def test_installed_console_script(ckpt, tmp_path):
+    """The `tinylm` entry point: real exit statuses and streams, not just main()."""
+    path, _, _ = ckpt
+    exe = shutil.which("tinylm")
+    if exe is None:
+        pytest.skip("the tinylm console script is not installed (pip install -e .)")
+    done = subprocess.run([exe, "generate", str(path), "--prompt", "The", "--tokens", "8", "--seed", "5"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == run(["generate", path, "--prompt", "The", "--tokens", 8, "--seed", 5])[1]
+    done = subprocess.run([exe, "train", "--corpus", str(tmp_path / "missing.txt")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("tinylm: error: corpus file not found") and done.stderr.count("\n") == 1
