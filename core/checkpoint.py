@@ -33,6 +33,7 @@ def hf_config(model: GPT, trainer=None) -> dict:
         "tokenizer": model.tokenizer.kind if model.tokenizer is not None else None,
         "positional": cfg.positional,
         "dropout": cfg.dropout,
+        "dtype": model.dtype.name,  # the dtype it trained in; the safetensors file is always float32
     }
     if trainer is not None:
         tinylm["train"] = config_to_dict(trainer.config)
@@ -41,6 +42,8 @@ def hf_config(model: GPT, trainer=None) -> dict:
         if trainer.corpus is not None:
             c = trainer.corpus
             tinylm["corpus"] = {"name": c.name, "source": c.source, "sha256": c.sha256, "chars": len(c.text)}
+            if c.path:
+                tinylm["corpus"]["path"] = c.path
     return {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
@@ -208,9 +211,9 @@ def resume_trainer(path, corpus=None):
     from .trainer import Trainer
 
     path = Path(path)
-    model = load(path)
     data = _read_json(path / CONFIG_FILE, "config.json")
     extra = data.get("tinylm") or {}
+    model = load(path, dtype=np.float64 if extra.get("dtype") == "float64" else np.float32)
     if "train" not in extra or not (path / STATE_FILE).exists():
         raise CheckpointError(f"{path} holds weights only (no trainer state); it cannot resume training")
     try:
@@ -221,7 +224,10 @@ def resume_trainer(path, corpus=None):
     if corpus is None:
         if info.get("source") == "text":
             raise CheckpointError(f"{path} was trained on typed text; pass that text as the corpus to resume")
-        corpus = load_corpus(info.get("name", ""))
+        try:
+            corpus = load_corpus(info.get("path") or info.get("name", ""))
+        except TinyLMError as exc:
+            raise CheckpointError(f"cannot find the corpus {path} was trained on ({exc}); pass it with --corpus") from None
     if info.get("sha256") and corpus.sha256 != info["sha256"]:
         raise CheckpointError(f"corpus {corpus.name!r} differs from the one {path} was trained on (hash mismatch)")
     if model.tokenizer is None:

@@ -24,6 +24,7 @@ class Corpus:
     text: str
     source: str  # "builtin" | "file" | "text"
     description: str  # one line, for lists and checkpoint metadata
+    path: str | None = None  # absolute path of a file corpus, so a checkpoint can find it again
 
     @property
     def sha256(self) -> str:
@@ -102,7 +103,7 @@ def _load_file(path: Path) -> Corpus:
     if not text.strip():
         raise CorpusError(f"corpus file {path} is empty (or only whitespace); use a file that contains text")
     description = f"file {path.name}, {len(text):,} characters"
-    return Corpus(name=path.name, text=text, source="file", description=description)
+    return Corpus(name=path.name, text=text, source="file", description=description, path=str(path.resolve()))
 
 
 def check_corpus_length(n_tokens: int, block_size: int) -> None:

@@ -65,6 +65,7 @@ class Trainer:
         self.y = np.zeros((B, T), dtype=np.int64)  # (B, T) next-token targets
         self.elapsed_s = 0.0
         self._tokens_per_s = 0.0
+        self._recent: list[float] = []  # seconds of the latest steps, for the time-left estimate
 
     @property
     def n_train_tokens(self) -> int:
@@ -120,9 +121,14 @@ class Trainer:
         seconds = time.perf_counter() - started
         self.elapsed_s += seconds
         rate = self.x.size / max(seconds, 1e-9)
-        # Smoothed, so the display does not flicker with every step's noise.
-        self._tokens_per_s = rate if self._tokens_per_s == 0 else 0.9 * self._tokens_per_s + 0.1 * rate
-        mean_step = self.elapsed_s / self.step_count
+        # Smoothed, so the display does not flicker with every step's noise; the first step of a
+        # process may include compiling kernels, so it seeds the rate but not the time-left estimate.
+        self._tokens_per_s = rate if self._tokens_per_s == 0 or len(self._recent) < 2 else 0.9 * self._tokens_per_s + 0.1 * rate
+        self._recent.append(seconds)
+        if len(self._recent) > 50:
+            self._recent.pop(0)
+        timed = self._recent[1:] if len(self._recent) > 1 else self._recent
+        mean_step = sum(timed) / len(timed)
         metrics = TrainMetrics(
             step=self.step_count, max_steps=c.max_steps, train_loss=loss, val_loss=val_loss, accuracy=accuracy,
             lr=lr, grad_norm=float(norm), tokens_per_s=self._tokens_per_s, elapsed_s=self.elapsed_s,
