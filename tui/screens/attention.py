@@ -8,12 +8,12 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
 from ..widgets.heatmap import Heatmap, visible
 from .inspect import HEAD, LAYER
-from .view_state import NO_MODEL, ViewState
+from .trace_view import TraceView
+from .view_state import LOADING
 
 
 def attends_to(weights: np.ndarray, tokens: list[str], row: int, top: int = 8) -> str:
@@ -25,10 +25,11 @@ def attends_to(weights: np.ndarray, tokens: list[str], row: int, top: int = 8) -
     return f"'{visible(tokens[row])}' (position {row}) attends to: {items}{more}"
 
 
-class AttentionScreen(Screen):
+class AttentionScreen(TraceView):
     """Attention weights of the selected layer: all heads small, the selected head large."""
 
     AUTO_FOCUS = "#big"
+    GRID = "#big"
     BINDINGS = [
         Binding("right_square_bracket", "layer(1)", "Next layer", key_display="]", group=LAYER),
         Binding("left_square_bracket", "layer(-1)", "Previous layer", key_display="[", group=LAYER),
@@ -36,7 +37,6 @@ class AttentionScreen(Screen):
         Binding("comma", "head(-1)", "Previous head", key_display=",", group=HEAD),
         Binding("e", "edit_prompt", "Edit prompt"),
         Binding("escape", "leave_prompt", "Back to the grid", show=False),
-        Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
     ]
     DEFAULT_CSS = """
     AttentionScreen .row { height: 1; padding: 0 1; }
@@ -58,12 +58,11 @@ class AttentionScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.state = ViewState()
         self._heads_of: tuple | None = None  # (n_head, model) the thumbnails were built for
         self.thumbs: list[tuple[Vertical, Heatmap]] = []  # (labelled box, small map) per head
 
     def compose(self) -> ComposeResult:
-        yield Static(NO_MODEL, classes="no-model")
+        yield Static(LOADING, classes="no-model")
         with Horizontal(classes="row", id="prompt-row"):
             yield Label("prompt")
             yield Input(compact=True, id="prompt", placeholder="type a prompt, enter to trace it")
@@ -76,29 +75,16 @@ class AttentionScreen(Screen):
                 yield Static("All heads (click one, or . ,)", classes="hint")
                 yield Grid(id="heads")
 
-    def on_screen_resume(self) -> None:
-        self.reload(force=True)
-
-    def on_mount(self) -> None:
-        self.set_interval(1.0, lambda: self.reload() if self.is_current else None)
-
     def on_resize(self, event: events.Resize) -> None:
         self._fit_grid()
 
     # -- data ------------------------------------------------------------------------------------
-    def reload(self, force: bool = False) -> None:
-        """Re-trace when the weights, model or prompt changed, then redraw."""
-        session = self.app.session
-        prompt = self.query_one("#prompt", Input)
-        if not prompt.has_focus:
-            prompt.value = session.prompt
-        if not self.state.update(session) and not force:
-            return
-        ready = self.state.trace is not None
-        self.query_one(".no-model", Static).update(
-            NO_MODEL if session.model is None else self.state.error or "Type a prompt: press e, then enter")
+    def redraw(self) -> None:
+        """Show the snapshot, or a message when there is nothing to show."""
+        session, ready = self.app.session, self.state.trace is not None
+        self.query_one(".no-model", Static).update(self.message())
         self.query_one(".no-model").display = not ready
-        self.query_one("#prompt-row").display = session.model is not None
+        self.query_one("#prompt-row").display = session.model is not None and self.state.key is not None
         self.query_one("#att-title").display = ready
         self.query_one("#att-body").display = ready
         if ready:
@@ -183,19 +169,3 @@ class AttentionScreen(Screen):
         """Show the next or previous head large."""
         self.app.session.select(head=self.app.session.head + delta)
         self.show()
-
-    def action_edit_prompt(self) -> None:
-        self.query_one("#prompt", Input).focus()
-
-    def action_leave_prompt(self) -> None:
-        self.query_one("#prompt", Input).value = self.app.session.prompt
-        self.query_one("#big", Heatmap).focus()
-
-    def action_focus_grid(self) -> None:
-        self.query_one("#big", Heatmap).focus()
-
-    @on(Input.Submitted, "#prompt")
-    def _prompt_submitted(self, message: Input.Submitted) -> None:
-        self.app.session.prompt = message.value
-        self.query_one("#big", Heatmap).focus()
-        self.reload(force=True)

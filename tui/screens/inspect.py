@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual import events
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..explain import explain
 from ..stages import Stage, all_stages, stage_view
-from ..widgets.heatmap import Heatmap, visible
-from .view_state import NO_MODEL, ViewState
+from ..widgets.heatmap import Heatmap
+from .trace_view import TraceView
+from .view_state import LOADING
 
 STAGE = Binding.Group("Stage")
 LAYER = Binding.Group("Layer")
@@ -23,7 +22,7 @@ HEAD = Binding.Group("Head")
 WIDE = 150  # from this many columns the explanation sits beside the grid
 
 
-class InspectScreen(Screen):
+class InspectScreen(TraceView):
     """Step through the stages of a forward pass; the cell cursor explains each number."""
 
     AUTO_FOCUS = "Heatmap"
@@ -36,7 +35,6 @@ class InspectScreen(Screen):
         Binding("comma", "head(-1)", "Previous head", key_display=",", group=HEAD),
         Binding("e", "edit_prompt", "Edit prompt"),
         Binding("escape", "leave_prompt", "Back to the grid", show=False),
-        Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
     ]
     DEFAULT_CSS = """
     InspectScreen .row { height: 1; padding: 0 1; }
@@ -62,14 +60,13 @@ class InspectScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.state = ViewState()
         self.stages: list[Stage] = []
         self.index = 0  # position of the shown stage in self.stages
         self.explained = None  # the Explanation on screen, for tests
-        self._listed: tuple | None = None  # (layer, stage count, snapshot) the stage list shows
+        self._listed: tuple | None = None  # (layer, stage count) the stage list shows
 
     def compose(self) -> ComposeResult:
-        yield Static(NO_MODEL, classes="no-model")
+        yield Static(LOADING, classes="no-model")
         with Horizontal(classes="row", id="prompt-row"):
             yield Label("prompt")
             yield Input(compact=True, id="prompt", placeholder="type a prompt, enter to trace it")
@@ -85,38 +82,21 @@ class InspectScreen(Screen):
                         yield Static(id="explain")
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.query_one("#stages", OptionList).can_focus = False  # keys belong to the grid; clicks still work
-        self.set_interval(1.0, self._follow_training)
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
 
-    def on_screen_resume(self) -> None:
-        self.reload(force=True)
-
-    def _follow_training(self) -> None:
-        """Redraw with the new weights while training runs (only when this screen is shown)."""
-        if self.is_current:
-            self.reload()
-
     # -- data ------------------------------------------------------------------------------------
-    def reload(self, force: bool = False) -> None:
-        """Re-trace when the weights, the model or the prompt changed, then redraw."""
-        session = self.app.session
-        prompt = self.query_one("#prompt", Input)
-        if not prompt.has_focus:
-            prompt.value = session.prompt
-        if not self.state.update(session) and not force:
-            return
-        has_model = self.state.trace is not None
-        self.query_one(".no-model").display = not has_model
-        self.query_one("#body").display = has_model
-        self.query_one("#prompt-row").display = session.model is not None
-        if session.model is None:
-            return
-        if not has_model:
-            self.query_one(".no-model", Static).update("Type a prompt: press e, then enter")
-            self.query_one(".no-model").display = True
+    def redraw(self) -> None:
+        """Show the snapshot: the same stage as before (in the shared layer), or a message."""
+        session, ready = self.app.session, self.state.trace is not None
+        self.query_one(".no-model", Static).update(self.message())
+        self.query_one(".no-model").display = not ready
+        self.query_one("#body").display = ready
+        self.query_one("#prompt-row").display = session.model is not None and self.state.key is not None
+        if not ready:
             return
         current = self.stages[self.index] if self.stages else Stage("tokenize")
         self.stages = all_stages(session.n_layer)
@@ -158,10 +138,10 @@ class InspectScreen(Screen):
         """List the stages of the current layer (rebuilt only when the layer or model changes)."""
         stages_list = self.query_one("#stages", OptionList)
         layer = self.app.session.layer
-        if self._listed == (layer, len(self.stages), self.state.key):
+        if self._listed == (layer, len(self.stages)):
             stages_list.highlighted = stages_list.get_option_index(f"stage-{self.index}")
             return
-        self._listed = (layer, len(self.stages), self.state.key)
+        self._listed = (layer, len(self.stages))
         options: list[Option | None] = []
         for i, stage in enumerate(self.stages):
             if stage.layer is not None and stage.layer != layer:
@@ -227,18 +207,3 @@ class InspectScreen(Screen):
         session.select(head=session.head + delta)
         self.show_stage()
 
-    def action_edit_prompt(self) -> None:
-        self.query_one("#prompt", Input).focus()
-
-    def action_leave_prompt(self) -> None:
-        self.query_one("#prompt", Input).value = self.app.session.prompt
-        self.query_one("#grid", Heatmap).focus()
-
-    def action_focus_grid(self) -> None:
-        self.query_one("#grid", Heatmap).focus()
-
-    @on(Input.Submitted, "#prompt")
-    def _prompt_submitted(self, message: Input.Submitted) -> None:
-        self.app.session.prompt = message.value
-        self.query_one("#grid", Heatmap).focus()
-        self.reload(force=True)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 NO_MODEL = "No model yet: press 1 to configure and train one"
+LOADING = "Reading the model's weights…"  # shown until the first snapshot (a training step may hold them)
+
+
+def snapshot_key(session) -> tuple:
+    """What a snapshot depends on: the model, its weights' version and the prompt."""
+    return (id(session.model), session.version, session.prompt)
 
 
 class ViewState:
-    """Trace, weights and vocabulary as of one (model, version, prompt); refreshed only when those change."""
+    """Trace, weights and vocabulary as of one (model, version, prompt)."""
 
     def __init__(self) -> None:
         self.key: tuple | None = None
@@ -16,30 +22,35 @@ class ViewState:
         self.params: dict[str, np.ndarray] = {}  # copies, so a training step cannot change them under the view
         self.vocab: list[str] = []  # token_text of every id
         self.cropped = False  # the prompt was longer than the context and lost its first tokens
+        self.wpe = np.zeros((0, 0))  # the position table (learned or fixed sine/cosine)
         self.error = ""
-        self._vocab_of: int | None = None
 
-    def update(self, session) -> bool:
-        """Take a new snapshot if the model, its weights or the prompt changed; True when it did."""
-        model = session.model
-        key = (id(model), session.version, session.prompt)
-        if key == self.key:
-            return False
-        self.key, self.trace, self.params, self.error, self.cropped = key, None, {}, "", False
-        if model is None:
-            return True
+    @classmethod
+    def take(cls, session, *, blocking: bool = True) -> "ViewState | None":
+        """A new snapshot; None when `blocking` is False and a training step holds the weights right now.
+
+        The UI thread calls this without blocking: waiting for a training step there would freeze the keys,
+        so the screens retry in a worker thread instead.
+        """
         from tinylm.core import TinyLMError
 
-        with model.lock:  # reentrant: the trace and the weights come from the same step
-            try:
-                self.trace = session.trace()
-            except TinyLMError as exc:
-                self.error = str(exc)
-            self.params = {name: np.array(value, copy=True) for name, value in model.params.items()}
-        if self._vocab_of != id(model):
-            tok = model.tokenizer
-            self.vocab = [tok.token_text(i) for i in range(model.config.vocab_size)]
-            self._vocab_of = id(model)
-        if self.trace is not None:
-            self.cropped = len(model.tokenizer.encode(session.prompt)) > len(self.trace.ids)
-        return True
+        state, model = cls(), session.model
+        state.key = snapshot_key(session)
+        if model is None:
+            return state
+        if not model.lock.acquire(blocking=blocking):
+            return None
+        try:  # the trace and the weights come from the same step (model.trace re-enters the RLock)
+            ids = session.prompt_ids()
+            state.trace = model.trace(ids) if ids is not None else None
+            state.params = {name: np.array(value, copy=True) for name, value in model.params.items()}
+            state.wpe = np.array(model.wpe, copy=True)
+        except TinyLMError as exc:
+            state.error = str(exc)
+        finally:
+            model.lock.release()
+        tok = model.tokenizer
+        state.vocab = [tok.token_text(i) for i in range(model.config.vocab_size)]
+        if state.trace is not None:
+            state.cropped = len(tok.encode(session.prompt)) > len(state.trace.ids)
+        return state

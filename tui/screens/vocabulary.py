@@ -8,13 +8,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 
 from ..explain import wrap_numbers
 from ..widgets.heatmap import Heatmap, visible
 from ..widgets.scatter import Scatter
-from .view_state import NO_MODEL
+from .trace_view import TraceView
+from .view_state import LOADING
 
 
 def pca_2d(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,14 +43,11 @@ def nearest(table: np.ndarray, index: int, k: int = 5) -> list[tuple[int, float]
     return [(int(i), float(sims[i])) for i in order]
 
 
-class VocabularyScreen(Screen):
+class VocabularyScreen(TraceView):
     """Token and position embeddings as heatmaps, with a PCA map of the tokens."""
 
     AUTO_FOCUS = "#tokens"
-    BINDINGS = [
-        Binding("w", "toggle_table", "Tokens/positions"),
-        Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
-    ]
+    BINDINGS = [Binding("w", "toggle_table", "Tokens/positions")]
     DEFAULT_CSS = """
     VocabularyScreen #vocab-title { height: auto; padding: 0 1; text-style: bold; color: $accent; }
     VocabularyScreen #vocab-body { height: 1fr; }
@@ -64,7 +61,7 @@ class VocabularyScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.key: tuple | None = None
+        self.drawn: tuple | None = None  # (model, version) the tables show
         self.wte = np.zeros((0, 0))
         self.wpe = np.zeros((0, 0))
         self.vocab: list[str] = []
@@ -72,7 +69,7 @@ class VocabularyScreen(Screen):
         self.explained = np.zeros(2)
 
     def compose(self) -> ComposeResult:
-        yield Static(NO_MODEL, classes="no-model")
+        yield Static(LOADING, classes="no-model")
         yield Static(id="vocab-title")
         with Horizontal(id="vocab-body"):
             with Vertical(id="tables"):
@@ -83,30 +80,26 @@ class VocabularyScreen(Screen):
             with Vertical(id="map-box"):
                 yield Scatter(id="map")
 
-    def on_mount(self) -> None:
-        self.set_interval(1.0, lambda: self.reload() if self.is_current else None)
+    def grid(self) -> Heatmap:
+        return self.query_one(f"#{self.query_one('#switcher', ContentSwitcher).current}", Heatmap)
 
-    def on_screen_resume(self) -> None:
-        self.reload()
-
-    def reload(self) -> None:
-        """Copy the embedding tables when the weights or the model changed, then redraw."""
-        session = self.app.session
-        model = session.model
-        key = (id(model), session.version)
-        if key == self.key:
-            return
-        self.key = key
+    def redraw(self) -> None:
+        """Show the snapshot's embedding tables and their PCA map (recomputed only for new weights)."""
+        model = self.app.session.model
+        ready = model is not None and bool(self.state.params)
         for selector in ("#vocab-title", "#vocab-body"):
-            self.query_one(selector).display = model is not None
-        self.query_one(".no-model").display = model is None
-        if model is None:
+            self.query_one(selector).display = ready
+        self.query_one(".no-model", Static).update(self.message())
+        self.query_one(".no-model").display = not ready
+        if not ready:
             return
-        with model.lock:
-            self.wte = np.array(model.params["transformer.wte.weight"], copy=True)
-            self.wpe = np.array(model.wpe, copy=True)
+        if self.drawn == self.state.key[:2]:
+            return
+        self.drawn = self.state.key[:2]
+        self.wte = self.state.params["transformer.wte.weight"]
+        self.wpe = self.state.wpe
+        self.vocab = self.state.vocab
         tok = model.tokenizer
-        self.vocab = [tok.token_text(i) for i in range(model.config.vocab_size)]
         self.coords, self.explained = pca_2d(self.wte)
         V, C = self.wte.shape
         pos_kind = "learned" if model.config.positional == "learned" else "fixed sine/cosine"
@@ -166,6 +159,3 @@ class VocabularyScreen(Screen):
             self.show_token(grid.cursor[0])
         else:
             self.show_position(grid.cursor[0])
-
-    def action_focus_grid(self) -> None:
-        self.query_one(f"#{self.query_one('#switcher', ContentSwitcher).current}", Heatmap).focus()

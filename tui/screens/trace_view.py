@@ -1,0 +1,102 @@
+"""TraceView: the base of the screens that show one snapshot of the model (Inspect, Attention, Vocabulary)."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Input
+from textual.worker import get_current_worker
+
+from ..widgets.heatmap import Heatmap
+from .view_state import LOADING, NO_MODEL, ViewState, snapshot_key
+
+FOLLOW_S = 1.0  # how often a shown view checks for new weights while a model trains
+
+
+class TraceView(Screen):
+    """Keeps `self.state` in step with the session without ever waiting for a training step on the UI thread."""
+
+    GRID = "#grid"  # the heatmap that arrow keys move in
+    BINDINGS = [
+        Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = ViewState()
+
+    def on_mount(self) -> None:
+        self.set_interval(FOLLOW_S, self._follow)
+        self.redraw()  # the waiting message until the first snapshot arrives
+
+    def on_screen_resume(self) -> None:
+        self.reload(force=True)
+
+    def _follow(self) -> None:
+        if self.is_current:
+            self.reload()
+
+    def reload(self, force: bool = False) -> None:
+        """Take a new snapshot when the model, weights or prompt changed; redraw (also when `force`)."""
+        session = self.app.session
+        try:
+            prompt = self.query_one("#prompt", Input)
+            if not prompt.has_focus:
+                prompt.value = session.prompt
+        except NoMatches:
+            pass
+        if snapshot_key(session) == self.state.key:
+            if force:
+                self.apply(self.state)
+            return
+        state = ViewState.take(session, blocking=False)
+        if state is None:  # a training step holds the weights: wait for it in a worker, not here
+            self._take_in_background()
+        else:
+            self.apply(state)
+
+    @work(thread=True, exclusive=True, group="snapshot", exit_on_error=False)
+    def _take_in_background(self) -> None:
+        state = ViewState.take(self.app.session)
+        if not get_current_worker().is_cancelled:
+            try:
+                self.app.call_from_thread(self.apply, state)
+            except RuntimeError:  # the app is closing
+                pass
+
+    def apply(self, state: ViewState) -> None:
+        """Show a snapshot (subclasses draw it in `redraw`)."""
+        self.state = state
+        self.redraw()
+
+    def redraw(self) -> None:
+        raise NotImplementedError
+
+    def message(self) -> str:
+        """What to show instead of the view when there is no trace."""
+        if self.state.key is None:
+            return LOADING
+        if self.app.session.model is None:
+            return NO_MODEL
+        return self.state.error or "Type a prompt: press e, then enter"
+
+    def grid(self) -> Heatmap:
+        return self.query_one(self.GRID, Heatmap)
+
+    def action_focus_grid(self) -> None:
+        self.grid().focus()
+
+    def action_edit_prompt(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_leave_prompt(self) -> None:
+        self.query_one("#prompt", Input).value = self.app.session.prompt
+        self.grid().focus()
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, message: Input.Submitted) -> None:
+        self.app.session.prompt = message.value
+        self.grid().focus()
+        self.reload(force=True)
