@@ -612,3 +612,76 @@ def test_exp_f32_accuracy():
     assert list(out[:3]) == [0.0, 0.0, 0.0]
     assert np.all(np.isfinite(out[3:5])) and out[3] > 1e38  # clamped at float32's largest exp
     assert np.isnan(out[5])
+
+
+# ---------------------------------------------------------------- threads and numba's cache
+
+_SMOKE = """
+import numpy as np, tinylm.kernels as K
+B, T, C, NH, V = 2, 5, 8, 2, 7
+f = np.float32
+r = np.random.default_rng(0)
+qkv = r.standard_normal((B, T, 3 * C)).astype(f)
+out, att = np.empty((B, T, C), f), np.empty((B, NH, T, T), f)
+K.attention_forward(out, att, np.empty_like(att), qkv, NH)
+K.attention_backward(np.empty_like(qkv), np.empty_like(att), out, qkv, att, NH)
+x = r.standard_normal((B * T, C)).astype(f)
+y, m, s = np.empty_like(x), np.empty(B * T, f), np.empty(B * T, f)
+K.layernorm_forward(y, m, s, x, np.ones(C, f), np.zeros(C, f), 1e-5)
+K.layernorm_backward(np.zeros_like(x), np.zeros(C, f), np.zeros(C, f), x, x, np.ones(C, f), m, s)
+K.gelu_forward(y, x)
+K.gelu_backward(y, x, x)
+logits, tg = r.standard_normal((B * T, V)).astype(f), r.integers(0, V, B * T)
+p = np.empty_like(logits)
+K.softmax_forward(p, logits)
+K.crossentropy_forward(np.empty(B * T, f), p, logits, tg)
+K.crossentropy_backward(np.empty_like(p), p, tg, 0.1)
+g = r.standard_normal(1000).astype(f)
+K.grad_norm(g)
+K.scale_inplace(g, 0.5)
+K.adamw_update(g.copy(), g, np.zeros_like(g), np.zeros_like(g), 1e-3, 0.9, 0.95, 1e-8, 0.1, 1, 500)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="no numba cache without JIT")
+def test_parallel_kernels_survive_numba_cache(tmp_path):
+    """Compile into a fresh cache, then load from it: a cached function that calls a parallel
+    one segfaults on the second run (numba issue 8578), so this guards the kernels' structure."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    for _ in range(2):
+        res = subprocess.run([sys.executable, "-c", _SMOKE], env=env, capture_output=True, text=True)
+        assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="threading layer needs JIT")
+def test_parallel_kernels_from_two_threads():
+    """The training thread and the UI (e.g. generation) may call kernels at the same time."""
+    import threading
+
+    import numba
+
+    B, T, C, NH = 3, 16, 16, 4
+    rng = rng_for("threads")
+    qkvs = [randn(rng, (B, T, 3 * C), np.float32) for _ in range(2)]
+    K.attention_forward(np.empty((B, T, C), np.float32), np.empty((B, NH, T, T), np.float32),
+                        np.zeros(0, np.float32), qkvs[0], NH)
+    if numba.threading_layer() == "workqueue":
+        pytest.skip("numba's workqueue threading layer is not thread-safe (concurrent calls abort)")
+    wants = [R.attention_forward(f64(q), NH)[0] for q in qkvs]
+    errors = []
+
+    def work(i):
+        out, att = np.empty((B, T, C), np.float32), np.empty((B, NH, T, T), np.float32)
+        for _ in range(50):
+            K.attention_forward(out, att, np.zeros(0, np.float32), qkvs[i], NH)
+            if rel_err(out, wants[i]) > 1e-5:
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
