@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -187,6 +189,32 @@ class TestKeys:
             assert grid.has_focus  # keys work again after enter
             await pilot.press("n")
             assert screen.index == 1
+
+    async def test_reload_never_waits_for_a_training_step(self, session):
+        app = make_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_inspect(pilot)
+            held, release = threading.Event(), threading.Event()
+
+            def training_step():  # holds the weights as the trainer does during a step
+                with session.model.lock:
+                    held.set()
+                    release.wait(5)
+
+            thread = threading.Thread(target=training_step)
+            thread.start()
+            held.wait()
+            session.prompt = "ab"
+            start = time.perf_counter()
+            screen.reload()
+            assert time.perf_counter() - start < 0.05  # the UI thread did not wait for the lock
+            assert screen.state.trace.tokens != ["a", "b"]  # still the previous snapshot
+            release.set()
+            thread.join()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.state.trace.tokens == ["a", "b"]
+            assert screen.query_one("#grid", Heatmap).col_labels == ["a", "b"]  # redrawn from the new snapshot
 
     async def test_no_model_shows_a_friendly_line(self):
         app = make_app(Session())
