@@ -1,6 +1,12 @@
-"""Activation and activation-gradient buffers for one (B, T), allocated once and reused every step."""
+"""Activation and activation-gradient buffers for one (B, T), allocated once and reused every step.
+
+Row-wise tensors are stored as (L, B*T, width): the kernels see 2-D rows, and per-layer views are
+made once here rather than on every call (at small sizes Python overhead is most of a step).
+"""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -12,38 +18,53 @@ class Activations:
 
     def __init__(self, cfg: ModelConfig, B: int, T: int, dtype, *, keep_scores: bool = False, dropout: bool = False):
         L, C, NH, V = cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size
+        N = B * T  # rows
         z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-        self.B, self.T = B, T
-        self.encoded = z(B, T, C)  # token + position embedding
-        self.x0 = z(B, T, C) if dropout else self.encoded  # after embedding dropout
-        self.ln1 = z(L, B, T, C)
-        self.ln1_mean, self.ln1_rstd = z(L, B * T), z(L, B * T)
-        self.qkv = z(L, B, T, 3 * C)
-        self.atty = z(L, B, T, C)  # attention output, heads side by side
-        self.att = z(L, B, NH, T, T)  # softmax weights (0 above the diagonal)
-        # Raw scores are only kept when a trace asks for them: backward needs the softmax alone.
-        self.preatt = z(L, B, NH, T, T) if keep_scores else z(L, 0)
-        self.attproj = z(L, B, T, C)
-        self.res1 = z(L, B, T, C)
-        self.ln2 = z(L, B, T, C)
-        self.ln2_mean, self.ln2_rstd = z(L, B * T), z(L, B * T)
-        self.fch = z(L, B, T, 4 * C)  # MLP pre-activation
-        self.fch_gelu = z(L, B, T, 4 * C)
-        self.fcproj = z(L, B, T, C)
-        self.res2 = z(L, B, T, C)
-        self.lnf = z(B, T, C)
-        self.lnf_mean, self.lnf_rstd = z(B * T), z(B * T)
-        self.logits = z(B, T, V)
-        self.probs = z(B, T, V)
-        self.losses = z(B * T)
+        self.B, self.T, self.dropout = B, T, dropout
+        self.ids = np.zeros((B, T), dtype=np.int64)
         self.targets = np.zeros((B, T), dtype=np.int64)
         self.has_targets = False
+        self.encoded = z(B, T, C)  # token + position embedding
+        self.x0 = z(B, T, C) if dropout else self.encoded  # after embedding dropout
+        self.ln1, self.ln1_mean, self.ln1_rstd = z(L, N, C), z(L, N), z(L, N)
+        self.qkv = z(L, N, 3 * C)  # [q | k | v]
+        self.atty = z(L, N, C)  # attention output, heads side by side
+        self.att = z(L, B, NH, T, T)  # softmax weights (0 above the diagonal)
+        # Raw scores are only kept when a trace asks for them: backward needs the softmax alone.
+        self.preatt = z(L, B, NH, T, T) if keep_scores else z(L, 0, 0, 0, 0)
+        self.attproj = z(L, N, C)
+        self.res1 = z(L, N, C)
+        self.ln2, self.ln2_mean, self.ln2_rstd = z(L, N, C), z(L, N), z(L, N)
+        self.fch = z(L, N, 4 * C)  # MLP pre-activation
+        self.fch_gelu = z(L, N, 4 * C)
+        self.fcproj = z(L, N, C)
+        self.res2 = z(L, N, C)
+        self.lnf, self.lnf_mean, self.lnf_rstd = z(N, C), z(N), z(N)
+        self.logits = z(N, V)
+        self.probs = z(N, V)
+        self.losses = z(N)
         if dropout:
-            # Masks (scaled by 1/(1-p)) and the uniform draws that make them, for embedding and both residual branches.
+            # Masks (scaled by 1/(1-p)) and the uniform draws that make them: embedding, both branches.
             self.mask0, self.rand0 = z(B, T, C), z(B, T, C)
-            self.mask_attn, self.rand_attn = z(L, B, T, C), z(L, B, T, C)
-            self.mask_mlp, self.rand_mlp = z(L, B, T, C), z(L, B, T, C)
-            self.attproj_drop, self.fcproj_drop = z(L, B, T, C), z(L, B, T, C)
+            self.mask_attn, self.rand_attn = z(L, N, C), z(L, N, C)
+            self.mask_mlp, self.rand_mlp = z(L, N, C), z(L, N, C)
+            self.attproj_drop, self.fcproj_drop = z(L, N, C), z(L, N, C)
+        x0 = self.x0.reshape(N, C)
+        self.layers = []
+        for l in range(L):
+            v = SimpleNamespace(
+                x=x0 if l == 0 else self.res2[l - 1],  # the block's input (N, C)
+                ln1=self.ln1[l], ln1_mean=self.ln1_mean[l], ln1_rstd=self.ln1_rstd[l],
+                qkv=self.qkv[l], qkv3=self.qkv[l].reshape(B, T, 3 * C),
+                atty=self.atty[l], atty3=self.atty[l].reshape(B, T, C),
+                att=self.att[l], preatt=self.preatt[l], attproj=self.attproj[l], res1=self.res1[l],
+                ln2=self.ln2[l], ln2_mean=self.ln2_mean[l], ln2_rstd=self.ln2_rstd[l],
+                fch=self.fch[l], fch_gelu=self.fch_gelu[l], fcproj=self.fcproj[l], res2=self.res2[l],
+            )
+            if dropout:
+                v.mask_attn, v.rand_attn, v.attproj_drop = self.mask_attn[l], self.rand_attn[l], self.attproj_drop[l]
+                v.mask_mlp, v.rand_mlp, v.fcproj_drop = self.mask_mlp[l], self.rand_mlp[l], self.fcproj_drop[l]
+            self.layers.append(v)
         self._grad_buffers = None
 
     def grad_buffers(self) -> "ActivationGrads":
@@ -58,16 +79,20 @@ class ActivationGrads:
 
     def __init__(self, acts: Activations):
         B, T = acts.B, acts.T
-        C = acts.lnf.shape[-1]
+        N, C = acts.lnf.shape
         NH = acts.att.shape[2]
         V = acts.logits.shape[-1]
         z = lambda *shape: np.zeros(shape, dtype=acts.lnf.dtype)  # noqa: E731
-        self.dres = z(B, T, C)  # running gradient of the residual stream
-        self.dbranch = z(B, T, C)  # gradient of a branch output (after its dropout)
-        self.dln = z(B, T, C)
-        self.datty = z(B, T, C)
-        self.dqkv = z(B, T, 3 * C)
+        self.dres = z(N, C)  # running gradient of the residual stream
+        self.dbranch = z(N, C)  # gradient of a branch output (after its dropout)
+        self.dln = z(N, C)
+        self.datty = z(N, C)
+        self.datty3 = self.datty.reshape(B, T, C)
+        self.dqkv = z(N, 3 * C)
+        self.dqkv3 = self.dqkv.reshape(B, T, 3 * C)
         self.datt = z(B, NH, T, T)
-        self.dfch = z(B, T, 4 * C)
-        self.dfch_gelu = z(B, T, 4 * C)
-        self.dlogits = z(B, T, V)
+        self.dfch = z(N, 4 * C)
+        self.dfch_gelu = z(N, 4 * C)
+        self.dlogits = z(N, V)
+        self.dx0 = self.dres.reshape(B, T, C)
+        self.dx0_drop = self.dbranch.reshape(B, T, C)

@@ -176,13 +176,18 @@ def _assign(views: dict[str, np.ndarray], tensors: dict[str, np.ndarray], where:
         view[...] = t
 
 
-def load(path, *, dtype=np.float32) -> GPT:
-    """Open a checkpoint directory as a model with its tokenizer (CheckpointError if damaged)."""
+def _checkpoint_dir(path) -> Path:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if not path.is_dir():
         raise CheckpointError(f"{path} is a file; a checkpoint is a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+    return path
+
+
+def load(path, *, dtype=np.float32) -> GPT:
+    """Open a checkpoint directory as a model with its tokenizer (CheckpointError if damaged)."""
+    path = _checkpoint_dir(path)
     cfg = model_config_from_hf(_read_json(path / CONFIG_FILE, "config.json"), path)
     tokenizer = None
     if (path / TOKENIZER_FILE).exists():
@@ -210,7 +215,7 @@ def resume_trainer(path, corpus=None):
     from .corpus import load_corpus
     from .trainer import Trainer
 
-    path = Path(path)
+    path = _checkpoint_dir(path)
     data = _read_json(path / CONFIG_FILE, "config.json")
     extra = data.get("tinylm") or {}
     model = load(path, dtype=np.float64 if extra.get("dtype") == "float64" else np.float32)

@@ -53,11 +53,11 @@ class KVCache:
         m.forward(ids[None, :])
         a = m._last
         for l in range(m.config.n_layer):
-            qkv = a.qkv[l, 0]  # (T, 3C)
+            qkv = a.qkv[l]  # (T, 3C) with B = 1
             self.k[l, :, :T] = qkv[:, C : 2 * C].reshape(T, NH, C // NH).transpose(1, 0, 2)
             self.v[l, :, :T] = qkv[:, 2 * C :].reshape(T, NH, C // NH).transpose(1, 0, 2)
         self.length = T
-        self.logits[:] = a.logits[0, -1]
+        self.logits[:] = a.logits[-1]
         return self.logits
 
     def step(self, token: int) -> np.ndarray:

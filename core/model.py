@@ -11,7 +11,7 @@ from tinylm import kernels as K
 from .activations import Activations
 from .config import ModelConfig
 from .errors import ConfigError
-from .params import ParamLayout, init_params, sincos_table
+from .params import _BLOCK, ParamLayout, init_params, sincos_table
 
 LN_EPS = 1e-5  # GPT-2's layer_norm_epsilon
 
@@ -37,11 +37,18 @@ class GPT:
             self.wpe = sincos_table(config.block_size, config.n_embd).astype(self.dtype)
         self.grad_flat: np.ndarray | None = None  # made on the first backward pass
         self.grads: dict[str, np.ndarray] = {}
+        # Per-layer tuples of views, in _BLOCK order, looked up once instead of by name every call.
+        self._layer_params = self._per_layer(self.params)
+        self._wte = self.params["transformer.wte.weight"]
+        self._lnf_w, self._lnf_b = self.params["transformer.ln_f.weight"], self.params["transformer.ln_f.bias"]
         self.lock = threading.RLock()  # one forward/backward at a time: buffers are shared
         self._acts: dict[tuple, Activations] = {}
         self._last: Activations | None = None
 
     # ----- sizes and buffers -------------------------------------------------------------------
+
+    def _per_layer(self, named: dict[str, np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+        return [tuple(named[f"transformer.h.{l}.{suffix}"] for suffix, _ in _BLOCK) for l in range(self.config.n_layer)]
 
     @property
     def num_params(self) -> int:
@@ -78,57 +85,48 @@ class GPT:
         Dropout is applied only when a dropout_rng is given (training)."""
         ids = self._check_ids(ids)
         B, T = ids.shape
-        cfg, p = self.config, self.params
-        drop = cfg.dropout > 0 and dropout_rng is not None
+        cfg = self.config
+        p = cfg.dropout
+        drop = p > 0 and dropout_rng is not None
         a = self.activations(B, T, keep_scores=keep_scores, dropout=drop)
-        BT, C = B * T, cfg.n_embd
-        K.encoder_forward(a.encoded, ids, p["transformer.wte.weight"], self.wpe)
+        a.ids[...] = ids
+        K.encoder_forward(a.encoded, a.ids, self._wte, self.wpe)
         if drop:
             dropout_rng.random(out=a.rand0, dtype=a.rand0.dtype)
-            K.dropout_forward(a.x0, a.mask0, a.encoded, a.rand0, cfg.dropout)
-        x = a.x0
-        for l in range(cfg.n_layer):
-            h = f"transformer.h.{l}."
-            K.layernorm_forward(a.ln1[l].reshape(BT, C), a.ln1_mean[l], a.ln1_rstd[l], x.reshape(BT, C),
-                                p[h + "ln_1.weight"], p[h + "ln_1.bias"], LN_EPS)
-            K.matmul_forward(a.qkv[l].reshape(BT, 3 * C), a.ln1[l].reshape(BT, C),
-                             p[h + "attn.c_attn.weight"], p[h + "attn.c_attn.bias"])
-            K.attention_forward(a.atty[l], a.att[l], a.preatt[l], a.qkv[l], cfg.n_head)
-            K.matmul_forward(a.attproj[l].reshape(BT, C), a.atty[l].reshape(BT, C),
-                             p[h + "attn.c_proj.weight"], p[h + "attn.c_proj.bias"])
-            branch = a.attproj[l]
+            K.dropout_forward(a.x0, a.mask0, a.encoded, a.rand0, p)
+        for v, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in zip(
+            a.layers, self._layer_params
+        ):
+            K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, LN_EPS)
+            K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
+            K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
+            K.matmul_forward(v.attproj, v.atty, aproj_w, aproj_b)
+            branch = v.attproj
             if drop:
-                dropout_rng.random(out=a.rand_attn[l], dtype=a.rand_attn[l].dtype)
-                K.dropout_forward(a.attproj_drop[l], a.mask_attn[l], branch, a.rand_attn[l], cfg.dropout)
-                branch = a.attproj_drop[l]
-            K.residual_forward(a.res1[l], x, branch)
-            K.layernorm_forward(a.ln2[l].reshape(BT, C), a.ln2_mean[l], a.ln2_rstd[l], a.res1[l].reshape(BT, C),
-                                p[h + "ln_2.weight"], p[h + "ln_2.bias"], LN_EPS)
-            K.matmul_forward(a.fch[l].reshape(BT, 4 * C), a.ln2[l].reshape(BT, C),
-                             p[h + "mlp.c_fc.weight"], p[h + "mlp.c_fc.bias"])
-            K.gelu_forward(a.fch_gelu[l], a.fch[l])
-            K.matmul_forward(a.fcproj[l].reshape(BT, C), a.fch_gelu[l].reshape(BT, 4 * C),
-                             p[h + "mlp.c_proj.weight"], p[h + "mlp.c_proj.bias"])
-            branch = a.fcproj[l]
+                dropout_rng.random(out=v.rand_attn, dtype=v.rand_attn.dtype)
+                K.dropout_forward(v.attproj_drop, v.mask_attn, branch, v.rand_attn, p)
+                branch = v.attproj_drop
+            K.residual_forward(v.res1, v.x, branch)
+            K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, LN_EPS)
+            K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
+            K.gelu_forward(v.fch_gelu, v.fch)
+            K.matmul_forward(v.fcproj, v.fch_gelu, mproj_w, mproj_b)
+            branch = v.fcproj
             if drop:
-                dropout_rng.random(out=a.rand_mlp[l], dtype=a.rand_mlp[l].dtype)
-                K.dropout_forward(a.fcproj_drop[l], a.mask_mlp[l], branch, a.rand_mlp[l], cfg.dropout)
-                branch = a.fcproj_drop[l]
-            K.residual_forward(a.res2[l], a.res1[l], branch)
-            x = a.res2[l]
-        K.layernorm_forward(a.lnf.reshape(BT, C), a.lnf_mean, a.lnf_rstd, x.reshape(BT, C),
-                            p["transformer.ln_f.weight"], p["transformer.ln_f.bias"], LN_EPS)
-        K.lm_head_forward(a.logits.reshape(BT, -1), a.lnf.reshape(BT, C), p["transformer.wte.weight"])
+                dropout_rng.random(out=v.rand_mlp, dtype=v.rand_mlp.dtype)
+                K.dropout_forward(v.fcproj_drop, v.mask_mlp, branch, v.rand_mlp, p)
+                branch = v.fcproj_drop
+            K.residual_forward(v.res2, v.res1, branch)
+        K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, LN_EPS)
+        K.lm_head_forward(a.logits, a.lnf, self._wte)
         self._last = a
-        a.ids = ids
         a.dropout_active = drop
+        a.has_targets = targets is not None
         if targets is None:
-            a.has_targets = False
             return None
         a.targets[...] = targets
-        a.has_targets = True
-        K.crossentropy_forward(a.losses, a.probs.reshape(BT, -1), a.logits.reshape(BT, -1), a.targets.reshape(BT))
-        return float(a.losses.mean(dtype=np.float64))
+        K.crossentropy_forward(a.losses, a.probs, a.logits, a.targets.reshape(-1))
+        return float(a.losses.sum(dtype=np.float64)) / a.losses.size
 
     # ----- backward ----------------------------------------------------------------------------
 
@@ -136,6 +134,10 @@ class GPT:
         if self.grad_flat is None:
             self.grad_flat = np.zeros_like(self.flat)
             self.grads = self.layout.views(self.grad_flat)
+            self._layer_grads = self._per_layer(self.grads)
+            self._dwpe = self.grads.get("transformer.wpe.weight")
+            if self._dwpe is None:
+                self._dwpe = np.zeros((0, self.config.n_embd), dtype=self.dtype)  # a fixed table is not trained
 
     def backward(self) -> None:
         """Gradients of the last forward's mean loss into self.grads (overwritten, not accumulated)."""
@@ -143,57 +145,42 @@ class GPT:
         if a is None or not a.has_targets:
             raise RuntimeError("backward() needs a forward pass with targets first")
         self._ensure_grads()
-        cfg, p, g = self.config, self.params, self.grads
-        B, T, C = a.B, a.T, cfg.n_embd
-        BT = B * T
+        g = self.grads
         d = a.grad_buffers()
         drop = a.dropout_active
         self.grad_flat.fill(0.0)  # LayerNorm and the encoder add into their gradients
-        K.crossentropy_backward(d.dlogits.reshape(BT, -1), a.probs.reshape(BT, -1), a.targets.reshape(BT), 1.0 / BT)
-        K.lm_head_backward(d.dln.reshape(BT, C), g["transformer.wte.weight"], d.dlogits.reshape(BT, -1),
-                           a.lnf.reshape(BT, C), p["transformer.wte.weight"])
+        K.crossentropy_backward(d.dlogits, a.probs, a.targets.reshape(-1), 1.0 / a.losses.size)
+        K.lm_head_backward(d.dln, g["transformer.wte.weight"], d.dlogits, a.lnf, self._wte)
         d.dres.fill(0.0)
-        last = a.res2[cfg.n_layer - 1]
-        K.layernorm_backward(d.dres.reshape(BT, C), g["transformer.ln_f.weight"], g["transformer.ln_f.bias"],
-                             d.dln.reshape(BT, C), last.reshape(BT, C), p["transformer.ln_f.weight"],
-                             a.lnf_mean, a.lnf_rstd)
-        for l in reversed(range(cfg.n_layer)):
-            h = f"transformer.h.{l}."
-            x = a.x0 if l == 0 else a.res2[l - 1]
+        K.layernorm_backward(d.dres, g["transformer.ln_f.weight"], g["transformer.ln_f.bias"], d.dln,
+                             a.layers[-1].res2, self._lnf_w, a.lnf_mean, a.lnf_rstd)
+        for v, params, grads in zip(reversed(a.layers), reversed(self._layer_params), reversed(self._layer_grads)):
+            ln1w, _, attn_w, _, aproj_w, _, ln2w, _, fc_w, _, mproj_w, _ = params
+            (dln1w, dln1b, dattn_w, dattn_b, daproj_w, daproj_b, dln2w, dln2b, dfc_w, dfc_b,
+             dmproj_w, dmproj_b) = grads
             # MLP branch: res2 = res1 + dropout(fcproj)
             dbranch = d.dres
             if drop:
-                K.dropout_backward(d.dbranch, d.dres, a.mask_mlp[l])
+                K.dropout_backward(d.dbranch, d.dres, v.mask_mlp)
                 dbranch = d.dbranch
-            K.matmul_backward(d.dfch_gelu.reshape(BT, 4 * C), g[h + "mlp.c_proj.weight"], g[h + "mlp.c_proj.bias"],
-                              dbranch.reshape(BT, C), a.fch_gelu[l].reshape(BT, 4 * C), p[h + "mlp.c_proj.weight"])
-            K.gelu_backward(d.dfch, a.fch[l], d.dfch_gelu)
-            K.matmul_backward(d.dln.reshape(BT, C), g[h + "mlp.c_fc.weight"], g[h + "mlp.c_fc.bias"],
-                              d.dfch.reshape(BT, 4 * C), a.ln2[l].reshape(BT, C), p[h + "mlp.c_fc.weight"])
-            K.layernorm_backward(d.dres.reshape(BT, C), g[h + "ln_2.weight"], g[h + "ln_2.bias"],
-                                 d.dln.reshape(BT, C), a.res1[l].reshape(BT, C), p[h + "ln_2.weight"],
-                                 a.ln2_mean[l], a.ln2_rstd[l])
+            K.matmul_backward(d.dfch_gelu, dmproj_w, dmproj_b, dbranch, v.fch_gelu, mproj_w)
+            K.gelu_backward(d.dfch, v.fch, d.dfch_gelu)
+            K.matmul_backward(d.dln, dfc_w, dfc_b, d.dfch, v.ln2, fc_w)
+            K.layernorm_backward(d.dres, dln2w, dln2b, d.dln, v.res1, ln2w, v.ln2_mean, v.ln2_rstd)
             # attention branch: res1 = x + dropout(attproj)
             dbranch = d.dres
             if drop:
-                K.dropout_backward(d.dbranch, d.dres, a.mask_attn[l])
+                K.dropout_backward(d.dbranch, d.dres, v.mask_attn)
                 dbranch = d.dbranch
-            K.matmul_backward(d.datty.reshape(BT, C), g[h + "attn.c_proj.weight"], g[h + "attn.c_proj.bias"],
-                              dbranch.reshape(BT, C), a.atty[l].reshape(BT, C), p[h + "attn.c_proj.weight"])
-            K.attention_backward(d.dqkv, d.datt, d.datty, a.qkv[l], a.att[l], cfg.n_head)
-            K.matmul_backward(d.dln.reshape(BT, C), g[h + "attn.c_attn.weight"], g[h + "attn.c_attn.bias"],
-                              d.dqkv.reshape(BT, 3 * C), a.ln1[l].reshape(BT, C), p[h + "attn.c_attn.weight"])
-            K.layernorm_backward(d.dres.reshape(BT, C), g[h + "ln_1.weight"], g[h + "ln_1.bias"],
-                                 d.dln.reshape(BT, C), x.reshape(BT, C), p[h + "ln_1.weight"],
-                                 a.ln1_mean[l], a.ln1_rstd[l])
-        dx0 = d.dres
+            K.matmul_backward(d.datty, daproj_w, daproj_b, dbranch, v.atty, aproj_w)
+            K.attention_backward(d.dqkv3, d.datt, d.datty3, v.qkv3, v.att, self.config.n_head)
+            K.matmul_backward(d.dln, dattn_w, dattn_b, d.dqkv, v.ln1, attn_w)
+            K.layernorm_backward(d.dres, dln1w, dln1b, d.dln, v.x, ln1w, v.ln1_mean, v.ln1_rstd)
+        dx0 = d.dx0
         if drop:
-            K.dropout_backward(d.dbranch, d.dres, a.mask0)
-            dx0 = d.dbranch
-        dwpe = g.get("transformer.wpe.weight")
-        if dwpe is None:
-            dwpe = np.zeros((0, C), dtype=self.dtype)  # a fixed sine/cosine table is not trained
-        K.encoder_backward(g["transformer.wte.weight"], dwpe, dx0, a.ids)
+            K.dropout_backward(d.dx0_drop, d.dx0, a.mask0)
+            dx0 = d.dx0_drop
+        K.encoder_backward(g["transformer.wte.weight"], self._dwpe, dx0, a.ids)
 
     # ----- public conveniences -----------------------------------------------------------------
 
@@ -201,7 +188,8 @@ class GPT:
         """Next-token logits (B, T, V) for token ids (B, T)."""
         with self.lock:
             self.forward(ids)
-            return self._last.logits.astype(np.float32, copy=True)
+            a = self._last
+            return a.logits.reshape(a.B, a.T, -1).astype(np.float32, copy=True)
 
     def loss_and_grads(self, ids, targets) -> tuple[float, dict[str, np.ndarray]]:
         """Mean cross-entropy of targets given ids, and its gradient for every trained tensor (copies)."""
@@ -239,7 +227,7 @@ class GPT:
         ids = self.encode_prompt(prompt)
         with self.lock:
             self.forward(ids[None, :])
-            last = self._last.logits[0, -1].astype(np.float64)
+            last = self._last.logits[-1].astype(np.float64)
         e = np.exp(last - last.max())
         return e / e.sum()
 

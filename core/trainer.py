@@ -63,6 +63,7 @@ class Trainer:
         self.v = np.zeros(n, dtype=model.dtype)  # AdamW second moment
         self.x = np.zeros((B, T), dtype=np.int64)  # (B, T) inputs
         self.y = np.zeros((B, T), dtype=np.int64)  # (B, T) next-token targets
+        self._uniform = np.zeros(B)  # (B,) draws that place this batch's windows
         self.elapsed_s = 0.0
         self._tokens_per_s = 0.0
         self._recent: list[float] = []  # seconds of the latest steps, for the time-left estimate
@@ -80,11 +81,8 @@ class Trainer:
         return self.step_count >= self.config.max_steps
 
     def _fill_batch(self, data: np.ndarray, rng: np.random.Generator) -> None:
-        T = self.x.shape[1]
-        starts = rng.integers(0, len(data) - T, size=self.x.shape[0])
-        for b, i in enumerate(starts):
-            self.x[b] = data[i : i + T]
-            self.y[b] = data[i + 1 : i + 1 + T]
+        rng.random(out=self._uniform)
+        K.gather_windows(self.x, self.y, data, self._uniform)
 
     def lr_at(self, step: int) -> float:
         c = self.config
@@ -149,7 +147,7 @@ class Trainer:
                 self._fill_batch(self.val_ids, rng)
                 total += model.forward(self.x, self.y)
                 a = model._last
-                correct += K.count_correct(a.logits.reshape(self.y.size, -1), a.targets.reshape(-1))
+                correct += K.count_correct(a.logits, a.targets.reshape(-1))
                 count += self.y.size
         self.x[...], self.y[...] = x_saved, y_saved
         return total / self.config.eval_batches, correct / count

@@ -28,7 +28,7 @@ from .activation import (  # noqa: E402
 )
 from .attention import attention_backward, attention_forward  # noqa: E402
 from .crossentropy import count_correct, crossentropy_backward, crossentropy_forward  # noqa: E402
-from .encoder import encoder_backward, encoder_forward  # noqa: E402
+from .encoder import encoder_backward, encoder_forward, gather_windows  # noqa: E402
 from .layernorm import layernorm_backward, layernorm_forward  # noqa: E402
 from .matmul import lm_head_backward, lm_head_forward, matmul_backward, matmul_forward  # noqa: E402
 from .optim import adamw_update, grad_norm, scale_inplace  # noqa: E402
@@ -36,6 +36,7 @@ from .optim import adamw_update, grad_norm, scale_inplace  # noqa: E402
 __all__ = [
     "encoder_forward",
     "encoder_backward",
+    "gather_windows",
     "layernorm_forward",
     "layernorm_backward",
     "matmul_forward",

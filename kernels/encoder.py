@@ -41,3 +41,18 @@ def encoder_backward(dwte, dwpe, dout, ids):
             if add_pos:
                 for c in range(C):
                     dwpe[t, c] += dout[b, t, c]
+
+
+@njit(**JIT)
+def gather_windows(x, y, data, uniform):
+    """WRITES x[b] = data[s:s+T], y[b] = data[s+1:s+T+1] with s = floor(uniform[b] * (len(data) - T)).
+
+    The random training windows of one batch; uniform (B,) holds draws in [0, 1).
+    """
+    B, T = x.shape
+    span = data.shape[0] - T
+    for b in range(B):
+        s = min(int(uniform[b] * span), span - 1)
+        for t in range(T):
+            x[b, t] = data[s + t]
+            y[b, t] = data[s + t + 1]
