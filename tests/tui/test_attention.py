@@ -6,26 +6,16 @@ import numpy as np
 import pytest
 
 from tinylm.tui.app import create_app
-from tinylm.tui.screens.attention import AttentionScreen, attends_to
+from tinylm.tui.screens.attention import AttentionScreen, attends_to, pool
 from tinylm.tui.session import Session
 from tinylm.tui.widgets.heatmap import Heatmap
 
 from numpy_gpt2 import numpy_forward
 
 
-@pytest.fixture(autouse=True)
-def truecolor(monkeypatch):
-    monkeypatch.setattr("textual.constants.COLOR_SYSTEM", "truecolor")
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return Session.demo(seed=0, steps=20)
-
-
 @pytest.fixture
-def session(demo):
-    return Session(demo.model, None, demo.corpus, prompt="the quick fox")
+def session(trained_session):
+    return Session(trained_session.model, None, trained_session.corpus, prompt="the quick fox")
 
 
 async def open_attention(pilot) -> AttentionScreen:
@@ -39,6 +29,17 @@ def test_attends_to_lists_the_largest_weights_first():
     att = np.array([[1.0, 0, 0], [0.25, 0.75, 0], [0.5, 0.2, 0.3]])
     assert attends_to(att, ["a", " ", "\n"], 2) == "'⏎' (position 2) attends to: 'a' (0.50), '⏎' (0.30), '␣' (0.20)"
     assert attends_to(att, list("abc"), 0).endswith("'a' (1.00)")
+
+
+def test_pool_averages_visible_cells_and_keeps_the_triangle():
+    att = np.tril(np.arange(1.0, 26.0).reshape(5, 5))
+    mask = np.triu(np.ones((5, 5), bool), 1)
+    mean, masked = pool(att, mask, 2)
+    assert mean.shape == (3, 3)
+    assert mean[0, 0] == pytest.approx((1 + 6 + 7) / 3)  # the masked cell above the diagonal is left out
+    assert masked.tolist() == [[False, True, True], [False, False, True], [False, False, False]]
+    same, same_mask = pool(att, mask, 1)
+    assert same is att and same_mask is mask
 
 
 class TestAttentionScreen:
@@ -88,10 +89,33 @@ class TestAttentionScreen:
             await pilot.click(small)
             assert session.head == 1 and thumb.has_class("-selected")
 
-    async def test_prompt_edit_no_model_and_tiny_sizes(self, session):
+    async def test_long_prompt_thumbnails_are_pooled_to_fit(self, session):
+        session.prompt = "the quick brown fox jumps"
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:
             screen = await open_attention(pilot)
+            await pilot.pause()
+            thumb, small = screen.thumbs[0]
+            room = screen.query_one("#heads-box").scrollable_content_region.width
+            assert small.shape[1] <= room  # fits beside the big map
+            factor = -(-16 // small.shape[1])  # the model's context crops the prompt to 16 tokens
+            att = session.trace()["h.0.att"][0]
+            mean, _ = pool(att, np.triu(np.ones(att.shape, bool), 1), factor)
+            np.testing.assert_allclose(small.values, mean, rtol=1e-6)
+            if factor > 1:
+                assert f"({factor}x{factor} mean)" in str(screen.thumb_labels[0].render())
+            big = screen.query_one("#big", Heatmap)
+            assert big.region.bottom <= screen.query_one("#left").region.bottom  # its status line is on screen
+
+    async def test_prompt_with_a_newline_and_tiny_sizes(self, session):
+        session.prompt = "ab\nc"
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_attention(pilot)
+            assert screen.query_one("#prompt").value == "ab⏎c"  # a one-line field shows the line break
+            assert screen.query_one("#big", Heatmap).row_labels == ["a", "b", "⏎", "c"]
+            await pilot.press("e", "end", "ctrl+j", "d", "enter")
+            assert session.prompt == "ab\nc\nd"
             await pilot.press("e", "ctrl+a", "ctrl+k", *"abc", "enter")
             assert screen.query_one("#big", Heatmap).shape == (3, 3)
             for size in [(20, 5), (12, 3), (80, 24)]:
@@ -104,6 +128,6 @@ class TestAttentionScreen:
             await pilot.press("full_stop", "right_square_bracket")
 
 
-def test_snapshot(snap_compare, demo):
-    session = Session(demo.model, None, demo.corpus, prompt="the quick fox")
+def test_snapshot(snap_compare, trained_session):
+    session = Session(trained_session.model, None, trained_session.corpus, prompt="the quick fox")
     assert snap_compare(create_app(session), press=["4", "down", "down", "down", "right"], terminal_size=(80, 24))

@@ -14,12 +14,6 @@ from tinylm.tui.widgets.heatmap import Heatmap, visible
 TOKENS = list("The fox")
 
 
-@pytest.fixture(autouse=True)
-def truecolor(monkeypatch):
-    """Snapshots and colour checks must not depend on the terminal the tests run in."""
-    monkeypatch.setattr("textual.constants.COLOR_SYSTEM", "truecolor")
-
-
 def causal_scores(n: int = 7, seed: int = 0) -> np.ndarray:
     s = np.random.default_rng(seed).normal(size=(n, n))
     s[np.triu_indices(n, 1)] = -np.inf

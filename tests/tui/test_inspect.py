@@ -19,22 +19,6 @@ from tinylm.tui.widgets.heatmap import Heatmap
 from numpy_gpt2 import numpy_forward
 
 
-@pytest.fixture(autouse=True)
-def truecolor(monkeypatch):
-    monkeypatch.setattr("textual.constants.COLOR_SYSTEM", "truecolor")
-
-
-@pytest.fixture(scope="module")
-def demo():
-    """A tiny seeded model trained a few steps, shared (read-only) by the tests of this module."""
-    return Session.demo(seed=0, steps=5)
-
-
-@pytest.fixture
-def session(demo):
-    return Session(demo.model, None, demo.corpus, prompt="The fox")
-
-
 def vocab_of(model) -> list[str]:
     return [model.tokenizer.token_text(i) for i in range(model.config.vocab_size)]
 
@@ -234,7 +218,7 @@ class TestKeys:
             assert screen.index == 4
 
 
-def test_snapshot_scores_stage(snap_compare, demo):
-    session = Session(demo.model, None, demo.corpus, prompt="The fox")
+def test_snapshot_scores_stage(snap_compare, trained_session):
+    session = Session(trained_session.model, None, trained_session.corpus, prompt="The fox")
     assert snap_compare(create_app(session), press=["3", *["n"] * 8, "down", "down", "right"],
                         terminal_size=(80, 24))

@@ -12,19 +12,9 @@ from tinylm.tui.widgets.heatmap import Heatmap
 from tinylm.tui.widgets.scatter import Scatter
 
 
-@pytest.fixture(autouse=True)
-def truecolor(monkeypatch):
-    monkeypatch.setattr("textual.constants.COLOR_SYSTEM", "truecolor")
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return Session.demo(seed=0, steps=20)
-
-
 @pytest.fixture
-def session(demo):
-    return Session(demo.model, None, demo.corpus)
+def session(trained_session):
+    return Session(trained_session.model, None, trained_session.corpus)
 
 
 async def open_vocabulary(pilot) -> VocabularyScreen:
@@ -43,8 +33,8 @@ def eigen_pca(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class TestFunctions:
-    def test_pca_matches_the_eigenvectors_of_the_covariance(self, demo):
-        wte = demo.model.params["transformer.wte.weight"]
+    def test_pca_matches_the_eigenvectors_of_the_covariance(self, trained_session):
+        wte = trained_session.model.params["transformer.wte.weight"]
         coords, explained = pca_2d(wte)
         ref, ref_explained = eigen_pca(wte)
         for axis in range(2):  # an axis' sign is arbitrary
@@ -109,14 +99,16 @@ class TestVocabularyScreen:
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:
             screen = await open_vocabulary(pilot)
-            with session.model.lock:
-                old = session.model.params["transformer.wte.weight"].copy()
-                session.model.params["transformer.wte.weight"][3, 4] += 1.0
-            session.bump()
-            screen.reload()
-            await pilot.pause()
-            assert screen.query_one("#tokens", Heatmap).values[3, 4] == pytest.approx(old[3, 4] + 1.0)
-            session.model.params["transformer.wte.weight"][...] = old
+            wte = session.model.params["transformer.wte.weight"]
+            old = wte.copy()
+            try:  # the model is shared by the whole test session: put the weight back whatever happens
+                wte[3, 4] += 1.0
+                session.bump()
+                screen.reload()
+                await pilot.pause()
+                assert screen.query_one("#tokens", Heatmap).values[3, 4] == pytest.approx(old[3, 4] + 1.0)
+            finally:
+                wte[...] = old
             for size in [(20, 5), (8, 2), (80, 24)]:
                 await pilot.resize_terminal(*size)
                 await pilot.press("down", "w", "right", "w")
@@ -129,6 +121,6 @@ class TestVocabularyScreen:
             await pilot.press("w", "down")
 
 
-def test_snapshot(snap_compare, demo):
-    session = Session(demo.model, None, demo.corpus)
+def test_snapshot(snap_compare, trained_session):
+    session = Session(trained_session.model, None, trained_session.corpus)
     assert snap_compare(create_app(session), press=["6", "down", "down", "down"], terminal_size=(80, 24))

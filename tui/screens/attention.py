@@ -16,13 +16,29 @@ from .trace_view import TraceView
 from .view_state import LOADING
 
 
-def attends_to(weights: np.ndarray, tokens: list[str], row: int, top: int = 8) -> str:
+def attends_to(weights: np.ndarray, tokens: list[str], row: int, top: int = 5) -> str:
     """'tok attends to: a (0.41), b (0.22) …' for one row of attention weights, largest first."""
     visible_part = weights[row, : row + 1]
     order = np.argsort(-visible_part, kind="stable")[:top]
     items = ", ".join(f"'{visible(tokens[j])}' ({visible_part[j]:.2f})" for j in order)
     more = f", … {row + 1 - top} more" if row + 1 > top else ""
     return f"'{visible(tokens[row])}' (position {row}) attends to: {items}{more}"
+
+
+def pool(weights: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of each factor x factor block over its visible cells (a thumbnail of a long prompt).
+
+    A block is masked only when every cell in it is masked, so the causal triangle stays visible.
+    """
+    if factor <= 1:
+        return weights, mask
+    n = -(-weights.shape[0] // factor)
+    pad = n * factor - weights.shape[0]
+    w = np.pad(weights, ((0, pad), (0, pad))).reshape(n, factor, n, factor)
+    m = np.pad(mask, ((0, pad), (0, pad)), constant_values=True).reshape(n, factor, n, factor)
+    count = (~m).sum(axis=(1, 3))
+    mean = np.where(m, 0.0, w).sum(axis=(1, 3)) / np.maximum(count, 1)
+    return mean, count == 0
 
 
 class AttentionScreen(TraceView):
@@ -46,7 +62,7 @@ class AttentionScreen(TraceView):
     AttentionScreen #att-body { height: 1fr; }
     AttentionScreen #left { width: auto; max-width: 60%; padding: 0 1; }
     AttentionScreen #big { max-height: 100%; }
-    AttentionScreen #attends { height: auto; padding-top: 1; }
+    AttentionScreen #attends { height: auto; max-height: 3; color: $text; }
     AttentionScreen #heads-box { width: 1fr; border-left: solid $primary-darken-2; padding: 0 1;
                                  scrollbar-size-vertical: 1; }
     AttentionScreen #heads { grid-size: 2; grid-gutter: 0 2; height: auto; grid-rows: auto; grid-columns: auto; }
@@ -60,23 +76,25 @@ class AttentionScreen(TraceView):
         super().__init__()
         self._heads_of: tuple | None = None  # (n_head, model) the thumbnails were built for
         self.thumbs: list[tuple[Vertical, Heatmap]] = []  # (labelled box, small map) per head
+        self.thumb_labels: list[Label] = []
 
     def compose(self) -> ComposeResult:
         yield Static(LOADING, classes="no-model")
         with Horizontal(classes="row", id="prompt-row"):
             yield Label("prompt")
-            yield Input(compact=True, id="prompt", placeholder="type a prompt, enter to trace it")
+            yield Input(compact=True, id="prompt", placeholder="type a prompt (ctrl+j: line break ⏎), enter to trace it")
         yield Static(id="att-title")
         with Horizontal(id="att-body"):
             with Vertical(id="left"):
+                yield Static(id="attends")  # above the map, so a tall map never pushes it off screen
                 yield Heatmap(id="big")
-                yield Static(id="attends")
             with VerticalScroll(id="heads-box"):
-                yield Static("All heads (click one, or . ,)", classes="hint")
+                yield Static("All heads (. , or a click)", classes="hint")
                 yield Grid(id="heads")
 
     def on_resize(self, event: events.Resize) -> None:
-        self._fit_grid()
+        if self.state.trace is not None:
+            self.call_after_refresh(self.show)  # thumbnails are scaled to the room the new layout leaves
 
     # -- data ------------------------------------------------------------------------------------
     def redraw(self) -> None:
@@ -105,12 +123,17 @@ class AttentionScreen(TraceView):
                           ("Each row is a token looking back at the tokens before it (columns); "
                            "its weights sum to 1.", "not bold dim")))
         big = self.query_one("#big", Heatmap)
+        big.styles.max_height = max(self.query_one("#left").size.height - 3, 3)  # the attends-to lines keep 3
         big.set_data(att[head], trace.tokens, trace.tokens, kind="prob", mask=mask, vmin=0.0, vmax=1.0)
         self._build_thumbnails(att.shape[0])
+        room = self.query_one("#heads-box").scrollable_content_region.width
+        factor = -(-T // max(room, 8)) if room else 1  # whole blocks, so a long prompt's thumbnail still fits
         for h, (thumb, small) in enumerate(self.thumbs):
-            small.set_data(att[h], kind="prob", mask=mask, vmin=0.0, vmax=1.0)
+            mean, blocks_masked = pool(att[h], mask, factor)
+            small.set_data(mean, kind="prob", mask=blocks_masked, vmin=0.0, vmax=1.0)
             thumb.set_class(h == head, "-selected")
-        self._fit_grid()
+            self.thumb_labels[h].update(f"head {h}" + (f" ({factor}x{factor} mean)" if factor > 1 else ""))
+        self._fit_grid(-(-T // factor))
         self.update_attends(big.cursor[0])
 
     def _build_thumbnails(self, n_head: int) -> None:
@@ -120,21 +143,20 @@ class AttentionScreen(TraceView):
         self._heads_of = key
         grid = self.query_one("#heads", Grid)
         grid.remove_children()
-        self.thumbs = []
+        self.thumbs, self.thumb_labels = [], []
         for h in range(n_head):
             small = Heatmap(compact=True, show_status=False, show_labels=False, show_cursor=False, name=str(h))
             small.can_focus = False  # arrows belong to the big map
-            self.thumbs.append((Vertical(Label(f"head {h}"), small, classes="thumb"), small))
+            label = Label(f"head {h}")
+            self.thumbs.append((Vertical(label, small, classes="thumb"), small))
+            self.thumb_labels.append(label)
         grid.mount_all(thumb for thumb, _ in self.thumbs)
 
-    def _fit_grid(self) -> None:
-        """As many thumbnail columns as fit beside the big map."""
-        if self.state.trace is None:
-            return
-        T = len(self.state.trace.ids)
+    def _fit_grid(self, size: int) -> None:
+        """As many thumbnail columns (each `size` cells wide) as fit beside the big map."""
         width = self.query_one("#heads-box").scrollable_content_region.width
         self.query_one("#heads", Grid).styles.grid_size_columns = max(1, min(self.app.session.n_head,
-                                                                             (width + 2) // (max(T, 6) + 2)))
+                                                                             (width + 2) // (max(size, 6) + 2)))
 
     def update_attends(self, row: int) -> None:
         trace = self.state.trace

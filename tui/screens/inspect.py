@@ -69,7 +69,7 @@ class InspectScreen(TraceView):
         yield Static(LOADING, classes="no-model")
         with Horizontal(classes="row", id="prompt-row"):
             yield Label("prompt")
-            yield Input(compact=True, id="prompt", placeholder="type a prompt, enter to trace it")
+            yield Input(compact=True, id="prompt", placeholder="type a prompt (ctrl+j: line break ⏎), enter to trace it")
         with Horizontal(id="body"):
             yield OptionList(id="stages")
             with Vertical(id="main"):

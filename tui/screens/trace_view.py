@@ -13,6 +13,17 @@ from ..widgets.heatmap import Heatmap
 from .view_state import LOADING, NO_MODEL, ViewState, snapshot_key
 
 FOLLOW_S = 1.0  # how often a shown view checks for new weights while a model trains
+NEWLINE = "⏎"  # a one-line field cannot hold a line break: it is shown (and typed) as this
+
+
+def field_text(prompt: str) -> str:
+    """The prompt as the one-line field shows it."""
+    return prompt.replace("\n", NEWLINE)
+
+
+def prompt_text(field: str) -> str:
+    """The prompt a field's text stands for."""
+    return field.replace(NEWLINE, "\n")
 
 
 class TraceView(Screen):
@@ -21,6 +32,7 @@ class TraceView(Screen):
     GRID = "#grid"  # the heatmap that arrow keys move in
     BINDINGS = [
         Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
+        Binding("ctrl+j", "new_line", "Line break in the prompt", show=False),
     ]
 
     def __init__(self) -> None:
@@ -44,7 +56,7 @@ class TraceView(Screen):
         try:
             prompt = self.query_one("#prompt", Input)
             if not prompt.has_focus:
-                prompt.value = session.prompt
+                prompt.value = field_text(session.prompt)
         except NoMatches:
             pass
         if snapshot_key(session) == self.state.key:
@@ -91,12 +103,21 @@ class TraceView(Screen):
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
 
+    def action_new_line(self) -> None:
+        """Type a line break (shown as ⏎) into the prompt field."""
+        try:
+            field = self.query_one("#prompt", Input)
+        except NoMatches:
+            return
+        if field.has_focus:
+            field.insert_text_at_cursor(NEWLINE)
+
     def action_leave_prompt(self) -> None:
-        self.query_one("#prompt", Input).value = self.app.session.prompt
+        self.query_one("#prompt", Input).value = field_text(self.app.session.prompt)
         self.grid().focus()
 
     @on(Input.Submitted, "#prompt")
     def _prompt_submitted(self, message: Input.Submitted) -> None:
-        self.app.session.prompt = message.value
+        self.app.session.prompt = prompt_text(message.value)
         self.grid().focus()
         self.reload(force=True)

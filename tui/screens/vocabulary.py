@@ -125,7 +125,12 @@ class VocabularyScreen(TraceView):
         x, y = self.coords[index]
         text = Text()
         text.append(f"id {index} '{visible(self.vocab[index])}'  PCA ({x:+.3f}, {y:+.3f})\n", style="bold")
-        text.append("\n".join(wrap_numbers("wte =", self.wte[index], width)) + "\n")
+        lines = wrap_numbers("wte =", self.wte[index], width)
+        room = max(2, self.app.size.height // 2 - 10)  # at 80x24 two lines; a tall terminal shows them all
+        if len(lines) > room:
+            shown = sum(line.count(".") for line in lines[:room])
+            lines = lines[:room] + [f"      … {len(self.wte[index]) - shown} more (← → along the row)"]
+        text.append("\n".join(lines) + "\n")
         text.append(f"closest (cosine): {near}")
         self.query_one("#token-info", Static).update(text)
         self.query_one("#map", Scatter).set_highlight(index)

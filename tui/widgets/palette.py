@@ -31,10 +31,29 @@ def _interpolate(stops, t: float) -> tuple[int, int, int]:
     return stops[-1][1]
 
 
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (0-255, shape (..., 3)) to CIELAB, where distances match what the eye sees."""
+    c = rgb / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]])
+    xyz = xyz / np.array([0.9505, 1.0, 1.089])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+_CUBE = (0, 95, 135, 175, 215, 255)
+_XTERM = np.array([(_CUBE[i // 36], _CUBE[i // 6 % 6], _CUBE[i % 6]) for i in range(216)]
+                  + [(8 + 10 * i,) * 3 for i in range(24)], dtype=np.float64)  # colours 16..255
+_XTERM_LAB = _lab(_XTERM)
+
+
 def snap(rgb: tuple[int, int, int], color_system: str | None) -> Color:
     """The colour as the terminal will show it (256-colour over SSH, 16 on old consoles)."""
     color = Color.from_rgb(*rgb)
     system = _SYSTEMS.get(color_system or "standard", ColorSystem.STANDARD)
+    if system == ColorSystem.EIGHT_BIT:  # nearest by eye (CIELAB), not channel by channel
+        index = int(np.argmin(((_XTERM_LAB - _lab(np.array(rgb, dtype=np.float64))) ** 2).sum(-1)))
+        return Color.from_ansi(16 + index)
     return color if system == ColorSystem.TRUECOLOR else color.downgrade(system)
 
 
