@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.theme and args.theme not in BUILTIN_THEMES:
         return fail(f"unknown theme {args.theme!r}; choose one of {', '.join(sorted(BUILTIN_THEMES))}")
 
+    if os.environ.get("TINYLM_SWITCH"):
+        sys.setswitchinterval(float(os.environ["TINYLM_SWITCH"]))
     from .app import create_app
 
     app = create_app(theme=args.theme, corpus=args.corpus, checkpoint=args.checkpoint, threads=threads)

@@ -10,6 +10,7 @@ from typing import Iterable
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -27,7 +28,7 @@ SCREEN_CLASSES = {
     "generate": ("tinylm.tui.screens.generate", "GenerateScreen"),
     "vocabulary": ("tinylm.tui.screens.vocabulary", "VocabularyScreen"),
 }
-POLL_HZ = 8  # how often the UI reads the training slot (DESIGN.md: 5-10 Hz, never per step)
+POLL_HZ = 5  # how often the UI reads the training slot (DESIGN.md: 5-10 Hz, never per step)
 
 
 def screen_class(mode: str) -> type[Screen]:
@@ -172,10 +173,17 @@ class TinyLMApp(App):
         return self.training is not None and self.training.state().active
 
     def poll_training(self) -> None:
-        """Read the run's step; bump the session version when the weights moved, update the status."""
+        """Read the run's step; bump the session version when the weights moved, update the status,
+        and let the visible screen redraw in the same tick (one compositor pass, not two)."""
         if self.training is None:
             return
         state = self.training.state()
+        tick = getattr(self.screen, "training_tick", None)
+        if tick is not None and self.screen.is_mounted:
+            try:
+                tick(state)
+            except NoMatches:  # the screen is composing or being torn down (e.g. at exit)
+                pass
         if state.step != self._seen_step:
             self._seen_step = state.step
             self.session.bump()

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .fairlock import make_fair
+
 EMBEDDING = "transformer.wte.weight"
 
 
@@ -63,10 +65,11 @@ class TrainingRun:
     """Owns one training thread: start, pause/resume, stop; checks its flags before every step."""
 
     def __init__(self, trainer, *, sample_prompt: str = "\n", sample_every: int = 200,
-                 sample_tokens: int = 100, snapshot_interval: float = 0.25,
+                 sample_tokens: int = 100, snapshot_interval: float = 1.0,
                  watched: tuple[str, ...] = (EMBEDDING,), threads: int | None = None) -> None:
         self.trainer = trainer
         self.model = trainer.model
+        make_fair(self.model)  # the UI reads the weights between steps without being starved
         self.sample_prompt = sample_prompt
         self.sample_every = sample_every
         self.sample_tokens = sample_tokens

@@ -84,7 +84,8 @@ class GenerateScreen(Screen):
         self.generated: list[tuple[int, str]] = []  # (id, text) of tokens appended since the prompt
         self.streaming = False
         self._stream_run = 0  # tokens from an older stream are ignored
-        self._seen = (-1, None)  # (session version, model id) the view shows
+        self._raw_key: tuple = ("", -1, 0)  # (text, session version, model id) of the cached probabilities
+        self._raw = None  # raw next-token probabilities (V,) for _raw_key
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -158,26 +159,57 @@ class GenerateScreen(Screen):
         self.query_one("#output-box", VerticalScroll).scroll_end(animate=False)
 
     def prediction(self):
-        """(raw probs, sampling probs) of the next token after the text; None for an empty text."""
+        """(raw probs, sampling probs) of the next token after the text, or None while not known.
+
+        The raw probabilities are cached per (text, weights version), so turning a knob only re-filters
+        them. When the trainer holds the weights, the forward pass runs in a worker instead of making
+        the key wait for the step to end."""
         model = self.app.session.model
         if not self.text:
             return None
-        raw = model.next_token_probs(self.text)
+        key = (self.text, self.app.session.version, id(model))
+        if key != self._raw_key:
+            if model.lock.acquire(blocking=False):
+                try:
+                    self._raw_key, self._raw = key, model.next_token_probs(self.text)
+                finally:
+                    model.lock.release()
+            else:
+                self.predict(key)
+        if self._raw is None or self._raw_key[0] != self.text:
+            return None
         with np.errstate(divide="ignore"):
-            logits = np.log(raw)  # log-probabilities differ from the logits by a constant: same softmax
-        return raw, self.sampling.distribution(logits)
+            logits = np.log(self._raw)  # log-probabilities differ from the logits by a constant: same softmax
+        return self._raw, self.sampling.distribution(logits)
+
+    @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
+    def predict(self, key: tuple) -> None:
+        raw = self.app.session.model.next_token_probs(key[0])
+        self.app.call_from_thread(self._predicted, key, raw)
+
+    def _predicted(self, key: tuple, raw) -> None:
+        if key[0] == self.text and not self.streaming:
+            self._raw_key, self._raw = key, raw
+            self.show_prediction()
 
     def show_prediction(self) -> None:
         model = self.app.session.model
         pred = self.prediction()
         title = self.query_one("#bars-title", Static)
         if pred is None:
-            title.update("type a prompt to see the next token")
-            self.query_one("#bars", ProbBars).set_items([])
+            title.update("type a prompt to see the next token" if not self.text else "computing…")
+            if not self.text:
+                self.query_one("#bars", ProbBars).set_items([])
             return
         raw, probs = pred
         title.update(Text(f"next token · {self.sampling.describe()}", no_wrap=True, overflow="ellipsis"))
         self.query_one("#bars", ProbBars).set_items(top_tokens(probs, model.tokenizer, 10, raw))
+
+    def training_tick(self, state) -> None:
+        """While a model trains, let the bars follow its weights (called by the app's poll)."""
+        if self.is_current and not self.streaming and self.app.session.model is not None:
+            if self._raw_key[1:] != (self.app.session.version, id(self.app.session.model)):
+                self.show_prediction()
 
     # -- prompt and seed -------------------------------------------------------------------------
     @on(Input.Submitted, "#prompt")

@@ -14,7 +14,6 @@ from ..widgets.chart import BrailleChart, Series
 from ..widgets.heatmap import Heatmap
 from ..widgets.probbars import bar
 
-REFRESH_HZ = 8  # DESIGN.md: read the slot at 5-10 Hz, never once per step
 NO_MODEL = "No model yet: press 1 to configure and train one"
 
 
@@ -77,9 +76,6 @@ class TrainingScreen(Screen):
                 yield Heatmap(compact=True, show_status=False, id="weights")
         yield Static(id="sample")
 
-    def on_mount(self) -> None:
-        self.timer = self.set_interval(1 / REFRESH_HZ, self.refresh_view)
-
     def on_screen_resume(self) -> None:
         self._shown = (-1, -1, -1, -1)
         self.refresh_view()
@@ -100,7 +96,11 @@ class TrainingScreen(Screen):
             self.matrix_index = next((i for i, n in enumerate(names) if "c_attn" in n), 0)
         return names[self.matrix_index % len(names)]
 
-    def refresh_view(self) -> None:
+    def training_tick(self, state: TrainingState) -> None:
+        """Called by the app's 5 Hz poll of the training slot."""
+        self.refresh_view(state)
+
+    def refresh_view(self, state: TrainingState | None = None) -> None:
         """Redraw what changed since the last tick (cheap when nothing did)."""
         if not self.is_current:
             return
@@ -112,7 +112,7 @@ class TrainingScreen(Screen):
         if run is None or run.trainer is not session.trainer:
             self.show_idle()
             return
-        state = run.state()
+        state = state or run.state()
         key = (id(run), state.step, state.sample_step, state.matrices_step)
         self.show_progress(state)
         if key == self._shown and state.status == self._status:

@@ -1,4 +1,4 @@
-"""The bottom chrome of every screen: the numbered screen tabs with a status, above Textual's Footer."""
+"""The bottom chrome of every screen: the numbered screen tabs with a status, and the screen's keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.binding import Binding
 
 # (key, mode name, long label, short label); the App's MODES use the same names.
 SCREENS = (
@@ -51,12 +51,57 @@ class ModeBar(Widget):
         return tabs
 
 
+class KeyBar(Widget):
+    """The screen's keys on one line, drawn as text (Textual's Footer mounts a widget per key, and
+    restyling those on every screen switch cost a few hundred ms while training)."""
+
+    COMPONENT_CLASSES = {"keybar--key"}
+    DEFAULT_CSS = """
+    KeyBar { height: 1; background: $footer-background; color: $footer-foreground; }
+    KeyBar > .keybar--key { color: $footer-key-foreground; text-style: bold; }
+    """
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, lambda _: self.refresh())
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def entries(self) -> list[tuple[str, str, bool]]:
+        """(keys, description, enabled) of the shown bindings; a binding group is one entry."""
+        seen: set[str] = set()
+        grouped: dict[str, tuple[list[str], bool]] = {}
+        order: list[tuple[str, Binding.Group | None, Binding, bool]] = []
+        for _, binding, enabled, _ in self.screen.active_bindings.values():
+            if not binding.show or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            key = self.app.get_key_display(binding)
+            if binding.group is not None:
+                name = binding.group.description
+                if name not in grouped:
+                    grouped[name] = ([], enabled)
+                    order.append((name, binding.group, binding, enabled))
+                grouped[name][0].append(key)
+            else:
+                order.append((key, None, binding, enabled))
+        return [("".join(grouped[name][0]), name, enabled) if group is not None
+                else (name, binding.description, enabled) for name, group, binding, enabled in order]
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="crop")
+        key_style = self.get_component_rich_style("keybar--key")
+        for keys, description, enabled in self.entries():
+            text.append(f" {keys}", style=key_style)
+            text.append(f" {description} ", style="" if enabled else "dim")
+        return text
+
+
 class Chrome(Vertical):
-    """The mode bar and, unless the screen brings its own, the Footer with the screen's keys."""
+    """The mode bar and, unless the screen brings its own Footer, the key bar."""
 
     DEFAULT_CSS = """
     Chrome { dock: bottom; height: auto; }
-    Chrome > Footer { dock: none; }
     """
 
     def __init__(self, footer: bool = True) -> None:
@@ -66,4 +111,4 @@ class Chrome(Vertical):
     def compose(self) -> ComposeResult:
         yield ModeBar()
         if self._footer:
-            yield Footer(show_command_palette=False)  # the mode bar shows ^p, leaving room for keys
+            yield KeyBar()

@@ -1,0 +1,171 @@
+"""End to end: `tinylm-tui` in tmux at 80x24 with TERM=xterm-256color, driven by keys, checked by capture-pane."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+
+
+class Tmux:
+    """One detached tmux session running the dashboard."""
+
+    def __init__(self, args: list[str], size=(80, 24), cwd=None) -> None:
+        self.name = f"tinylm-e2e-{uuid.uuid4().hex[:8]}"
+        command = " ".join([sys.executable, "-m", "tinylm.tui", *args])
+        env = {**os.environ, "TERM": "xterm-256color"}
+        env.pop("COLORTERM", None)  # as over SSH: 256 colours
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
+                        f"TERM=xterm-256color {command}"], check=True, env=env, cwd=cwd)
+
+    def capture(self) -> str:
+        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        return out.stdout
+
+    def keys(self, *keys: str) -> None:
+        """tmux key names ("Space", "Escape", "C-t") or single characters."""
+        for key in keys:
+            subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> str:
+        """Poll the pane until the regex matches; returns the screen."""
+        end = time.monotonic() + timeout
+        while True:
+            screen = self.capture()
+            if re.search(pattern, screen):
+                return screen
+            if time.monotonic() > end:
+                raise AssertionError(f"{pattern!r} did not appear; screen:\n{screen}")
+            time.sleep(0.005)
+
+    def alive(self) -> bool:
+        return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.fixture
+def tui(tmp_path):
+    sessions = []
+
+    def start(*args: str) -> Tmux:
+        session = Tmux(list(args), cwd=tmp_path)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        session.close()
+
+
+def step_of(screen: str) -> int:
+    match = re.search(r"step (\d+)/\d+", screen)
+    return int(match.group(1)) if match else -1
+
+
+def test_new_user_tour(tui):
+    """Every screen reached by keys, a model trained a little, layers stepped, text generated, temperature changed."""
+    t = tui("--threads", "1")
+    screen = t.wait_for(r"ready", timeout=180)  # a cold Numba cache compiles first, with a visible status
+    assert "Summary" in screen and "Create & train" in screen
+    for line in screen.splitlines():
+        assert len(line) <= 80
+    t.keys("2")
+    t.wait_for(r"press t to train")
+    t.keys("t")
+    t.wait_for(r"step ([2-9]\d|\d{3})/")  # at least 20 steps
+    t.keys("Space")
+    t.wait_for(r"paused")
+    screen = t.capture()
+    assert "train loss" in screen and "accuracy" in screen and "tokens/s" in screen
+    for key in "346":
+        t.keys(key)
+        time.sleep(0.5)
+        assert "Traceback" not in t.capture()
+    t.keys("5")
+    t.wait_for(r"next token")
+    t.keys("x", "n", "n", "n")
+    time.sleep(0.5)
+    t.keys("+")
+    t.wait_for(r"T 1\.2")
+    t.keys("g")
+    t.wait_for(r"greedy on")
+    t.keys("?")
+    t.wait_for(r"Keys")
+    t.keys("Escape")
+    time.sleep(0.3)  # a lone ESC is told from an ESC-prefixed (alt) key by a short pause
+    t.wait_for(r"Stream")
+    t.keys("q")
+    t.wait_for(r"Save a checkpoint before quitting")
+    t.keys("n")
+    end = time.monotonic() + 10
+    while t.alive() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not t.alive()
+
+
+def test_bad_checkpoint_keeps_the_app_up(tui, tmp_path):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.json").write_text("{not json")
+    t = tui("--checkpoint", str(damaged))
+    screen = t.wait_for(r"ready|Could not", timeout=180)
+    assert t.alive() and "Traceback" not in screen
+
+
+def key_latency(t: Tmux, key: str, pattern: str, undo: tuple[str, str], n: int = 8) -> list[float]:
+    """Seconds from sending `key` until `pattern` is on screen, n times (undoing it in between)."""
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        t.keys(key)
+        t.wait_for(pattern, timeout=5)
+        out.append(time.perf_counter() - start)
+        t.keys(undo[0])
+        t.wait_for(undo[1], timeout=5)
+        time.sleep(0.1)
+    return out
+
+
+def describe(name: str, latencies: list[float]) -> str:
+    return f"{name}: median {1000 * statistics.median(latencies):.0f} ms, max {1000 * max(latencies):.0f} ms"
+
+
+def test_key_latency_while_training(tui):
+    """A key shows on screen within 100 ms (median) while the model trains; prints the measured figures."""
+    t = tui("--threads", "1")
+    t.wait_for(r"ready", timeout=180)
+    t.keys("5")
+    t.wait_for(r"next token")
+    idle = key_latency(t, "g", r"greedy on", ("g", r"greedy off"))
+    t.keys("2")
+    t.wait_for(r"press t to train")
+    t.keys("t")
+    t.wait_for(r"step [1-9]\d*/")
+    pause = key_latency(t, "Space", r"⏸ paused", ("Space", r"▶ running"))
+    switch = key_latency(t, "5", r"next token", ("2", r"▶ running"), n=4)
+    t.keys("5")
+    t.wait_for(r"next token")
+    knob = key_latency(t, "g", r"greedy on", ("g", r"greedy off"))
+    t.keys("2")
+    steps_before = step_of(t.wait_for(r"▶ running"))
+    time.sleep(3)
+    steps_after = step_of(t.capture())
+    print()
+    for name, values in (("idle, Generate g", idle), ("training, Training space", pause),
+                         ("training, Generate g (runs the model)", knob), ("training, switch screens 5/2", switch)):
+        print(describe(name, values))
+    print(f"training went on at {(steps_after - steps_before) / 3:.1f} steps/s")
+    assert steps_after > steps_before  # training kept going
+    assert statistics.median(pause) < 0.1
+    assert statistics.median(knob) < 0.1

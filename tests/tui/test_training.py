@@ -1,0 +1,209 @@
+"""Training in the background: the worker's slot, pause/resume/stop, divergence, the screen's numbers, speed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import numpy as np
+import pytest
+
+from tinylm.core import Corpus, ModelConfig, TrainConfig, TrainingDiverged, load_corpus, make_trainer
+from tinylm.tui.app import create_app
+from tinylm.tui.session import Session
+from tinylm.tui.training_worker import EMBEDDING, TrainingRun
+from tinylm.tui.widgets.heatmap import Heatmap
+
+
+def tiny_trainer(steps: int = 20, seed: int = 0):
+    corpus = load_corpus("fables")
+    return make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=16),
+                        train_config=TrainConfig(batch_size=4, max_steps=steps, warmup_steps=0, eval_interval=5,
+                                                 eval_batches=2, seed=seed))
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
+class TestTrainingRun:
+    def test_runs_to_the_end_and_the_slot_matches_the_history(self):
+        trainer = tiny_trainer(steps=20)
+        run = TrainingRun(trainer, sample_every=10, sample_tokens=10)
+        run.start()
+        wait_for(lambda: not run.alive)
+        state = run.state()
+        assert state.status == "finished" and state.step == 20 and state.fraction == 1.0
+        assert state.train_losses == [m.train_loss for m in trainer.history]
+        assert state.val_steps == [m.step for m in trainer.history if m.val_loss is not None]
+        assert state.metrics is trainer.history[-1]
+        assert state.sample_step == 20 and state.sample.startswith("\n")
+        np.testing.assert_array_equal(state.matrices[EMBEDDING], trainer.model.params[EMBEDDING])
+
+    def test_pause_holds_the_weights_and_resume_continues(self):
+        trainer = tiny_trainer(steps=100_000)
+        run = TrainingRun(trainer)
+        run.start()
+        wait_for(lambda: trainer.step_count >= 2)
+        run.pause()
+        time.sleep(0.2)  # the step in flight finishes
+        paused_at = trainer.step_count
+        time.sleep(0.3)
+        assert trainer.step_count == paused_at and run.state().status == "paused"
+        run.resume()
+        wait_for(lambda: trainer.step_count > paused_at + 2)
+        run.stop()
+        assert not run.alive and run.state().status == "stopped"
+        assert run.state().message.startswith("stopped at step")
+
+    def test_stop_while_paused_ends_the_thread(self):
+        run = TrainingRun(tiny_trainer(steps=100_000))
+        run.start()
+        run.pause()
+        run.stop(wait=5)
+        assert not run.alive
+
+    def test_divergence_stops_with_a_message_and_keeps_the_last_good_weights(self, monkeypatch):
+        trainer = tiny_trainer(steps=50)
+        real_step, calls = trainer.step, []
+
+        def step():
+            calls.append(1)
+            if len(calls) == 4:
+                raise TrainingDiverged("loss became nan at step 4")
+            return real_step()
+
+        monkeypatch.setattr(trainer, "step", step)
+        run = TrainingRun(trainer)
+        run.start()
+        wait_for(lambda: not run.alive)
+        state = run.state()
+        assert state.status == "diverged"
+        assert "nan" in state.message and "step 3" in state.message
+        assert state.step == 3
+        np.testing.assert_array_equal(state.matrices[EMBEDDING], trainer.model.params[EMBEDDING])
+
+    def test_watch_copies_the_chosen_matrix(self):
+        trainer = tiny_trainer(steps=3)
+        run = TrainingRun(trainer)
+        name = "transformer.h.0.mlp.c_fc.weight"
+        run.watch(name)
+        np.testing.assert_array_equal(run.state().matrices[name], trainer.model.params[name])
+
+
+class TestTrainingScreen:
+    async def test_finished_run_shows_its_numbers(self, screen_text):
+        trainer = tiny_trainer(steps=20)
+        session = Session(trainer.model, trainer, load_corpus("fables"))
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            run = app.start_training()
+            await asyncio.to_thread(wait_for, lambda: not run.alive)
+            await pilot.press("2")
+            await pilot.pause(0.3)
+            text = screen_text(app)
+            last = trainer.history[-1]
+            last_val = [m for m in trainer.history if m.val_loss is not None][-1]
+            assert "finished" in text and "100.0%" in text and "step 20/20" in text
+            assert f"{last.train_loss:.3f}" in text
+            assert f"{last_val.val_loss:.3f}" in text
+            assert f"{100 * last_val.accuracy:.1f}%" in text
+            assert f"{last.grad_norm:.3f}" in text and f"{last.lr:.2e}" in text
+            heatmap = app.screen.query_one("#wte", Heatmap)
+            np.testing.assert_allclose(heatmap.values, trainer.model.params[EMBEDDING])
+            assert "sample at step 20" in text
+
+    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    async def test_pause_resume_stop_keys(self, screen_text, size):
+        trainer = tiny_trainer(steps=100_000)
+        app = create_app(Session(trainer.model, trainer, load_corpus("fables")))
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("2", "t")
+            run = app.training
+            assert run is not None and run.alive
+            await pilot.press("space")
+            assert run.state().status == "paused"
+            await pilot.pause(0.3)
+            assert "paused" in screen_text(app)
+            await pilot.press("p")
+            assert run.state().status == "running"
+            await pilot.press("m")  # another weight matrix
+            await pilot.press("s")
+            assert not run.alive and run.state().status == "stopped"
+            await pilot.pause(0.3)
+            assert "stopped" in screen_text(app)
+
+    async def test_next_matrix_key_changes_the_heatmap(self, session):
+        app = create_app(Session.demo(seed=0, steps=2))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("2")
+            screen = app.screen
+            first = screen.current_matrix()
+            await pilot.press("m")
+            await pilot.pause()
+            second = screen.current_matrix()
+            assert second != first
+            np.testing.assert_allclose(screen.query_one("#weights", Heatmap).values,
+                                       app.session.model.params[second])
+
+    async def test_diverged_run_shows_the_message(self, monkeypatch, screen_text):
+        trainer = tiny_trainer(steps=50)
+        monkeypatch.setattr(trainer, "step", lambda: (_ for _ in ()).throw(TrainingDiverged("loss became inf")))
+        app = create_app(Session(trainer.model, trainer))
+        async with app.run_test(size=(80, 24)) as pilot:
+            run = app.start_training()
+            await asyncio.to_thread(wait_for, lambda: not run.alive)
+            await pilot.press("2")
+            await pilot.pause(0.3)
+            assert "diverged" in screen_text(app) and "loss became inf" in screen_text(app)
+
+
+@pytest.mark.slow
+class TestSpeed:
+    """Training in the app must stay within 10% of a plain loop calling trainer.step() (same settings)."""
+
+    STEPS = 150
+
+    def plain_rate(self) -> float:
+        from tinylm.core import limit_threads
+        from tinylm.tui.startup import build
+
+        limit_threads(1)  # Numba's thread count is per thread: set it in the thread that trains
+        trainer = build().trainer
+        trainer.step()  # compile / load kernels outside the timing
+        start = time.perf_counter()
+        for _ in range(self.STEPS):
+            trainer.step()
+        return self.STEPS / (time.perf_counter() - start)
+
+    async def app_rate(self) -> float:
+        from tinylm.tui.startup import build
+
+        built = build()
+        built.trainer.step()
+        app = create_app(Session(built.model, built.trainer, built.corpus), threads=1)
+        async with app.run_test(size=(80, 24)):
+            app.switch_mode("training")  # the busiest screen: chart, metrics and two heatmaps at 8 Hz
+            await asyncio.sleep(0.3)
+            run = app.start_training()
+            start, first = time.perf_counter(), built.trainer.step_count
+            while built.trainer.step_count - first < self.STEPS:
+                await asyncio.sleep(0.05)
+            rate = (built.trainer.step_count - first) / (time.perf_counter() - start)
+            run.stop()
+        return rate
+
+    async def test_app_trains_within_10_percent_of_a_plain_loop(self):
+        ratios = []
+        for _ in range(3):  # best of three: other processes on a shared machine add noise
+            plain = await asyncio.to_thread(self.plain_rate)
+            in_app = await self.app_rate()
+            ratios.append(in_app / plain)
+            print(f"plain {plain:.1f} steps/s, app {in_app:.1f} steps/s, ratio {in_app / plain:.2f}")
+            if ratios[-1] >= 0.9:
+                break
+        assert max(ratios) >= 0.9, ratios
