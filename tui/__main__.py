@@ -40,11 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     for var in THREAD_VARS:  # before numpy or numba is imported, so their pools start small
         os.environ.setdefault(var, str(threads))
 
-    from tinylm.core import CorpusError, TinyLMError, load_corpus  # noqa: E402  (after the thread caps)
-
     if args.checkpoint and not os.path.isdir(args.checkpoint):
         return fail(f"checkpoint {args.checkpoint!r} is not a directory")
     if args.corpus:
+        from tinylm.core import CorpusError, TinyLMError, load_corpus  # after the thread caps
+
         try:
             load_corpus(args.corpus)  # fail fast, in one line, before the screen takes over the terminal
         except (CorpusError, TinyLMError, OSError) as exc:
@@ -54,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.theme and args.theme not in BUILTIN_THEMES:
         return fail(f"unknown theme {args.theme!r}; choose one of {', '.join(sorted(BUILTIN_THEMES))}")
 
-    if os.environ.get("TINYLM_SWITCH"):
-        sys.setswitchinterval(float(os.environ["TINYLM_SWITCH"]))
     from .app import create_app
 
     app = create_app(theme=args.theme, corpus=args.corpus, checkpoint=args.checkpoint, threads=threads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -16,8 +16,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from .session import Session
-from .training_worker import TrainingRun
 from .widgets.modebar import SCREENS, Chrome
+
+if TYPE_CHECKING:  # numpy and the core load in the background, so the first screen paints at once
+    from .training_worker import TrainingRun
 
 # mode -> (module, class); the views' screens are imported when first shown.
 SCREEN_CLASSES = {
@@ -87,7 +89,8 @@ class TinyLMApp(App):
         super().__init__()
         self.building = session is None  # the CLI path: build the default model in the background
         self.session = session if session is not None else Session()
-        self.training: TrainingRun | None = None
+        self.training: "TrainingRun | None" = None
+        self.core_loaded = session is not None  # tests pass a session, so the core is imported already
         self._start_training = start_training
         self._corpus_arg, self._checkpoint_arg = corpus, checkpoint
         self._warm_up = self.building if warm_up is None else warm_up
@@ -99,21 +102,22 @@ class TinyLMApp(App):
     # -- lifecycle -------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.set_interval(1 / POLL_HZ, self.poll_training)
-        if self.building:
-            self.status = "loading…"
-            self.load_initial()
-        else:
-            self.status = "ready" if self.session.has_model else "no model"
-            if self._start_training and self.session.trainer is not None:
-                self.start_training()
+        self.status = "loading…" if self.building else "ready" if self.session.has_model else "no model"
         self.switch_mode("config" if not self._start_training else "training")
+        if self.building:  # after the first screen is on the terminal: imports hold the GIL for a while
+            self.screen.call_after_refresh(lambda: self.set_timer(0.05, self.load_initial))
+        elif self._start_training and self.session.trainer is not None:
+            self.start_training()
 
     @work(thread=True, exclusive=True, group="startup", exit_on_error=False)
     def load_initial(self) -> None:
-        """Build the default model (or load the checkpoint), then compile kernels, off the UI thread."""
+        """Import the engine, build the default model (or load the checkpoint), then compile kernels, all off
+        the UI thread (importing numpy and numba alone takes most of a second)."""
         from tinylm.core import TinyLMError
 
         from .startup import build, warm_up
+
+        self.call_from_thread(self._core_ready)
 
         try:
             built = build(self._corpus_arg, self._checkpoint_arg)
@@ -124,6 +128,11 @@ class TinyLMApp(App):
         if self._warm_up:
             warm_up()
         self.call_from_thread(self._loaded, built, "")
+
+    def _core_ready(self) -> None:
+        self.core_loaded = True
+        self.status = "building the model…"
+        self.refresh_screen()
 
     def _loaded(self, built, error: str) -> None:
         self.building = False
@@ -148,8 +157,10 @@ class TinyLMApp(App):
         self.screen.post_message(events.ScreenResume())
 
     # -- training --------------------------------------------------------------------------------
-    def start_training(self) -> TrainingRun | None:
+    def start_training(self) -> "TrainingRun | None":
         """Start (or continue) training the session's trainer in the background."""
+        from .training_worker import TrainingRun
+
         trainer = self.session.trainer
         if trainer is None:
             self.notify("This model has no trainer: create one on the Config screen (1).", severity="warning")

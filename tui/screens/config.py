@@ -6,11 +6,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
-from .config_form import (DEFAULTS, NUMBER_FIELDS, POSITIONAL_KINDS, TOKENIZER_KINDS, FieldError, build_configs,
+from .config_form import (DEFAULTS, FIELDS_BY_ID, NUMBER_FIELDS, POSITIONAL_KINDS, TOKENIZER_KINDS, FieldError, build_configs,
                           format_value, human_bytes, human_count, which_field)
 
 FILE, TYPED = "(file)", "(typed)"  # corpus sources besides the built-in names
@@ -31,20 +31,16 @@ class ConfigScreen(Screen):
     ConfigScreen #body { height: 1fr; }
     ConfigScreen #form { width: 1fr; min-width: 40; padding: 0 1; scrollbar-size-vertical: 1; }
     ConfigScreen #side { width: 36; padding: 0 1; border-left: solid $primary-darken-2; }
-    ConfigScreen .section { color: $accent; text-style: bold; margin-top: 1; }
-    ConfigScreen .row { height: 1; }
-    ConfigScreen .row > Label { width: 14; }
-    ConfigScreen .row > Input { width: 12; }
-    ConfigScreen .row > Select { width: 24; }
-    ConfigScreen .row > .field-hint { width: 1fr; color: $text-muted; padding-left: 1; text-wrap: nowrap;
-                                      text-overflow: ellipsis; }
-    ConfigScreen #path-row > Input, ConfigScreen #ckpt-row > Input { width: 1fr; }
+    ConfigScreen .section { color: $accent; text-style: bold; }
+    ConfigScreen .fields { grid-size: 2; grid-columns: 14 1fr; grid-rows: 1; height: auto; }
+    ConfigScreen .fields > .section { column-span: 2; margin-top: 0; border-top: none; }
+    ConfigScreen .fields > Input, ConfigScreen .fields > Select { width: 100%; max-width: 30; }
+    ConfigScreen .fields > #path, ConfigScreen .fields > #ckpt { max-width: 100%; }
     ConfigScreen #text { height: 6; }
     ConfigScreen Input.-invalid { background: $error 30%; }
     ConfigScreen #summary { height: auto; }
     ConfigScreen #verdict { height: auto; margin-top: 1; }
-    ConfigScreen #buttons { height: auto; margin-top: 1; }
-    ConfigScreen #buttons Button { margin-right: 1; }
+    ConfigScreen #create { margin-top: 1; }
     ConfigScreen #keys-hint { color: $text-muted; margin-top: 1; }
     """
 
@@ -55,56 +51,68 @@ class ConfigScreen(Screen):
         self.error: str | None = None  # why training is blocked, or None
         self._pending = None
 
-    def compose(self) -> ComposeResult:
-        from tinylm.core import builtin_corpora
+    def corpus_options(self) -> list[tuple[str, str]]:
+        """The source choices: built-in corpora (once the core is imported), a file, typed text."""
+        builtin = []
+        if self.app.core_loaded:
+            from tinylm.core import builtin_corpora
 
-        corpora = [(f"{name}", name) for name, _ in builtin_corpora()]
+            builtin = [(name, name) for name, _ in builtin_corpora()]
+        return builtin + [("a text file…", FILE), ("text typed below…", TYPED)]
+
+    def compose(self) -> ComposeResult:
+        # Two-column grids instead of a container per row: fewer widgets make the screen open faster.
         with Horizontal(id="body"):
             with VerticalScroll(id="form"):
-                yield Static("Corpus", classes="section")
-                with Horizontal(classes="row"):
+                with Grid(classes="fields"):
+                    yield Static("Corpus", classes="section")
                     yield Label("source")
-                    yield Select(corpora + [("a text file…", FILE), ("text typed below…", TYPED)],
-                                 value=corpora[0][1], allow_blank=False, compact=True, id="source")
-                with Horizontal(classes="row", id="path-row"):
-                    yield Label("file path")
-                    yield Input(placeholder="path to a UTF-8 .txt file", compact=True, id="path")
+                    options = self.corpus_options()
+                    yield Select(options, value=options[0][1], allow_blank=False, compact=True, id="source")
+                    yield Label("file path", classes="path-field")
+                    yield Input(placeholder="path to a UTF-8 .txt file", compact=True, id="path",
+                                classes="path-field")
                 yield TextArea(id="text", soft_wrap=True, show_line_numbers=False)
-                yield Static("Tokenizer", classes="section")
-                with Horizontal(classes="row"):
+                with Grid(classes="fields"):
+                    yield Static("Tokenizer", classes="section")
                     yield Label("tokenizer")
                     yield Select([(k, k) for k in TOKENIZER_KINDS], value=DEFAULTS["tokenizer"],
                                  allow_blank=False, compact=True, id="tokenizer")
-                for spec in NUMBER_FIELDS:
-                    if spec.id in SECTIONS:
-                        yield Static(SECTIONS[spec.id], classes="section")
-                    with Horizontal(classes="row"):
+                    for spec in NUMBER_FIELDS:
+                        if spec.id in SECTIONS:
+                            yield Static(SECTIONS[spec.id], classes="section")
                         yield Label(spec.label)
                         yield Input(format_value(spec.default), compact=True, id=spec.id,
-                                    placeholder="auto" if spec.default is None else "")
-                        yield Label(spec.hint, classes="field-hint")
-                    if spec.id == "context":
-                        with Horizontal(classes="row"):
+                                    placeholder="auto" if spec.default is None else "", tooltip=spec.hint)
+                        if spec.id == "context":
                             yield Label("positions")
                             yield Select([(k, k) for k in POSITIONAL_KINDS], value=DEFAULTS["positional"],
                                          allow_blank=False, compact=True, id="positional")
-                yield Static("Checkpoint", classes="section")
-                with Horizontal(classes="row", id="ckpt-row"):
+                    yield Static("Checkpoint", classes="section")
                     yield Label("directory")
                     yield Input("checkpoints/tinylm-tui", compact=True, id="ckpt")
             with Vertical(id="side"):
                 yield Static(id="summary")
                 yield Static(id="verdict")
-                with Horizontal(id="buttons"):
-                    yield Button("Create & train", id="create", variant="success", compact=True)
+                yield Button("Create & train", id="create", variant="success", compact=True)
                 yield Static("tab: next field · esc: leave a field\nthen 2-6 show the other screens",
                              id="keys-hint")
+
+    def on_descendant_focus(self, event) -> None:
+        """Show what the focused setting means under the summary."""
+        spec = FIELDS_BY_ID.get(event.widget.id or "")
+        if spec is not None:
+            self.query_one("#keys-hint", Static).update(f"{spec.label}: {spec.hint}\nesc: leave the field")
 
     def on_mount(self) -> None:
         self.show_source()
         self.recompute()
 
     def on_screen_resume(self) -> None:
+        source = self.query_one("#source", Select)
+        if self.app.core_loaded and len(source._options) <= 2:  # the built-in corpora arrived
+            source.set_options(self.corpus_options())
+            source.value = self.corpus_options()[0][1]
         self.recompute()
 
     # -- reading the form ------------------------------------------------------------------------
@@ -128,7 +136,8 @@ class ConfigScreen(Screen):
 
     def show_source(self) -> None:
         source = self.select("source")
-        self.query_one("#path-row").display = source == FILE
+        for widget in self.query(".path-field"):
+            widget.display = source == FILE
         self.query_one("#text").display = source == TYPED
 
     # -- reacting to edits -----------------------------------------------------------------------
@@ -149,6 +158,10 @@ class ConfigScreen(Screen):
 
     def recompute(self) -> None:
         """Recompute the summary: model numbers now, corpus numbers in a worker when the corpus changed."""
+        if not self.app.core_loaded:
+            self.query_one("#verdict", Static).update(Text("loading the engine…", style="dim"))
+            self.query_one("#create", Button).disabled = True
+            return
         request = self.corpus_request()
         if request != self.corpus_key:
             self.corpus_key = request
