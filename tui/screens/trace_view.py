@@ -98,10 +98,10 @@ class TraceView(Screen):
         return self.query_one(self.GRID, Heatmap)
 
     def action_focus_grid(self) -> None:
-        self.grid().focus()
+        self.set_focus(self.grid())
 
     def action_edit_prompt(self) -> None:
-        self.query_one("#prompt", Input).focus()
+        self.set_focus(self.query_one("#prompt", Input))  # at once, so the next keys typed go into the field
 
     def action_new_line(self) -> None:
         """Type a line break (shown as ⏎) into the prompt field."""
@@ -114,10 +114,10 @@ class TraceView(Screen):
 
     def action_leave_prompt(self) -> None:
         self.query_one("#prompt", Input).value = field_text(self.app.session.prompt)
-        self.grid().focus()
+        self.set_focus(self.grid())
 
     @on(Input.Submitted, "#prompt")
     def _prompt_submitted(self, message: Input.Submitted) -> None:
         self.app.session.prompt = prompt_text(message.value)
-        self.grid().focus()
+        self.set_focus(self.grid())
         self.reload(force=True)

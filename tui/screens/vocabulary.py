@@ -111,7 +111,7 @@ class VocabularyScreen(TraceView):
         tokens.set_data(self.wte, [f"{i:>4} {visible(t)}" for i, t in enumerate(self.vocab)], kind="signed",
                         escape=False)
         self.query_one("#positions", Heatmap).set_data(self.wpe, [f"pos {t}" for t in range(len(self.wpe))],
-                                                       kind="signed")
+                                                       kind="signed", escape=False)
         self.query_one("#map-box").border_title = "token embeddings, PCA"
         self.query_one("#map", Scatter).set_points(self.coords, [visible(t) for t in self.vocab], tokens.cursor[0])
         self.show_token(tokens.cursor[0])
@@ -159,7 +159,7 @@ class VocabularyScreen(TraceView):
         switcher = self.query_one("#switcher", ContentSwitcher)
         switcher.current = "positions" if switcher.current == "tokens" else "tokens"
         grid = self.query_one(f"#{switcher.current}", Heatmap)
-        grid.focus()
+        self.set_focus(grid)  # at once (widget.focus() is deferred; a key typed next would reach the hidden grid)
         if switcher.current == "tokens":
             self.show_token(grid.cursor[0])
         else:
