@@ -219,8 +219,8 @@ class ConfigScreen(Screen):
         try:
             mc, tc, _ = build_configs(self.values(), self.select("positional"), vocab_size=vocab or 2)
             if info and "n_tokens" in info and info["n_tokens"] <= mc.block_size + 1:
-                raise ConfigError(f"the corpus has {info['n_tokens']} tokens: fewer than context "
-                                  f"{mc.block_size} + 1; use more text or a shorter context")
+                raise FieldError("context", f"the corpus has {info['n_tokens']} tokens: fewer than context "
+                                            f"{mc.block_size} + 1; use more text or a shorter context")
         except (FieldError, ConfigError) as exc:
             field = exc.field_id if isinstance(exc, FieldError) else which_field(str(exc))
             if field:
