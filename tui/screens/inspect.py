@@ -63,6 +63,7 @@ class InspectScreen(TraceView):
         self.stages: list[Stage] = []
         self.index = 0  # position of the shown stage in self.stages
         self.explained = None  # the Explanation on screen, for tests
+        self._explained_at: tuple[int, int, int] | None = None  # (row, col, wrap width) of the explanation
         self._listed: tuple | None = None  # (layer, stage count) the stage list shows
 
     def compose(self) -> ComposeResult:
@@ -87,6 +88,7 @@ class InspectScreen(TraceView):
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
+        self.call_after_refresh(self._rewrap)
 
     # -- data ------------------------------------------------------------------------------------
     def redraw(self) -> None:
@@ -159,7 +161,7 @@ class InspectScreen(TraceView):
         grid, stage = self.query_one("#grid", Heatmap), self.stage
         if not grid.shape[0] or row >= grid.shape[0] or col >= grid.shape[1]:
             return
-        width = max(self.query_one("#explain-box").scrollable_content_region.width - 1, 40)
+        width = self._explain_width()
         expl = explain(stage, self.state.trace, self.state.params, row, col, self.app.session.head,
                        vocab=self.state.vocab, width=width)
         row_name = grid.row_labels[row]
@@ -168,7 +170,16 @@ class InspectScreen(TraceView):
         text.append(f"[{row_name}, {col_name}] = {grid.values[row, col]:.4f}\n", style="bold")
         text.append("\n".join(expl.lines))
         self.query_one("#explain", Static).update(text)
-        self.explained = expl
+        self.explained, self._explained_at = expl, (row, col, width)
+        self.call_after_refresh(self._rewrap)
+
+    def _explain_width(self) -> int:
+        return max(self.query_one("#explain-box").scrollable_content_region.width - 1, 40)
+
+    def _rewrap(self) -> None:
+        """Wrap the explanation again when the layout gave its panel another width (a new stage, a resize)."""
+        if self._explained_at is not None and self._explained_at[2] != self._explain_width():
+            self.explain_cell(*self._explained_at[:2])
 
     @on(Heatmap.CellSelected, "#grid")
     def _cell_selected(self, message: Heatmap.CellSelected) -> None:
