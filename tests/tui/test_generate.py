@@ -1,0 +1,163 @@
+"""Generate: honest probability bars, knobs that re-filter at once, stepping, streaming, seeds, comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from textual.widgets import Input
+
+from tinylm.core import Sampling
+from tinylm.tui.app import create_app
+from tinylm.tui.screens.generate import GenerateScreen
+from tinylm.tui.session import Session
+from tinylm.tui.widgets.compare import COMPARE_TOKENS, strategies
+from tinylm.tui.widgets.probbars import ProbBars
+
+
+def expected_bars(model, text: str, sampling: Sampling, k: int = 10):
+    """(ids, probs) of the k most likely tokens, recomputed from the model."""
+    raw = model.next_token_probs(text)
+    with np.errstate(divide="ignore"):
+        probs = sampling.distribution(np.log(raw))
+    order = np.lexsort((np.arange(probs.size), -probs))[:k]
+    return [int(i) for i in order], probs[order]
+
+
+def shown_bars(app):
+    items = app.screen.query_one("#bars", ProbBars).items
+    return [it.id for it in items], np.array([it.prob for it in items])
+
+
+async def open_generate(app, pilot):
+    await pilot.press("5")
+    await pilot.pause()
+    assert isinstance(app.screen, GenerateScreen)
+    return app.screen
+
+
+class TestBars:
+    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    async def test_bars_are_the_models_next_token_probabilities(self, session, screen_text, size):
+        app = create_app(session)
+        async with app.run_test(size=size) as pilot:
+            await open_generate(app, pilot)
+            ids, probs = shown_bars(app)
+            want_ids, want_probs = expected_bars(session.model, "The fox", Sampling())
+            assert ids == want_ids
+            np.testing.assert_allclose(probs, want_probs, rtol=1e-6)
+            text = screen_text(app)
+            assert "next token" in text
+            assert f"{100 * want_probs[0]:5.1f}%" in text  # the top bar's number as printed
+
+    async def test_knobs_refilter_at_once(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            await pilot.press("plus")
+            assert screen.sampling.temperature == 1.2
+            ids, probs = shown_bars(app)
+            want_ids, want_probs = expected_bars(session.model, "The fox", Sampling(temperature=1.2))
+            assert ids == want_ids
+            np.testing.assert_allclose(probs, want_probs, rtol=1e-6)
+            assert "T 1.2" in screen_text(app)
+            for _ in range(3):
+                await pilot.press("minus")
+            assert screen.sampling.temperature == 0.7
+            await pilot.press("k", "k", "k")  # off -> 50 -> 20 -> 10
+            assert screen.sampling.top_k == 10
+            ids, probs = shown_bars(app)
+            _, want = expected_bars(session.model, "The fox", Sampling(temperature=0.7, top_k=10))
+            np.testing.assert_allclose(probs, want, rtol=1e-6)
+            await pilot.press("p", "p")  # off -> 0.95 -> 0.9
+            assert screen.sampling.top_p == 0.9
+            _, want = expected_bars(session.model, "The fox", Sampling(temperature=0.7, top_k=10, top_p=0.9))
+            np.testing.assert_allclose(shown_bars(app)[1], want, rtol=1e-6)
+            await pilot.press("g")
+            ids, probs = shown_bars(app)
+            assert probs[0] == 1.0 and ids[0] == int(np.argmax(session.model.next_token_probs("The fox")))
+            assert "greedy on" in screen_text(app)
+
+    async def test_unseen_characters_and_empty_prompt(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            screen.query_one("#prompt", Input).value = "Zürich ☃ 日本"
+            await pilot.pause()
+            ids, probs = shown_bars(app)
+            assert len(ids) == 10
+            np.testing.assert_allclose(probs, expected_bars(session.model, "Zürich ☃ 日本", Sampling())[1], rtol=1e-6)
+            screen.query_one("#prompt", Input).value = ""
+            await pilot.pause()
+            assert "type a prompt" in screen_text(app)
+            await pilot.press("n")  # nothing to continue: a message, no crash
+            assert app.is_running
+
+    async def test_without_a_model(self, screen_text):
+        app = create_app(Session())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("5", "n", "space", "plus", "c")
+            assert "No model yet" in screen_text(app)
+
+
+class TestGenerating:
+    async def test_step_appends_the_sampled_token(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            await pilot.press("n", "n", "n")
+            assert len(screen.generated) == 3
+            text = "The fox"
+            for i, (token, piece) in enumerate(screen.generated):  # each draw is seeded by seed + position
+                step = next(iter(session.model.generate(text, Sampling(seed=i), max_new_tokens=1)))
+                assert (token, piece) == (step.id, step.text)
+                text += piece
+            assert screen.text == text == app.session.prompt
+            assert screen.query_one("#prompt", Input).value == text
+
+    async def test_seed_is_settable_and_reproducible(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            await pilot.press("s")  # focus the seed field
+            await pilot.press("end", "backspace", "4", "2", "enter")
+            assert screen.sampling.seed == 42
+            await pilot.press("n", "n", "n", "n")
+            first = screen.text
+            await pilot.press("x")  # back to the prompt
+            assert screen.text == "The fox"
+            await pilot.press("n", "n", "n", "n")
+            assert screen.text == first
+            await pilot.press("r")
+            assert screen.sampling.seed == 43 and "43" in screen_text(app)
+
+    async def test_streaming_starts_and_stops(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            await pilot.press("space")
+            assert screen.streaming
+            await pilot.pause(0.5)
+            await pilot.press("space")
+            assert not screen.streaming
+            produced = len(screen.generated)
+            assert produced > 0
+            expected = [g.id for g in session.model.generate("The fox", Sampling(seed=0), max_new_tokens=produced)]
+            assert [t for t, _ in screen.generated] == expected
+            await pilot.pause(0.3)
+            assert len(screen.generated) == produced  # stopped means stopped
+
+    async def test_compare_strategies_side_by_side(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(200, 60)) as pilot:
+            await open_generate(app, pilot)
+            await pilot.press("c")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            for i, (label, sampling) in enumerate(strategies(0)):
+                want = "".join(g.text for g in session.model.generate("The fox", sampling,
+                                                                      max_new_tokens=COMPARE_TOKENS))
+                shown = str(app.screen.query_one(f"#cmp-{i}").content)
+                assert shown == want.replace("\n", "⏎ ")
+            text = screen_text(app)
+            for label in ("greedy", "temperature 0.7", "top-k 10", "top-p 0.9"):
+                assert label in text
