@@ -84,13 +84,18 @@ def test_public_kernels_exported():
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="no dispatchers without JIT")
 def test_jitted_kernels_are_nogil_and_cached():
-    wrappers = {"matmul_forward", "matmul_backward", "lm_head_forward", "lm_head_backward"}
-    for name in K.__all__:
-        if name in wrappers:
-            continue
-        opts = getattr(K, name).targetoptions
+    from tinylm.kernels import attention, matmul
+
+    # Python wrappers around BLAS (np.matmul releases the GIL) and the jitted kernels they call
+    wrappers = {"matmul_forward", "matmul_backward", "lm_head_forward", "lm_head_backward",
+                "attention_forward", "attention_backward"}
+    helpers = [matmul._add_bias, matmul._bias_grad, attention._softmax_rows, attention._softmax_backward_rows]
+    kernels = [getattr(K, name) for name in K.__all__ if name not in wrappers] + helpers
+    for kernel in kernels:
+        name = kernel.py_func.__name__
+        opts = kernel.targetoptions
         assert opts.get("nogil"), name
-        assert type(getattr(K, name)._cache).__name__ != "NullCache", name  # cache=True
+        assert type(kernel._cache).__name__ != "NullCache", name  # cache=True
         assert not ({"nnan", "ninf"} & set(opts.get("fastmath", ()))), name
 
 
