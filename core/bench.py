@@ -1,0 +1,351 @@
+"""`tinylm bench`: training and generation speed, memory and start-up time, side by side with PyTorch.
+
+Every measurement runs in a fresh child process (so memory peaks don't mix and a cold Numba cache
+is really cold); tinylm and PyTorch children alternate (ABAB...) so drift of a shared machine
+falls on both. Speed comparisons are ratios from the same invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .bench_report import TARGETS, code_version, format_profile, format_report, machine_info
+from .bench_worker import CONFIGS, corpus_path, train_config
+from .config import ModelConfig
+
+TORCH_SKIPPED = "PyTorch comparison skipped (pip install 'tinylm-tui[bench]')"
+FLOP_FORMULA = "6*(12*L*C^2 + V*C) + 6*L*C*T per token (PaLM/nanoGPT estimate: matmuls and attention, fwd+bwd)"
+GEN_CONFIG = "baby"
+# (warm-up steps, at least this many timed steps, for at least this many seconds, at most this many)
+FULL = dict(rounds=3, warmup=5, min_steps=10, min_time=2.0, max_steps=3000, gen_tokens=2000, warm_starts=3)
+QUICK = dict(rounds=1, warmup=2, min_steps=3, min_time=0.2, max_steps=200, gen_tokens=200, warm_starts=1)
+
+
+class BenchError(RuntimeError):
+    """A benchmark child process failed."""
+
+
+def add_bench_parser(subparsers) -> None:
+    """Register `bench` on the CLI's subparsers; the CLI calls args.func(args) and exits with its result."""
+    p = subparsers.add_parser(
+        "bench", help="measure training and generation speed, memory and start-up (vs PyTorch if installed)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(p)
+    p.set_defaults(func=run_bench)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--configs", default="slm,baby,small",
+                   help=f"comma-separated configurations among {', '.join(CONFIGS)} (default: all)")
+    p.add_argument("--quick", action="store_true", help="a short run (a smoke test; figures are rough)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of the benchmark, print where one 'baby' training step spends its time, by kernel")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="threads for tinylm (Numba, BLAS) and PyTorch alike (default: all cores, %(default)s)")
+    p.add_argument("--rounds", type=int, default=None, help="tinylm/PyTorch alternations per configuration")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--no-cold-start", action="store_true", help="skip the start-up with an empty Numba cache")
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+# ----- child processes ------------------------------------------------------------------------
+
+def _child_env(threads: int, **extra) -> dict:
+    env = dict(os.environ, **extra)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def run_child(engine: str, spec: dict, workdir: Path, **env_extra) -> dict:
+    """Run one measurement in a fresh interpreter and return its JSON answer."""
+    path = workdir / f"spec-{engine}-{spec['mode']}.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    if engine == "torch":
+        cmd = [sys.executable, str(Path(__file__).with_name("bench_torch.py")), str(path)]
+    else:
+        cmd = [sys.executable, "-m", "tinylm.core.bench_worker", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(spec["threads"], **env_extra),
+                          timeout=1800)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise BenchError(f"{engine} {spec['mode']} child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def idle_rss_mb(threads: int, modules: str) -> float:
+    """Peak resident memory of an interpreter that only imported `modules`."""
+    code = f"import resource, {modules}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(threads),
+                         check=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def matmul_peak_gflops(threads: int, n: int = 2048, reps: int = 5) -> float:
+    """Best float32 n x n matrix product through numpy's BLAS, in GFLOP/s."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    out = np.empty((n, n), dtype=np.float32)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        np.matmul(a, b, out=out)
+        best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(reps))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+# ----- specs ----------------------------------------------------------------------------------
+
+def make_spec(name: str, workdir: Path, settings: dict, threads: int, gen_tokens: int) -> dict:
+    """Tokenise the configuration's corpus once; both engines read the same ids."""
+    from .corpus import DEFAULT_CORPUS, load_corpus, split_ids
+    from .schedule import get_lr
+    from .tokenizers import train_tokenizer
+
+    shape, batch_size, corpus_kind = CONFIGS[name]
+    corpus = corpus_path(corpus_kind)
+    text = load_corpus(corpus or DEFAULT_CORPUS).text
+    tokenizer = train_tokenizer("char", text)
+    ids = tokenizer.encode(text)
+    tc = train_config(batch_size)
+    np.save(workdir / f"{name}.npy", ids)
+    np.save(workdir / f"{name}-train.npy", split_ids(ids, tc.val_fraction)[0])
+    return dict(
+        config=name, mode="train", threads=threads, seed=tc.seed, corpus=corpus,
+        corpus_name=Path(corpus).name if corpus else DEFAULT_CORPUS, n_tokens=int(ids.size),
+        model=dict(shape, vocab_size=tokenizer.vocab_size), train=dataclasses.asdict(tc),
+        tokenizer=tokenizer.to_dict(), ids_path=str(workdir / f"{name}.npy"),
+        lrs=[get_lr(s, tc.learning_rate, tc.min_lr, tc.warmup_steps, tc.decay_steps) for s in range(tc.max_steps)],
+        warmup=settings["warmup"] if name != "small" else min(2, settings["warmup"]),
+        min_steps=settings["min_steps"], min_time=settings["min_time"], max_steps=settings["max_steps"],
+        gen_tokens=gen_tokens,
+    )
+
+
+def _torch_spec(spec: dict) -> dict:
+    return dict(spec, ids_path=spec["ids_path"].replace(".npy", "-train.npy"))
+
+
+# ----- the benchmark --------------------------------------------------------------------------
+
+def _median_ms(samples: list[float]) -> float:
+    return 1e3 * statistics.median(samples)
+
+
+def _engine_summary(runs: list[dict], spec: dict, peak: float) -> dict:
+    """Pool the timed steps of every round."""
+    steps = [s for r in runs for s in r["step_s"]]
+    m = spec["model"]
+    tokens = spec["train"]["batch_size"] * m["block_size"]
+    flops = ModelConfig(**m).flops_per_token() * tokens
+    ms = _median_ms(steps)
+    return {"step_ms": ms, "step_ms_per_round": [_median_ms(r["step_s"]) for r in runs], "steps_timed": len(steps),
+            "tokens_per_s": tokens / ms * 1e3, "gflops": flops / ms / 1e6, "peak_share": flops / ms / 1e6 / peak,
+            "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024, "first_losses": runs[0]["losses"]}
+
+
+def bench_config(name, workdir, settings, threads, use_torch, gen_tokens, log) -> tuple[dict, list]:
+    spec = make_spec(name, workdir, settings, threads, gen_tokens)
+    runs = {"tinylm": [], "torch": []}
+    for r in range(settings["rounds"]):
+        for engine in ("tinylm", "torch") if use_torch else ("tinylm",):
+            log(f"  {name}: {engine}, round {r + 1}/{settings['rounds']}")
+            runs[engine].append(run_child(engine, spec if engine == "tinylm" else _torch_spec(spec), workdir))
+    return spec, runs
+
+
+def summarise(spec, runs, peak) -> dict:
+    m = spec["model"]
+    out = {"model": m, "batch_size": spec["train"]["batch_size"], "corpus": spec["corpus_name"],
+           "tokens_per_step": spec["train"]["batch_size"] * m["block_size"]}
+    out["flops_per_token"] = ModelConfig(**m).flops_per_token()
+    out["tinylm"] = _engine_summary(runs["tinylm"], spec, peak)
+    if runs["torch"]:
+        out["torch"] = _engine_summary(runs["torch"], spec, peak)
+        per_round = [t / s for t, s in zip(out["torch"]["step_ms_per_round"], out["tinylm"]["step_ms_per_round"])]
+        out["speed_ratio"] = out["torch"]["step_ms"] / out["tinylm"]["step_ms"]
+        out["speed_ratio_range"] = [min(per_round), max(per_round)]
+    return out
+
+
+def _generation(spec, runs) -> dict:
+    n = spec["gen_tokens"]
+    gen = {"config": spec["config"], "tokens": n, "sampling": "temperature 0.8, top-k 200",
+           "tinylm_kv_tokens_per_s": n / statistics.median(r["gen_kv_s"] for r in runs["tinylm"])}
+    if runs["torch"]:
+        for kind in ("nocache", "kv"):
+            rate = n / statistics.median(r[f"gen_{kind}_s"] for r in runs["torch"])
+            gen[f"torch_{kind}_tokens_per_s"] = rate
+            gen[f"ratio_vs_torch_{kind}"] = gen["tinylm_kv_tokens_per_s"] / rate
+    return gen
+
+
+def _startup(spec, workdir, settings, threads, use_torch, cold, log) -> dict:
+    """Seconds from spawning a fresh interpreter to the end of its first training step."""
+
+    def once(engine, **env) -> dict:
+        """Seconds to the end of the first step, and the phases: imports, data and model, first step."""
+        started = time.time()
+        answer = run_child(engine, dict(spec if engine == "tinylm" else _torch_spec(spec), mode="startup"),
+                           workdir, **env)
+        done, built, imported = answer["finished_at"], answer["built_at"], answer["imported_at"]
+        return {"total": done - started, "import": imported - started, "build": built - imported,
+                "first_step": done - built}
+
+    def median_of(runs: list[dict]) -> dict:
+        return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+    out = {"config": spec["config"]}
+    log("  start-up, warm Numba cache")
+    out["warm_phases"] = median_of([once("tinylm") for _ in range(settings["warm_starts"])])
+    out["warm_s"] = out["warm_phases"]["total"]
+    if use_torch:
+        log("  start-up, PyTorch")
+        out["torch_phases"] = median_of([once("torch") for _ in range(settings["warm_starts"])])
+        out["torch_s"] = out["torch_phases"]["total"]
+    if cold:
+        log("  start-up, empty Numba cache")
+        with tempfile.TemporaryDirectory(prefix="tinylm-cold-numba-") as cache:
+            out["cold_phases"] = once("tinylm", NUMBA_CACHE_DIR=cache)
+        out["cold_s"] = out["cold_phases"]["total"]
+    return out
+
+
+def run_benchmark(args, log=lambda msg: None) -> dict:
+    """Measure everything the options ask for and return one JSON-ready dict."""
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown or not names:
+        raise ValueError(f"unknown configuration {', '.join(unknown) or '(none)'}; choose among {', '.join(CONFIGS)}")
+    settings = dict(QUICK if args.quick else FULL)
+    if args.rounds:
+        settings["rounds"] = args.rounds
+    threads = max(1, args.threads)
+    use_torch = not args.no_torch and torch_available()
+    gen_config = GEN_CONFIG if GEN_CONFIG in names else names[0]
+    now = datetime.datetime.now().isoformat(" ", "seconds")
+    result = {"command": "tinylm bench " + " ".join(_argv(args)), "date": now,
+              "threads": threads, "quick": args.quick, "rounds": settings["rounds"],
+              "machine": machine_info(), "code": code_version(), "load_before": list(os.getloadavg()), "flop_formula": FLOP_FORMULA,
+              "torch": {"available": use_torch, "note": None if use_torch else TORCH_SKIPPED}}
+    log(f"matmul peak ({threads} threads)")
+    peaks = [matmul_peak_gflops(threads, reps=3 if args.quick else 5)]
+    result["idle_rss_mb"] = {"numpy+numba": idle_rss_mb(threads, "numpy, numba")}
+    if use_torch:
+        result["idle_rss_mb"]["numpy+torch"] = idle_rss_mb(threads, "numpy, torch")
+    result["configs"] = {}
+    with tempfile.TemporaryDirectory(prefix="tinylm-bench-") as tmp:
+        workdir = Path(tmp)
+        raw = {}
+        for name in names:
+            gen_tokens = settings["gen_tokens"] if name == gen_config else 0
+            raw[name] = bench_config(name, workdir, settings, threads, use_torch, gen_tokens, log)
+        spec0 = raw[gen_config][0]
+        result["generation"] = _generation(*raw[gen_config])
+        result["startup"] = _startup(spec0, workdir, settings, threads, use_torch, not args.no_cold_start, log)
+        peaks.append(matmul_peak_gflops(threads, reps=3 if args.quick else 5))
+    result["matmul_peak_gflops"] = max(peaks)
+    result["matmul_peak_samples"] = peaks
+    for name in names:
+        result["configs"][name] = summarise(*raw[name], result["matmul_peak_gflops"])
+        for engine, idle in (("tinylm", "numpy+numba"), ("torch", "numpy+torch")):
+            if engine in result["configs"][name]:
+                summary = result["configs"][name][engine]
+                summary["rss_over_idle_mb"] = summary["peak_rss_mb"] - result["idle_rss_mb"][idle]
+    result["load_after"] = list(os.getloadavg())
+    first = raw[names[0]][1]["tinylm"][0]
+    result["blas"], result["threading_layer"] = first["blas"], first["threading_layer"]
+    result["targets"] = check_targets(result)
+    return result
+
+
+def check_targets(result: dict) -> list[dict]:
+    """The issue's targets, each with the measured figure and whether it is met (None: not measured)."""
+    out = []
+    for key, label, limit, higher in TARGETS:
+        value = _lookup(result, key)
+        section = result.get(key.split(".")[0], {})
+        if section.get("config", "baby") != "baby":  # generation and start-up targets are about baby
+            value = None
+        out.append({"target": label, "key": key, "limit": limit, "higher": higher, "value": value,
+                    "met": None if value is None else (value >= limit if higher else value <= limit)})
+    return out
+
+
+def _lookup(result: dict, key: str):
+    node = result
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _argv(args) -> list[str]:
+    out = [f"--configs {args.configs}", f"--threads {args.threads}"]
+    out += [f"--{flag.replace('_', '-')}" for flag in ("quick", "json", "no_torch", "no_cold_start")
+            if getattr(args, flag)]
+    return out + ([f"--rounds {args.rounds}"] if args.rounds else [])
+
+
+def run_profile(args) -> dict:
+    """Per-kernel time of a 'baby' training step."""
+    with tempfile.TemporaryDirectory(prefix="tinylm-profile-") as tmp:
+        settings = dict(QUICK if args.quick else FULL)
+        spec = make_spec("baby", Path(tmp), settings, max(1, args.threads), 0)
+        spec.update(mode="profile", steps=10 if args.quick else 50)
+        answer = run_child("tinylm", spec, Path(tmp))
+        if not args.no_torch and torch_available():
+            answer["torch"] = run_child("torch", _torch_spec(spec), Path(tmp))
+    answer["rows"].sort(key=lambda row: -row["ms"])
+    return {"config": "baby", "threads": spec["threads"], "load": list(os.getloadavg()), **answer}
+
+
+def run_bench(args) -> int:
+    """Entry point for `tinylm bench`; returns the exit status."""
+    log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    try:
+        if args.profile:
+            result = run_profile(args)
+            print(json.dumps(result, indent=2) if args.json else format_profile(result))
+            return 0
+        result = run_benchmark(args, log)
+    except (BenchError, ValueError) as exc:
+        print(f"tinylm bench: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tinylm bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(parser)
+    return run_bench(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""The tinylm side of `tinylm bench`, run in a fresh process per measurement so peaks don't mix.
+
+`python -m tinylm.core.bench_worker SPEC.json` prints one JSON line. Modes: `train` (timed steps,
+peak memory, optionally generation), `startup` (one step from nothing, as `tinylm train` would),
+`profile` (per-kernel time of a training step through a timing shim around tinylm.kernels).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+# name -> (model shape, batch size, corpus): the issue's three configurations.
+CONFIGS = {
+    "slm": (dict(block_size=8, n_layer=2, n_head=2, n_embd=16), 8, "builtin"),
+    "baby": (dict(block_size=64, n_layer=4, n_head=4, n_embd=128), 12, "shakespeare"),
+    "small": (dict(block_size=256, n_layer=6, n_head=6, n_embd=384), 8, "shakespeare"),
+}
+SHAKESPEARE = Path("shared") / "data" / "tinyshakespeare.txt"
+
+
+def corpus_path(kind: str) -> str | None:
+    """tiny shakespeare if ../shared/data holds it (beside the repo or the working directory), else None
+    (the built-in corpus)."""
+    if kind != "shakespeare":
+        return None
+    repo = Path(__file__).resolve().parents[1]
+    for root in (repo.parent, Path.cwd().parent, Path.cwd()):
+        if (root / SHAKESPEARE).is_file():
+            return str(root / SHAKESPEARE)
+    return None
+
+
+def train_config(batch_size: int):
+    """nanoGPT's CPU settings (TrainConfig's defaults); evaluation never falls inside a timed window."""
+    from tinylm.core import TrainConfig
+
+    return TrainConfig(batch_size=batch_size, max_steps=2000, eval_interval=10**9)
+
+
+def _timed_loop(step, spec: dict) -> list[float]:
+    """Run warm-up steps, then time steps until min_steps and min_time are both reached (or max_steps)."""
+    times, budget_end = [], None
+    for _ in range(spec["warmup"]):
+        step()
+    while True:
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+        budget_end = budget_end or time.perf_counter() + spec["min_time"]
+        if len(times) >= spec["max_steps"] or (len(times) >= spec["min_steps"] and time.perf_counter() > budget_end):
+            return times
+
+
+def _build(spec: dict):
+    import numpy as np
+
+    from tinylm.core import GPT, ModelConfig, Tokenizer, Trainer
+
+    tokenizer = Tokenizer.from_dict(spec["tokenizer"])
+    model = GPT(ModelConfig(**spec["model"]), tokenizer, seed=spec["seed"])
+    return Trainer(model, np.load(spec["ids_path"]), train_config(spec["train"]["batch_size"]))
+
+
+def run_train(spec: dict) -> dict:
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from tinylm.core import Sampling
+
+    trainer = _build(spec)
+    times = _timed_loop(trainer.step, spec)
+    result = {"engine": "tinylm", "step_s": times, "losses": [h.train_loss for h in trainer.history[:3]],
+              "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "blas": threadpool_info(),
+              "threading_layer": _threading_layer(numba)}
+    if spec["gen_tokens"]:
+        model = trainer.model
+        for _ in model.generate([0], Sampling(temperature=0.8, top_k=200, seed=1), min(50, spec["gen_tokens"])):
+            pass  # warm-up: loads the decode kernel
+        started = time.perf_counter()
+        n = sum(1 for _ in model.generate([0], Sampling(temperature=0.8, top_k=200, seed=spec["seed"]),
+                                          spec["gen_tokens"]))
+        result["gen_kv_s"] = time.perf_counter() - started
+        result["gen_tokens"] = n
+    return result
+
+
+def _threading_layer(numba) -> str | None:
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run
+        return None
+
+
+def run_startup(spec: dict) -> dict:
+    """What `tinylm train` does before its first step: load the corpus, train the char tokenizer,
+    encode, build the model and trainer, then one step."""
+    from tinylm.core import DEFAULT_CORPUS, ModelConfig, load_corpus, make_trainer
+
+    imported = time.time()
+    corpus = load_corpus(spec["corpus"] or DEFAULT_CORPUS)
+    trainer = make_trainer(corpus, "char", model_config=ModelConfig(**spec["model"]),
+                           train_config=train_config(spec["train"]["batch_size"]))
+    built = time.time()
+    trainer.step()
+    return {"engine": "tinylm", "imported_at": imported, "built_at": built, "finished_at": time.time()}
+
+
+# ----- profile: a timing shim around every public kernel --------------------------------------
+
+_ROLES = {(1, 3): "attn.c_attn", (1, 1): "attn.c_proj", (1, 4): "mlp.c_fc", (4, 1): "mlp.c_proj"}
+
+
+def _label_and_flops(name: str, args) -> tuple[str, float]:
+    """A readable row name (matmuls by layer role) and the FLOPs of the call (0 where not counted)."""
+    if name in ("matmul_forward", "matmul_backward"):
+        inp, weight = (args[1], args[2]) if name == "matmul_forward" else (args[4], args[5])
+        (N, Cin), OC = inp.shape, weight.shape[1]
+        small = min(Cin, OC)
+        role = _ROLES.get((Cin // small, OC // small), f"{Cin}x{OC}")
+        mults = 2 if name == "matmul_forward" else 4
+        return f"{name} {role}", mults * N * Cin * OC
+    if name in ("lm_head_forward", "lm_head_backward"):
+        inp, wte = (args[1], args[2]) if name == "lm_head_forward" else (args[3], args[4])
+        mults = 2 if name == "lm_head_forward" else 4
+        return name, mults * inp.shape[0] * inp.shape[1] * wte.shape[0]
+    if name in ("attention_forward", "attention_backward"):
+        qkv = args[3]
+        B, T, C3 = qkv.shape
+        causal_pairs = T * (T + 1) / 2
+        mults = 4 if name == "attention_forward" else 8  # QK^T and AV; twice that backward
+        return name, mults * B * causal_pairs * (C3 // 3)
+    return name, 0.0
+
+
+def run_profile(spec: dict) -> dict:
+    import tinylm.kernels as K
+
+    trainer = _build(spec)
+    plain = _timed_loop(trainer.step, {**spec, "min_steps": spec["steps"], "max_steps": spec["steps"]})
+    seconds, calls, flops = defaultdict(float), defaultdict(int), defaultdict(float)
+    originals = {name: getattr(K, name) for name in K.__all__}
+
+    def shim(name, fn):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            out = fn(*args, **kwargs)
+            elapsed = time.perf_counter() - started
+            label, f = _label_and_flops(name, args)
+            seconds[label] += elapsed
+            calls[label] += 1
+            flops[label] += f
+            return out
+
+        return timed
+
+    for name, fn in originals.items():
+        setattr(K, name, shim(name, fn))
+    try:
+        shimmed = _timed_loop(trainer.step, {**spec, "warmup": 0, "min_steps": spec["steps"],
+                                             "max_steps": spec["steps"]})
+    finally:
+        for name, fn in originals.items():
+            setattr(K, name, fn)
+    n = len(shimmed)
+    rows = [{"op": k, "ms": 1e3 * v / n, "calls": calls[k] // n, "gflops": flops[k] / v / 1e9 if flops[k] else None}
+            for k, v in seconds.items()]
+    return {"engine": "tinylm", "steps": n, "step_ms_plain": 1e3 * sorted(plain)[len(plain) // 2],
+            "step_ms_profiled": 1e3 * sum(shimmed) / n, "rows": rows}
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1], encoding="utf-8") as f:
+        spec = json.load(f)
+    from tinylm.core import limit_threads
+
+    limit_threads(spec["threads"])
+    run = {"train": run_train, "startup": run_startup, "profile": run_profile}[spec["mode"]]
+    print(json.dumps(run(spec)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

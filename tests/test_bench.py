@@ -1,0 +1,107 @@
+"""`tinylm bench`: float32 agrees with float64, the PyTorch twin is the same model, and a quick run
+produces complete, positive, finite figures. Timings are never asserted."""
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tinylm.core import ModelConfig, TrainConfig, load_corpus, make_trainer
+from tinylm.core.bench import add_bench_parser, main, run_bench
+from tinylm.core.bench_report import format_profile, format_report
+
+SLM = dict(block_size=8, n_layer=2, n_head=2, n_embd=16)
+
+
+def _losses(dtype, steps=20):
+    trainer = make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SLM),
+                           train_config=TrainConfig(batch_size=8, max_steps=1000, eval_interval=10**6), dtype=dtype)
+    assert trainer.model.flat.dtype == dtype and trainer.m.dtype == dtype
+    return np.array([trainer.step().train_loss for _ in range(steps)])
+
+
+def test_float32_losses_match_float64_for_20_steps():
+    f32, f64 = _losses(np.float32), _losses(np.float64)
+    rel = np.abs(f32 - f64) / np.abs(f64)
+    print("largest relative difference of the first 20 losses:", rel.max())
+    assert rel.max() < 1e-4
+
+
+def test_parser_registers_bench_with_run_bench():
+    parser = argparse.ArgumentParser()
+    add_bench_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--configs", "slm", "--quick", "--json", "--threads", "1"])
+    assert args.func is run_bench
+    assert (args.configs, args.quick, args.json, args.threads, args.profile) == ("slm", True, True, 1, False)
+
+
+def test_unknown_configuration_is_a_clear_error(capsys):
+    assert main(["--configs", "huge", "--quick", "--no-torch"]) == 1
+    assert "unknown configuration huge" in capsys.readouterr().err
+
+
+def _numbers(node, path=""):
+    """Every number in a JSON tree, with its path."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _numbers(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _numbers(value, f"{path}[{i}]")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield path, node
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_figure(capsys):
+    # --no-cold-start: compiling every kernel from nothing takes a minute on a busy 2-core machine.
+    assert main(["--quick", "--configs", "slm", "--json", "--threads", "1", "--no-cold-start"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("machine", "threads", "matmul_peak_gflops", "idle_rss_mb", "configs", "generation", "startup",
+                "targets", "flop_formula", "load_before", "load_after", "blas", "torch"):
+        assert key in result
+    slm = result["configs"]["slm"]
+    for key in ("step_ms", "tokens_per_s", "gflops", "peak_share", "peak_rss_mb"):
+        assert math.isfinite(slm["tinylm"][key]) and slm["tinylm"][key] > 0
+    assert result["generation"]["tinylm_kv_tokens_per_s"] > 0
+    assert result["startup"]["warm_s"] > 0 and "cold_s" not in result["startup"]
+    if result["torch"]["available"]:
+        assert slm["speed_ratio"] > 0 and result["generation"]["ratio_vs_torch_kv"] > 0
+    else:
+        assert "skipped" in result["torch"]["note"]
+    for path, value in _numbers({k: v for k, v in result.items() if k not in ("load_before", "load_after")}):
+        if "losses" not in path and "threads" not in path and "seed" not in path:
+            assert math.isfinite(value) and value >= 0, path
+    text = format_report(result)
+    assert "training" in text and "slm" in text and "targets" in text
+
+
+def test_quick_profile_rows_add_up(capsys):
+    assert main(["--profile", "--quick", "--json", "--threads", "1"]) == 0
+    profile = json.loads(capsys.readouterr().out)
+    ops = {row["op"] for row in profile["rows"]}
+    assert {"attention_forward", "matmul_forward mlp.c_fc", "lm_head_backward", "adamw_update"} <= ops
+    assert all(row["ms"] > 0 and row["calls"] >= 1 for row in profile["rows"])
+    assert sum(row["ms"] for row in profile["rows"]) <= profile["step_ms_profiled"]
+    assert "other" in format_profile(profile)
+
+
+def test_torch_twin_computes_the_same_logits_and_caches_correctly():
+    torch = pytest.importorskip("torch")
+    from tinylm.core import GPT
+    from tinylm.core.bench_torch import TorchGPT, generate
+
+    cfg = ModelConfig(vocab_size=11, **SLM)
+    ours = GPT(cfg, seed=3)
+    ours.flat[:] = np.random.default_rng(4).normal(0, 0.3, ours.flat.size)  # larger than init: real signal
+    twin = TorchGPT(11, cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd)
+    twin.load_tinylm(ours.params)
+    ids = np.random.default_rng(5).integers(0, 11, (3, 8))
+    with torch.no_grad():
+        theirs = twin(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(ours.logits(ids), theirs, atol=2e-5, rtol=1e-4)
+    # Until the context is full, the cached loop samples exactly the tokens of the uncached one.
+    assert generate(twin, 1, 7, kv_cache=True, seed=7) == generate(twin, 1, 7, kv_cache=False, seed=7)
+    assert len(generate(twin, 1, 30, kv_cache=True, seed=7)) == 30  # through several cache refills
