@@ -95,6 +95,7 @@ class TinyLMApp(App):
         self._corpus_arg, self._checkpoint_arg = corpus, checkpoint
         self._warm_up = self.building if warm_up is None else warm_up
         self._seen_step = -1
+        self._start_when_ready = False  # training was asked for while the kernels were compiling
         self.threads = threads  # training threads (None: leave the process's caps as they are)
         if theme:
             self.theme = theme
@@ -111,22 +112,30 @@ class TinyLMApp(App):
 
     @work(thread=True, exclusive=True, group="startup", exit_on_error=False)
     def load_initial(self) -> None:
-        """Import the engine, build the default model (or load the checkpoint), then compile kernels, all off
-        the UI thread (importing numpy and numba alone takes most of a second)."""
+        """Import the engine, build the default model (or load the checkpoint), compile the kernels, all
+        off the UI thread (importing numpy and numba alone takes most of a second)."""
         from tinylm.core import TinyLMError
 
-        from .startup import build, warm_up
+        from .startup import build, warm_up, warm_up_in_subprocess
 
         self.call_from_thread(self._core_ready)
-
         try:
             built = build(self._corpus_arg, self._checkpoint_arg)
         except TinyLMError as exc:
-            self.call_from_thread(self._loaded, None, str(exc))
-            return
-        self.call_from_thread(self.set_status, "compiling kernels…" if self._warm_up else "ready")
+            self.call_from_thread(self.notify, str(exc), title="Could not load", severity="error", timeout=10)
+            built = None
         if self._warm_up:
-            warm_up()
+            self.call_from_thread(self.set_status, "compiling kernels…")
+            error = warm_up_in_subprocess()
+            if error:  # compile here after all: slower to start, but it works
+                self.call_from_thread(self.set_status, "compiling kernels (in the app)…")
+            warm_up()  # now loads from the cache the child wrote: quick
+        if built is None and self._checkpoint_arg:
+            try:  # a bad checkpoint still opens the app, on the default model
+                built = build(self._corpus_arg)
+            except TinyLMError as exc:
+                self.call_from_thread(self._loaded, None, str(exc))
+                return
         self.call_from_thread(self._loaded, built, "")
 
     def _core_ready(self) -> None:
@@ -136,14 +145,16 @@ class TinyLMApp(App):
 
     def _loaded(self, built, error: str) -> None:
         self.building = False
-        if built is None:
+        if built is not None and self.session.model is None:  # unless a model was made meanwhile
+            self.session.set_model(built.model, built.trainer, built.corpus)
+            self.session.checkpoint_path = built.checkpoint
+        if self.session.model is None:
             self.status = "no model"
-            self.notify(error, title="Could not load", severity="error", timeout=10)
+            if error:
+                self.notify(error, title="Could not load", severity="error", timeout=10)
             return
-        self.session.set_model(built.model, built.trainer, built.corpus)
-        self.session.checkpoint_path = built.checkpoint
         self.status = "ready"
-        if self._start_training:
+        if self._start_training or self._start_when_ready:
             self.start_training()
         self.refresh_screen()
 
@@ -161,6 +172,10 @@ class TinyLMApp(App):
         """Start (or continue) training the session's trainer in the background."""
         from .training_worker import TrainingRun
 
+        if self.building:  # compiling in this process would freeze the screen: wait for the warm-up
+            self._start_when_ready = True
+            self.notify("Training starts as soon as the kernels are compiled.")
+            return None
         trainer = self.session.trainer
         if trainer is None:
             self.notify("This model has no trainer: create one on the Config screen (1).", severity="warning")

@@ -54,22 +54,36 @@ def build_trainer(corpus, tokenizer_kind: str = DEFAULT_TOKENIZER, vocab_size: i
 
 def build(corpus_arg: str | None = None, checkpoint: str | None = None) -> Built:
     """The model the app opens with: a checkpoint when given, else a fresh default model on the corpus."""
-    from tinylm.core import DEFAULT_CORPUS, Trainer, load, load_corpus
+    from tinylm.core import DEFAULT_CORPUS, CheckpointError, Trainer, load, load_corpus
 
     if checkpoint:
-        model = load(checkpoint)
-        try:
-            trainer = Trainer.resume(checkpoint)
-            model = trainer.model
-        except Exception:  # a checkpoint saved without trainer state still shows and generates
-            trainer = None
-        corpus = None
-        if corpus_arg:
-            corpus = load_corpus(corpus_arg)
-        return Built(model, trainer, corpus, checkpoint)
+        corpus = load_corpus(corpus_arg) if corpus_arg else None
+        try:  # with trainer state and its corpus, training can continue exactly
+            trainer = Trainer.resume(checkpoint, corpus)
+            return Built(trainer.model, trainer, getattr(trainer, "corpus", corpus), checkpoint)
+        except CheckpointError:  # weights only, or the corpus is gone: still shows and generates
+            return Built(load(checkpoint), None, corpus, checkpoint)
     corpus = load_corpus(corpus_arg or DEFAULT_CORPUS)
     trainer = build_trainer(corpus)
     return Built(trainer.model, trainer, corpus)
+
+
+def warm_up_in_subprocess(timeout: float = 600) -> str:
+    """Compile the kernels into Numba's on-disk cache in a child process; returns "" or an error message.
+
+    Compiling holds the GIL inside LLVM for seconds at a time, which would freeze the screen if done in a
+    thread of the app; a child process (plain subprocess: multiprocessing breaks under Textual) cannot.
+    """
+    import subprocess
+    import sys
+
+    code = "from tinylm.tui.startup import warm_up; warm_up()"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["warm-up failed"])[-1]
 
 
 def warm_up() -> None:
@@ -77,7 +91,9 @@ def warm_up() -> None:
     from tinylm.core import Corpus, ModelConfig, Sampling, TrainConfig, make_trainer
 
     corpus = Corpus.from_text("the quick brown fox jumps over the lazy dog. " * 20)
-    trainer = make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8),
+    # dropout > 0 so its kernels are compiled too
+    trainer = make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8,
+                                                                    dropout=0.1),
                            train_config=TrainConfig(batch_size=2, max_steps=2, warmup_steps=0, eval_interval=1,
                                                     eval_batches=1))
     trainer.step()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -19,13 +20,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None,
 class Tmux:
     """One detached tmux session running the dashboard."""
 
-    def __init__(self, args: list[str], size=(80, 24), cwd=None) -> None:
+    def __init__(self, args: list[str], size=(80, 24), cwd=None, env: dict[str, str] | None = None) -> None:
         self.name = f"tinylm-e2e-{uuid.uuid4().hex[:8]}"
-        command = " ".join([sys.executable, "-m", "tinylm.tui", *args])
-        env = {**os.environ, "TERM": "xterm-256color"}
-        env.pop("COLORTERM", None)  # as over SSH: 256 colours
+        # The command runs in the tmux server's environment (maybe started by someone else), so the
+        # variables that matter are set on the command line: 256 colours as over SSH (no COLORTERM).
+        settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in {"TERM": "xterm-256color", **(env or {})}.items())
+        command = " ".join([f"env -u COLORTERM {settings}", shlex.quote(sys.executable), "-m", "tinylm.tui",
+                            *map(shlex.quote, args)])
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
-                        f"TERM=xterm-256color {command}"], check=True, env=env, cwd=cwd)
+                        command], check=True, cwd=cwd)
 
     def capture(self) -> str:
         out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
@@ -169,3 +172,70 @@ def test_key_latency_while_training(tui):
     assert steps_after > steps_before  # training kept going
     assert statistics.median(pause) < 0.1
     assert statistics.median(knob) < 0.1
+
+
+DEFAULT_RUN = ["--layers", "2", "--heads", "4", "--embd", "64", "--context", "64", "--batch-size", "16",
+               "--lr", "3e-3", "--warmup", "30", "--eval-interval", "60", "--eval-batches", "8", "--seed", "1337"]
+FROM_STEP, TO_STEP = 30, 300
+
+
+def rate(samples: list[tuple[float, int]]) -> float:
+    """Steps per second between the first sample at FROM_STEP or later and the first at TO_STEP or later."""
+    (t0, s0) = next(p for p in samples if p[1] >= FROM_STEP)
+    (t1, s1) = next(p for p in samples if p[1] >= TO_STEP)
+    return (s1 - s0) / (t1 - t0)
+
+
+def cli_rate(tmp_path) -> float:
+    """`tinylm train` with the dashboard's default settings, timed by watching its JSON log grow."""
+    import json
+
+    log = tmp_path / f"train-{uuid.uuid4().hex[:6]}.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", "from tinylm.core.cli import main; main()", "train",
+                             *DEFAULT_RUN, "--steps", "600", "--threads", "1", "--quiet", "--json-log", str(log),
+                             "--out", str(tmp_path / f"run-{uuid.uuid4().hex[:6]}")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples: list[tuple[float, int]] = []
+    try:
+        while not samples or samples[-1][1] < TO_STEP:
+            if log.exists():
+                lines = log.read_text().splitlines()
+                if lines:
+                    try:
+                        samples.append((time.perf_counter(), json.loads(lines[-1])["step"]))
+                    except ValueError:  # a line being written
+                        pass
+            assert proc.poll() is None, "tinylm train ended early"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+    return rate(samples)
+
+
+def app_rate(tui) -> float:
+    """The dashboard training its default model on the Training screen, timed by watching the progress line."""
+    t = tui("--threads", "1")
+    t.wait_for(r"ready", timeout=180)
+    t.keys("2")
+    t.wait_for(r"press t to train")
+    t.keys("t")
+    samples: list[tuple[float, int]] = []
+    while not samples or samples[-1][1] < TO_STEP:
+        samples.append((time.perf_counter(), step_of(t.capture())))
+        time.sleep(0.1)  # each capture starts a tmux client: polling fast would steal the CPU being measured
+    t.close()
+    return rate(samples)
+
+
+def test_training_speed_matches_tinylm_train(tui, tmp_path):
+    """The dashboard trains within 10% of `tinylm train`'s speed with the same settings (best of 3 pairs)."""
+    ratios = []
+    for _ in range(3):  # alternate, so a busy moment on a shared machine hits both sides alike
+        cli = cli_rate(tmp_path)
+        app = app_rate(tui)
+        ratios.append(app / cli)
+        print(f"tinylm train {cli:.1f} steps/s, dashboard {app:.1f} steps/s: {100 * app / cli:.0f}%")
+        if ratios[-1] >= 0.9:
+            break
+    assert max(ratios) >= 0.9, ratios

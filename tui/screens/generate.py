@@ -142,7 +142,7 @@ class GenerateScreen(Screen):
                                         ("greedy", "on" if s.greedy else "off", "g", s.greedy)):
             t.append(f"{label} ", style="dim")
             t.append(value, style="bold" if on_ else "")
-            t.append(f" ({keys})  ", style="dim")
+            t.append(f" {keys}   ", style="dim")
         if self.streaming:
             t.append("● streaming", style="bold green")
         self.query_one("#knobs", Static).update(t)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +17,8 @@ from ..widgets.heatmap import Heatmap
 from ..widgets.probbars import bar
 
 NO_MODEL = "No model yet: press 1 to configure and train one"
+CHART_EVERY_S = 0.5  # the chart and metrics redraw at 2 Hz, the progress line at the poll's 5 Hz: less UI work
+                     # competing with the training thread for the GIL
 
 
 def format_duration(seconds: float | None) -> str:
@@ -61,6 +65,7 @@ class TrainingScreen(Screen):
         self.matrix_index = -1  # index into matrix_names(); -1 = the first attention weight
         self._shown = (-1, -1, -1, -1)  # (run id, step, sample step, matrices step) on screen
         self._status = ""
+        self._chart_time = 0.0  # when the chart and metrics were last drawn
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress")
@@ -120,9 +125,13 @@ class TrainingScreen(Screen):
         if state.status != self._status and state.status in ("diverged", "error"):
             self.notify(state.message, title="Training stopped", severity="error", timeout=10)
         self._status = state.status
-        if key[1] != self._shown[1]:
+        now = time.monotonic()
+        if key[1] != self._shown[1] and (state.status != "running" or now - self._chart_time >= CHART_EVERY_S):
+            self._chart_time = now
             self.show_chart(state)
             self.show_metrics(state)
+        elif key[1] != self._shown[1]:
+            key = (key[0], self._shown[1], key[2], key[3])  # drawn on a later tick
         if key[2] != self._shown[2]:
             self.show_sample(state.sample, state.sample_step)
         if key[3] != self._shown[3]:

@@ -34,16 +34,18 @@ class ModeBar(Widget):
         width = self.content_size.width
         current = getattr(self.app, "current_mode", None)
         status = str(getattr(self.app, "status", ""))
-        # The first layout that fits: long labels, short labels, fewer hints, keys only.
-        for labels, hints in ((2, "? help ^p cmds"), (3, "? help ^p cmds"), (3, "? help"), (None, "? help")):
-            right = f"{hints}  {status}".rstrip()
+        # The first layout that fits: long labels, short labels, fewer hints; else short labels and a
+        # cropped status (keys alone only on very narrow terminals).
+        layouts = ((2, "? help ^p cmds"), (3, "? help ^p cmds"), (3, "? help"), (3, ""), (None, "? help"))
+        for labels, hints in layouts:
+            right = f"{hints}  {status}".strip()
             tabs = Text(no_wrap=True, overflow="crop")
             for key, mode, long, short in SCREENS:
                 label = {2: long, 3: short, None: ""}[labels]
                 style = "bold reverse" if mode == current else ""
                 tabs.append(f" {key}", style=style or "bold")
                 tabs.append(f" {label} " if label else " ", style=style)
-            if tabs.cell_len + len(right) + 1 <= width:
+            if tabs.cell_len + len(right) + 1 <= width or (labels == 3 and not hints and width >= 60):
                 break
         room = max(width - tabs.cell_len - 1, 0)
         tabs.append(" " * max(room - len(right), 1))
