@@ -161,3 +161,24 @@ class TestGenerating:
             text = screen_text(app)
             for label in ("greedy", "temperature 0.7", "top-k 10", "top-p 0.9"):
                 assert label in text
+
+
+class TestProbBarsWidget:
+    def test_tokens_are_made_visible(self):
+        from tinylm.tui.widgets.probbars import display_token
+
+        assert display_token(" ") == "␣" and display_token("\n") == "↵" and display_token("") == "∅"
+        assert display_token("abcdefghij", 5) == "abcd…"
+
+    def test_bar_length_is_the_probability(self):
+        from tinylm.tui.widgets.probbars import bar
+
+        assert bar(1.0, 10) == "█" * 10 and bar(0.0, 10) == " " * 10
+        assert bar(0.5, 10).rstrip() == "█" * 5 and bar(0.0625, 2) == "▏ "
+
+    def test_top_tokens_sorted_with_ties_by_id(self, trained_session):
+        from tinylm.tui.widgets.probbars import top_tokens
+
+        probs = np.array([0.1, 0.3, 0.3, 0.2, 0.1])
+        items = top_tokens(probs, trained_session.model.tokenizer, k=3)
+        assert [it.id for it in items] == [1, 2, 3]

@@ -159,3 +159,25 @@ class TestTrainingScreen:
             await pilot.press("2")
             await pilot.pause(0.3)
             assert "diverged" in screen_text(app) and "loss became inf" in screen_text(app)
+
+
+class TestBrailleChart:
+    def test_fits_the_box_and_labels_the_range(self):
+        from tinylm.tui.widgets.chart import Series, render_braille
+
+        xs = list(range(1, 501))
+        ys = [4.0 / (1 + x / 50) + 1 for x in xs]
+        lines = render_braille([Series("train", xs, ys), Series("val", xs[::50], ys[::50], "yellow")], 60, 12)
+        assert len(lines) == 12 and all(line.cell_len <= 60 for line in lines)
+        assert f"{max(ys):.3f}" in lines[0].plain and f"{min(ys):.3f}" in lines[-2].plain
+        assert "500" in lines[-1].plain
+        assert any("\u2800" < ch <= "\u28ff" for ch in lines[0].plain)  # braille dots
+
+    def test_degenerate_inputs(self):
+        from tinylm.tui.widgets.chart import Series, render_braille
+
+        assert "no data" in render_braille([Series("a", [], [])], 30, 5)[-1].plain
+        for series in ([Series("a", [1], [2.0])], [Series("a", [1, 2], [3.0, 3.0])],
+                       [Series("a", [1, 2, 3], [1.0, float("nan"), 2.0])]):
+            for w, h in ((1, 1), (8, 2), (40, 10)):
+                render_braille(series, w, h)  # never raises

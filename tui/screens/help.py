@@ -15,9 +15,9 @@ from textual.widgets import Static
 from ..widgets.modebar import SCREENS
 
 INTRO = (
-    "tinylm builds a small GPT-2, trains it on a text, and shows the real numbers of every step.\n"
-    "Keys 1-6 switch screens. On screens with text fields, tab enters the fields and esc leaves them,\n"
-    "so that digits and letters work as keys again. ctrl+p opens the command palette with every action."
+    "tinylm builds a small GPT-2, trains it on a text, and shows the real numbers of every step. "
+    "Keys 1-6 switch screens. On screens with text fields, tab enters the fields and esc leaves them, so that "
+    "digits and letters work as keys again. ctrl+p opens the command palette with every action."
 )
 
 

@@ -54,7 +54,8 @@ def render_braille(series: Sequence[Series], width: int, height: int,
     px_w, px_h = plot_w * 2, plot_h * 4
     sampled = [_resample(s.xs, s.ys, px_w) for s in series]
     all_x = [x for xs, _ in sampled for x in xs]
-    all_y = [y for _, ys in sampled for y in ys]
+    # The axis spans the raw values (not the bucket averages), so its labels are the data's true range.
+    all_y = [y for s in series for y in s.ys if y is not None and math.isfinite(y)]
     if not all_y:
         empty = [Text(" " * width) for _ in range(plot_h)]
         return empty + [Text("no data yet".center(width)[:width], style="dim")]
