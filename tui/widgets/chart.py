@@ -53,7 +53,7 @@ def render_braille(series: Sequence[Series], width: int, height: int,
     plot_h = max(height - 1, 1)  # the last line holds the x-axis labels
     px_w, px_h = plot_w * 2, plot_h * 4
     sampled = [_resample(s.xs, s.ys, px_w) for s in series]
-    all_x = [x for xs, _ in sampled for x in xs]
+    all_x = [x for s in series for x, y in zip(s.xs, s.ys) if y is not None and math.isfinite(y)]
     # The axis spans the raw values (not the bucket averages), so its labels are the data's true range.
     all_y = [y for s in series for y in s.ys if y is not None and math.isfinite(y)]
     if not all_y:
