@@ -177,3 +177,26 @@ class TestSnapshots:
     def test_help_at_80x24(self, snap_compare, trained_session):
         session = Session(trained_session.model, None, trained_session.corpus, prompt="The fox")
         assert snap_compare(create_app(session), press=["question_mark"], terminal_size=(80, 24))
+
+
+class TestStartup:
+    async def test_opens_a_checkpoint_in_the_background(self, tmp_path):
+        import asyncio
+
+        import numpy as np
+
+        demo = Session.demo(seed=0, steps=3)
+        demo.model.save(tmp_path / "ckpt", trainer=demo.trainer)
+        app = create_app(checkpoint=str(tmp_path / "ckpt"))
+        async with app.run_test(size=(80, 24)) as pilot:
+            for _ in range(600):
+                if app.status == "ready":
+                    break
+                await asyncio.sleep(0.1)
+            assert app.status == "ready"
+            model, trainer = app.session.model, app.session.trainer
+            assert trainer is not None and trainer.step_count == 3  # training can continue exactly
+            for name, value in demo.model.params.items():
+                np.testing.assert_array_equal(model.params[name], value)
+            await pilot.press("2")
+            await pilot.pause()
