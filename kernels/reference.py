@@ -170,3 +170,12 @@ def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step,
     vhat = v / (1.0 - beta2**step)
     p = p - lr * mhat / (np.sqrt(vhat) + eps)
     return p, m, v
+
+
+def gather_windows(data, uniform, T):
+    """x, y (B, T): the training windows starting at floor(u * (len(data) - T)) for each draw u."""
+    span = len(data) - T
+    starts = np.minimum((np.asarray(uniform) * span).astype(np.int64), span - 1)
+    x = np.stack([data[s : s + T] for s in starts])
+    y = np.stack([data[s + 1 : s + T + 1] for s in starts])
+    return x, y

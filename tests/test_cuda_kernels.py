@@ -133,6 +133,20 @@ def check_encoder(env, K, R):
     env.raises(ValueError, K.encoder_forward, env.d(np.zeros((1, 5, 2))), long_ids, wte, wpe)
 
 
+@check("gather_windows")
+def check_gather_windows(env, K, R):
+    for B, T, n in [(1, 1, 2), (3, 4, 9), (5, 7, 50)]:
+        rng = np.random.default_rng([B, T, n])
+        data = rng.integers(0, 100, n).astype(np.int64)
+        uniform = rng.random(B)
+        uniform[0] = 0.999999  # the last start position
+        x, y = env.d(np.full((B, T), -1, np.int64)), env.d(np.full((B, T), -1, np.int64))
+        K.gather_windows(x, y, env.d(data), env.d(uniform))
+        want_x, want_y = R.gather_windows(data, uniform, T)
+        env.equal(env.h(x), want_x, "windows x")
+        env.equal(env.h(y), want_y, "windows y")
+
+
 @check("layernorm_forward", "layernorm_backward")
 def check_layernorm(env, K, R):
     cases = [((1, 1), np.float64), ((1, 5), np.float32), ((7, 6), np.float64), ((3, 37), np.float32)]

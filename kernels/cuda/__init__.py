@@ -25,13 +25,14 @@ from .activation import (
 )
 from .attention import attention_backward, attention_forward
 from .crossentropy import count_correct, crossentropy_backward, crossentropy_forward
-from .encoder import encoder_backward, encoder_forward
+from .encoder import encoder_backward, encoder_forward, gather_windows
 from .layernorm import layernorm_backward, layernorm_forward
 from .matmul import lm_head_backward, lm_head_forward, matmul_backward, matmul_forward
 from .optim import adamw_update, grad_norm, scale_inplace
 
 __all__ = [
     "encoder_forward",
+    "gather_windows",
     "encoder_backward",
     "layernorm_forward",
     "layernorm_backward",

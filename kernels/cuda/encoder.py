@@ -99,3 +99,24 @@ def encoder_backward(dwte, dwpe, dout, ids):
         n = T * C
         rt.launch(_encoder_backward_wpe_kernel, rt.blocks_for(n), rt.BLOCK, dwpe, dout)
     _raise_if_bad(bad_id, "encoder_backward")
+
+
+@cuda.jit
+def _gather_windows_kernel(x, y, data, uniform):
+    """One thread per (b, t): copy the window's token and its successor."""
+    B, T = x.shape
+    i = cuda.grid(1)
+    if i < B * T:
+        b = i // T
+        t = i % T
+        span = data.shape[0] - T
+        s = min(int(uniform[b] * span), span - 1)
+        x[b, t] = data[s + t]
+        y[b, t] = data[s + t + 1]
+
+
+def gather_windows(x, y, data, uniform):
+    """WRITES x[b] = data[s:s+T], y[b] = data[s+1:s+T+1], s = floor(uniform[b] * (len(data) - T))."""
+    rt.require_cuda()
+    B, T = x.shape
+    rt.launch(_gather_windows_kernel, rt.blocks_for(B * T), rt.BLOCK, x, y, data, uniform)
