@@ -17,6 +17,14 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
     except OSError:
         pass  # numba falls back to its own locations
 
+# Two thread pools share the cores: OpenBLAS's (matmuls) and numba's OpenMP one (parallel
+# kernels), called alternately. By default an OpenMP worker busy-waits after each kernel, which
+# keeps OpenBLAS's worker off its core for a scheduler time slice (ms) at every hand-over: on 2
+# cores a baby step took 1.3-2.4 s instead of 0.2-0.8 s (loaded machine, ABAB). Passive workers
+# sleep at once; the wake-up this costs is why small kernels stay serial (flags.PARALLEL_MIN_WORK).
+# libgomp reads this when numba first launches a parallel kernel, so setting it here is in time.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .activation import (  # noqa: E402
     add_inplace,
     dropout_backward,

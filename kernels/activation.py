@@ -14,7 +14,7 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-from .flags import JIT, JIT_PARALLEL
+from .flags import CHUNK, JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
 
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
@@ -93,6 +93,40 @@ _TWO = _F(2.0)
 _GC3_32 = _F(3.0 * GELU_CUBIC)
 
 
+@njit(**JIT)
+def _gelu_forward_span(o, x):
+    """o = gelu(x) on 1-D contiguous slices."""
+    if x.itemsize == 4:
+        for i in range(x.shape[0]):
+            xi = x[i]
+            u = _GS32 * (xi + _GC32 * xi * xi * xi)
+            o[i] = xi / (_ONE + exp_f32(_M2 * u))
+    else:
+        for i in range(x.shape[0]):
+            xi = x[i]
+            u = GELU_SCALE * (xi + GELU_CUBIC * xi * xi * xi)
+            o[i] = xi / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
+
+
+@njit(**JIT)
+def _gelu_backward_span(di, x, do):
+    """di = gelu'(x) * do on 1-D contiguous slices."""
+    if x.itemsize == 4:
+        for i in range(x.shape[0]):
+            xi = x[i]
+            u = _GS32 * (xi + _GC32 * xi * xi * xi)
+            s = _ONE / (_ONE + exp_f32(_M2 * u))
+            du = _GS32 * (_ONE + _GC3_32 * xi * xi)
+            di[i] = (s + _TWO * xi * s * (_ONE - s) * du) * do[i]
+    else:
+        for i in range(x.shape[0]):
+            xi = x[i]
+            u = GELU_SCALE * (xi + GELU_CUBIC * xi * xi * xi)
+            s = 1.0 / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
+            du = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * xi * xi)
+            di[i] = (s + 2.0 * xi * s * (1.0 - s) * du) * do[i]
+
+
 @njit(**JIT_PARALLEL)
 def gelu_forward(out, inp):
     """WRITES out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), any shape.
@@ -103,16 +137,13 @@ def gelu_forward(out, inp):
     o = out.reshape(-1)
     x = inp.reshape(-1)
     n = x.shape[0]
-    if x.itemsize == 4:
-        for i in prange(n):
-            xi = x[i]
-            u = _GS32 * (xi + _GC32 * xi * xi * xi)
-            o[i] = xi / (_ONE + exp_f32(_M2 * u))
+    if n < PARALLEL_MIN_WORK:
+        _gelu_forward_span(o, x)
     else:
-        for i in prange(n):
-            xi = x[i]
-            u = GELU_SCALE * (xi + GELU_CUBIC * xi * xi * xi)
-            o[i] = xi / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
+        for c in prange((n + CHUNK - 1) // CHUNK):
+            lo = c * CHUNK
+            hi = min(lo + CHUNK, n)
+            _gelu_forward_span(o[lo:hi], x[lo:hi])
 
 
 @njit(**JIT_PARALLEL)
@@ -126,20 +157,13 @@ def gelu_backward(dinp, inp, dout):
     x = inp.reshape(-1)
     do = dout.reshape(-1)
     n = x.shape[0]
-    if x.itemsize == 4:
-        for i in prange(n):
-            xi = x[i]
-            u = _GS32 * (xi + _GC32 * xi * xi * xi)
-            s = _ONE / (_ONE + exp_f32(_M2 * u))
-            du = _GS32 * (_ONE + _GC3_32 * xi * xi)
-            di[i] = (s + _TWO * xi * s * (_ONE - s) * du) * do[i]
+    if n < PARALLEL_MIN_WORK:
+        _gelu_backward_span(di, x, do)
     else:
-        for i in prange(n):
-            xi = x[i]
-            u = GELU_SCALE * (xi + GELU_CUBIC * xi * xi * xi)
-            s = 1.0 / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
-            du = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * xi * xi)
-            di[i] = (s + 2.0 * xi * s * (1.0 - s) * du) * do[i]
+        for c in prange((n + CHUNK - 1) // CHUNK):
+            lo = c * CHUNK
+            hi = min(lo + CHUNK, n)
+            _gelu_backward_span(di[lo:hi], x[lo:hi], do[lo:hi])
 
 
 # ---------------------------------------------------------------- residuals and dropout
@@ -194,27 +218,35 @@ def dropout_backward(dinp, dout, mask):
 # ---------------------------------------------------------------- softmax
 
 
+@njit(**JIT)
+def _softmax_row(o, x):
+    """o = softmax(x) for one row."""
+    V = x.shape[0]
+    maxv = x[0]
+    for j in range(1, V):
+        maxv = x[j] if x[j] > maxv else maxv
+    if x.itemsize == 4:
+        for j in range(V):
+            o[j] = exp_f32(x[j] - maxv)
+    else:
+        for j in range(V):
+            o[j] = math.exp(x[j] - maxv)
+    # a separate float64 sum: folded into the exp loop it halves that loop's vector width
+    total = 0.0
+    for j in range(V):
+        total += o[j]
+    inv = 1.0 / total
+    for j in range(V):
+        o[j] = o[j] * inv
+
+
 @njit(**JIT_PARALLEL)
 def softmax_forward(out, inp):
     """WRITES out (N, V) = softmax of each row of inp (N, V), max-subtracted, summed in float64."""
     N, V = inp.shape
-    fast = inp.itemsize == 4
-    for i in prange(N):
-        x = inp[i]
-        o = out[i]
-        maxv = x[0]
-        for j in range(1, V):
-            maxv = x[j] if x[j] > maxv else maxv
-        if fast:
-            for j in range(V):
-                o[j] = exp_f32(x[j] - maxv)
-        else:
-            for j in range(V):
-                o[j] = math.exp(x[j] - maxv)
-        # a separate float64 sum: folded into the exp loop it halves that loop's vector width
-        total = 0.0
-        for j in range(V):
-            total += o[j]
-        inv = 1.0 / total
-        for j in range(V):
-            o[j] = o[j] * inv
+    if N * V < PARALLEL_MIN_WORK:
+        for i in range(N):
+            _softmax_row(out[i], inp[i])
+    else:
+        for i in prange(N):
+            _softmax_row(out[i], inp[i])

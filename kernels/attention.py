@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activation import exp_f32
-from .flags import JIT_PARALLEL
+from .flags import JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
 
 # query rows per block: smaller skips more of the masked triangle but gives BLAS smaller
 # products (T=256 small config, 1 thread: 64 -> fwd 17.5 / bwd 29.8 ms, 128 about the same, 32 slower)
@@ -31,6 +31,47 @@ def _head_view(x, lo, C, n_head):
     return x[:, :, lo : lo + C].reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)
 
 
+@njit(**JIT)
+def _softmax_row(row, prow, n, sc, keep_pre):
+    """row[:n] holds raw q.k scores: copy them scaled to prow (if keep_pre, -inf after n), then
+    WRITES row = the causal softmax, exact zeros after n."""
+    zero = row.dtype.type(0)
+    if keep_pre:
+        for s in range(n):
+            prow[s] = row[s] * sc
+        for s in range(n, prow.shape[0]):
+            prow[s] = -math.inf
+    # max of the raw scores: scale > 0, so the scaled maximum gets exp(0) = 1 exactly
+    maxv = row[0]
+    for s in range(1, n):
+        maxv = row[s] if row[s] > maxv else maxv
+    shift = maxv * sc
+    # the normaliser sums in the row's dtype: in the exp loop it keeps float32 8-wide
+    # (a float64 sum halves the width), and 8 partial sums of <= T terms lose < 1e-6
+    total = zero
+    if row.itemsize == 4:  # float32: vectorised exp_f32
+        for s in range(n):
+            e = exp_f32(row[s] * sc - shift)
+            row[s] = e
+            total += e
+    else:
+        for s in range(n):
+            e = math.exp(row[s] * sc - shift)
+            row[s] = e
+            total += e
+    inv = 1.0 / total
+    for s in range(n):
+        row[s] = row[s] * inv
+    for s in range(n, row.shape[0]):
+        row[s] = zero
+
+
+@njit(**JIT)
+def _softmax_block(att, pre, b, h, t0, t1, sc, keep_pre):
+    for t in range(t0, t1):
+        _softmax_row(att[b, h, t], pre[b, h, t] if keep_pre else att[b, h, t, :0], t + 1, sc, keep_pre)
+
+
 @njit(**JIT_PARALLEL)
 def _softmax_rows(att, pre, t0, t1, scale, keep_pre):
     """Rows t0 <= t < t1 of att (B, NH, T, T) hold raw q.k scores in columns < t1: scale them,
@@ -38,44 +79,28 @@ def _softmax_rows(att, pre, t0, t1, scale, keep_pre):
     zeros above the diagonal."""
     B, NH, T, _ = att.shape
     sc = att.dtype.type(scale)
+    if B * NH * (t1 - t0) * t1 < PARALLEL_MIN_WORK:
+        for bh in range(B * NH):
+            _softmax_block(att, pre, bh // NH, bh % NH, t0, t1, sc, keep_pre)
+    else:
+        for bh in prange(B * NH):
+            _softmax_block(att, pre, bh // NH, bh % NH, t0, t1, sc, keep_pre)
+
+
+@njit(**JIT)
+def _softmax_backward_block(datt, att, b, h, t0, t1, sc):
     zero = att.dtype.type(0)
-    fast = att.itemsize == 4  # float32: vectorised exp_f32
-    ninf = -math.inf
-    for bh in prange(B * NH):
-        b = bh // NH
-        h = bh % NH
-        for t in range(t0, t1):
-            row = att[b, h, t]
-            n = t + 1
-            if keep_pre:
-                prow = pre[b, h, t]
-                for s in range(n):
-                    prow[s] = row[s] * sc
-                for s in range(n, T):
-                    prow[s] = ninf
-            # max of the raw scores: scale > 0, so the scaled maximum gets exp(0) = 1 exactly
-            maxv = row[0]
-            for s in range(1, n):
-                maxv = row[s] if row[s] > maxv else maxv
-            shift = maxv * sc
-            # the normaliser sums in the row's dtype: in the exp loop it keeps float32 8-wide
-            # (a float64 sum halves the width), and 8 partial sums of <= T terms lose < 1e-6
-            total = zero
-            if fast:
-                for s in range(n):
-                    e = exp_f32(row[s] * sc - shift)
-                    row[s] = e
-                    total += e
-            else:
-                for s in range(n):
-                    e = math.exp(row[s] * sc - shift)
-                    row[s] = e
-                    total += e
-            inv = 1.0 / total
-            for s in range(n):
-                row[s] = row[s] * inv
-            for s in range(n, T):
-                row[s] = zero
+    for t in range(t0, t1):
+        arow = att[b, h, t]
+        drow = datt[b, h, t]
+        n = t + 1
+        inner = zero
+        for s in range(n):
+            inner += arow[s] * drow[s]
+        for s in range(n):
+            drow[s] = arow[s] * (drow[s] - inner) * sc
+        for s in range(n, t1):
+            drow[s] = zero
 
 
 @njit(**JIT_PARALLEL)
@@ -84,21 +109,12 @@ def _softmax_backward_rows(datt, att, t0, t1, scale):
     att * (datt - sum(att * datt)) * scale there, zeros above the diagonal."""
     B, NH, T, _ = att.shape
     sc = att.dtype.type(scale)
-    zero = att.dtype.type(0)
-    for bh in prange(B * NH):
-        b = bh // NH
-        h = bh % NH
-        for t in range(t0, t1):
-            arow = att[b, h, t]
-            drow = datt[b, h, t]
-            n = t + 1
-            inner = zero
-            for s in range(n):
-                inner += arow[s] * drow[s]
-            for s in range(n):
-                drow[s] = arow[s] * (drow[s] - inner) * sc
-            for s in range(n, t1):
-                drow[s] = zero
+    if B * NH * (t1 - t0) * t1 < PARALLEL_MIN_WORK:
+        for bh in range(B * NH):
+            _softmax_backward_block(datt, att, bh // NH, bh % NH, t0, t1, sc)
+    else:
+        for bh in prange(B * NH):
+            _softmax_backward_block(datt, att, bh // NH, bh % NH, t0, t1, sc)
 
 
 def attention_forward(out, att, preatt, qkv, n_head):

@@ -13,3 +13,12 @@ JIT = dict(cache=True, nogil=True, fastmath=SAFE_FASTMATH, error_model="numpy")
 
 # For kernels with enough independent work per call to amortise a thread-pool launch.
 JIT_PARALLEL = dict(JIT, parallel=True)
+
+# Below this much work (elements touched) a parallel kernel runs its loop serially: waking the
+# thread pool costs 10-50 us (more with OMP_WAIT_POLICY=PASSIVE, see __init__), more than a loop
+# of ~30k elements. Keeps tiny models (the `slm` step is well under a millisecond) serial.
+PARALLEL_MIN_WORK = 1 << 15
+
+# elements per parallel chunk of an elementwise kernel: large enough to amortise scheduling,
+# small enough to balance two threads
+CHUNK = 1 << 14

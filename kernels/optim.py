@@ -5,10 +5,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .flags import JIT, JIT_PARALLEL
-
-# elements per parallel chunk: large enough to amortise scheduling, small enough to balance
-CHUNK = 1 << 14
+from .flags import CHUNK, JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
 
 
 @njit(**JIT_PARALLEL)
@@ -16,17 +13,27 @@ def grad_norm(grads):
     """sqrt(sum g^2) of the flat grads (P,), accumulated in float64."""
     n = grads.shape[0]
     total = 0.0
-    for i in prange(n):
-        g = np.float64(grads[i])  # float64 before squaring (numba's float() keeps float32)
-        total += g * g
+    if n < PARALLEL_MIN_WORK:
+        for i in range(n):
+            g = np.float64(grads[i])  # float64 before squaring (numba's float() keeps float32)
+            total += g * g
+    else:
+        for i in prange(n):
+            g = np.float64(grads[i])
+            total += g * g
     return math.sqrt(total)
 
 
 @njit(**JIT_PARALLEL)
 def scale_inplace(x, s):
     """x (P,) *= s (gradient clipping)."""
-    for i in prange(x.shape[0]):
-        x[i] = x[i] * s
+    n = x.shape[0]
+    if n < PARALLEL_MIN_WORK:
+        for i in range(n):
+            x[i] = x[i] * s
+    else:
+        for i in prange(n):
+            x[i] = x[i] * s
 
 
 @njit(**JIT)
@@ -39,6 +46,15 @@ def _adamw_chunk(p, g, m, v, beta1, beta2, step_size, inv_sqrt_bc2, eps):
         m[i] = mi
         v[i] = vi
         p[i] = p[i] - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
+@njit(**JIT)
+def _adamw_span(params, grads, m, v, lo, hi, n_decay, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps):
+    """Weight decay on [lo, min(hi, n_decay)), then the Adam update on [lo, hi)."""
+    pd = params[lo : max(lo, min(hi, n_decay))]
+    for i in range(pd.shape[0]):
+        pd[i] = pd[i] * decay
+    _adamw_chunk(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], beta1, beta2, step_size, inv_sqrt_bc2, eps)
 
 
 @njit(**JIT_PARALLEL)
@@ -55,12 +71,10 @@ def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step,
     step_size = lr / bc1
     inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
     decay = 1.0 - lr * weight_decay
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    for ci in prange(n_chunks):
-        lo = ci * CHUNK
-        hi = min(lo + CHUNK, n)
-        dhi = max(lo, min(hi, n_decay))
-        pd = params[lo:dhi]
-        for i in range(pd.shape[0]):
-            pd[i] = pd[i] * decay
-        _adamw_chunk(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], beta1, beta2, step_size, inv_sqrt_bc2, eps)
+    if n < PARALLEL_MIN_WORK:
+        _adamw_span(params, grads, m, v, 0, n, n_decay, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps)
+    else:
+        for ci in prange((n + CHUNK - 1) // CHUNK):
+            lo = ci * CHUNK
+            hi = min(lo + CHUNK, n)
+            _adamw_span(params, grads, m, v, lo, hi, n_decay, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps)

@@ -9,6 +9,7 @@ Also run once with NUMBA_DISABLE_JIT=1.
 import os
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -27,7 +28,8 @@ ROW_SHAPES = [(1, 1), (1, 5), (7, 6), (21, 13), (4, 64)]
 
 
 def rng_for(*key):
-    return np.random.default_rng(abs(hash(key)) % (2**32))
+    """A generator seeded by key; crc32, not hash(): str hashes change per process (PYTHONHASHSEED)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
 def randn(rng, shape, dtype, scale=1.0):
@@ -617,6 +619,55 @@ def test_exp_f32_accuracy():
     assert list(out[:3]) == [0.0, 0.0, 0.0]
     assert np.all(np.isfinite(out[3:5])) and out[3] > 1e38  # clamped at float32's largest exp
     assert np.isnan(out[5])
+
+
+# ---------------------------------------------------------------- serial and parallel paths
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_above_the_parallel_threshold(dtype):
+    """Small shapes (most tests) take the serial loops; these sizes take the prange branches."""
+    from tinylm.kernels.flags import PARALLEL_MIN_WORK
+
+    rng = rng_for("parallel", np.dtype(dtype).name)
+    n = PARALLEL_MIN_WORK * 2 + 37
+    x, dout = randn(rng, n, dtype, 2.0), randn(rng, n, dtype)
+    out = nans(n, dtype)
+    K.gelu_forward(out, x)
+    assert_close(out, R.gelu_forward(f64(x)), dtype)
+    K.gelu_backward(out, x, dout)
+    assert_close(out, R.gelu_backward(f64(x), f64(dout)), dtype)
+
+    N, C = PARALLEL_MIN_WORK // 64 + 3, 64
+    x2, d2 = randn(rng, (N, C), dtype), randn(rng, (N, C), dtype)
+    w, b = randn(rng, C, dtype), randn(rng, C, dtype)
+    y, mean, rstd = nans((N, C), dtype), nans(N, dtype), nans(N, dtype)
+    K.layernorm_forward(y, mean, rstd, x2, w, b, 1e-5)
+    w_y, w_mean, w_rstd = R.layernorm_forward(f64(x2), f64(w), f64(b), 1e-5)
+    assert_close(y, w_y, dtype)
+    dx, dw, db = np.zeros((N, C), dtype), np.zeros(C, dtype), np.zeros(C, dtype)
+    K.layernorm_backward(dx, dw, db, d2, x2, w, mean, rstd)
+    for got, want in zip((dx, dw, db), R.layernorm_backward(f64(d2), f64(x2), f64(w), w_mean, w_rstd)):
+        assert_close(got, want, dtype, tol=TOL[dtype] * 10)
+    probs = nans((N, C), dtype)
+    K.softmax_forward(probs, x2)
+    assert_close(probs, R.softmax_forward(f64(x2)), dtype)
+
+    B, T, NH, HS = 3, 70, 3, 4  # 9 heads x 64 x 64 query-block scores, then a 6-row block
+    qkv, dout3 = randn(rng, (B, T, 3 * NH * HS), dtype), randn(rng, (B, T, NH * HS), dtype)
+    o, att, pre = run_attention(qkv, NH)
+    w_o, w_att, _ = R.attention_forward(f64(qkv), NH)
+    assert_close(o, w_o, dtype)
+    assert_close(att, w_att, dtype)
+    dqkv = nans(qkv.shape, dtype)
+    K.attention_backward(dqkv, nans(att.shape, dtype), dout3, qkv, att, NH)
+    assert_close(dqkv, R.attention_backward(f64(dout3), f64(qkv), f64(att), NH), dtype, tol=TOL[dtype] * 10)
+
+    g = randn(rng, n, dtype)
+    np.testing.assert_allclose(K.grad_norm(g), R.grad_norm(f64(g)), rtol=1e-12 if dtype == np.float64 else 1e-6)
+    g2 = g.copy()
+    K.scale_inplace(g2, 0.5)
+    np.testing.assert_array_equal(g2, g * dtype(0.5))
 
 
 # ---------------------------------------------------------------- threads and numba's cache
