@@ -79,7 +79,7 @@ def step_of(screen: str) -> int:
 def test_new_user_tour(tui):
     """Every screen reached by keys, a model trained a little, layers stepped, text generated, temperature changed."""
     t = tui("--threads", "1")
-    screen = t.wait_for(r"ready", timeout=180)  # a cold Numba cache compiles first, with a visible status
+    screen = t.wait_for(r"ready", timeout=300)  # a cold Numba cache compiles first, with a visible status
     assert "Summary" in screen and "Create & train" in screen
     for line in screen.splitlines():
         assert len(line) <= 80
@@ -147,7 +147,7 @@ def describe(name: str, latencies: list[float]) -> str:
 def test_key_latency_while_training(tui):
     """A key shows on screen within 100 ms (median) while the model trains; prints the measured figures."""
     t = tui("--threads", "1")
-    t.wait_for(r"ready", timeout=180)
+    t.wait_for(r"ready", timeout=300)
     t.keys("5")
     t.wait_for(r"next token")
     idle = key_latency(t, "g", r"greedy on", ("g", r"greedy off"))
@@ -216,7 +216,7 @@ def cli_rate(tmp_path) -> float:
 def app_rate(tui) -> float:
     """The dashboard training its default model on the Training screen, timed by watching the progress line."""
     t = tui("--threads", "1")
-    t.wait_for(r"ready", timeout=180)
+    t.wait_for(r"ready", timeout=300)
     t.keys("2")
     t.wait_for(r"press t to train")
     t.keys("t")

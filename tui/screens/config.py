@@ -27,22 +27,6 @@ class ConfigScreen(Screen):
         Binding("ctrl+s", "save", "Save checkpoint"),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
-    DEFAULT_CSS = """
-    ConfigScreen #body { height: 1fr; }
-    ConfigScreen #form { width: 1fr; min-width: 40; padding: 0 1; scrollbar-size-vertical: 1; }
-    ConfigScreen #side { width: 36; padding: 0 1; border-left: solid $primary-darken-2; }
-    ConfigScreen .section { color: $accent; text-style: bold; }
-    ConfigScreen .fields { grid-size: 2; grid-columns: 14 1fr; grid-rows: 1; height: auto; }
-    ConfigScreen .fields > .section { column-span: 2; margin-top: 0; border-top: none; }
-    ConfigScreen .fields > Input, ConfigScreen .fields > Select { width: 100%; max-width: 30; }
-    ConfigScreen .fields > #path, ConfigScreen .fields > #ckpt { max-width: 100%; }
-    ConfigScreen #text { height: 6; }
-    ConfigScreen Input.-invalid { background: $error 30%; }
-    ConfigScreen #summary { height: auto; }
-    ConfigScreen #verdict { height: auto; margin-top: 1; }
-    ConfigScreen #create { margin-top: 1; }
-    ConfigScreen #keys-hint { color: $text-muted; margin-top: 1; }
-    """
 
     def __init__(self) -> None:
         super().__init__()

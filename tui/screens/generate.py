@@ -16,20 +16,11 @@ from textual.widgets import Input, Label, Static
 
 from ..widgets.probbars import ProbBars, top_tokens
 from ..widgets.compare import CompareView
+from ..widgets.knobs import Knobs, turn
 
-TEMPERATURES = (0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0)
-TOP_KS = (0, 1, 2, 3, 5, 10, 20, 50)  # 0 = off
-TOP_PS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0)  # 1 = off
 STREAM_DELAY = 0.03  # seconds between streamed tokens, so the stream reads as token by token
 NO_MODEL = "No model yet: press 1 to configure and train one"
 TEMP, TOP_K, TOP_P = (Binding.Group(name, compact=True) for name in ("temp", "top-k", "top-p"))
-
-
-def neighbour(values: tuple, current: float, delta: int) -> float:
-    """The next value up or down a ladder from `current` (which need not be on it)."""
-    if delta > 0:
-        return next((v for v in values if v > current + 1e-9), values[-1])
-    return next((v for v in reversed(values) if v < current - 1e-9), values[0])
 
 
 class TokenStreamed(Message):
@@ -47,13 +38,13 @@ class GenerateScreen(Screen):
     BINDINGS = [
         Binding("n,enter", "step", "Next"),
         Binding("space", "stream", "Stream"),
-        Binding("minus", "temperature(-1)", "Temperature down", group=TEMP),
-        Binding("plus,equals_sign", "temperature(1)", "Temperature up", group=TEMP),
-        Binding("k", "top_k(-1)", "Top-k down", group=TOP_K),
-        Binding("K", "top_k(1)", "Top-k up", group=TOP_K),
-        Binding("p", "top_p(-1)", "Top-p down", group=TOP_P),
-        Binding("P", "top_p(1)", "Top-p up", group=TOP_P),
-        Binding("g", "greedy", "Greedy"),
+        Binding("minus", "knob('temperature', -1)", "Temperature down", group=TEMP),
+        Binding("plus,equals_sign", "knob('temperature', 1)", "Temperature up", group=TEMP),
+        Binding("k", "knob('top_k', -1)", "Top-k down", group=TOP_K),
+        Binding("K", "knob('top_k', 1)", "Top-k up", group=TOP_K),
+        Binding("p", "knob('top_p', -1)", "Top-p down", group=TOP_P),
+        Binding("P", "knob('top_p', 1)", "Top-p up", group=TOP_P),
+        Binding("g", "knob('greedy')", "Greedy"),
         Binding("c", "compare", "Compare"),
         Binding("r", "reseed", "New seed", show=False),
         Binding("s", "edit_seed", "Set seed", show=False),
@@ -61,19 +52,6 @@ class GenerateScreen(Screen):
         Binding("x", "reset", "Reset text", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
-    DEFAULT_CSS = """
-    GenerateScreen .row { height: 1; padding: 0 1; }
-    GenerateScreen .row > Label { width: auto; padding-right: 1; color: $accent; text-style: bold; }
-    GenerateScreen #prompt { width: 1fr; }
-    GenerateScreen #seed { width: 12; }
-    GenerateScreen #knobs { width: 1fr; }
-    GenerateScreen #gen-main { height: 1fr; }
-    GenerateScreen #output-box { width: 1fr; padding: 0 1; border-right: solid $primary-darken-2; }
-    GenerateScreen #bars-box { width: 48; min-width: 30; padding: 0 1; }
-    GenerateScreen #bars-title { color: $accent; text-style: bold; }
-    GenerateScreen CompareView { height: 9; display: none; border-top: solid $primary-darken-2; }
-    GenerateScreen CompareView.-shown { display: block; }
-    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,7 +70,7 @@ class GenerateScreen(Screen):
             yield Label("prompt")
             yield Input(compact=True, id="prompt", placeholder="type a prompt, enter to predict")
         with Horizontal(classes="row"):
-            yield Static(id="knobs")
+            yield Knobs(id="knobs")
             yield Label("seed")
             yield Input(compact=True, id="seed", type="integer")
         with Horizontal(id="gen-main"):
@@ -134,18 +112,7 @@ class GenerateScreen(Screen):
             self.show_prediction()
 
     def show_knobs(self) -> None:
-        s = self.sampling
-        t = Text(no_wrap=True, overflow="ellipsis")
-        for label, value, keys, on_ in (("T", f"{s.temperature:g}", "-/+", True),
-                                        ("top-k", str(s.top_k) if s.top_k else "off", "k/K", bool(s.top_k)),
-                                        ("top-p", f"{s.top_p:g}" if s.top_p < 1 else "off", "p/P", s.top_p < 1),
-                                        ("greedy", "on" if s.greedy else "off", "g", s.greedy)):
-            t.append(f"{label} ", style="dim")
-            t.append(value, style="bold" if on_ else "")
-            t.append(f" {keys}   ", style="dim")
-        if self.streaming:
-            t.append("● streaming", style="bold green")
-        self.query_one("#knobs", Static).update(t)
+        self.query_one(Knobs).show(self.sampling, self.streaming)
 
     def show_output(self) -> None:
         text = Text()
@@ -260,22 +227,8 @@ class GenerateScreen(Screen):
         self.refresh_view()
 
     # -- knobs: the bars follow at once ----------------------------------------------------------
-    def action_temperature(self, delta: int) -> None:
-        self.sampling.temperature = neighbour(TEMPERATURES, self.sampling.temperature, delta)
-        self.refresh_view()
-
-    def action_top_k(self, delta: int) -> None:
-        ladder = TOP_KS[1:] + (0,)  # down from off goes to 50, ..., 1
-        i = ladder.index(self.sampling.top_k) if self.sampling.top_k in ladder else len(ladder) - 1
-        self.sampling.top_k = ladder[max(0, min(len(ladder) - 1, i + delta))]
-        self.refresh_view()
-
-    def action_top_p(self, delta: int) -> None:
-        self.sampling.top_p = neighbour(TOP_PS, self.sampling.top_p, delta)
-        self.refresh_view()
-
-    def action_greedy(self) -> None:
-        self.sampling.greedy = not self.sampling.greedy
+    def action_knob(self, knob: str, delta: int = 0) -> None:
+        turn(self.sampling, knob, delta)  # a streaming worker shares this Sampling: its next token follows
         self.refresh_view()
 
     # -- generating ------------------------------------------------------------------------------

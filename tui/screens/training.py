@@ -47,18 +47,6 @@ class TrainingScreen(Screen):
         Binding("M", "matrix(-1)", "Prev matrix", show=False),
         Binding("ctrl+s", "save", "Save checkpoint", show=False),
     ]
-    DEFAULT_CSS = """
-    TrainingScreen #progress { height: 1; padding: 0 1; }
-    TrainingScreen #message { height: auto; max-height: 2; padding: 0 1; color: $warning; }
-    TrainingScreen #main { height: 1fr; }
-    TrainingScreen #left { width: 1fr; min-width: 30; }
-    TrainingScreen #right { width: 1fr; }
-    TrainingScreen #loss { height: 1fr; min-height: 5; padding: 0 1; }
-    TrainingScreen #metrics { height: auto; padding: 0 1; }
-    TrainingScreen .map-title { height: 1; padding: 0 1; color: $accent; text-style: bold; }
-    TrainingScreen Heatmap { height: 1fr; max-height: 100%; width: 100%; }
-    TrainingScreen #sample { height: auto; max-height: 3; padding: 0 1; border-top: solid $primary-darken-2; }
-    """
 
     def __init__(self) -> None:
         super().__init__()
