@@ -140,6 +140,10 @@ def key_latency(t: Tmux, key: str, pattern: str, undo: tuple[str, str], n: int =
     return out
 
 
+# Timing assertions only when asked for: on a shared or loaded machine they measure the neighbours.
+TIMED = bool(os.environ.get("TINYLM_TIMED_TESTS"))
+
+
 def describe(name: str, latencies: list[float]) -> str:
     return f"{name}: median {1000 * statistics.median(latencies):.0f} ms, max {1000 * max(latencies):.0f} ms"
 
@@ -170,8 +174,9 @@ def test_key_latency_while_training(tui):
         print(describe(name, values))
     print(f"training went on at {(steps_after - steps_before) / 3:.1f} steps/s")
     assert steps_after > steps_before  # training kept going
-    assert statistics.median(pause) < 0.1
-    assert statistics.median(knob) < 0.1
+    if TIMED:  # a latency target is a measurement, not something a loaded CI machine can promise
+        assert statistics.median(pause) < 0.1
+        assert statistics.median(knob) < 0.1
 
 
 DEFAULT_RUN = ["--layers", "2", "--heads", "4", "--embd", "64", "--context", "64", "--batch-size", "16",
@@ -228,6 +233,7 @@ def app_rate(tui) -> float:
     return rate(samples)
 
 
+@pytest.mark.skipif(not TIMED, reason="a speed measurement: run with TINYLM_TIMED_TESTS=1 on a quiet machine")
 def test_training_speed_matches_tinylm_train(tui, tmp_path):
     """The dashboard trains within 10% of `tinylm train`'s speed with the same settings (best of 3 pairs)."""
     ratios = []
