@@ -191,7 +191,7 @@ class TestKeys:
             session.prompt = "ab"
             start = time.perf_counter()
             screen.reload()
-            assert time.perf_counter() - start < 0.05  # the UI thread did not wait for the lock
+            assert time.perf_counter() - start < 1.0  # the UI thread did not wait for the lock (held for 5 s)
             assert screen.state.trace.tokens != ["a", "b"]  # still the previous snapshot
             release.set()
             thread.join()
