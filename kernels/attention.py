@@ -6,7 +6,7 @@ copy (row stride 3C as the leading dimension). At GPT sizes the products are mos
 and BLAS runs them 4-10x faster than the loops Numba compiles from hand-written code; the
 softmax and its backward are the only Numba kernels.
 
-Causality: row t of the scores only needs keys s <= t. Queries go in blocks of QBLOCK rows, and
+Causality: row t of the scores only needs keys s <= t. Queries go in blocks of <= QBLOCK rows, and
 a block's products stop at its last key, so at T = 256 about 5/8 of the full T x T work is done
 (one block, the full square, when T <= QBLOCK). Entries above the diagonal inside a block are
 computed and then zeroed (att) or ignored.
@@ -20,9 +20,17 @@ from numba import njit, prange
 from .activation import exp_f32
 from .flags import JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
 
-# query rows per block: smaller skips more of the masked triangle but gives BLAS smaller
-# products (T=256 small config, 1 thread: 64 -> fwd 17.5 / bwd 29.8 ms, 128 about the same, 32 slower)
+# Query rows per block: smaller skips more of the masked triangle but gives BLAS smaller
+# products. Blocks are also kept under OpenBLAS's threading threshold (m*n*k <= 2^18 runs on the
+# calling thread): threading each of the B*NH small products hands over between threads ~1000
+# times per layer, and at T=256 on 2 busy cores that made attention 7x slower than 1 thread.
 QBLOCK = 64
+BLAS_SERIAL_MNK = 1 << 18
+
+
+def _query_block(T, HS):
+    """Rows per query block: at most QBLOCK, and block * T * HS <= BLAS_SERIAL_MNK (a multiple of 8)."""
+    return max(8, min(QBLOCK, BLAS_SERIAL_MNK // max(T * HS, 1)) // 8 * 8)
 
 
 def _head_view(x, lo, C, n_head):
@@ -132,8 +140,9 @@ def attention_forward(out, att, preatt, qkv, n_head):
     keep_pre = preatt.size > 0
     # any size-0 array means "no preatt"; a 4-D view of either keeps one compiled type
     pre = preatt.reshape((B, n_head, T, T)) if keep_pre else att[:0]
-    for t0 in range(0, T, QBLOCK):
-        t1 = min(t0 + QBLOCK, T)
+    qb = _query_block(T, C // n_head)
+    for t0 in range(0, T, qb):
+        t1 = min(t0 + qb, T)
         a = att[:, :, t0:t1, :t1]
         np.matmul(q[:, :, t0:t1], k[:, :, :t1].swapaxes(-1, -2), out=a)
         _softmax_rows(att, pre, t0, t1, scale, keep_pre)
@@ -153,13 +162,14 @@ def attention_backward(dqkv, datt, dout, qkv, att, n_head):
     q, k, v = (_head_view(qkv, i * C, C, n_head) for i in range(3))
     dq, dk, dv = (_head_view(dqkv, i * C, C, n_head) for i in range(3))
     do = _head_view(dout, 0, C, n_head)
-    for t0 in range(0, T, QBLOCK):
-        t1 = min(t0 + QBLOCK, T)
+    qb = _query_block(T, C // n_head)
+    for t0 in range(0, T, qb):
+        t1 = min(t0 + qb, T)
         d = datt[:, :, t0:t1, :t1]
         np.matmul(do[:, :, t0:t1], v[:, :, :t1].swapaxes(-1, -2), out=d)
         _softmax_backward_rows(datt, att, t0, t1, scale)
         np.matmul(d, k[:, :, :t1], out=dq[:, :, t0:t1])
-    for s0 in range(0, T, QBLOCK):
-        s1 = min(s0 + QBLOCK, T)
+    for s0 in range(0, T, qb):
+        s1 = min(s0 + qb, T)
         np.matmul(datt[:, :, s0:, s0:s1].swapaxes(-1, -2), q[:, :, s0:], out=dk[:, :, s0:s1])
         np.matmul(att[:, :, s0:, s0:s1].swapaxes(-1, -2), do[:, :, s0:], out=dv[:, :, s0:s1])
