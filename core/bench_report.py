@@ -161,7 +161,7 @@ def format_report(r: dict) -> str:
         verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "MISSED")
         sign = ">=" if t["higher"] else "<="
         lines.append(f"  {t['target']:<52} {_num(t['value'], '.2f'):>8}  ({sign} {t['limit']:g})  {verdict}")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def format_profile(p: dict) -> str:
@@ -174,7 +174,7 @@ def format_profile(p: dict) -> str:
     total = 0.0
     for row in p["rows"]:
         total += row["ms"]
-        lines.append(f"{row['op']:<34}{row['calls']:>6}{row['ms']:>9.3f}{100 * row['ms'] / step:>7.1f}%"
+        lines.append(f"{row['op']:<34}{row['calls']:>6.3g}{row['ms']:>9.3f}{100 * row['ms'] / step:>7.1f}%"
                      f"{_num(row['gflops'], '9.1f', ' ' * 9)}")
     rest = step - total
     lines.append(f"{'other (Python, batch, loss glue)':<34}{'':>6}{rest:>9.3f}{100 * rest / step:>7.1f}%")

@@ -167,7 +167,7 @@ def run_profile(spec: dict) -> dict:
         for name, fn in originals.items():
             setattr(K, name, fn)
     n = len(shimmed)
-    rows = [{"op": k, "ms": 1e3 * v / n, "calls": calls[k] // n, "gflops": flops[k] / v / 1e9 if flops[k] else None}
+    rows = [{"op": k, "ms": 1e3 * v / n, "calls": calls[k] / n, "gflops": flops[k] / v / 1e9 if flops[k] else None}
             for k, v in seconds.items()]
     return {"engine": "tinylm", "steps": n, "step_ms_plain": 1e3 * sorted(plain)[len(plain) // 2],
             "step_ms_profiled": 1e3 * sum(shimmed) / n, "rows": rows}

@@ -83,7 +83,7 @@ def test_quick_profile_rows_add_up(capsys):
     profile = json.loads(capsys.readouterr().out)
     ops = {row["op"] for row in profile["rows"]}
     assert {"attention_forward", "matmul_forward mlp.c_fc", "lm_head_backward", "adamw_update"} <= ops
-    assert all(row["ms"] > 0 and row["calls"] >= 1 for row in profile["rows"])
+    assert all(row["ms"] > 0 and row["calls"] > 0 for row in profile["rows"])
     assert sum(row["ms"] for row in profile["rows"]) <= profile["step_ms_profiled"]
     assert "other" in format_profile(profile)
 
