@@ -250,7 +250,8 @@ def run_benchmark(args, log=lambda msg: None) -> dict:
     result = {"command": "tinylm bench " + " ".join(_argv(args)), "date": now,
               "threads": threads, "quick": args.quick, "rounds": settings["rounds"],
               "machine": machine_info(), "code": code_version(), "load_before": list(os.getloadavg()), "flop_formula": FLOP_FORMULA,
-              "torch": {"available": use_torch, "note": None if use_torch else TORCH_SKIPPED}}
+              "torch": {"available": use_torch, "note": None if use_torch else
+                        "PyTorch comparison skipped (--no-torch)" if args.no_torch else TORCH_SKIPPED}}
     log(f"matmul peak ({threads} threads)")
     peaks = [matmul_peak_gflops(threads, reps=3 if args.quick else 5)]
     result["idle_rss_mb"] = {"numpy+numba": idle_rss_mb(threads, "numpy, numba")}

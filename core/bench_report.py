@@ -154,8 +154,8 @@ def format_report(r: dict) -> str:
                          f"{ph['first_step']:>9.2f}s")
         elif key == "cold_phases":
             lines.append(f"  {label:<26}  skipped")
-    lines.append("  (tinylm: corpus, char tokenizer and encoding included, as `tinylm train` does; "
-                 "torch: reads the already encoded ids)")
+    lines.append("  (tinylm: corpus, char tokenizer and encoding included, as `tinylm train` does"
+                 + ("; torch: reads the already encoded ids)" if "torch_phases" in s else ")"))
     lines += ["", "targets (issue 4)"]
     for t in r["targets"]:
         verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "MISSED")

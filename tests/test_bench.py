@@ -105,3 +105,13 @@ def test_torch_twin_computes_the_same_logits_and_caches_correctly():
     # Until the context is full, the cached loop samples exactly the tokens of the uncached one.
     assert generate(twin, 1, 7, kv_cache=True, seed=7) == generate(twin, 1, 7, kv_cache=False, seed=7)
     assert len(generate(twin, 1, 30, kv_cache=True, seed=7)) == 30  # through several cache refills
+
+
+@pytest.mark.slow
+def test_without_torch_the_benchmark_runs_and_says_so(monkeypatch, capsys):
+    import tinylm.core.bench as bench
+
+    monkeypatch.setattr(bench, "torch_available", lambda: False)
+    assert main(["--quick", "--configs", "slm", "--threads", "1", "--no-cold-start"]) == 0
+    out = capsys.readouterr().out
+    assert bench.TORCH_SKIPPED in out and "tinylm" in out and "\n       torch " not in out  # no PyTorch row
