@@ -48,12 +48,13 @@ def add_bench_parser(subparsers) -> None:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--configs", default="slm,baby,small",
-                   help=f"comma-separated configurations among {', '.join(CONFIGS)} (default: all)")
+    p.add_argument("--configs", default=None,
+                   help=f"comma-separated configurations among {', '.join(CONFIGS)} (default: all; "
+                        "with --profile, the first one named, default baby)")
     p.add_argument("--quick", action="store_true", help="a short run (a smoke test; figures are rough)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--profile", action="store_true",
-                   help="instead of the benchmark, print where one 'baby' training step spends its time, by kernel")
+                   help="instead of the benchmark, print where one training step spends its time, by kernel")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="threads for tinylm (Numba, BLAS) and PyTorch alike (default: all cores, %(default)s)")
     p.add_argument("--rounds", type=int, default=None, help="tinylm/PyTorch alternations per configuration")
@@ -236,10 +237,7 @@ def _startup(spec, workdir, settings, threads, use_torch, cold, log) -> dict:
 
 def run_benchmark(args, log=lambda msg: None) -> dict:
     """Measure everything the options ask for and return one JSON-ready dict."""
-    names = [n.strip() for n in args.configs.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONFIGS]
-    if unknown or not names:
-        raise ValueError(f"unknown configuration {', '.join(unknown) or '(none)'}; choose among {', '.join(CONFIGS)}")
+    names = config_names(args)
     settings = dict(QUICK if args.quick else FULL)
     if args.rounds:
         settings["rounds"] = args.rounds
@@ -283,6 +281,15 @@ def run_benchmark(args, log=lambda msg: None) -> dict:
     return result
 
 
+def config_names(args) -> list[str]:
+    """The configurations named by --configs (all when not given)."""
+    names = [n.strip() for n in (args.configs or ",".join(CONFIGS)).split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown or not names:
+        raise ValueError(f"unknown configuration {', '.join(unknown) or '(none)'}; choose among {', '.join(CONFIGS)}")
+    return names
+
+
 def check_targets(result: dict) -> list[dict]:
     """The issue's targets, each with the measured figure and whether it is met (None: not measured)."""
     out = []
@@ -306,23 +313,25 @@ def _lookup(result: dict, key: str):
 
 
 def _argv(args) -> list[str]:
-    out = [f"--configs {args.configs}", f"--threads {args.threads}"]
+    out = ([f"--configs {args.configs}"] if args.configs else []) + [f"--threads {args.threads}"]
     out += [f"--{flag.replace('_', '-')}" for flag in ("quick", "json", "no_torch", "no_cold_start")
             if getattr(args, flag)]
     return out + ([f"--rounds {args.rounds}"] if args.rounds else [])
 
 
 def run_profile(args) -> dict:
-    """Per-kernel time of a 'baby' training step."""
+    """Per-kernel time of one training step of the first configuration named (default baby)."""
+    name = config_names(args)[0] if args.configs else "baby"
     with tempfile.TemporaryDirectory(prefix="tinylm-profile-") as tmp:
         settings = dict(QUICK if args.quick else FULL)
-        spec = make_spec("baby", Path(tmp), settings, max(1, args.threads), 0)
-        spec.update(mode="profile", steps=10 if args.quick else 50)
+        spec = make_spec(name, Path(tmp), settings, max(1, args.threads), 0)
+        steps = 10 if args.quick else 50
+        spec.update(mode="profile", steps=steps if name != "small" else steps // 5)  # a small step takes seconds
         answer = run_child("tinylm", spec, Path(tmp))
         if not args.no_torch and torch_available():
             answer["torch"] = run_child("torch", _torch_spec(spec), Path(tmp))
     answer["rows"].sort(key=lambda row: -row["ms"])
-    return {"config": "baby", "threads": spec["threads"], "load": list(os.getloadavg()), **answer}
+    return {"config": name, "threads": spec["threads"], "load": list(os.getloadavg()), **answer}
 
 
 def run_bench(args) -> int:
