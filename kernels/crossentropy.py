@@ -5,7 +5,31 @@ import math
 from numba import njit, prange
 
 from .activation import exp_f32
-from .flags import JIT, JIT_PARALLEL
+from .flags import JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
+
+
+@njit(**JIT)
+def _crossentropy_row(loss_out, i, p, x, target, fast):
+    """One row: p = softmax(x), loss_out[i] = logsumexp(x) - x[target]."""
+    V = x.shape[0]
+    maxv = x[0]
+    for j in range(1, V):
+        maxv = x[j] if x[j] > maxv else maxv
+    if fast:
+        for j in range(V):
+            p[j] = exp_f32(x[j] - maxv)
+    else:
+        for j in range(V):
+            p[j] = math.exp(x[j] - maxv)
+    # a separate float64 sum: folded into the exp loop it halves that loop's vector width
+    total = 0.0
+    for j in range(V):
+        total += p[j]
+    inv = 1.0 / total
+    for j in range(V):
+        p[j] = p[j] * inv
+    # stable: -log(p_target) = log(sum exp(l - max)) + max - l_target, never log(0)
+    loss_out[i] = math.log(total) + maxv - x[target]
 
 
 @njit(**JIT_PARALLEL)
@@ -17,27 +41,12 @@ def crossentropy_forward(losses, probs, logits, targets):
         if targets[i] < 0 or targets[i] >= V:
             raise IndexError("crossentropy_forward: target out of range")
     fast = logits.itemsize == 4  # float32: vectorised exp_f32
-    for i in prange(N):
-        x = logits[i]
-        p = probs[i]
-        maxv = x[0]
-        for j in range(1, V):
-            maxv = x[j] if x[j] > maxv else maxv
-        if fast:
-            for j in range(V):
-                p[j] = exp_f32(x[j] - maxv)
-        else:
-            for j in range(V):
-                p[j] = math.exp(x[j] - maxv)
-        # a separate float64 sum: folded into the exp loop it halves that loop's vector width
-        total = 0.0
-        for j in range(V):
-            total += p[j]
-        inv = 1.0 / total
-        for j in range(V):
-            p[j] = p[j] * inv
-        # stable: -log(p_target) = log(sum exp(l - max)) + max - l_target, never log(0)
-        losses[i] = math.log(total) + maxv - x[targets[i]]
+    if N * V < PARALLEL_MIN_WORK:  # small: a thread-pool wake-up costs more than the rows
+        for i in range(N):
+            _crossentropy_row(losses, i, probs[i], logits[i], targets[i], fast)
+    else:
+        for i in prange(N):
+            _crossentropy_row(losses, i, probs[i], logits[i], targets[i], fast)
 
 
 @njit(**JIT_PARALLEL)
@@ -47,12 +56,21 @@ def crossentropy_backward(dlogits, probs, targets, scale):
     for i in range(N):
         if targets[i] < 0 or targets[i] >= V:
             raise IndexError("crossentropy_backward: target out of range")
-    for i in prange(N):
-        for j in range(V):
-            dlogits[i, j] = probs[i, j] * scale
-        # (p - 1) * scale, not p * scale - scale: exact zero when p rounds to 1
-        t = targets[i]
-        dlogits[i, t] = (probs[i, t] - 1.0) * scale
+    if N * V < PARALLEL_MIN_WORK:
+        for i in range(N):
+            _crossentropy_grad_row(dlogits[i], probs[i], targets[i], scale)
+    else:
+        for i in prange(N):
+            _crossentropy_grad_row(dlogits[i], probs[i], targets[i], scale)
+
+
+@njit(**JIT)
+def _crossentropy_grad_row(d, p, t, scale):
+    """One row: d = (p - onehot(t)) * scale."""
+    for j in range(p.shape[0]):
+        d[j] = p[j] * scale
+    # (p - 1) * scale, not p * scale - scale: exact zero when p rounds to 1
+    d[t] = (p[t] - 1.0) * scale
 
 
 @njit(**JIT)
