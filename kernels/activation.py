@@ -220,7 +220,7 @@ def dropout_backward(dinp, dout, mask):
 
 @njit(**JIT)
 def _softmax_row(o, x):
-    """o = softmax(x) for one row."""
+    """o = softmax(x) for one row; returns (max, sum of exp(x - max)) for a stable log-sum-exp."""
     V = x.shape[0]
     maxv = x[0]
     for j in range(1, V):
@@ -238,6 +238,7 @@ def _softmax_row(o, x):
     inv = 1.0 / total
     for j in range(V):
         o[j] = o[j] * inv
+    return maxv, total
 
 
 @njit(**JIT_PARALLEL)

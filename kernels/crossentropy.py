@@ -4,30 +4,14 @@ import math
 
 from numba import njit, prange
 
-from .activation import exp_f32
+from .activation import _softmax_row
 from .flags import JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
 
 
 @njit(**JIT)
-def _crossentropy_row(loss_out, i, p, x, target, fast):
+def _crossentropy_row(loss_out, i, p, x, target):
     """One row: p = softmax(x), loss_out[i] = logsumexp(x) - x[target]."""
-    V = x.shape[0]
-    maxv = x[0]
-    for j in range(1, V):
-        maxv = x[j] if x[j] > maxv else maxv
-    if fast:
-        for j in range(V):
-            p[j] = exp_f32(x[j] - maxv)
-    else:
-        for j in range(V):
-            p[j] = math.exp(x[j] - maxv)
-    # a separate float64 sum: folded into the exp loop it halves that loop's vector width
-    total = 0.0
-    for j in range(V):
-        total += p[j]
-    inv = 1.0 / total
-    for j in range(V):
-        p[j] = p[j] * inv
+    maxv, total = _softmax_row(p, x)
     # stable: -log(p_target) = log(sum exp(l - max)) + max - l_target, never log(0)
     loss_out[i] = math.log(total) + maxv - x[target]
 
@@ -40,13 +24,12 @@ def crossentropy_forward(losses, probs, logits, targets):
     for i in range(N):
         if targets[i] < 0 or targets[i] >= V:
             raise IndexError("crossentropy_forward: target out of range")
-    fast = logits.itemsize == 4  # float32: vectorised exp_f32
     if N * V < PARALLEL_MIN_WORK:  # small: a thread-pool wake-up costs more than the rows
         for i in range(N):
-            _crossentropy_row(losses, i, probs[i], logits[i], targets[i], fast)
+            _crossentropy_row(losses, i, probs[i], logits[i], targets[i])
     else:
         for i in prange(N):
-            _crossentropy_row(losses, i, probs[i], logits[i], targets[i], fast)
+            _crossentropy_row(losses, i, probs[i], logits[i], targets[i])
 
 
 @njit(**JIT_PARALLEL)
