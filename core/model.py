@@ -16,6 +16,13 @@ from .params import _BLOCK, ParamLayout, init_params, sincos_table
 LN_EPS = 1e-5  # GPT-2's layer_norm_epsilon
 
 
+def _dropout(out, mask, rand, inp, p, rng):
+    """out = dropout(inp) with a fresh mask drawn into preallocated buffers; returns out."""
+    rng.random(out=rand, dtype=rand.dtype)
+    K.dropout_forward(out, mask, inp, rand, p)
+    return out
+
+
 class GPT:
     """A GPT-2 language model: weights in one flat buffer with named views, plus its tokenizer."""
 
@@ -92,8 +99,7 @@ class GPT:
         a.ids[...] = ids
         K.encoder_forward(a.encoded, a.ids, self._wte, self.wpe)
         if drop:
-            dropout_rng.random(out=a.rand0, dtype=a.rand0.dtype)
-            K.dropout_forward(a.x0, a.mask0, a.encoded, a.rand0, p)
+            _dropout(a.x0, a.mask0, a.rand0, a.encoded, p, dropout_rng)
         for v, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in zip(
             a.layers, self._layer_params
         ):
@@ -101,21 +107,13 @@ class GPT:
             K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
             K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
             K.matmul_forward(v.attproj, v.atty, aproj_w, aproj_b)
-            branch = v.attproj
-            if drop:
-                dropout_rng.random(out=v.rand_attn, dtype=v.rand_attn.dtype)
-                K.dropout_forward(v.attproj_drop, v.mask_attn, branch, v.rand_attn, p)
-                branch = v.attproj_drop
+            branch = _dropout(v.attproj_drop, v.mask_attn, v.rand_attn, v.attproj, p, dropout_rng) if drop else v.attproj
             K.residual_forward(v.res1, v.x, branch)
             K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, LN_EPS)
             K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
             K.gelu_forward(v.fch_gelu, v.fch)
             K.matmul_forward(v.fcproj, v.fch_gelu, mproj_w, mproj_b)
-            branch = v.fcproj
-            if drop:
-                dropout_rng.random(out=v.rand_mlp, dtype=v.rand_mlp.dtype)
-                K.dropout_forward(v.fcproj_drop, v.mask_mlp, branch, v.rand_mlp, p)
-                branch = v.fcproj_drop
+            branch = _dropout(v.fcproj_drop, v.mask_mlp, v.rand_mlp, v.fcproj, p, dropout_rng) if drop else v.fcproj
             K.residual_forward(v.res2, v.res1, branch)
         K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, LN_EPS)
         K.lm_head_forward(a.logits, a.lnf, self._wte)
