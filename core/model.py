@@ -57,6 +57,15 @@ class GPT:
     def _per_layer(self, named: dict[str, np.ndarray]) -> list[tuple[np.ndarray, ...]]:
         return [tuple(named[f"transformer.h.{l}.{suffix}"] for suffix, _ in _BLOCK) for l in range(self.config.n_layer)]
 
+    def replica(self) -> "GPT":
+        """A second view of this model: the same weights (shared, not copied), its own gradients and
+        activation buffers, so another thread can run forward and backward on part of a batch."""
+        twin = object.__new__(GPT)
+        twin.__dict__.update(self.__dict__)
+        twin.grad_flat, twin.grads, twin._acts, twin._last = None, {}, {}, None
+        twin.lock = threading.RLock()
+        return twin
+
     @property
     def num_params(self) -> int:
         return self.layout.size
@@ -137,8 +146,9 @@ class GPT:
             if self._dwpe is None:
                 self._dwpe = np.zeros((0, self.config.n_embd), dtype=self.dtype)  # a fixed table is not trained
 
-    def backward(self) -> None:
-        """Gradients of the last forward's mean loss into self.grads (overwritten, not accumulated)."""
+    def backward(self, loss_scale: float = 1.0) -> None:
+        """Gradients of loss_scale * the last forward's mean loss into self.grads (overwritten, not
+        accumulated); a shard of a batch passes its share of the rows as loss_scale."""
         a = self._last
         if a is None or not a.has_targets:
             raise RuntimeError("backward() needs a forward pass with targets first")
@@ -147,7 +157,7 @@ class GPT:
         d = a.grad_buffers()
         drop = a.dropout_active
         self.grad_flat.fill(0.0)  # LayerNorm and the encoder add into their gradients
-        K.crossentropy_backward(d.dlogits, a.probs, a.targets.reshape(-1), 1.0 / a.losses.size)
+        K.crossentropy_backward(d.dlogits, a.probs, a.targets.reshape(-1), loss_scale / a.losses.size)
         K.lm_head_backward(d.dln, g["transformer.wte.weight"], d.dlogits, a.lnf, self._wte)
         d.dres.fill(0.0)
         K.layernorm_backward(d.dres, g["transformer.ln_f.weight"], g["transformer.ln_f.bias"], d.dln,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
+import numba
 import numpy as np
 
 from tinylm import kernels as K
@@ -12,6 +13,7 @@ from tinylm import kernels as K
 from .config import TrainConfig
 from .corpus import split_ids
 from .errors import CorpusError, TinyLMError
+from .parallel import Shards, shard_count
 from .schedule import get_lr
 
 
@@ -67,6 +69,10 @@ class Trainer:
         self.elapsed_s = 0.0
         self._tokens_per_s = 0.0
         self._recent: list[float] = []  # seconds of the latest steps, for the time-left estimate
+        # Threads for data parallelism (see parallel.py); None: the calling thread's Numba thread
+        # count, which `limit_threads` and NUMBA_NUM_THREADS set. 1 runs each batch in one piece.
+        self.threads: int | None = None
+        self._shards: Shards | None = None
 
     @property
     def n_train_tokens(self) -> int:
@@ -84,6 +90,16 @@ class Trainer:
         rng.random(out=self._uniform)
         K.gather_windows(self.x, self.y, data, self._uniform)
 
+    def shards(self) -> Shards | None:
+        """The row shards this step runs as, or None to run the batch in one piece."""
+        B = self.config.batch_size
+        n = shard_count(self.model, B, self.threads or numba.get_num_threads())
+        if n == 1:
+            return None
+        if self._shards is None or len(self._shards) != n:
+            self._shards = Shards(self.model, n, B)
+        return self._shards
+
     def lr_at(self, step: int) -> float:
         c = self.config
         return get_lr(step, c.learning_rate, c.min_lr, c.warmup_steps, c.decay_steps)
@@ -93,15 +109,21 @@ class Trainer:
         c, model = self.config, self.model
         started = time.perf_counter()
         lr = self.lr_at(self.step_count)
+        dropout_rng = self.dropout_rng if model.config.dropout else None
         with model.lock:
             self._fill_batch(self.train_ids, self.rng)
-            loss = model.forward(self.x, self.y, dropout_rng=self.dropout_rng if model.config.dropout else None)
+            shards = self.shards()
+            if shards is None:
+                loss = model.forward(self.x, self.y, dropout_rng=dropout_rng)
+                if np.isfinite(loss):
+                    model.backward()
+            else:
+                loss = shards.train(self.x, self.y, dropout_rng)
             if not np.isfinite(loss):
                 raise TrainingDiverged(
                     f"training diverged at step {self.step_count + 1} (loss {loss}); the weights are those of "
                     f"step {self.step_count}: lower the learning rate and train again"
                 )
-            model.backward()
             norm = K.grad_norm(model.grad_flat)
             if not np.isfinite(norm):
                 raise TrainingDiverged(
@@ -143,11 +165,16 @@ class Trainer:
         total, correct, count = 0.0, 0, 0
         x_saved, y_saved = self.x.copy(), self.y.copy()
         with model.lock:
+            shards = self.shards()
             for _ in range(self.config.eval_batches):
                 self._fill_batch(self.val_ids, rng)
-                total += model.forward(self.x, self.y)
-                a = model._last
-                correct += K.count_correct(a.logits, a.targets.reshape(-1))
+                if shards is None:
+                    total += model.forward(self.x, self.y)
+                    a = model._last
+                    correct += K.count_correct(a.logits, a.targets.reshape(-1))
+                else:
+                    loss, right = shards.evaluate(self.x, self.y)
+                    total, correct = total + loss, correct + right
                 count += self.y.size
         self.x[...], self.y[...] = x_saved, y_saved
         return total / self.config.eval_batches, correct / count

@@ -14,7 +14,7 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-from .flags import CHUNK, JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
+from .flags import CHUNK, JIT, parallel_kernel
 
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
@@ -127,7 +127,7 @@ def _gelu_backward_span(di, x, do):
             di[i] = (s + 2.0 * xi * s * (1.0 - s) * du) * do[i]
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def gelu_forward(out, inp):
     """WRITES out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), any shape.
 
@@ -137,16 +137,13 @@ def gelu_forward(out, inp):
     o = out.reshape(-1)
     x = inp.reshape(-1)
     n = x.shape[0]
-    if n < PARALLEL_MIN_WORK:
-        _gelu_forward_span(o, x)
-    else:
-        for c in prange((n + CHUNK - 1) // CHUNK):
-            lo = c * CHUNK
-            hi = min(lo + CHUNK, n)
-            _gelu_forward_span(o[lo:hi], x[lo:hi])
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, n)
+        _gelu_forward_span(o[lo:hi], x[lo:hi])
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def gelu_backward(dinp, inp, dout):
     """WRITES dinp = gelu'(inp) * dout, any shape.
 
@@ -157,13 +154,10 @@ def gelu_backward(dinp, inp, dout):
     x = inp.reshape(-1)
     do = dout.reshape(-1)
     n = x.shape[0]
-    if n < PARALLEL_MIN_WORK:
-        _gelu_backward_span(di, x, do)
-    else:
-        for c in prange((n + CHUNK - 1) // CHUNK):
-            lo = c * CHUNK
-            hi = min(lo + CHUNK, n)
-            _gelu_backward_span(di[lo:hi], x[lo:hi], do[lo:hi])
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, n)
+        _gelu_backward_span(di[lo:hi], x[lo:hi], do[lo:hi])
 
 
 # ---------------------------------------------------------------- residuals and dropout
@@ -241,13 +235,9 @@ def _softmax_row(o, x):
     return maxv, total
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def softmax_forward(out, inp):
     """WRITES out (N, V) = softmax of each row of inp (N, V), max-subtracted, summed in float64."""
     N, V = inp.shape
-    if N * V < PARALLEL_MIN_WORK:
-        for i in range(N):
-            _softmax_row(out[i], inp[i])
-    else:
-        for i in prange(N):
-            _softmax_row(out[i], inp[i])
+    for i in prange(N):
+        _softmax_row(out[i], inp[i])

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activation import exp_f32
-from .flags import JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
+from .flags import JIT, parallel_kernel
 
 # Query rows per block: smaller skips more of the masked triangle but gives BLAS smaller
 # products. Blocks are also kept under OpenBLAS's threading threshold (m*n*k <= 2^18 runs on the
@@ -80,19 +80,20 @@ def _softmax_block(att, pre, b, h, t0, t1, sc, keep_pre):
         _softmax_row(att[b, h, t], pre[b, h, t] if keep_pre else att[b, h, t, :0], t + 1, sc, keep_pre)
 
 
-@njit(**JIT_PARALLEL)
+def _rows_work(att, _, t0, t1, *rest):
+    """Score entries the query block [t0, t1) touches: B * NH * (t1 - t0) * t1."""
+    return att.shape[0] * att.shape[1] * (t1 - t0) * t1
+
+
+@parallel_kernel(work=_rows_work)
 def _softmax_rows(att, pre, t0, t1, scale, keep_pre):
     """Rows t0 <= t < t1 of att (B, NH, T, T) hold raw q.k scores in columns < t1: scale them,
     copy to pre (if keep_pre) with -inf above the diagonal, then WRITES the causal softmax, exact
     zeros above the diagonal."""
     B, NH, T, _ = att.shape
     sc = att.dtype.type(scale)
-    if B * NH * (t1 - t0) * t1 < PARALLEL_MIN_WORK:
-        for bh in range(B * NH):
-            _softmax_block(att, pre, bh // NH, bh % NH, t0, t1, sc, keep_pre)
-    else:
-        for bh in prange(B * NH):
-            _softmax_block(att, pre, bh // NH, bh % NH, t0, t1, sc, keep_pre)
+    for bh in prange(B * NH):
+        _softmax_block(att, pre, bh // NH, bh % NH, t0, t1, sc, keep_pre)
 
 
 @njit(**JIT)
@@ -111,18 +112,14 @@ def _softmax_backward_block(datt, att, b, h, t0, t1, sc):
             drow[s] = zero
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel(work=_rows_work)
 def _softmax_backward_rows(datt, att, t0, t1, scale):
     """Rows t0 <= t < t1 of datt hold dL/datt in columns < t1: WRITES dL/d(raw scores)
     att * (datt - sum(att * datt)) * scale there, zeros above the diagonal."""
     B, NH, T, _ = att.shape
     sc = att.dtype.type(scale)
-    if B * NH * (t1 - t0) * t1 < PARALLEL_MIN_WORK:
-        for bh in range(B * NH):
-            _softmax_backward_block(datt, att, bh // NH, bh % NH, t0, t1, sc)
-    else:
-        for bh in prange(B * NH):
-            _softmax_backward_block(datt, att, bh // NH, bh % NH, t0, t1, sc)
+    for bh in prange(B * NH):
+        _softmax_backward_block(datt, att, bh // NH, bh % NH, t0, t1, sc)
 
 
 def attention_forward(out, att, preatt, qkv, n_head):

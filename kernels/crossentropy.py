@@ -5,7 +5,7 @@ import math
 from numba import njit, prange
 
 from .activation import _softmax_row
-from .flags import JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
+from .flags import JIT, parallel_kernel
 
 
 @njit(**JIT)
@@ -16,7 +16,7 @@ def _crossentropy_row(loss_out, i, p, x, target):
     loss_out[i] = math.log(total) + maxv - x[target]
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel(work_arg=1)
 def crossentropy_forward(losses, probs, logits, targets):
     """WRITES probs (N, V) = softmax(logits), losses (N,) = logsumexp(logits) - logits[target]."""
     N, V = logits.shape
@@ -24,27 +24,19 @@ def crossentropy_forward(losses, probs, logits, targets):
     for i in range(N):
         if targets[i] < 0 or targets[i] >= V:
             raise IndexError("crossentropy_forward: target out of range")
-    if N * V < PARALLEL_MIN_WORK:  # small: a thread-pool wake-up costs more than the rows
-        for i in range(N):
-            _crossentropy_row(losses, i, probs[i], logits[i], targets[i])
-    else:
-        for i in prange(N):
-            _crossentropy_row(losses, i, probs[i], logits[i], targets[i])
+    for i in prange(N):
+        _crossentropy_row(losses, i, probs[i], logits[i], targets[i])
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def crossentropy_backward(dlogits, probs, targets, scale):
     """WRITES dlogits (N, V) = (probs - onehot(targets)) * scale; scale = 1/N for a mean loss."""
     N, V = probs.shape
     for i in range(N):
         if targets[i] < 0 or targets[i] >= V:
             raise IndexError("crossentropy_backward: target out of range")
-    if N * V < PARALLEL_MIN_WORK:
-        for i in range(N):
-            _crossentropy_grad_row(dlogits[i], probs[i], targets[i], scale)
-    else:
-        for i in prange(N):
-            _crossentropy_grad_row(dlogits[i], probs[i], targets[i], scale)
+    for i in prange(N):
+        _crossentropy_grad_row(dlogits[i], probs[i], targets[i], scale)
 
 
 @njit(**JIT)

@@ -1,5 +1,11 @@
 """Numba jit options shared by every kernel: one place to change them."""
 
+import functools
+import threading
+import types
+
+from numba import njit
+
 # Safe fast-math: lets LLVM reassociate and vectorise reductions, but keeps IEEE
 # semantics for inf/NaN ("nnan"/"ninf" are left out) because masked attention scores are -inf
 # and a NaN loss must stay visible instead of being optimised away.
@@ -22,3 +28,65 @@ PARALLEL_MIN_WORK = 1 << 15
 # elements per parallel chunk of an elementwise kernel: large enough to amortise scheduling,
 # small enough to balance two threads
 CHUNK = 1 << 14
+
+
+# ----- one kernel, compiled twice: serial and parallel --------------------------------------
+
+_thread = threading.local()
+_parallel_default = True
+
+
+def allow_parallel(allowed: bool, *, this_thread: bool = False) -> None:
+    """Let parallel kernels use the Numba thread pool (or not), in every thread or only this one.
+    A data-parallel training worker turns it off for itself: each worker is one core's worth."""
+    global _parallel_default
+    if this_thread:
+        _thread.parallel = allowed
+    else:
+        _parallel_default = allowed
+
+
+def parallel_allowed() -> bool:
+    """Whether a parallel kernel called from this thread may use the thread pool."""
+    return getattr(_thread, "parallel", _parallel_default)
+
+
+def _renamed(fn, suffix: str):
+    """A copy of fn under another name: Numba keys its cache files by qualified name, so the
+    serial and the parallel compilation of one source each get their own."""
+    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    clone.__qualname__ = fn.__qualname__ + suffix
+    clone.__module__, clone.__doc__ = fn.__module__, fn.__doc__
+    return clone
+
+
+def parallel_kernel(work_arg: int = 0, work=None):
+    """Decorator for a kernel whose outer loop is a prange: compiles it serially (prange is then
+    range) and with parallel=True, and calls the parallel one only when the work (elements of
+    argument work_arg, or work(*args)) is at least PARALLEL_MIN_WORK and parallel_allowed().
+
+    Two compilations rather than one with a serial branch inside: the serial path then never
+    touches the thread pool, and a process that never needs the parallel one (one thread, or
+    data-parallel workers) never pays for compiling it, the slowest compile of all.
+    """
+
+    def wrap(fn):
+        serial_fn = njit(**JIT)(_renamed(fn, "_serial"))
+        parallel_fn = njit(**JIT_PARALLEL)(_renamed(fn, "_parallel"))
+
+        if work is None:
+            def kernel(*args):
+                if args[work_arg].size >= PARALLEL_MIN_WORK and parallel_allowed():
+                    return parallel_fn(*args)
+                return serial_fn(*args)
+        else:
+            def kernel(*args):
+                if work(*args) >= PARALLEL_MIN_WORK and parallel_allowed():
+                    return parallel_fn(*args)
+                return serial_fn(*args)
+
+        functools.update_wrapper(kernel, fn)
+        kernel.serial, kernel.parallel = serial_fn, parallel_fn
+        return kernel
+
+    return wrap

@@ -5,7 +5,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .flags import JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
+from .flags import JIT, parallel_kernel
 
 
 @njit(inline="always", **JIT)
@@ -47,29 +47,21 @@ def _backward_row(dinp, dout, inp, weight, m, s):
         dinp[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def layernorm_forward(out, mean, rstd, inp, weight, bias, eps):
     """WRITES out (N, C), mean (N,), rstd (N,); biased variance, rstd = 1/sqrt(var + eps)."""
     N, C = inp.shape
-    if N * C < PARALLEL_MIN_WORK:
-        for i in range(N):
-            mean[i], rstd[i] = _forward_row(out[i], inp[i], weight, bias, eps)
-    else:
-        for i in prange(N):
-            mean[i], rstd[i] = _forward_row(out[i], inp[i], weight, bias, eps)
+    for i in prange(N):
+        mean[i], rstd[i] = _forward_row(out[i], inp[i], weight, bias, eps)
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd):
     """ADDS into dinp (N, C), dweight (C,), dbias (C,) from dout (N, C) and the saved mean, rstd."""
     N, C = inp.shape
     # rows are independent for dinp
-    if N * C < PARALLEL_MIN_WORK:
-        for i in range(N):
-            _backward_row(dinp[i], dout[i], inp[i], weight, mean[i], rstd[i])
-    else:
-        for i in prange(N):
-            _backward_row(dinp[i], dout[i], inp[i], weight, mean[i], rstd[i])
+    for i in prange(N):
+        _backward_row(dinp[i], dout[i], inp[i], weight, mean[i], rstd[i])
     # dweight and dbias reduce over rows: one serial pass, vectorised over C.
     for i in range(N):
         m = mean[i]

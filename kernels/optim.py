@@ -5,35 +5,26 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .flags import CHUNK, JIT, JIT_PARALLEL, PARALLEL_MIN_WORK
+from .flags import CHUNK, JIT, parallel_kernel
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def grad_norm(grads):
     """sqrt(sum g^2) of the flat grads (P,), accumulated in float64."""
     n = grads.shape[0]
     total = 0.0
-    if n < PARALLEL_MIN_WORK:
-        for i in range(n):
-            g = np.float64(grads[i])  # float64 before squaring (numba's float() keeps float32)
-            total += g * g
-    else:
-        for i in prange(n):
-            g = np.float64(grads[i])
-            total += g * g
+    for i in prange(n):
+        g = np.float64(grads[i])  # float64 before squaring (numba's float() keeps float32)
+        total += g * g
     return math.sqrt(total)
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def scale_inplace(x, s):
     """x (P,) *= s (gradient clipping)."""
     n = x.shape[0]
-    if n < PARALLEL_MIN_WORK:
-        for i in range(n):
-            x[i] = x[i] * s
-    else:
-        for i in prange(n):
-            x[i] = x[i] * s
+    for i in prange(n):
+        x[i] = x[i] * s
 
 
 @njit(**JIT)
@@ -57,7 +48,7 @@ def _adamw_span(params, grads, m, v, lo, hi, n_decay, decay, beta1, beta2, step_
     _adamw_chunk(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], beta1, beta2, step_size, inv_sqrt_bc2, eps)
 
 
-@njit(**JIT_PARALLEL)
+@parallel_kernel()
 def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step, n_decay):
     """WRITES params, m, v (P,): one PyTorch AdamW step (step is 1-based).
 
@@ -71,10 +62,7 @@ def adamw_update(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step,
     step_size = lr / bc1
     inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
     decay = 1.0 - lr * weight_decay
-    if n < PARALLEL_MIN_WORK:
-        _adamw_span(params, grads, m, v, 0, n, n_decay, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps)
-    else:
-        for ci in prange((n + CHUNK - 1) // CHUNK):
-            lo = ci * CHUNK
-            hi = min(lo + CHUNK, n)
-            _adamw_span(params, grads, m, v, lo, hi, n_decay, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps)
+    for ci in prange((n + CHUNK - 1) // CHUNK):
+        lo = ci * CHUNK
+        hi = min(lo + CHUNK, n)
+        _adamw_span(params, grads, m, v, lo, hi, n_decay, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps)

@@ -92,7 +92,11 @@ def test_jitted_kernels_are_nogil_and_cached():
     wrappers = {"matmul_forward", "matmul_backward", "lm_head_forward", "lm_head_backward",
                 "attention_forward", "attention_backward"}
     helpers = [matmul._add_bias, matmul._bias_grad, attention._softmax_rows, attention._softmax_backward_rows]
-    kernels = [getattr(K, name) for name in K.__all__ if name not in wrappers] + helpers
+    kernels = []
+    for kernel in [getattr(K, name) for name in K.__all__ if name not in wrappers] + helpers:
+        # a parallel kernel is a Python chooser over two dispatchers, cached under separate names
+        kernels += [kernel.serial, kernel.parallel] if hasattr(kernel, "parallel") else [kernel]
+    assert len({k.py_func.__qualname__ for k in kernels}) == len(kernels)
     for kernel in kernels:
         name = kernel.py_func.__name__
         opts = kernel.targetoptions
@@ -624,9 +628,20 @@ def test_exp_f32_accuracy():
 # ---------------------------------------------------------------- serial and parallel paths
 
 
+@pytest.fixture(params=[True, False], ids=["pool", "this-thread-serial"])
+def parallel_allowed(request):
+    """Large kernels through the thread pool, or (as a data-parallel worker sets) serially."""
+    from tinylm.kernels import flags
+
+    flags.allow_parallel(request.param, this_thread=True)
+    yield request.param
+    flags.allow_parallel(True, this_thread=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_kernels_above_the_parallel_threshold(dtype):
-    """Small shapes (most tests) take the serial loops; these sizes take the prange branches."""
+def test_kernels_above_the_parallel_threshold(dtype, parallel_allowed):
+    """Small shapes (most tests) take the serial compilations; these sizes take the parallel ones,
+    or the serial ones again when this thread has parallel kernels turned off."""
     from tinylm.kernels.flags import PARALLEL_MIN_WORK
 
     rng = rng_for("parallel", np.dtype(dtype).name)

@@ -117,3 +117,66 @@ def test_corpus_shorter_than_context_is_refused():
 def test_invalid_train_config_names_the_problem(field, value, words):
     with pytest.raises(ConfigError, match=words):
         TrainConfig(**{field: value}).validate()
+
+
+# ---------------------------------------------------------------- data parallelism (core/parallel.py)
+
+
+def test_row_shards_give_the_one_piece_losses_gradients_and_evaluation(monkeypatch):
+    """Split into 2 or 3 uneven shards on threads, a float64 run matches the batch run in one piece."""
+    from threadpoolctl import threadpool_info
+
+    from tinylm.core import parallel
+
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
+    whole = small_trainer(np.float64, steps=6, batch_size=5, eval_interval=3)
+    whole.threads = 1
+    blas_before = [lib["num_threads"] for lib in threadpool_info()]
+    for threads, bounds in ((2, [(0, 2), (2, 5)]), (3, [(0, 2), (2, 3), (3, 5)])):
+        split = small_trainer(np.float64, steps=6, batch_size=5, eval_interval=3)
+        split.threads = threads
+        for step in range(6):
+            a, b = whole.step() if threads == 2 else whole.history[step], split.step()
+            assert b.train_loss == pytest.approx(a.train_loss, rel=1e-12, abs=0)
+            assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-10)
+            if a.val_loss is not None:
+                assert b.val_loss == pytest.approx(a.val_loss, rel=1e-12) and b.accuracy == a.accuracy
+        assert [(r.start, r.stop) for r in split._shards.rows] == bounds
+        np.testing.assert_allclose(split.model.flat, whole.model.flat, rtol=1e-10, atol=1e-13)
+        # replicas share the weights, not copies of them
+        assert all(np.shares_memory(m.flat, split.model.flat) for m in split._shards.models)
+    assert [lib["num_threads"] for lib in threadpool_info()] == blas_before  # BLAS threads restored
+
+
+def test_row_shards_with_dropout_resume_exactly(tmp_path, monkeypatch):
+    from tinylm.core import parallel
+
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
+
+    def make():
+        tr = make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SMALL, dropout=0.2),
+                          train_config=TrainConfig(batch_size=4, max_steps=10, eval_interval=5, eval_batches=1))
+        tr.threads = 2
+        return tr
+
+    full = make()
+    straight = [full.step().train_loss for _ in range(10)]
+    assert len(full._shards) == 2
+    part = make()
+    for _ in range(4):
+        part.step()
+    part.save(tmp_path / "c")
+    resumed = Trainer.resume(tmp_path / "c")
+    resumed.threads = 2
+    np.testing.assert_allclose([resumed.step().train_loss for _ in range(6)], straight[4:], rtol=1e-6)
+
+
+def test_small_models_are_not_split():
+    from tinylm.core.parallel import shard_count
+
+    tr = small_trainer()
+    assert shard_count(tr.model, 4, threads=2) == 1  # ~1 MFLOP a step: a thread hand-over costs more
+    baby = ModelConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65)
+    from tinylm.core import GPT
+
+    assert shard_count(GPT(baby), 12, threads=2) == 2 and shard_count(GPT(baby), 12, threads=1) == 1

@@ -1,0 +1,125 @@
+"""Data parallelism inside one process: a batch split into row shards, one thread per shard.
+
+Why not threads inside each operation: at nanoGPT's CPU size (B*T = 768 rows, C = 128) every
+kernel is a few hundred microseconds, so a thread pool inside each one hands work between cores
+~200 times per step, and BLAS's and Numba's pools take turns on the same cores. Two half batches
+keep each core on its own chain of kernels for the whole step and meet once, to add gradients.
+Every kernel releases the GIL (Numba's nogil, BLAS through np.matmul), so the shards run at once.
+
+Each shard is a `GPT.replica()`: the weights are shared, gradients and activations are its own.
+A shard of n of the batch's B rows back-propagates n/B times its mean loss, so the shards'
+gradients add up to the gradient of the whole batch's mean loss.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from tinylm import kernels as K
+from tinylm.kernels.flags import allow_parallel, parallel_allowed
+
+# A shard must be worth at least this much work (forward + backward FLOPs) to repay handing it
+# to another thread (~50-100 us); smaller steps (the `slm` model's is ~3 MFLOP) stay in one piece.
+MIN_SHARD_FLOPS = 50e6
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_blas = None
+
+
+def _serial_worker() -> None:
+    allow_parallel(False, this_thread=True)
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One pool for the process; its threads run kernels serially (each is one core's worth)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tinylm-shard",
+                                       initializer=_serial_worker)
+        return _pool
+
+
+def _blas_controllers():
+    """threadpoolctl controllers of every BLAS library loaded (found once: the scan takes ms)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas
+
+
+def shard_count(model, batch_size: int, threads: int) -> int:
+    """How many row shards a training step of this model and batch should run as (1: no split)."""
+    cfg = model.config
+    step_flops = cfg.flops_per_token() * batch_size * cfg.block_size
+    worth = int(step_flops // MIN_SHARD_FLOPS) if MIN_SHARD_FLOPS > 0 else batch_size
+    return max(1, min(threads, batch_size, worth))
+
+
+class Shards:
+    """A model and its replicas, each owning a contiguous block of a batch's rows."""
+
+    def __init__(self, model, n: int, batch_size: int):
+        self.models = [model] + [model.replica() for _ in range(n - 1)]
+        bounds = np.linspace(0, batch_size, n + 1).round().astype(int)
+        self.rows = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        self.share = [(r.stop - r.start) / batch_size for r in self.rows]  # n_i / B
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def map(self, fn) -> list:
+        """fn(i) for every shard at once: shard 0 on the calling thread, the rest on the pool, with
+        BLAS held to one thread meanwhile (its pool would otherwise put 2 threads on each core)."""
+        blas = _blas_controllers()
+        saved_blas = [lib.get_num_threads() for lib in blas]
+        saved_parallel = parallel_allowed()
+        for lib in blas:
+            lib.set_num_threads(1)
+        allow_parallel(False, this_thread=True)
+        try:
+            futures = [_executor().submit(fn, i) for i in range(1, len(self))]
+            first = fn(0)
+            return [first] + [f.result() for f in futures]
+        finally:
+            allow_parallel(saved_parallel, this_thread=True)
+            for lib, n in zip(blas, saved_blas):
+                lib.set_num_threads(n)
+
+    def train(self, x: np.ndarray, y: np.ndarray, dropout_rng: np.random.Generator | None) -> float:
+        """Forward and backward of the batch (x, y) (B, T); the whole batch's mean loss is returned
+        and its gradient left in the first model's grads."""
+        # one generator per shard, drawn from the trainer's so that a resumed run repeats its masks
+        rngs = ([np.random.default_rng(s) for s in dropout_rng.integers(0, 2**63 - 1, size=len(self))]
+                if dropout_rng is not None else [None] * len(self))
+
+        def run(i):
+            model, rows = self.models[i], self.rows[i]
+            loss = model.forward(x[rows], y[rows], dropout_rng=rngs[i])
+            model.backward(loss_scale=self.share[i])
+            return loss
+
+        losses = self.map(run)
+        grad = self.models[0].grad_flat
+        for replica in self.models[1:]:
+            K.add_inplace(grad, replica.grad_flat)
+        return sum(loss * share for loss, share in zip(losses, self.share))
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        """Mean loss over the batch (x, y) and how many next tokens the model ranks first."""
+
+        def run(i):
+            model, rows = self.models[i], self.rows[i]
+            loss = model.forward(x[rows], y[rows])
+            a = model._last
+            return loss, K.count_correct(a.logits, a.targets.reshape(-1))
+
+        results = self.map(run)
+        loss = sum(r[0] * share for r, share in zip(results, self.share))
+        return loss, sum(r[1] for r in results)
