@@ -2,6 +2,11 @@
 
 Row-wise tensors are stored as (L, B*T, width): the kernels see 2-D rows, and per-layer views are
 made once here rather than on every call (at small sizes Python overhead is most of a step).
+
+Memory, as llm.c does it: only a trace (keep_scores) keeps every intermediate. Otherwise the GELU
+output lives in one buffer shared by all layers and the backward pass recomputes it (one cheap
+elementwise pass per layer), and without dropout the two projections write straight into the
+residual stream, so neither branch output is stored: 18C floats per token per layer become 12C.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ class Activations:
         N = B * T  # rows
         z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
         self.B, self.T, self.dropout = B, T, dropout
+        self.recompute_gelu = not keep_scores  # backward recomputes fch_gelu (one shared buffer)
+        self.fused_residual = not keep_scores and not dropout  # res = x + proj(...): no branch buffers
         self.ids = np.zeros((B, T), dtype=np.int64)
         self.targets = np.zeros((B, T), dtype=np.int64)
         self.has_targets = False
@@ -32,12 +39,12 @@ class Activations:
         self.att = z(L, B, NH, T, T)  # softmax weights (0 above the diagonal)
         # Raw scores are only kept when a trace asks for them: backward needs the softmax alone.
         self.preatt = z(L, B, NH, T, T) if keep_scores else z(L, 0, 0, 0, 0)
-        self.attproj = z(L, N, C)
+        self.attproj = z(0, N, C) if self.fused_residual else z(L, N, C)
         self.res1 = z(L, N, C)
         self.ln2, self.ln2_mean, self.ln2_rstd = z(L, N, C), z(L, N), z(L, N)
         self.fch = z(L, N, 4 * C)  # MLP pre-activation
-        self.fch_gelu = z(L, N, 4 * C)
-        self.fcproj = z(L, N, C)
+        self.fch_gelu = z(1 if self.recompute_gelu else L, N, 4 * C)
+        self.fcproj = z(0, N, C) if self.fused_residual else z(L, N, C)
         self.res2 = z(L, N, C)
         self.lnf, self.lnf_mean, self.lnf_rstd = z(N, C), z(N), z(N)
         self.logits = z(N, V)
@@ -57,9 +64,11 @@ class Activations:
                 ln1=self.ln1[l], ln1_mean=self.ln1_mean[l], ln1_rstd=self.ln1_rstd[l],
                 qkv=self.qkv[l], qkv3=self.qkv[l].reshape(B, T, 3 * C),
                 atty=self.atty[l], atty3=self.atty[l].reshape(B, T, C),
-                att=self.att[l], preatt=self.preatt[l], attproj=self.attproj[l], res1=self.res1[l],
+                att=self.att[l], preatt=self.preatt[l], res1=self.res1[l],
                 ln2=self.ln2[l], ln2_mean=self.ln2_mean[l], ln2_rstd=self.ln2_rstd[l],
-                fch=self.fch[l], fch_gelu=self.fch_gelu[l], fcproj=self.fcproj[l], res2=self.res2[l],
+                fch=self.fch[l], fch_gelu=self.fch_gelu[0 if self.recompute_gelu else l], res2=self.res2[l],
+                attproj=None if self.fused_residual else self.attproj[l],
+                fcproj=None if self.fused_residual else self.fcproj[l],
             )
             if dropout:
                 v.mask_attn, v.rand_attn, v.attproj_drop = self.mask_attn[l], self.rand_attn[l], self.attproj_drop[l]
@@ -84,7 +93,7 @@ class ActivationGrads:
         V = acts.logits.shape[-1]
         z = lambda *shape: np.zeros(shape, dtype=acts.lnf.dtype)  # noqa: E731
         self.dres = z(N, C)  # running gradient of the residual stream
-        self.dbranch = z(N, C)  # gradient of a branch output (after its dropout)
+        self.dbranch = z(N, C) if acts.dropout else None  # gradient of a branch output before its dropout
         self.dln = z(N, C)
         self.datty = z(N, C)
         self.datty3 = self.datty.reshape(B, T, C)
@@ -92,7 +101,7 @@ class ActivationGrads:
         self.dqkv3 = self.dqkv.reshape(B, T, 3 * C)
         self.datt = z(B, NH, T, T)
         self.dfch = z(N, 4 * C)
-        self.dfch_gelu = z(N, 4 * C)
+        self.dfch_gelu = z(N, 4 * C)  # not dfch itself: gelu_backward in place runs 6x slower
         self.dlogits = z(N, V)
         self.dx0 = self.dres.reshape(B, T, C)
-        self.dx0_drop = self.dbranch.reshape(B, T, C)
+        self.dx0_drop = self.dbranch.reshape(B, T, C) if acts.dropout else None

@@ -115,15 +115,23 @@ class GPT:
             K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, LN_EPS)
             K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
             K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
-            K.matmul_forward(v.attproj, v.atty, aproj_w, aproj_b)
-            branch = _dropout(v.attproj_drop, v.mask_attn, v.rand_attn, v.attproj, p, dropout_rng) if drop else v.attproj
-            K.residual_forward(v.res1, v.x, branch)
+            if a.fused_residual:  # res1 = x + atty @ W + b, written in place
+                K.matmul_forward(v.res1, v.atty, aproj_w, aproj_b)
+                K.add_inplace(v.res1, v.x)
+            else:
+                K.matmul_forward(v.attproj, v.atty, aproj_w, aproj_b)
+                branch = _dropout(v.attproj_drop, v.mask_attn, v.rand_attn, v.attproj, p, dropout_rng) if drop else v.attproj
+                K.residual_forward(v.res1, v.x, branch)
             K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, LN_EPS)
             K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
             K.gelu_forward(v.fch_gelu, v.fch)
-            K.matmul_forward(v.fcproj, v.fch_gelu, mproj_w, mproj_b)
-            branch = _dropout(v.fcproj_drop, v.mask_mlp, v.rand_mlp, v.fcproj, p, dropout_rng) if drop else v.fcproj
-            K.residual_forward(v.res2, v.res1, branch)
+            if a.fused_residual:
+                K.matmul_forward(v.res2, v.fch_gelu, mproj_w, mproj_b)
+                K.add_inplace(v.res2, v.res1)
+            else:
+                K.matmul_forward(v.fcproj, v.fch_gelu, mproj_w, mproj_b)
+                branch = _dropout(v.fcproj_drop, v.mask_mlp, v.rand_mlp, v.fcproj, p, dropout_rng) if drop else v.fcproj
+                K.residual_forward(v.res2, v.res1, branch)
         K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, LN_EPS)
         K.lm_head_forward(a.logits, a.lnf, self._wte)
         self._last = a
@@ -171,6 +179,8 @@ class GPT:
             if drop:
                 K.dropout_backward(d.dbranch, d.dres, v.mask_mlp)
                 dbranch = d.dbranch
+            if a.recompute_gelu:  # the forward kept fch only: GELU again, into the shared buffer
+                K.gelu_forward(v.fch_gelu, v.fch)
             K.matmul_backward(d.dfch_gelu, dmproj_w, dmproj_b, dbranch, v.fch_gelu, mproj_w)
             K.gelu_backward(d.dfch, v.fch, d.dfch_gelu)
             K.matmul_backward(d.dln, dfc_w, dfc_b, d.dfch, v.ln2, fc_w)

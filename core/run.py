@@ -28,14 +28,24 @@ def make_trainer(corpus: Corpus, tokenizer_kind: str = "char", vocab_size: int |
 
 
 def memory_estimate(model_config: ModelConfig, train_config: TrainConfig, itemsize: int = 4) -> int:
-    """Bytes for weights, gradients, both AdamW moments and the training activations."""
+    """Bytes of floats training allocates: weights, gradients, both AdamW moments, and the
+    activation and activation-gradient buffers (see activations.py; a second activation set for
+    evaluation when dropout is on). Row shards split these buffers, not multiply them, apart from
+    one more gradient per extra shard."""
     cfg = model_config
     B, T, C, L, NH, V = train_config.batch_size, cfg.block_size, cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.vocab_size
+    N, drop = B * T, cfg.dropout > 0
+
+    def acts(dropout: bool) -> int:
+        per_layer = N * (12 * C + 4) + B * NH * T * T  # ln1 qkv atty res1 ln2 fch(4C) res2, 4 stats, att
+        per_layer += 8 * N * C if dropout else 0  # both branch outputs, their masks, draws, dropped copies
+        rest = N * (4 * C + 2 * C + 2 + 2 * V + 1)  # shared GELU output, encoded, ln_f + stats, logits, probs, losses
+        rest += 3 * N * C if dropout else 0  # embedding dropout: output, mask, draws
+        return L * per_layer + rest
+
+    grads = N * (14 * C + V) + B * NH * T * T + (N * C if drop else 0)  # see ActivationGrads
     weights = 4 * cfg.num_params()  # weights, gradients, two moments
-    per_layer = B * T * 18 * C + B * NH * T * T + 4 * B * T  # see Activations
-    acts = L * per_layer + B * T * (2 * C + 2 * V + 3)
-    grads = B * T * (9 * C + 2 * 4 * C + V) + B * NH * T * T  # see ActivationGrads
-    return itemsize * (weights + acts + grads)
+    return itemsize * (weights + acts(drop) + grads + (acts(False) if drop else 0))
 
 
 def limit_threads(n: int) -> None:

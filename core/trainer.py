@@ -41,6 +41,19 @@ class TrainMetrics:
         return self.step / self.max_steps
 
 
+def compact_ids(ids, vocab_size: int) -> np.ndarray:
+    """The corpus's token ids in the smallest integer type that holds the vocabulary: uint16 for
+    any vocabulary up to 65,536 (a quarter of int64's memory: 2.2 MB instead of 8.9 for tiny
+    shakespeare), checked against the vocabulary first so that nothing wraps around."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise CorpusError(f"token ids must be one sequence, got shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise CorpusError(f"token ids must be in [0, {vocab_size}) for this model, got {ids.min()}..{ids.max()}; "
+                          "encode the corpus with the model's tokenizer")
+    return np.ascontiguousarray(ids, dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32)
+
+
 class Trainer:
     """Advances a model one optimizer step at a time; pausing and stopping are the caller's choice
     of when to call step() next."""
@@ -48,8 +61,7 @@ class Trainer:
     def __init__(self, model, ids: np.ndarray, config: TrainConfig, *, corpus=None):
         self.model, self.config, self.corpus = model, config.validate(), corpus
         T, B = model.config.block_size, config.batch_size
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        self.train_ids, self.val_ids = split_ids(ids, config.val_fraction)
+        self.train_ids, self.val_ids = split_ids(compact_ids(ids, model.config.vocab_size), config.val_fraction)
         for part, data in (("training", self.train_ids), ("validation", self.val_ids)):
             if len(data) < T + 1:
                 raise CorpusError(

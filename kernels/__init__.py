@@ -25,6 +25,26 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 # libgomp reads this when numba first launches a parallel kernel, so setting it here is in time.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _import_numba_arraymath_without_scipy_blas() -> None:
+    """Numba's first compile or cache load imports numba.np.arraymath, which imports scipy's BLAS
+    when scipy is installed, only so that np.dot works inside jitted code. tinylm never calls it
+    (matmuls go through numpy's BLAS), and scipy's costs ~15 MB resident and a second OpenBLAS
+    thread pool. Import arraymath once with that import failing (numba then just lacks jitted
+    np.dot); scipy itself stays importable afterwards."""
+    import sys
+
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg.cython_blas" in sys.modules:
+        return
+    sys.modules["scipy.linalg.cython_blas"] = None  # makes `import scipy.linalg.cython_blas` raise ImportError
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        del sys.modules["scipy.linalg.cython_blas"]
+
+
+_import_numba_arraymath_without_scipy_blas()
+
 from .activation import (  # noqa: E402
     add_inplace,
     dropout_backward,

@@ -756,3 +756,18 @@ def test_parallel_kernels_from_two_threads():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_numba_does_not_load_scipys_blas_for_tinylm():
+    """Numba imports scipy's BLAS (~15 MB and a second thread pool) for jitted np.dot, which tinylm
+    never uses; tinylm.kernels keeps it out, and scipy.linalg still imports afterwards."""
+    pytest.importorskip("scipy")
+    code = (
+        "import sys, numpy as np, tinylm.kernels as K\n"
+        "a = np.ones((4, 3), np.float32); K.residual_forward(a.copy(), a, a)\n"
+        "print(any(m.startswith('scipy.linalg') for m in sys.modules))\n"
+        "import scipy.linalg; print(float(scipy.linalg.solve(np.eye(2), np.ones(2))[0]))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "1.0"]

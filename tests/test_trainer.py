@@ -180,3 +180,37 @@ def test_small_models_are_not_split():
     from tinylm.core import GPT
 
     assert shard_count(GPT(baby), 12, threads=2) == 2 and shard_count(GPT(baby), 12, threads=1) == 1
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_memory_estimate_is_what_training_allocates(dropout):
+    """The estimate the dashboard shows equals the float buffers a step and an evaluation allocate."""
+    from tinylm.core import memory_estimate
+
+    tr = make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SMALL, dropout=dropout),
+                      train_config=TrainConfig(batch_size=3, max_steps=2, eval_interval=1, eval_batches=1))
+    tr.threads = 1
+    tr.step()
+    m = tr.model
+    arrays = [m.flat, m.grad_flat, tr.m, tr.v]
+    for acts in m._acts.values():
+        arrays += list(vars(acts).values())
+        if acts._grad_buffers is not None:
+            arrays += list(vars(acts._grad_buffers).values())
+    owned = {id(a): a for a in arrays if isinstance(a, np.ndarray) and a.base is None and a.dtype.kind == "f"}
+    assert sum(a.nbytes for a in owned.values()) == memory_estimate(m.config, tr.config)
+
+
+def test_corpus_ids_are_kept_compact_and_checked():
+    from tinylm.core.trainer import compact_ids
+
+    ids = np.array([0, 5, 64], dtype=np.int64)
+    small = compact_ids(ids, 65)
+    assert small.dtype == np.uint16 and small.tolist() == [0, 5, 64]
+    assert compact_ids(ids, 70_000).dtype == np.int32
+    with pytest.raises(CorpusError, match=r"in \[0, 64\).*0\.\.64"):
+        compact_ids(ids, 64)  # would wrap or index past the embedding table
+    with pytest.raises(CorpusError, match="in \\[0, 65\\)"):
+        compact_ids(np.array([-1, 3]), 65)
+    tr = small_trainer()
+    assert tr.train_ids.dtype == np.uint16 and tr.step().train_loss > 0
