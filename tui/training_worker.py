@@ -152,9 +152,13 @@ class TrainingRun:
     def _loop(self) -> None:
         from tinylm.core import TinyLMError, TrainingDiverged, limit_threads
 
+        trainer = self.trainer
         if self.threads:
             limit_threads(self.threads)
-        trainer = self.trainer
+            if self.threads > 1 and trainer.shards() is None:
+                # Too small to split into row shards: threads inside each op would hand over (and
+                # BLAS's busy-wait) next to the UI for little gain, so leave the UI a core (DESIGN.md).
+                limit_threads(self.threads - 1)
         self._sample()
         self._snapshot()
         try:

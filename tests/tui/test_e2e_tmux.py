@@ -140,6 +140,9 @@ def key_latency(t: Tmux, key: str, pattern: str, undo: tuple[str, str], n: int =
     return out
 
 
+# The dashboard's default (every core); TINYLM_TUI_THREADS=1 measures the one-thread path.
+THREADS = os.environ.get("TINYLM_TUI_THREADS", str(os.cpu_count() or 1))
+
 # Timing assertions only when asked for: on a shared or loaded machine they measure the neighbours.
 TIMED = bool(os.environ.get("TINYLM_TIMED_TESTS"))
 
@@ -150,7 +153,7 @@ def describe(name: str, latencies: list[float]) -> str:
 
 def test_key_latency_while_training(tui):
     """A key shows on screen within 100 ms (median) while the model trains; prints the measured figures."""
-    t = tui("--threads", "1")
+    t = tui("--threads", THREADS)
     t.wait_for(r"ready", timeout=300)
     t.keys("5")
     t.wait_for(r"next token")
@@ -197,7 +200,7 @@ def cli_rate(tmp_path) -> float:
 
     log = tmp_path / f"train-{uuid.uuid4().hex[:6]}.jsonl"
     proc = subprocess.Popen([sys.executable, "-c", "from tinylm.core.cli import main; main()", "train",
-                             *DEFAULT_RUN, "--steps", "600", "--threads", "1", "--quiet", "--json-log", str(log),
+                             *DEFAULT_RUN, "--steps", "600", "--threads", THREADS, "--quiet", "--json-log", str(log),
                              "--out", str(tmp_path / f"run-{uuid.uuid4().hex[:6]}")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples: list[tuple[float, int]] = []
@@ -220,7 +223,7 @@ def cli_rate(tmp_path) -> float:
 
 def app_rate(tui) -> float:
     """The dashboard training its default model on the Training screen, timed by watching the progress line."""
-    t = tui("--threads", "1")
+    t = tui("--threads", THREADS)
     t.wait_for(r"ready", timeout=300)
     t.keys("2")
     t.wait_for(r"press t to train")
