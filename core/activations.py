@@ -3,10 +3,11 @@
 Row-wise tensors are stored as (L, B*T, width): the kernels see 2-D rows, and per-layer views are
 made once here rather than on every call (at small sizes Python overhead is most of a step).
 
-Memory, as llm.c does it: only a trace (keep_scores) keeps every intermediate. Otherwise the GELU
-output lives in one buffer shared by all layers and the backward pass recomputes it (one cheap
-elementwise pass per layer), and without dropout the two projections write straight into the
-residual stream, so neither branch output is stored: 18C floats per token per layer become 12C.
+Memory, as llm.c does it: only a trace (keep_scores) keeps every intermediate. Otherwise both
+LayerNorm outputs and the GELU output live in buffers shared by all layers, recomputed by the
+backward pass from what is kept (the LayerNorm input, mean and rstd; the GELU input): cheap
+row-wise passes, ~2% of a step. Without dropout the two projections write straight into the
+residual stream, so neither branch output is stored: 18C floats per token per layer become 10C.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ class Activations:
         N = B * T  # rows
         z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
         self.B, self.T, self.dropout = B, T, dropout
-        self.recompute_gelu = not keep_scores  # backward recomputes fch_gelu (one shared buffer)
+        self.recompute = not keep_scores  # backward recomputes ln1, ln2, fch_gelu (shared buffers)
         self.fused_residual = not keep_scores and not dropout  # res = x + proj(...): no branch buffers
         self.ids = np.zeros((B, T), dtype=np.int64)
         self.targets = np.zeros((B, T), dtype=np.int64)
         self.has_targets = False
         self.encoded = z(B, T, C)  # token + position embedding
         self.x0 = z(B, T, C) if dropout else self.encoded  # after embedding dropout
-        self.ln1, self.ln1_mean, self.ln1_rstd = z(L, N, C), z(L, N), z(L, N)
+        self.ln1, self.ln1_mean, self.ln1_rstd = z(1 if self.recompute else L, N, C), z(L, N), z(L, N)
         self.qkv = z(L, N, 3 * C)  # [q | k | v]
         self.atty = z(L, N, C)  # attention output, heads side by side
         self.att = z(L, B, NH, T, T)  # softmax weights (0 above the diagonal)
@@ -41,9 +42,11 @@ class Activations:
         self.preatt = z(L, B, NH, T, T) if keep_scores else z(L, 0, 0, 0, 0)
         self.attproj = z(0, N, C) if self.fused_residual else z(L, N, C)
         self.res1 = z(L, N, C)
-        self.ln2, self.ln2_mean, self.ln2_rstd = z(L, N, C), z(L, N), z(L, N)
+        # ln_2 shares ln_1's buffer when recomputed: ln_1 is consumed (by c_attn) before ln_2 is made
+        self.ln2 = self.ln1 if self.recompute else z(L, N, C)
+        self.ln2_mean, self.ln2_rstd = z(L, N), z(L, N)
         self.fch = z(L, N, 4 * C)  # MLP pre-activation
-        self.fch_gelu = z(1 if self.recompute_gelu else L, N, 4 * C)
+        self.fch_gelu = z(1 if self.recompute else L, N, 4 * C)
         self.fcproj = z(0, N, C) if self.fused_residual else z(L, N, C)
         self.res2 = z(L, N, C)
         self.lnf, self.lnf_mean, self.lnf_rstd = z(N, C), z(N), z(N)
@@ -61,12 +64,12 @@ class Activations:
         for l in range(L):
             v = SimpleNamespace(
                 x=x0 if l == 0 else self.res2[l - 1],  # the block's input (N, C)
-                ln1=self.ln1[l], ln1_mean=self.ln1_mean[l], ln1_rstd=self.ln1_rstd[l],
+                ln1=self.ln1[0 if self.recompute else l], ln1_mean=self.ln1_mean[l], ln1_rstd=self.ln1_rstd[l],
                 qkv=self.qkv[l], qkv3=self.qkv[l].reshape(B, T, 3 * C),
                 atty=self.atty[l], atty3=self.atty[l].reshape(B, T, C),
                 att=self.att[l], preatt=self.preatt[l], res1=self.res1[l],
-                ln2=self.ln2[l], ln2_mean=self.ln2_mean[l], ln2_rstd=self.ln2_rstd[l],
-                fch=self.fch[l], fch_gelu=self.fch_gelu[0 if self.recompute_gelu else l], res2=self.res2[l],
+                ln2=self.ln2[0 if self.recompute else l], ln2_mean=self.ln2_mean[l], ln2_rstd=self.ln2_rstd[l],
+                fch=self.fch[l], fch_gelu=self.fch_gelu[0 if self.recompute else l], res2=self.res2[l],
                 attproj=None if self.fused_residual else self.attproj[l],
                 fcproj=None if self.fused_residual else self.fcproj[l],
             )
@@ -84,7 +87,10 @@ class Activations:
 
 
 class ActivationGrads:
-    """Scratch for gradients of activations; one of each, reused layer after layer (as in llm.c)."""
+    """Scratch for gradients of activations; one of each, reused layer after layer (as in llm.c).
+
+    In each layer the MLP's gradients are finished before the attention's start, so one (N, 4C)
+    buffer holds dL/d(GELU output), then in place dL/dfch, then [dL/datty | dL/dqkv]."""
 
     def __init__(self, acts: Activations):
         B, T = acts.B, acts.T
@@ -95,13 +101,13 @@ class ActivationGrads:
         self.dres = z(N, C)  # running gradient of the residual stream
         self.dbranch = z(N, C) if acts.dropout else None  # gradient of a branch output before its dropout
         self.dln = z(N, C)
-        self.datty = z(N, C)
+        self.dfch = z(N, 4 * C)  # dL/d(GELU output), then dL/dfch (gelu_backward_inplace)
+        flat = self.dfch.reshape(-1)
+        self.datty = flat[: N * C].reshape(N, C)  # the attention branch reuses the MLP's buffer
         self.datty3 = self.datty.reshape(B, T, C)
-        self.dqkv = z(N, 3 * C)
+        self.dqkv = flat[N * C :].reshape(N, 3 * C)
         self.dqkv3 = self.dqkv.reshape(B, T, 3 * C)
         self.datt = z(B, NH, T, T)
-        self.dfch = z(N, 4 * C)
-        self.dfch_gelu = z(N, 4 * C)  # not dfch itself: gelu_backward in place runs 6x slower
         self.dlogits = z(N, V)
         self.dx0 = self.dres.reshape(B, T, C)
         self.dx0_drop = self.dbranch.reshape(B, T, C) if acts.dropout else None

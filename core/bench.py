@@ -91,12 +91,16 @@ def run_child(engine: str, spec: dict, workdir: Path, **env_extra) -> dict:
     return json.loads(lines[-1])
 
 
+KIB_TO_MB = 1024 / 1e6  # memory is reported in MB of 10^6 bytes, as the target is stated (1 MiB = 1.049 MB)
+
+
 def idle_rss_mb(threads: int, modules: str) -> float:
     """Peak resident memory of an interpreter that only imported `modules`."""
-    code = f"import resource, {modules}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    peak = Path(__file__).with_name("memory_peak.py")  # run by path: the torch child must not import tinylm
+    code = f"import runpy, {modules}; print(runpy.run_path({str(peak)!r})['peak_rss_kb']())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(threads),
                          check=True)
-    return int(out.stdout.strip()) / 1024
+    return int(out.stdout.strip()) * KIB_TO_MB
 
 
 def matmul_peak_gflops(threads: int, n: int = 2048, reps: int = 5) -> float:
@@ -165,7 +169,7 @@ def _engine_summary(runs: list[dict], spec: dict, peak: float) -> dict:
     ms = _median_ms(steps)
     return {"step_ms": ms, "step_ms_per_round": [_median_ms(r["step_s"]) for r in runs], "steps_timed": len(steps),
             "tokens_per_s": tokens / ms * 1e3, "gflops": flops / ms / 1e6, "peak_share": flops / ms / 1e6 / peak,
-            "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024, "first_losses": runs[0]["losses"]}
+            "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) * KIB_TO_MB, "first_losses": runs[0]["losses"]}
 
 
 def bench_config(name, workdir, settings, threads, use_torch, gen_tokens, log) -> tuple[dict, list]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import resource
 import sys
 import time
 
@@ -17,6 +16,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+try:
+    from .memory_peak import peak_rss_kb
+except ImportError:  # run as a script: this folder is sys.path[0]
+    from memory_peak import peak_rss_kb
 
 IMPORTED_AT = time.time()
 
@@ -196,7 +200,7 @@ def run(spec: dict) -> dict:
         if len(times) >= spec["max_steps"] or (len(times) >= spec["min_steps"] and time.perf_counter() > budget_end):
             break
     result.update(step_s=times, losses=losses[:3],
-                  peak_rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                  peak_rss_kb=peak_rss_kb())
     if spec["gen_tokens"]:
         model.eval()
         for kv in (False, True):

@@ -8,11 +8,12 @@ peak memory, optionally generation), `startup` (one step from nothing, as `tinyl
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from tinylm.core.memory_peak import peak_rss_kb
 
 # name -> (model shape, batch size, corpus): the three configurations.
 CONFIGS = {
@@ -75,7 +76,7 @@ def run_train(spec: dict) -> dict:
     trainer = _build(spec)
     times = _timed_loop(trainer.step, spec)
     result = {"engine": "tinylm", "step_s": times, "losses": [h.train_loss for h in trainer.history[:3]],
-              "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "blas": threadpool_info(),
+              "peak_rss_kb": peak_rss_kb(), "blas": threadpool_info(),
               "threading_layer": _threading_layer(numba)}
     if spec["gen_tokens"]:
         model = trainer.model

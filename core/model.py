@@ -171,7 +171,7 @@ class GPT:
         K.layernorm_backward(d.dres, g["transformer.ln_f.weight"], g["transformer.ln_f.bias"], d.dln,
                              a.layers[-1].res2, self._lnf_w, a.lnf_mean, a.lnf_rstd)
         for v, params, grads in zip(reversed(a.layers), reversed(self._layer_params), reversed(self._layer_grads)):
-            ln1w, _, attn_w, _, aproj_w, _, ln2w, _, fc_w, _, mproj_w, _ = params
+            ln1w, ln1b, attn_w, _, aproj_w, _, ln2w, ln2b, fc_w, _, mproj_w, _ = params
             (dln1w, dln1b, dattn_w, dattn_b, daproj_w, daproj_b, dln2w, dln2b, dfc_w, dfc_b,
              dmproj_w, dmproj_b) = grads
             # MLP branch: res2 = res1 + dropout(fcproj)
@@ -179,10 +179,11 @@ class GPT:
             if drop:
                 K.dropout_backward(d.dbranch, d.dres, v.mask_mlp)
                 dbranch = d.dbranch
-            if a.recompute_gelu:  # the forward kept fch only: GELU again, into the shared buffer
+            if a.recompute:  # the forward kept only their inputs: GELU and ln_2 again, into shared buffers
                 K.gelu_forward(v.fch_gelu, v.fch)
-            K.matmul_backward(d.dfch_gelu, dmproj_w, dmproj_b, dbranch, v.fch_gelu, mproj_w)
-            K.gelu_backward(d.dfch, v.fch, d.dfch_gelu)
+                K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, LN_EPS)
+            K.matmul_backward(d.dfch, dmproj_w, dmproj_b, dbranch, v.fch_gelu, mproj_w)
+            K.gelu_backward_inplace(d.dfch, v.fch)
             K.matmul_backward(d.dln, dfc_w, dfc_b, d.dfch, v.ln2, fc_w)
             K.layernorm_backward(d.dres, dln2w, dln2b, d.dln, v.res1, ln2w, v.ln2_mean, v.ln2_rstd)
             # attention branch: res1 = x + dropout(attproj)
@@ -192,6 +193,8 @@ class GPT:
                 dbranch = d.dbranch
             K.matmul_backward(d.datty, daproj_w, daproj_b, dbranch, v.atty, aproj_w)
             K.attention_backward(d.dqkv3, d.datt, d.datty3, v.qkv3, v.att, self.config.n_head)
+            if a.recompute:
+                K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, LN_EPS)
             K.matmul_backward(d.dln, dattn_w, dattn_b, d.dqkv, v.ln1, attn_w)
             K.layernorm_backward(d.dres, dln1w, dln1b, d.dln, v.x, ln1w, v.ln1_mean, v.ln1_rstd)
         dx0 = d.dx0

@@ -37,13 +37,13 @@ def memory_estimate(model_config: ModelConfig, train_config: TrainConfig, itemsi
     N, drop = B * T, cfg.dropout > 0
 
     def acts(dropout: bool) -> int:
-        per_layer = N * (12 * C + 4) + B * NH * T * T  # ln1 qkv atty res1 ln2 fch(4C) res2, 4 stats, att
+        per_layer = N * (10 * C + 4) + B * NH * T * T  # qkv(3C) atty res1 fch(4C) res2, 4 stats, att
         per_layer += 8 * N * C if dropout else 0  # both branch outputs, their masks, draws, dropped copies
-        rest = N * (4 * C + 2 * C + 2 + 2 * V + 1)  # shared GELU output, encoded, ln_f + stats, logits, probs, losses
+        rest = N * (C + 4 * C + 2 * C + 2 + 2 * V + 1)  # shared LayerNorm and GELU outputs, encoded, ln_f + stats, logits, probs, losses
         rest += 3 * N * C if dropout else 0  # embedding dropout: output, mask, draws
         return L * per_layer + rest
 
-    grads = N * (14 * C + V) + B * NH * T * T + (N * C if drop else 0)  # see ActivationGrads
+    grads = N * (6 * C + V) + B * NH * T * T + (N * C if drop else 0)  # see ActivationGrads
     weights = 4 * cfg.num_params()  # weights, gradients, two moments
     return itemsize * (weights + acts(drop) + grads + (acts(False) if drop else 0))
 

@@ -108,23 +108,45 @@ def _gelu_forward_span(o, x):
             o[i] = xi / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
 
 
+@njit(inline="always", **JIT)
+def _gelu_grad32(xi):
+    """gelu'(xi) for a float32 xi, in float32 arithmetic (see gelu_backward)."""
+    u = _GS32 * (xi + _GC32 * xi * xi * xi)
+    s = _ONE / (_ONE + exp_f32(_M2 * u))
+    du = _GS32 * (_ONE + _GC3_32 * xi * xi)
+    return s + _TWO * xi * s * (_ONE - s) * du
+
+
+@njit(inline="always", **JIT)
+def _gelu_grad64(xi):
+    """gelu'(xi) for a float64 xi."""
+    u = GELU_SCALE * (xi + GELU_CUBIC * xi * xi * xi)
+    s = 1.0 / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
+    du = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * xi * xi)
+    return s + 2.0 * xi * s * (1.0 - s) * du
+
+
 @njit(**JIT)
 def _gelu_backward_span(di, x, do):
     """di = gelu'(x) * do on 1-D contiguous slices."""
     if x.itemsize == 4:
         for i in range(x.shape[0]):
-            xi = x[i]
-            u = _GS32 * (xi + _GC32 * xi * xi * xi)
-            s = _ONE / (_ONE + exp_f32(_M2 * u))
-            du = _GS32 * (_ONE + _GC3_32 * xi * xi)
-            di[i] = (s + _TWO * xi * s * (_ONE - s) * du) * do[i]
+            di[i] = _gelu_grad32(x[i]) * do[i]
     else:
         for i in range(x.shape[0]):
-            xi = x[i]
-            u = GELU_SCALE * (xi + GELU_CUBIC * xi * xi * xi)
-            s = 1.0 / (1.0 + math.exp(min(-2.0 * u, EXP_MAX)))
-            du = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * xi * xi)
-            di[i] = (s + 2.0 * xi * s * (1.0 - s) * du) * do[i]
+            di[i] = _gelu_grad64(x[i]) * do[i]
+
+
+@njit(**JIT)
+def _gelu_backward_inplace_span(d, x):
+    """d *= gelu'(x) on 1-D contiguous slices. A kernel of its own: gelu_backward with dinp and
+    dout the same array fails LLVM's overlap check and runs its scalar loop, ~6x slower."""
+    if x.itemsize == 4:
+        for i in range(x.shape[0]):
+            d[i] = _gelu_grad32(x[i]) * d[i]
+    else:
+        for i in range(x.shape[0]):
+            d[i] = _gelu_grad64(x[i]) * d[i]
 
 
 @parallel_kernel()
@@ -158,6 +180,18 @@ def gelu_backward(dinp, inp, dout):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         _gelu_backward_span(di[lo:hi], x[lo:hi], do[lo:hi])
+
+
+@parallel_kernel()
+def gelu_backward_inplace(dout, inp):
+    """dout *= gelu'(inp), any shape: gelu_backward writing over its own dout (saves a buffer)."""
+    d = dout.reshape(-1)
+    x = inp.reshape(-1)
+    n = x.shape[0]
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, n)
+        _gelu_backward_inplace_span(d[lo:hi], x[lo:hi])
 
 
 # ---------------------------------------------------------------- residuals and dropout

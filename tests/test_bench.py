@@ -4,6 +4,8 @@ produces complete, positive, finite figures. Timings are never asserted."""
 import argparse
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +117,16 @@ def test_without_torch_the_benchmark_runs_and_says_so(monkeypatch, capsys):
     assert main(["--quick", "--configs", "slm", "--threads", "1", "--no-cold-start"]) == 0
     out = capsys.readouterr().out
     assert bench.TORCH_SKIPPED in out and "tinylm" in out and "\n       torch " not in out  # no PyTorch row
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_a_childs_peak_memory_is_its_own():
+    """ru_maxrss of a child carries over the parent's resident size across fork+exec on Linux;
+    the benchmark reads VmHWM, so a small child of a big parent reports a small peak."""
+    from tinylm.core import memory_peak
+
+    parent = np.ones(25_000_000)  # 200 MB resident here
+    code = f"import runpy; print(runpy.run_path({memory_peak.__file__!r})['peak_rss_kb']())"
+    child_kb = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert parent.sum() > 0 and 1_000 < child_kb < 100_000
+    assert memory_peak.peak_rss_kb() > 200_000  # and this process's own includes the array

@@ -269,7 +269,7 @@ def _gelu_inputs(rng, shape, dtype):
     return x.reshape(shape)
 
 
-@check("gelu_forward", "gelu_backward")
+@check("gelu_forward", "gelu_backward", "gelu_backward_inplace")
 def check_gelu(env, K, R):
     for shape, dtype in [((1,), np.float64), ((3, 5), np.float32), ((2, 3, 4), np.float64), ((0, 3), np.float32)]:
         rng = np.random.default_rng(list(shape))
@@ -281,6 +281,9 @@ def check_gelu(env, K, R):
         dinp = env.d(nans(shape, dtype))
         K.gelu_backward(dinp, env.d(x), env.d(dout))
         env.close(env.h(dinp), R.gelu_backward(f64(x), f64(dout)), dtype, "gelu backward")
+        d = env.d(dout.copy())
+        K.gelu_backward_inplace(d, env.d(x))
+        env.close(env.h(d), R.gelu_backward(f64(x), f64(dout)), dtype, "gelu backward in place")
 
 
 @check("residual_forward", "add_inplace")

@@ -367,6 +367,9 @@ def test_gelu(dtype, shape):
     K.gelu_backward(dinp, inp, dout)
     want = R.gelu_backward(f64(inp), f64(dout))
     assert_close(dinp, want, dtype, scale=np.abs(f64(dout)).max() * 1.2)
+    inplace = dout.copy()
+    K.gelu_backward_inplace(inplace, inp)
+    np.testing.assert_array_equal(inplace, dinp)  # the same arithmetic, written over dout
 
 
 def test_gelu_extremes():
@@ -652,6 +655,8 @@ def test_kernels_above_the_parallel_threshold(dtype, parallel_allowed):
     assert_close(out, R.gelu_forward(f64(x)), dtype)
     K.gelu_backward(out, x, dout)
     assert_close(out, R.gelu_backward(f64(x), f64(dout)), dtype)
+    K.gelu_backward_inplace(dout, x)
+    np.testing.assert_array_equal(dout, out)
 
     N, C = PARALLEL_MIN_WORK // 64 + 3, 64
     x2, d2 = randn(rng, (N, C), dtype), randn(rng, (N, C), dtype)
@@ -702,6 +707,7 @@ K.layernorm_forward(y, m, s, x, np.ones(C, f), np.zeros(C, f), 1e-5)
 K.layernorm_backward(np.zeros_like(x), np.zeros(C, f), np.zeros(C, f), x, x, np.ones(C, f), m, s)
 K.gelu_forward(y, x)
 K.gelu_backward(y, x, x)
+K.gelu_backward_inplace(y, x)
 logits, tg = r.standard_normal((B * T, V)).astype(f), r.integers(0, V, B * T)
 p = np.empty_like(logits)
 K.softmax_forward(p, logits)

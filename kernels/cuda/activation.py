@@ -147,6 +147,11 @@ def gelu_backward(dinp, inp, dout):
     _elementwise(_gelu_backward_kernel(dinp.dtype), dinp, inp, dout)
 
 
+def gelu_backward_inplace(dout, inp):
+    """dout *= gelu'(inp), any shape (each GPU thread reads its element before writing it)."""
+    gelu_backward(dout, inp, dout)
+
+
 def residual_forward(out, a, b):
     """WRITES out = a + b, any shape."""
     rt.require_cuda()
