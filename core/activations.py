@@ -3,11 +3,12 @@
 Row-wise tensors are stored as (L, B*T, width): the kernels see 2-D rows, and per-layer views are
 made once here rather than on every call (at small sizes Python overhead is most of a step).
 
-Memory, as llm.c does it: only a trace (keep_scores) keeps every intermediate. Otherwise both
-LayerNorm outputs and the GELU output live in buffers shared by all layers, recomputed by the
-backward pass from what is kept (the LayerNorm input, mean and rstd; the GELU input): cheap
-row-wise passes, ~2% of a step. Without dropout the two projections write straight into the
-residual stream, so neither branch output is stored: 18C floats per token per layer become 10C.
+Memory, as llm.c does it: only a trace (keep_scores) keeps every intermediate. Otherwise the
+LayerNorm outputs, the attention output and weights and the GELU output live in buffers shared by
+all layers, and the backward pass recomputes them from what is kept (the LayerNorm input, mean and
+rstd; q, k, v; the GELU input): ~5% of a step. Without dropout the two projections write straight
+into the residual stream, so neither branch output is stored. Per token and layer 18C + NH*T floats
+become 9C (qkv, res1, fch, res2).
 """
 
 from __future__ import annotations
@@ -27,17 +28,18 @@ class Activations:
         N = B * T  # rows
         z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
         self.B, self.T, self.dropout = B, T, dropout
-        self.recompute = not keep_scores  # backward recomputes ln1, ln2, fch_gelu (shared buffers)
+        self.recompute = not keep_scores  # backward recomputes ln1, ln2, atty, att, fch_gelu (shared buffers)
         self.fused_residual = not keep_scores and not dropout  # res = x + proj(...): no branch buffers
         self.ids = np.zeros((B, T), dtype=np.int64)
         self.targets = np.zeros((B, T), dtype=np.int64)
         self.has_targets = False
         self.encoded = z(B, T, C)  # token + position embedding
         self.x0 = z(B, T, C) if dropout else self.encoded  # after embedding dropout
-        self.ln1, self.ln1_mean, self.ln1_rstd = z(1 if self.recompute else L, N, C), z(L, N), z(L, N)
+        kept = 1 if self.recompute else L  # layers stored of what backward can recompute
+        self.ln1, self.ln1_mean, self.ln1_rstd = z(kept, N, C), z(L, N), z(L, N)
         self.qkv = z(L, N, 3 * C)  # [q | k | v]
-        self.atty = z(L, N, C)  # attention output, heads side by side
-        self.att = z(L, B, NH, T, T)  # softmax weights (0 above the diagonal)
+        self.atty = z(kept, N, C)  # attention output, heads side by side
+        self.att = z(kept, B, NH, T, T)  # softmax weights (0 above the diagonal)
         # Raw scores are only kept when a trace asks for them: backward needs the softmax alone.
         self.preatt = z(L, B, NH, T, T) if keep_scores else z(L, 0, 0, 0, 0)
         self.attproj = z(0, N, C) if self.fused_residual else z(L, N, C)
@@ -46,7 +48,7 @@ class Activations:
         self.ln2 = self.ln1 if self.recompute else z(L, N, C)
         self.ln2_mean, self.ln2_rstd = z(L, N), z(L, N)
         self.fch = z(L, N, 4 * C)  # MLP pre-activation
-        self.fch_gelu = z(1 if self.recompute else L, N, 4 * C)
+        self.fch_gelu = z(kept, N, 4 * C)
         self.fcproj = z(0, N, C) if self.fused_residual else z(L, N, C)
         self.res2 = z(L, N, C)
         self.lnf, self.lnf_mean, self.lnf_rstd = z(N, C), z(N), z(N)
@@ -62,14 +64,15 @@ class Activations:
         x0 = self.x0.reshape(N, C)
         self.layers = []
         for l in range(L):
+            r = 0 if self.recompute else l  # the slot of a recomputed intermediate
             v = SimpleNamespace(
                 x=x0 if l == 0 else self.res2[l - 1],  # the block's input (N, C)
-                ln1=self.ln1[0 if self.recompute else l], ln1_mean=self.ln1_mean[l], ln1_rstd=self.ln1_rstd[l],
+                ln1=self.ln1[r], ln1_mean=self.ln1_mean[l], ln1_rstd=self.ln1_rstd[l],
                 qkv=self.qkv[l], qkv3=self.qkv[l].reshape(B, T, 3 * C),
-                atty=self.atty[l], atty3=self.atty[l].reshape(B, T, C),
-                att=self.att[l], preatt=self.preatt[l], res1=self.res1[l],
-                ln2=self.ln2[0 if self.recompute else l], ln2_mean=self.ln2_mean[l], ln2_rstd=self.ln2_rstd[l],
-                fch=self.fch[l], fch_gelu=self.fch_gelu[0 if self.recompute else l], res2=self.res2[l],
+                atty=self.atty[r], atty3=self.atty[r].reshape(B, T, C),
+                att=self.att[r], preatt=self.preatt[l], res1=self.res1[l],
+                ln2=self.ln2[r], ln2_mean=self.ln2_mean[l], ln2_rstd=self.ln2_rstd[l],
+                fch=self.fch[l], fch_gelu=self.fch_gelu[r], res2=self.res2[l],
                 attproj=None if self.fused_residual else self.attproj[l],
                 fcproj=None if self.fused_residual else self.fcproj[l],
             )
@@ -107,7 +110,11 @@ class ActivationGrads:
         self.datty3 = self.datty.reshape(B, T, C)
         self.dqkv = flat[N * C :].reshape(N, 3 * C)
         self.dqkv3 = self.dqkv.reshape(B, T, 3 * C)
-        self.datt = z(B, NH, T, T)
+        if acts.recompute and B * NH * T * T <= acts.fch_gelu.size:
+            # only the MLP's backward uses the shared GELU output: the attention's reuses its memory
+            self.datt = acts.fch_gelu.reshape(-1)[: B * NH * T * T].reshape(B, NH, T, T)
+        else:
+            self.datt = z(B, NH, T, T)
         self.dlogits = z(N, V)
         self.dx0 = self.dres.reshape(B, T, C)
         self.dx0_drop = self.dbranch.reshape(B, T, C) if acts.dropout else None

@@ -14,7 +14,7 @@ TARGETS = [
     ("configs.small.speed_ratio", "training small, speed vs PyTorch", 1.2, True),
     ("generation.ratio_vs_torch_nocache", "generation baby, vs PyTorch without KV cache", 10.0, True),
     ("generation.ratio_vs_torch_kv", "generation baby, vs PyTorch with KV cache", 3.0, True),
-    ("configs.baby.tinylm.peak_rss_mb", "peak memory training baby (MB)", 200.0, False),
+    ("configs.baby.tinylm.peak_rss_mib", "peak memory training baby (MiB)", 200.0, False),
     ("startup.warm_s", "fresh process to first baby step, warm cache (s)", 1.5, False),
     ("startup.cold_s", "fresh process to first baby step, empty cache (s)", 15.0, False),
 ]
@@ -100,7 +100,7 @@ def _header(r: dict) -> list[str]:
         f"float32 matmul peak (numpy 2048x2048, best of the run): {r['matmul_peak_gflops']:.1f} GFLOP/s",
         f"FLOPs: {r['flop_formula']}",
     ]
-    idle = ", ".join(f"{k} {v:.0f} MB" for k, v in r["idle_rss_mb"].items())
+    idle = ", ".join(f"{k} {v:.0f} MiB" for k, v in r["idle_rss_mib"].items())
     lines.append(f"idle interpreter RSS: {idle}")
     if r["torch"]["note"]:
         lines.append(r["torch"]["note"])
@@ -127,7 +127,7 @@ def format_report(r: dict) -> str:
             if engine == "tinylm" and "speed_ratio" in c:
                 lo, hi = c["speed_ratio_range"]
                 ratio = f"{c['speed_ratio']:.2f}x ({lo:.2f}-{hi:.2f})"
-            rss = f"{e['peak_rss_mb']:.0f} MB ({e['rss_over_idle_mb']:+.0f})"
+            rss = f"{e['peak_rss_mib']:.0f} MiB ({e['rss_over_idle_mib']:+.0f})"
             lines.append(f"{name if engine == 'tinylm' else '':<7}{engine:<8}{e['step_ms']:>10.2f}"
                          f"{e['tokens_per_s']:>11,.0f}{e['gflops']:>9.1f}{100 * e['peak_share']:>7.1f}%"
                          f"{rss:>22}   {ratio}")

@@ -135,6 +135,12 @@ class StopOnCtrlC:
         return False
 
 
+def numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
 def describe_run(trainer, out, resumed: bool) -> list[str]:
     """A few lines saying what is about to be trained, on what, and where it will be saved."""
     from .run import memory_estimate
@@ -161,6 +167,14 @@ def describe_run(trainer, out, resumed: bool) -> list[str]:
         f"betas {c.beta1:g}/{c.beta2:g}, clip {c.grad_clip:g}; validation every {c.eval_interval} steps "
         f"({c.eval_batches} batches); seed {c.seed}"
     )
+    shards = trainer.shards()
+    if shards is not None:
+        rows = "/".join(str(r.stop - r.start) for r in shards.rows)
+        lines.append(f"threads     {len(shards)}: each batch runs as {len(shards)} row shards ({rows} windows), "
+                     "one per thread, gradients added")
+    else:
+        n = numba_threads()
+        lines.append(f"threads     {n}: each batch in one piece" + (" (too small to split)" if n > 1 else ""))
     if resumed:
         lines.append(f"resuming    at step {trainer.step_count} of {c.max_steps}")
     lines.append(f"checkpoint  {out} (written at the end, and on Ctrl-C)")

@@ -282,6 +282,7 @@ def run_train(args) -> int:
             log.close()
     trainer.save(out)
     print(f"saved checkpoint to {out}")
+    trainer.release_buffers()  # the sample below needs none of them: keep the process's peak the training's
     if not args.quiet:
         print(f"--- sample ({SAMPLE_CHARS} characters, temperature 0.8, seed {trainer.config.seed}) ---")
         print(sample_text(trainer, SAMPLE_CHARS))

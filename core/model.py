@@ -66,6 +66,13 @@ class GPT:
         twin.lock = threading.RLock()
         return twin
 
+    def release_buffers(self) -> None:
+        """Free the activation and gradient buffers; the next forward or backward makes them again."""
+        with self.lock:
+            self._acts.clear()
+            self._last = None
+            self.grad_flat, self.grads = None, {}
+
     @property
     def num_params(self) -> int:
         return self.layout.size
@@ -191,6 +198,8 @@ class GPT:
             if drop:
                 K.dropout_backward(d.dbranch, d.dres, v.mask_attn)
                 dbranch = d.dbranch
+            if a.recompute:  # attention output and weights again, from the kept q, k, v
+                K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, self.config.n_head)
             K.matmul_backward(d.datty, daproj_w, daproj_b, dbranch, v.atty, aproj_w)
             K.attention_backward(d.dqkv3, d.datt, d.datty3, v.qkv3, v.att, self.config.n_head)
             if a.recompute:

@@ -36,14 +36,20 @@ def memory_estimate(model_config: ModelConfig, train_config: TrainConfig, itemsi
     B, T, C, L, NH, V = train_config.batch_size, cfg.block_size, cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.vocab_size
     N, drop = B * T, cfg.dropout > 0
 
+    att = B * NH * T * T  # one layer's attention weights
+
     def acts(dropout: bool) -> int:
-        per_layer = N * (10 * C + 4) + B * NH * T * T  # qkv(3C) atty res1 fch(4C) res2, 4 stats, att
+        per_layer = N * (9 * C + 4)  # qkv(3C) res1 fch(4C) res2, LayerNorm means and rstds
         per_layer += 8 * N * C if dropout else 0  # both branch outputs, their masks, draws, dropped copies
-        rest = N * (C + 4 * C + 2 * C + 2 + 2 * V + 1)  # shared LayerNorm and GELU outputs, encoded, ln_f + stats, logits, probs, losses
+        # one shared slot each of ln (C), atty (C), att and the GELU output (4C); encoded, ln_f + stats,
+        # logits, probs, losses
+        rest = N * (C + C + 4 * C) + att + N * (2 * C + 2 + 2 * V + 1)
         rest += 3 * N * C if dropout else 0  # embedding dropout: output, mask, draws
         return L * per_layer + rest
 
-    grads = N * (6 * C + V) + B * NH * T * T + (N * C if drop else 0)  # see ActivationGrads
+    # see ActivationGrads: dres, dln, the (N, 4C) MLP/attention buffer, dlogits, (dbranch); datt lives in
+    # the shared GELU output when it fits
+    grads = N * (6 * C + V) + (att if att > N * 4 * C else 0) + (N * C if drop else 0)
     weights = 4 * cfg.num_params()  # weights, gradients, two moments
     return itemsize * (weights + acts(drop) + grads + (acts(False) if drop else 0))
 

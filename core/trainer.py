@@ -112,6 +112,13 @@ class Trainer:
             self._shards = Shards(self.model, n, B)
         return self._shards
 
+    def release_buffers(self) -> None:
+        """Free the activations, gradients and row-shard replicas of training (made again by the next
+        step); the weights and the optimizer state stay."""
+        for model in self._shards.models if self._shards is not None else [self.model]:
+            model.release_buffers()
+        self._shards = None
+
     def lr_at(self, step: int) -> float:
         c = self.config
         return get_lr(step, c.learning_rate, c.min_lr, c.warmup_steps, c.decay_steps)

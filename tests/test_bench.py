@@ -61,11 +61,11 @@ def test_quick_run_reports_every_figure(capsys):
     # --no-cold-start: compiling every kernel from nothing takes a minute on a busy 2-core machine.
     assert main(["--quick", "--configs", "slm", "--json", "--threads", "1", "--no-cold-start"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("machine", "threads", "matmul_peak_gflops", "idle_rss_mb", "configs", "generation", "startup",
+    for key in ("machine", "threads", "matmul_peak_gflops", "idle_rss_mib", "configs", "generation", "startup",
                 "targets", "flop_formula", "load_before", "load_after", "blas", "torch"):
         assert key in result
     slm = result["configs"]["slm"]
-    for key in ("step_ms", "tokens_per_s", "gflops", "peak_share", "peak_rss_mb"):
+    for key in ("step_ms", "tokens_per_s", "gflops", "peak_share", "peak_rss_mib"):
         assert math.isfinite(slm["tinylm"][key]) and slm["tinylm"][key] > 0
     assert result["generation"]["tinylm_kv_tokens_per_s"] > 0
     assert result["startup"]["warm_s"] > 0 and "cold_s" not in result["startup"]

@@ -92,6 +92,16 @@ def test_gradients_with_dropout_match_finite_differences():
     _fd_check(model, ids, targets, dropout_seed=5)
 
 
+def test_gradients_with_more_attention_weights_than_mlp_scratch():
+    """NH*T > 4C: the attention-weight gradient cannot live in the shared GELU buffer (activations.py)."""
+    model = tiny_model(n_head=4, block_size=12)
+    ids, targets = batch(model, B=2, T=12)
+    model.forward(ids, targets)
+    model.backward()
+    assert not np.shares_memory(model._last.grad_buffers().datt, model._last.fch_gelu)
+    _fd_check(model, ids, targets)
+
+
 def test_gradients_with_context_shorter_than_block():
     model = tiny_model()
     ids, targets = batch(model, B=2, T=3)

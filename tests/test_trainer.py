@@ -183,11 +183,12 @@ def test_small_models_are_not_split():
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_memory_estimate_is_what_training_allocates(dropout):
+@pytest.mark.parametrize("shape", [{}, dict(n_head=4, n_embd=8)], ids=["datt-shared", "datt-own"])
+def test_memory_estimate_is_what_training_allocates(dropout, shape):
     """The estimate the dashboard shows equals the float buffers a step and an evaluation allocate."""
     from tinylm.core import memory_estimate
 
-    tr = make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SMALL, dropout=dropout),
+    tr = make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**{**SMALL, **shape}, dropout=dropout),
                       train_config=TrainConfig(batch_size=3, max_steps=2, eval_interval=1, eval_batches=1))
     tr.threads = 1
     tr.step()
@@ -214,3 +215,17 @@ def test_corpus_ids_are_kept_compact_and_checked():
         compact_ids(np.array([-1, 3]), 65)
     tr = small_trainer()
     assert tr.train_ids.dtype == np.uint16 and tr.step().train_loss > 0
+
+
+def test_released_buffers_are_made_again_and_training_goes_on_identically(monkeypatch):
+    from tinylm.core import parallel
+
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
+    a, b = small_trainer(steps=6), small_trainer(steps=6)
+    a.threads = b.threads = 2
+    for step in range(6):
+        if step in (2, 4):
+            b.release_buffers()
+            assert b.model._acts == {} and b.model.grad_flat is None and b._shards is None
+        assert b.step().train_loss == a.step().train_loss
+    np.testing.assert_array_equal(a.model.flat, b.model.flat)
