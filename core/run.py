@@ -59,6 +59,9 @@ def limit_threads(n: int) -> None:
     import numba
     from threadpoolctl import threadpool_limits
 
+    from tinylm.kernels.flags import allow_parallel
+
     n = max(1, int(n))
     threadpool_limits(limits=n)
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    allow_parallel(n > 1)  # one thread: the serial compilation of every kernel

@@ -4,7 +4,7 @@ import functools
 import threading
 import types
 
-from numba import njit
+from numba import config, njit
 
 # Safe fast-math: lets LLVM reassociate and vectorise reductions, but keeps IEEE
 # semantics for inf/NaN ("nnan"/"ninf" are left out) because masked attention scores are -inf
@@ -33,7 +33,9 @@ CHUNK = 1 << 14
 # ----- one kernel, compiled twice: serial and parallel --------------------------------------
 
 _thread = threading.local()
-_parallel_default = True
+# With one Numba thread (NUMBA_NUM_THREADS=1, or limit_threads(1)) a parallel compilation only adds a
+# pool launch to every call and the slowest compile of all to a cold start.
+_parallel_default = config.NUMBA_NUM_THREADS > 1
 
 
 def allow_parallel(allowed: bool, *, this_thread: bool = False) -> None:
