@@ -14,7 +14,7 @@ gradients add up to the gradient of the whole batch's mean loss.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -83,11 +83,13 @@ class Shards:
         for lib in blas:
             lib.set_num_threads(1)
         allow_parallel(False, this_thread=True)
+        futures = []
         try:
             futures = [_executor().submit(fn, i) for i in range(1, len(self))]
             first = fn(0)
             return [first] + [f.result() for f in futures]
         finally:
+            wait(futures)  # if shard 0 failed (or Ctrl-C), the others must not outlive this step
             allow_parallel(saved_parallel, this_thread=True)
             for lib, n in zip(blas, saved_blas):
                 lib.set_num_threads(n)

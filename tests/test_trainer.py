@@ -229,3 +229,28 @@ def test_released_buffers_are_made_again_and_training_goes_on_identically(monkey
             assert b.model._acts == {} and b.model.grad_flat is None and b._shards is None
         assert b.step().train_loss == a.step().train_loss
     np.testing.assert_array_equal(a.model.flat, b.model.flat)
+
+
+def test_a_failing_shard_leaves_no_shard_running(monkeypatch):
+    """An error in one shard reaches the caller only after every other shard has finished."""
+    import threading
+    import time
+
+    from tinylm.core import parallel
+
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
+    tr = small_trainer()
+    tr.threads = 2
+    shards = tr.shards()
+    finished = threading.Event()
+
+    def work(i):
+        if i == 0:
+            raise ValueError("shard 0 failed")
+        time.sleep(0.2)
+        finished.set()
+
+    with pytest.raises(ValueError, match="shard 0 failed"):
+        shards.map(work)
+    assert finished.is_set()
+    assert tr.step().train_loss > 0  # and the trainer goes on
