@@ -87,15 +87,25 @@ def warm_up_in_subprocess(timeout: float = 600) -> str:
 
 
 def warm_up() -> None:
-    """Compile (or load from Numba's cache) every kernel: one trace, one generated token, one training step."""
-    from tinylm.core import Corpus, ModelConfig, Sampling, TrainConfig, make_trainer
+    """Compile (or load from Numba's cache) every kernel the app can call: with and without dropout,
+    in one piece and in row shards, the serial compilations and (when this process may use them) the
+    parallel ones; one trace and one generated token. Run in a child process only: it changes module
+    settings to reach every path with a tiny model."""
+    from tinylm.core import Corpus, ModelConfig, Sampling, TrainConfig, make_trainer, parallel
+    from tinylm.kernels import flags
 
     corpus = Corpus.from_text("the quick brown fox jumps over the lazy dog. " * 20)
-    # dropout > 0 so its kernels are compiled too
-    trainer = make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8,
-                                                                    dropout=0.1),
-                           train_config=TrainConfig(batch_size=2, max_steps=2, warmup_steps=0, eval_interval=1,
-                                                    eval_batches=1))
-    trainer.step()
-    trainer.model.trace("the fox")
-    next(iter(trainer.model.generate("the", Sampling(seed=0), max_new_tokens=1)))
+    parallel.MIN_SHARD_FLOPS = 0  # split even this tiny batch
+    may_use_parallel = flags.parallel_allowed()
+    for dropout in (0.1, 0.0):
+        trainer = make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8,
+                                                                        dropout=dropout),
+                               train_config=TrainConfig(batch_size=2, max_steps=4, warmup_steps=0, eval_interval=1,
+                                                        eval_batches=1))
+        # (threads, smallest parallel work): serial kernels; row shards; parallel compilations
+        phases = [(1, 1 << 62), (2, 1 << 62)] + ([(1, 0)] if may_use_parallel else [])
+        for threads, min_work in phases:
+            trainer.threads, flags.PARALLEL_MIN_WORK = threads, min_work
+            trainer.step()
+            trainer.model.trace("the fox")
+            next(iter(trainer.model.generate("the", Sampling(seed=0), max_new_tokens=1)))
