@@ -129,7 +129,7 @@ class TinyLMApp(App):
             error = warm_up_in_subprocess()
             if error:  # compile here after all: slower to start, but it works
                 self.call_from_thread(self.set_status, "compiling kernels (in the app)…")
-            warm_up()  # now loads from the cache the child wrote: quick
+            warm_up(every_path=False)  # loads the common kernels from the cache the child wrote: quick
         if built is None and self._checkpoint_arg:
             try:  # a bad checkpoint still opens the app, on the default model
                 built = build(self._corpus_arg)

@@ -87,26 +87,37 @@ def warm_up_in_subprocess(timeout: float = 600) -> str:
     return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["warm-up failed"])[-1]
 
 
-def warm_up() -> None:
+def warm_up(every_path: bool = True) -> None:
     """Compile (or load from Numba's cache) every kernel the app can call: with and without dropout,
     in one piece and in row shards, the serial compilations and (when this process may use them) the
-    parallel ones; one trace and one generated token. Run in a child process only: it changes module
-    settings to reach every path with a tiny model."""
+    parallel ones; one trace and one generated token. The settings it turns to reach every path with
+    a tiny model are put back before it returns.
+
+    In the app's own process (every_path=False) only the one-piece serial path runs, to load the
+    common kernels from the cache the child process wrote: running row shards there from the startup
+    thread left the dashboard's training at half speed (measured in tmux, cause not found), and the
+    rest loads from the cache in milliseconds on first use."""
     from tinylm.core import Corpus, ModelConfig, Sampling, TrainConfig, make_trainer, parallel
     from tinylm.kernels import flags
 
     corpus = Corpus.from_text("the quick brown fox jumps over the lazy dog. " * 20)
-    parallel.MIN_SHARD_FLOPS = 0  # split even this tiny batch
-    may_use_parallel = flags.parallel_allowed()
-    for dropout in (0.1, 0.0):
-        trainer = make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8,
-                                                                        dropout=dropout),
-                               train_config=TrainConfig(batch_size=2, max_steps=4, warmup_steps=0, eval_interval=1,
-                                                        eval_batches=1))
-        # (threads, smallest parallel work): serial kernels; row shards; parallel compilations
-        phases = [(1, 1 << 62), (2, 1 << 62)] + ([(1, 0)] if may_use_parallel else [])
-        for threads, min_work in phases:
-            trainer.threads, flags.PARALLEL_MIN_WORK = threads, min_work
-            trainer.step()
-            trainer.model.trace("the fox")
-            next(iter(trainer.model.generate("the", Sampling(seed=0), max_new_tokens=1)))
+    saved = parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK
+    phases = [(1, 1 << 62)]  # (threads, smallest parallel work): serial kernels
+    if every_path:
+        phases.append((2, 1 << 62))  # row shards
+        if flags.parallel_allowed():
+            phases.append((1, 0))  # the parallel compilations
+    try:
+        parallel.MIN_SHARD_FLOPS = 0  # split even this tiny batch
+        for dropout in (0.1, 0.0):
+            trainer = make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8,
+                                                                            block_size=8, dropout=dropout),
+                                   train_config=TrainConfig(batch_size=2, max_steps=4, warmup_steps=0,
+                                                            eval_interval=1, eval_batches=1))
+            for threads, min_work in phases:
+                trainer.threads, flags.PARALLEL_MIN_WORK = threads, min_work
+                trainer.step()
+                trainer.model.trace("the fox")
+                next(iter(trainer.model.generate("the", Sampling(seed=0), max_new_tokens=1)))
+    finally:
+        parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK = saved
