@@ -159,6 +159,13 @@ class TrainingRun:
                 # Too small to split into row shards: threads inside each op would hand over (and
                 # BLAS's busy-wait) next to the UI for little gain, so leave the UI a core (DESIGN.md).
                 limit_threads(self.threads - 1)
+            elif self.threads > 1:
+                # Row shards use every core. The UI's own small products (PCA of the embeddings)
+                # between steps would wake a BLAS pool whose workers spin on those cores: keep BLAS
+                # at one thread (a script with a UI-like thread: 38-44 -> 58 steps/s).
+                from threadpoolctl import threadpool_limits
+
+                threadpool_limits(limits=1, user_api="blas")
         self._sample()
         self._snapshot()
         try:
