@@ -77,8 +77,10 @@ class Activations:
                 fcproj=None if self.fused_residual else self.fcproj[l],
             )
             if dropout:
-                v.mask_attn, v.rand_attn, v.attproj_drop = self.mask_attn[l], self.rand_attn[l], self.attproj_drop[l]
-                v.mask_mlp, v.rand_mlp, v.fcproj_drop = self.mask_mlp[l], self.rand_mlp[l], self.fcproj_drop[l]
+                v.mask_attn, v.mask_mlp = self.mask_attn[l], self.mask_mlp[l]
+                # (output, mask, draws) of each branch's dropout, in _dropout's order
+                v.attn_dropout = (self.attproj_drop[l], v.mask_attn, self.rand_attn[l])
+                v.mlp_dropout = (self.fcproj_drop[l], v.mask_mlp, self.rand_mlp[l])
             self.layers.append(v)
         self._grad_buffers = None
 

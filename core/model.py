@@ -23,6 +23,20 @@ def _dropout(out, mask, rand, inp, p, rng):
     return out
 
 
+def _residual_add(a, out, res, inp, w, b, proj, dropout_bufs, p, rng):
+    """WRITES out = res + dropout(inp @ w + b), a block's residual branch. With nothing to keep the
+    branch for (no dropout, no trace: a.fused_residual) the product is written straight into out;
+    dropout_bufs is (output, mask, draws) when dropout is on, else falsy."""
+    if a.fused_residual:
+        K.matmul_forward(out, inp, w, b)
+        K.add_inplace(out, res)
+        return
+    K.matmul_forward(proj, inp, w, b)
+    if dropout_bufs:
+        proj = _dropout(*dropout_bufs, proj, p, rng)
+    K.residual_forward(out, res, proj)
+
+
 class GPT:
     """A GPT-2 language model: weights in one flat buffer with named views, plus its tokenizer."""
 
@@ -122,23 +136,12 @@ class GPT:
             K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, LN_EPS)
             K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
             K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
-            if a.fused_residual:  # res1 = x + atty @ W + b, written in place
-                K.matmul_forward(v.res1, v.atty, aproj_w, aproj_b)
-                K.add_inplace(v.res1, v.x)
-            else:
-                K.matmul_forward(v.attproj, v.atty, aproj_w, aproj_b)
-                branch = _dropout(v.attproj_drop, v.mask_attn, v.rand_attn, v.attproj, p, dropout_rng) if drop else v.attproj
-                K.residual_forward(v.res1, v.x, branch)
+            _residual_add(a, v.res1, v.x, v.atty, aproj_w, aproj_b, v.attproj, drop and v.attn_dropout, p, dropout_rng)
             K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, LN_EPS)
             K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
             K.gelu_forward(v.fch_gelu, v.fch)
-            if a.fused_residual:
-                K.matmul_forward(v.res2, v.fch_gelu, mproj_w, mproj_b)
-                K.add_inplace(v.res2, v.res1)
-            else:
-                K.matmul_forward(v.fcproj, v.fch_gelu, mproj_w, mproj_b)
-                branch = _dropout(v.fcproj_drop, v.mask_mlp, v.rand_mlp, v.fcproj, p, dropout_rng) if drop else v.fcproj
-                K.residual_forward(v.res2, v.res1, branch)
+            _residual_add(a, v.res2, v.res1, v.fch_gelu, mproj_w, mproj_b, v.fcproj, drop and v.mlp_dropout, p,
+                          dropout_rng)
         K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, LN_EPS)
         K.lm_head_forward(a.logits, a.lnf, self._wte)
         self._last = a
