@@ -67,12 +67,22 @@ class Activations:
             r = 0 if self.recompute else l  # the slot of a recomputed intermediate
             v = SimpleNamespace(
                 x=x0 if l == 0 else self.res2[l - 1],  # the block's input (N, C)
-                ln1=self.ln1[r], ln1_mean=self.ln1_mean[l], ln1_rstd=self.ln1_rstd[l],
-                qkv=self.qkv[l], qkv3=self.qkv[l].reshape(B, T, 3 * C),
-                atty=self.atty[r], atty3=self.atty[r].reshape(B, T, C),
-                att=self.att[r], preatt=self.preatt[l], res1=self.res1[l],
-                ln2=self.ln2[r], ln2_mean=self.ln2_mean[l], ln2_rstd=self.ln2_rstd[l],
-                fch=self.fch[l], fch_gelu=self.fch_gelu[r], res2=self.res2[l],
+                ln1=self.ln1[r],
+                ln1_mean=self.ln1_mean[l],
+                ln1_rstd=self.ln1_rstd[l],
+                qkv=self.qkv[l],
+                qkv3=self.qkv[l].reshape(B, T, 3 * C),
+                atty=self.atty[r],
+                atty3=self.atty[r].reshape(B, T, C),
+                att=self.att[r],
+                preatt=self.preatt[l],
+                res1=self.res1[l],
+                ln2=self.ln2[r],
+                ln2_mean=self.ln2_mean[l],
+                ln2_rstd=self.ln2_rstd[l],
+                fch=self.fch[l],
+                fch_gelu=self.fch_gelu[r],
+                res2=self.res2[l],
                 attproj=None if self.fused_residual else self.attproj[l],
                 fcproj=None if self.fused_residual else self.fcproj[l],
             )
@@ -84,7 +94,7 @@ class Activations:
             self.layers.append(v)
         self._grad_buffers = None
 
-    def grad_buffers(self) -> "ActivationGrads":
+    def grad_buffers(self) -> ActivationGrads:
         """Gradient scratch for the backward pass, made on first use (inference never needs it)."""
         if self._grad_buffers is None:
             self._grad_buffers = ActivationGrads(self)

@@ -41,22 +41,35 @@ class BenchError(RuntimeError):
 def add_bench_parser(subparsers) -> None:
     """Register `bench` on the CLI's subparsers; the CLI calls args.func(args) and exits with its result."""
     p = subparsers.add_parser(
-        "bench", help="measure training and generation speed, memory and start-up (vs PyTorch if installed)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "bench",
+        help="measure training and generation speed, memory and start-up (vs PyTorch if installed)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_arguments(p)
     p.set_defaults(func=run_bench)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--configs", default=None,
-                   help=f"comma-separated configurations among {', '.join(CONFIGS)} (default: all; "
-                        "with --profile, the first one named, default baby)")
+    p.add_argument(
+        "--configs",
+        default=None,
+        help=f"comma-separated configurations among {', '.join(CONFIGS)} (default: all; "
+        "with --profile, the first one named, default baby)",
+    )
     p.add_argument("--quick", action="store_true", help="a short run (a smoke test; figures are rough)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--profile", action="store_true",
-                   help="instead of the benchmark, print where one training step spends its time, by kernel")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                   help="threads for tinylm (Numba, BLAS) and PyTorch alike (default: all cores, %(default)s)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the benchmark, print where one training step spends its time, by kernel",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="threads for tinylm (Numba, BLAS) and PyTorch alike (default: all cores, %(default)s)",
+    )
     p.add_argument("--rounds", type=int, default=None, help="tinylm/PyTorch alternations per configuration")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-cold-start", action="store_true", help="skip the start-up with an empty Numba cache")
@@ -67,6 +80,7 @@ def torch_available() -> bool:
 
 
 # ----- child processes ------------------------------------------------------------------------
+
 
 def _child_env(threads: int, **extra) -> dict:
     env = dict(os.environ, **extra)
@@ -83,8 +97,9 @@ def run_child(engine: str, spec: dict, workdir: Path, **env_extra) -> dict:
         cmd = [sys.executable, str(Path(__file__).with_name("bench_torch.py")), str(path)]
     else:
         cmd = [sys.executable, "-m", "tinylm.core.bench_worker", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(spec["threads"], **env_extra),
-                          timeout=1800)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=_child_env(spec["threads"], **env_extra), timeout=1800
+    )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise BenchError(f"{engine} {spec['mode']} child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -100,8 +115,9 @@ def idle_rss_mib(threads: int, modules: str) -> float:
     """Peak resident memory of an interpreter that only imported `modules`."""
     peak = Path(__file__).with_name("memory_peak.py")  # run by path: the torch child must not import tinylm
     code = f"import runpy, {modules}; print(runpy.run_path({str(peak)!r})['peak_rss_kb']())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(threads),
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(threads), check=True
+    )
     return int(out.stdout.strip()) * KIB_TO_MIB
 
 
@@ -126,6 +142,7 @@ def _timed(fn) -> float:
 
 # ----- specs ----------------------------------------------------------------------------------
 
+
 def make_spec(name: str, workdir: Path, settings: dict, threads: int, gen_tokens: int) -> dict:
     """Tokenise the configuration's corpus once; both engines read the same ids."""
     from .corpus import DEFAULT_CORPUS, load_corpus, split_ids
@@ -141,13 +158,22 @@ def make_spec(name: str, workdir: Path, settings: dict, threads: int, gen_tokens
     np.save(workdir / f"{name}.npy", ids)
     np.save(workdir / f"{name}-train.npy", split_ids(ids, tc.val_fraction)[0])
     return dict(
-        config=name, mode="train", threads=threads, seed=tc.seed, corpus=corpus,
-        corpus_name=Path(corpus).name if corpus else DEFAULT_CORPUS, n_tokens=int(ids.size),
-        model=dict(shape, vocab_size=tokenizer.vocab_size), train=dataclasses.asdict(tc),
-        tokenizer=tokenizer.to_dict(), ids_path=str(workdir / f"{name}.npy"),
+        config=name,
+        mode="train",
+        threads=threads,
+        seed=tc.seed,
+        corpus=corpus,
+        corpus_name=Path(corpus).name if corpus else DEFAULT_CORPUS,
+        n_tokens=int(ids.size),
+        model=dict(shape, vocab_size=tokenizer.vocab_size),
+        train=dataclasses.asdict(tc),
+        tokenizer=tokenizer.to_dict(),
+        ids_path=str(workdir / f"{name}.npy"),
         lrs=[get_lr(s, tc.learning_rate, tc.min_lr, tc.warmup_steps, tc.decay_steps) for s in range(tc.max_steps)],
         warmup=settings["warmup"] if name != "small" else min(2, settings["warmup"]),
-        min_steps=settings["min_steps"], min_time=settings["min_time"], max_steps=settings["max_steps"],
+        min_steps=settings["min_steps"],
+        min_time=settings["min_time"],
+        max_steps=settings["max_steps"],
         gen_tokens=gen_tokens,
     )
 
@@ -157,6 +183,7 @@ def _torch_spec(spec: dict) -> dict:
 
 
 # ----- the benchmark --------------------------------------------------------------------------
+
 
 def _median_ms(samples: list[float]) -> float:
     return 1e3 * statistics.median(samples)
@@ -169,9 +196,16 @@ def _engine_summary(runs: list[dict], spec: dict, peak: float) -> dict:
     tokens = spec["train"]["batch_size"] * m["block_size"]
     flops = ModelConfig(**m).flops_per_token() * tokens
     ms = _median_ms(steps)
-    return {"step_ms": ms, "step_ms_per_round": [_median_ms(r["step_s"]) for r in runs], "steps_timed": len(steps),
-            "tokens_per_s": tokens / ms * 1e3, "gflops": flops / ms / 1e6, "peak_share": flops / ms / 1e6 / peak,
-            "peak_rss_mib": max(r["peak_rss_kb"] for r in runs) * KIB_TO_MIB, "first_losses": runs[0]["losses"]}
+    return {
+        "step_ms": ms,
+        "step_ms_per_round": [_median_ms(r["step_s"]) for r in runs],
+        "steps_timed": len(steps),
+        "tokens_per_s": tokens / ms * 1e3,
+        "gflops": flops / ms / 1e6,
+        "peak_share": flops / ms / 1e6 / peak,
+        "peak_rss_mib": max(r["peak_rss_kb"] for r in runs) * KIB_TO_MIB,
+        "first_losses": runs[0]["losses"],
+    }
 
 
 def bench_config(name, workdir, settings, threads, use_torch, gen_tokens, log) -> tuple[dict, list]:
@@ -186,8 +220,12 @@ def bench_config(name, workdir, settings, threads, use_torch, gen_tokens, log) -
 
 def summarise(spec, runs, peak) -> dict:
     m = spec["model"]
-    out = {"model": m, "batch_size": spec["train"]["batch_size"], "corpus": spec["corpus_name"],
-           "tokens_per_step": spec["train"]["batch_size"] * m["block_size"]}
+    out = {
+        "model": m,
+        "batch_size": spec["train"]["batch_size"],
+        "corpus": spec["corpus_name"],
+        "tokens_per_step": spec["train"]["batch_size"] * m["block_size"],
+    }
     out["flops_per_token"] = ModelConfig(**m).flops_per_token()
     out["tinylm"] = _engine_summary(runs["tinylm"], spec, peak)
     if runs["torch"]:
@@ -200,8 +238,12 @@ def summarise(spec, runs, peak) -> dict:
 
 def _generation(spec, runs) -> dict:
     n = spec["gen_tokens"]
-    gen = {"config": spec["config"], "tokens": n, "sampling": "temperature 0.8, top-k 200",
-           "tinylm_kv_tokens_per_s": n / statistics.median(r["gen_kv_s"] for r in runs["tinylm"])}
+    gen = {
+        "config": spec["config"],
+        "tokens": n,
+        "sampling": "temperature 0.8, top-k 200",
+        "tinylm_kv_tokens_per_s": n / statistics.median(r["gen_kv_s"] for r in runs["tinylm"]),
+    }
     if runs["torch"]:
         for kind in ("nocache", "kv"):
             rate = n / statistics.median(r[f"gen_{kind}_s"] for r in runs["torch"])
@@ -216,11 +258,16 @@ def _startup(spec, workdir, settings, threads, use_torch, cold, log) -> dict:
     def once(engine, **env) -> dict:
         """Seconds to the end of the first step, and the phases: imports, data and model, first step."""
         started = time.time()
-        answer = run_child(engine, dict(spec if engine == "tinylm" else _torch_spec(spec), mode="startup"),
-                           workdir, **env)
+        answer = run_child(
+            engine, dict(spec if engine == "tinylm" else _torch_spec(spec), mode="startup"), workdir, **env
+        )
         done, built, imported = answer["finished_at"], answer["built_at"], answer["imported_at"]
-        return {"total": done - started, "import": imported - started, "build": built - imported,
-                "first_step": done - built}
+        return {
+            "total": done - started,
+            "import": imported - started,
+            "build": built - imported,
+            "first_step": done - built,
+        }
 
     def median_of(runs: list[dict]) -> dict:
         return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -251,11 +298,25 @@ def run_benchmark(args, log=lambda msg: None) -> dict:
     use_torch = not args.no_torch and torch_available()
     gen_config = GEN_CONFIG if GEN_CONFIG in names else names[0]
     now = datetime.datetime.now().isoformat(" ", "seconds")
-    result = {"command": "tinylm bench " + " ".join(_argv(args)), "date": now,
-              "threads": threads, "quick": args.quick, "rounds": settings["rounds"],
-              "machine": machine_info(), "code": code_version(), "load_before": list(os.getloadavg()), "flop_formula": FLOP_FORMULA,
-              "torch": {"available": use_torch, "note": None if use_torch else
-                        "PyTorch comparison skipped (--no-torch)" if args.no_torch else TORCH_SKIPPED}}
+    result = {
+        "command": "tinylm bench " + " ".join(_argv(args)),
+        "date": now,
+        "threads": threads,
+        "quick": args.quick,
+        "rounds": settings["rounds"],
+        "machine": machine_info(),
+        "code": code_version(),
+        "load_before": list(os.getloadavg()),
+        "flop_formula": FLOP_FORMULA,
+        "torch": {
+            "available": use_torch,
+            "note": None
+            if use_torch
+            else "PyTorch comparison skipped (--no-torch)"
+            if args.no_torch
+            else TORCH_SKIPPED,
+        },
+    }
     log(f"matmul peak ({threads} threads)")
     peaks = [matmul_peak_gflops(threads, reps=3 if args.quick else 5)]
     result["idle_rss_mib"] = {"numpy+numba": idle_rss_mib(threads, "numpy, numba")}
@@ -304,8 +365,16 @@ def check_targets(result: dict) -> list[dict]:
         section = result.get(key.split(".")[0], {})
         if section.get("config", "baby") != "baby":  # generation and start-up targets are about baby
             value = None
-        out.append({"target": label, "key": key, "limit": limit, "higher": higher, "value": value,
-                    "met": None if value is None else (value >= limit if higher else value <= limit)})
+        out.append(
+            {
+                "target": label,
+                "key": key,
+                "limit": limit,
+                "higher": higher,
+                "value": value,
+                "met": None if value is None else (value >= limit if higher else value <= limit),
+            }
+        )
     return out
 
 
@@ -320,8 +389,9 @@ def _lookup(result: dict, key: str):
 
 def _argv(args) -> list[str]:
     out = ([f"--configs {args.configs}"] if args.configs else []) + [f"--threads {args.threads}"]
-    out += [f"--{flag.replace('_', '-')}" for flag in ("quick", "json", "no_torch", "no_cold_start")
-            if getattr(args, flag)]
+    out += [
+        f"--{flag.replace('_', '-')}" for flag in ("quick", "json", "no_torch", "no_cold_start") if getattr(args, flag)
+    ]
     return out + ([f"--rounds {args.rounds}"] if args.rounds else [])
 
 
@@ -357,8 +427,9 @@ def run_bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tinylm bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tinylm bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _add_arguments(parser)
     return run_bench(parser.parse_args(argv))
 

@@ -89,10 +89,20 @@ class TorchGPT(nn.Module):
 
     def load_tinylm(self, params: dict) -> None:
         """Copy weights from tinylm's Hugging Face-named arrays (weights are (in, out) there)."""
-        sd = {"wte.weight": params["transformer.wte.weight"], "wpe.weight": params["transformer.wpe.weight"],
-              "ln_f.weight": params["transformer.ln_f.weight"], "ln_f.bias": params["transformer.ln_f.bias"]}
-        names = {"ln_1": "ln_1", "c_attn": "attn.c_attn", "c_proj": "attn.c_proj", "ln_2": "ln_2",
-                 "c_fc": "mlp.c_fc", "mlp_proj": "mlp.c_proj"}
+        sd = {
+            "wte.weight": params["transformer.wte.weight"],
+            "wpe.weight": params["transformer.wpe.weight"],
+            "ln_f.weight": params["transformer.ln_f.weight"],
+            "ln_f.bias": params["transformer.ln_f.bias"],
+        }
+        names = {
+            "ln_1": "ln_1",
+            "c_attn": "attn.c_attn",
+            "c_proj": "attn.c_proj",
+            "ln_2": "ln_2",
+            "c_fc": "mlp.c_fc",
+            "mlp_proj": "mlp.c_proj",
+        }
         for i in range(len(self.h)):
             for ours, theirs in names.items():
                 w = params[f"transformer.h.{i}.{theirs}.weight"]
@@ -199,8 +209,7 @@ def run(spec: dict) -> dict:
         budget_end = budget_end or time.perf_counter() + spec["min_time"]
         if len(times) >= spec["max_steps"] or (len(times) >= spec["min_steps"] and time.perf_counter() > budget_end):
             break
-    result.update(step_s=times, losses=losses[:3],
-                  peak_rss_kb=peak_rss_kb())
+    result.update(step_s=times, losses=losses[:3], peak_rss_kb=peak_rss_kb())
     if spec["gen_tokens"]:
         model.eval()
         for kv in (False, True):

@@ -75,16 +75,22 @@ def run_train(spec: dict) -> dict:
 
     trainer = _build(spec)
     times = _timed_loop(trainer.step, spec)
-    result = {"engine": "tinylm", "step_s": times, "losses": [h.train_loss for h in trainer.history[:3]],
-              "peak_rss_kb": peak_rss_kb(), "blas": threadpool_info(),
-              "threading_layer": _threading_layer(numba)}
+    result = {
+        "engine": "tinylm",
+        "step_s": times,
+        "losses": [h.train_loss for h in trainer.history[:3]],
+        "peak_rss_kb": peak_rss_kb(),
+        "blas": threadpool_info(),
+        "threading_layer": _threading_layer(numba),
+    }
     if spec["gen_tokens"]:
         model = trainer.model
         for _ in model.generate([0], Sampling(temperature=0.8, top_k=200, seed=1), min(50, spec["gen_tokens"])):
             pass  # warm-up: loads the decode kernel
         started = time.perf_counter()
-        n = sum(1 for _ in model.generate([0], Sampling(temperature=0.8, top_k=200, seed=spec["seed"]),
-                                          spec["gen_tokens"]))
+        n = sum(
+            1 for _ in model.generate([0], Sampling(temperature=0.8, top_k=200, seed=spec["seed"]), spec["gen_tokens"])
+        )
         result["gen_kv_s"] = time.perf_counter() - started
         result["gen_tokens"] = n
     return result
@@ -104,8 +110,12 @@ def run_startup(spec: dict) -> dict:
 
     imported = time.time()
     corpus = load_corpus(spec["corpus"] or DEFAULT_CORPUS)
-    trainer = make_trainer(corpus, "char", model_config=ModelConfig(**spec["model"]),
-                           train_config=train_config(spec["train"]["batch_size"]))
+    trainer = make_trainer(
+        corpus,
+        "char",
+        model_config=ModelConfig(**spec["model"]),
+        train_config=train_config(spec["train"]["batch_size"]),
+    )
     built = time.time()
     trainer.step()
     return {"engine": "tinylm", "imported_at": imported, "built_at": built, "finished_at": time.time()}
@@ -162,16 +172,24 @@ def run_profile(spec: dict) -> dict:
     for name, fn in originals.items():
         setattr(K, name, shim(name, fn))
     try:
-        shimmed = _timed_loop(trainer.step, {**spec, "warmup": 0, "min_steps": spec["steps"],
-                                             "max_steps": spec["steps"]})
+        shimmed = _timed_loop(
+            trainer.step, {**spec, "warmup": 0, "min_steps": spec["steps"], "max_steps": spec["steps"]}
+        )
     finally:
         for name, fn in originals.items():
             setattr(K, name, fn)
     n = len(shimmed)
-    rows = [{"op": k, "ms": 1e3 * v / n, "calls": calls[k] / n, "gflops": flops[k] / v / 1e9 if flops[k] else None}
-            for k, v in seconds.items()]
-    return {"engine": "tinylm", "steps": n, "step_ms_plain": 1e3 * sorted(plain)[len(plain) // 2],
-            "step_ms_profiled": 1e3 * sum(shimmed) / n, "rows": rows}
+    rows = [
+        {"op": k, "ms": 1e3 * v / n, "calls": calls[k] / n, "gflops": flops[k] / v / 1e9 if flops[k] else None}
+        for k, v in seconds.items()
+    ]
+    return {
+        "engine": "tinylm",
+        "steps": n,
+        "step_ms_plain": 1e3 * sorted(plain)[len(plain) // 2],
+        "step_ms_profiled": 1e3 * sum(shimmed) / n,
+        "rows": rows,
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ from safetensors.numpy import load_file, save_file
 
 from .config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from .errors import CheckpointError, ConfigError, TinyLMError
-from .model import LN_EPS, GPT
+from .model import GPT, LN_EPS
 from .tokenizers import TOKENIZER_FILE, Tokenizer
 
 CONFIG_FILE = "config.json"
@@ -134,8 +134,12 @@ def model_config_from_hf(data: dict, where: Path) -> ModelConfig:
         C = int(data["n_embd"])
         extra = data.get("tinylm") or {}
         cfg = ModelConfig(
-            vocab_size=int(data["vocab_size"]), block_size=int(data["n_positions"]), n_layer=int(data["n_layer"]),
-            n_head=int(data["n_head"]), n_embd=C, dropout=float(extra.get("dropout", data.get("resid_pdrop", 0.0))),
+            vocab_size=int(data["vocab_size"]),
+            block_size=int(data["n_positions"]),
+            n_layer=int(data["n_layer"]),
+            n_head=int(data["n_head"]),
+            n_embd=C,
+            dropout=float(extra.get("dropout", data.get("resid_pdrop", 0.0))),
             positional=extra.get("positional", "learned"),
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -164,7 +168,9 @@ def _assign(views: dict[str, np.ndarray], tensors: dict[str, np.ndarray], where:
     expected = {prefix + n for n in views}
     missing = sorted(expected - set(tensors))
     if missing:
-        raise CheckpointError(f"{where} is missing tensor {missing[0]} ({len(missing)} missing); it does not match its config")
+        raise CheckpointError(
+            f"{where} is missing tensor {missing[0]} ({len(missing)} missing); it does not match its config"
+        )
     for name, view in views.items():
         t = tensors[prefix + name]
         if t.shape != view.shape:
@@ -232,7 +238,9 @@ def resume_trainer(path, corpus=None):
         try:
             corpus = load_corpus(info.get("path") or info.get("name", ""))
         except TinyLMError as exc:
-            raise CheckpointError(f"cannot find the corpus {path} was trained on ({exc}); pass it with --corpus") from None
+            raise CheckpointError(
+                f"cannot find the corpus {path} was trained on ({exc}); pass it with --corpus"
+            ) from None
     if info.get("sha256") and corpus.sha256 != info["sha256"]:
         raise CheckpointError(f"corpus {corpus.name!r} differs from the one {path} was trained on (hash mismatch)")
     if model.tokenizer is None:

@@ -86,8 +86,10 @@ def check_prompt(model, prompt: str) -> None:
             what = "character" + ("s" if len(unseen) > 1 else "") + " " + " ".join(repr(c) for c in unseen)
             note(f"the prompt has {what} not seen in training; read as <unk> ({count} token{'s' * (count > 1)})")
         else:
-            note(f"{count} piece{'s' * (count > 1)} of the prompt {'were' if count > 1 else 'was'} not seen in training; "
-                 "read as <unk>")
+            note(
+                f"{count} piece{'s' * (count > 1)} of the prompt {'were' if count > 1 else 'was'} "
+                "not seen in training; read as <unk>"
+            )
     T = model.config.block_size
     if len(ids) > T:
         note(f"the prompt is {len(ids)} tokens, longer than the context of {T}: keeping its last {T} tokens")
@@ -124,17 +126,27 @@ examples:
 
 
 def add_generate_parser(sub) -> None:
-    p = sub.add_parser("generate", help="write text with a trained model, token by token",
-                       description="Stream text from a checkpoint, token by token, after an optional prompt.",
-                       epilog=GENERATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "generate",
+        help="write text with a trained model, token by token",
+        description="Stream text from a checkpoint, token by token, after an optional prompt.",
+        epilog=GENERATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory written by `tinylm train`")
     p.add_argument("--prompt", help="text to continue (default: a newline); longer than the context keeps its end")
     p.add_argument("--tokens", type=non_negative_int, default=200, metavar="N", help="tokens to generate (default 200)")
     p.add_argument("--temperature", type=float, default=1.0, help="below 1 sharper, above 1 flatter (default 1.0)")
-    p.add_argument("--top-k", type=non_negative_int, default=0, metavar="K",
-                   help="sample among the K likeliest (default 0: all)")
-    p.add_argument("--top-p", type=float, default=1.0, metavar="P",
-                   help="sample among the smallest set whose probability reaches P (default 1: all)")
+    p.add_argument(
+        "--top-k", type=non_negative_int, default=0, metavar="K", help="sample among the K likeliest (default 0: all)"
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        metavar="P",
+        help="sample among the smallest set whose probability reaches P (default 1: all)",
+    )
     p.add_argument("--greedy", action="store_true", help="always take the likeliest token")
     p.add_argument("--seed", type=int, help="seed the sampler for reproducible text (default: fresh)")
     p.set_defaults(func=run_generate)
@@ -143,8 +155,9 @@ def add_generate_parser(sub) -> None:
 def run_generate(args) -> int:
     from .sampling import Sampling
 
-    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                        greedy=args.greedy, seed=args.seed)
+    sampling = Sampling(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed
+    )
     if not args.greedy:
         sampling.validate()
     model = load_checkpoint(args.checkpoint)
@@ -195,8 +208,12 @@ def build_parser() -> Parser:
         ver = version("tinylm-tui")
     except PackageNotFoundError:
         ver = "unknown"
-    parser = Parser(prog="tinylm", description="Train, run and look inside a small GPT-2, in numpy and Numba.",
-                    epilog=MAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="tinylm",
+        description="Train, run and look inside a small GPT-2, in numpy and Numba.",
+        epilog=MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"tinylm {ver}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     cli_train.add_train_parser(sub)

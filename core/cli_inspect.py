@@ -30,9 +30,13 @@ embeddings, their sum, each head's attention weights (row = query token, column 
 
 
 def add_inspect_parser(sub) -> None:
-    p = sub.add_parser("inspect", help="print every stage of the model on a prompt",
-                       description="Print the forward pass of a checkpoint on a prompt, stage by stage.",
-                       epilog=INSPECT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "inspect",
+        help="print every stage of the model on a prompt",
+        description="Print the forward pass of a checkpoint on a prompt, stage by stage.",
+        epilog=INSPECT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
     p.add_argument("--prompt", required=True, help="text to run through the model")
     layers = p.add_mutually_exclusive_group()
@@ -42,8 +46,15 @@ def add_inspect_parser(sub) -> None:
     p.set_defaults(func=run_inspect)
 
 
-def format_matrix(M: np.ndarray, row_labels: list[str], col_labels: list[str] | None = None, precision: int = 3,
-                  width: int | None = None, max_rows: int = 16, mask_upper: bool = False) -> list[str]:
+def format_matrix(
+    M: np.ndarray,
+    row_labels: list[str],
+    col_labels: list[str] | None = None,
+    precision: int = 3,
+    width: int | None = None,
+    max_rows: int = 16,
+    mask_upper: bool = False,
+) -> list[str]:
     """A labelled grid that fits the terminal: middle rows and columns elided with ⋮ and … ."""
     T, C = M.shape
     width = width or shutil.get_terminal_size((120, 24)).columns
@@ -104,8 +115,10 @@ def run_inspect(args) -> int:
     short = [show_token(s, 6) for s in tokens]
     out = []
     section = _Sections(out)
-    out.append(f"checkpoint {args.checkpoint}: {plural(cfg.n_layer, 'layer')}, {plural(NH, 'head')}, {C} wide, "
-               f"context {cfg.block_size}, vocabulary {cfg.vocab_size} ({model.tokenizer.kind} tokenizer)")
+    out.append(
+        f"checkpoint {args.checkpoint}: {plural(cfg.n_layer, 'layer')}, {plural(NH, 'head')}, {C} wide, "
+        f"context {cfg.block_size}, vocabulary {cfg.vocab_size} ({model.tokenizer.kind} tokenizer)"
+    )
     text = model.tokenizer.decode(tr.ids.tolist())
     out.append(f"prompt {text!r} -> {T} tokens")
 
@@ -159,8 +172,13 @@ class _Sections:
 
 
 def _ranges(nums: list[int]) -> str:
-    return f"{nums[0]}" if len(nums) == 1 else f"{nums[0]}-{nums[-1]}" if nums == list(range(nums[0], nums[-1] + 1)) \
+    return (
+        f"{nums[0]}"
+        if len(nums) == 1
+        else f"{nums[0]}-{nums[-1]}"
+        if nums == list(range(nums[0], nums[-1] + 1))
         else ", ".join(map(str, nums))
+    )
 
 
 # ----- info ---------------------------------------------------------------------------------------
@@ -172,9 +190,13 @@ examples:
 
 
 def add_info_parser(sub) -> None:
-    p = sub.add_parser("info", help="describe a checkpoint: model, tokenizer, corpus, training history",
-                       description="Describe a checkpoint: its model, tokenizer, corpus and training history.",
-                       epilog=INFO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "info",
+        help="describe a checkpoint: model, tokenizer, corpus, training history",
+        description="Describe a checkpoint: its model, tokenizer, corpus and training history.",
+        epilog=INFO_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
     p.set_defaults(func=run_info)
 
@@ -202,22 +224,35 @@ def run_info(args) -> int:
     sizes = ", ".join(f"{f.name} {fmt_bytes(f.stat().st_size)}" for f in sorted(files))
     rows = [
         ("checkpoint", f"{path}  ({fmt_bytes(sum(f.stat().st_size for f in files))} on disk: {sizes})"),
-        ("model", f"GPT-2, {plural(cfg.n_layer, 'layer')}, {plural(cfg.n_head, 'head')} (head size {cfg.head_size}), "
-                  f"{cfg.n_embd} wide, context {cfg.block_size}, {cfg.positional} positions"
-                  + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")),
+        (
+            "model",
+            f"GPT-2, {plural(cfg.n_layer, 'layer')}, {plural(cfg.n_head, 'head')} (head size {cfg.head_size}), "
+            f"{cfg.n_embd} wide, context {cfg.block_size}, {cfg.positional} positions"
+            + (f", dropout {cfg.dropout:g}" if cfg.dropout else ""),
+        ),
         ("parameters", f"{cfg.num_params():,}"),
         ("tokenizer", f"{tok.kind}, vocabulary {tok.vocab_size:,}"),
     ]
     corpus = extra.get("corpus")
     if corpus:
-        rows.append(("corpus", f"{corpus.get('name')} ({corpus.get('source')}), {corpus.get('chars', 0):,} characters, "
-                               f"sha256 {str(corpus.get('sha256', ''))[:16]}…"))
+        rows.append(
+            (
+                "corpus",
+                f"{corpus.get('name')} ({corpus.get('source')}), {corpus.get('chars', 0):,} characters, "
+                f"sha256 {str(corpus.get('sha256', ''))[:16]}…",
+            )
+        )
     train = extra.get("train")
     if isinstance(train, dict):
         t = config_from_dict(TrainConfig, train)
-        rows.append(("training", f"batch {t.batch_size}, lr {t.learning_rate:g} -> {t.min_lr:g} (warmup "
-                                 f"{t.warmup_steps}, decay to step {t.decay_steps}), weight decay {t.weight_decay:g}, "
-                                 f"betas {t.beta1:g}/{t.beta2:g}, clip {t.grad_clip:g}, seed {t.seed}"))
+        rows.append(
+            (
+                "training",
+                f"batch {t.batch_size}, lr {t.learning_rate:g} -> {t.min_lr:g} (warmup "
+                f"{t.warmup_steps}, decay to step {t.decay_steps}), weight decay {t.weight_decay:g}, "
+                f"betas {t.beta1:g}/{t.beta2:g}, clip {t.grad_clip:g}, seed {t.seed}",
+            )
+        )
         rows.append(("step", f"{extra.get('step', '?')} of {t.max_steps}"))
     history = _history(path / STATE_FILE)
     if history:
@@ -229,12 +264,14 @@ def run_info(args) -> int:
             text += f"; val loss {e['val_loss']:.4f}, accuracy {100 * e['accuracy']:.1f}% (step {e['step']})"
         rows.append(("last", text))
         losses = [h["train_loss"] for h in history]
-        rows.append(("train loss", f"{sparkline(losses)}  {losses[0]:.3f} -> {losses[-1]:.3f} "
-                                   f"over {len(losses)} steps"))
+        rows.append(
+            ("train loss", f"{sparkline(losses)}  {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} steps")
+        )
         if len(evals) > 1:
             vals = [h["val_loss"] for h in evals]
-            rows.append(("val loss", f"{sparkline(vals)}  {vals[0]:.3f} -> {vals[-1]:.3f} "
-                                     f"over {len(vals)} evaluations"))
+            rows.append(
+                ("val loss", f"{sparkline(vals)}  {vals[0]:.3f} -> {vals[-1]:.3f} over {len(vals)} evaluations")
+            )
     elif not train:
         rows.append(("training", "none recorded (weights only; cannot resume)"))
     width = max(len(k) for k, _ in rows)

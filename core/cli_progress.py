@@ -85,8 +85,11 @@ class Progress:
     def line(self, m: TrainMetrics, with_val: bool) -> str:
         """Time first, so a narrow terminal that cuts the line still shows how long is left."""
         width = len(str(m.max_steps))
-        parts = [f"step {m.step:>{width}}/{m.max_steps} {100 * m.progress:3.0f}%",
-                 f"{fmt_time(m.elapsed_s)} elapsed, {fmt_time(m.eta_s)} left", f"loss {m.train_loss:.4f}"]
+        parts = [
+            f"step {m.step:>{width}}/{m.max_steps} {100 * m.progress:3.0f}%",
+            f"{fmt_time(m.elapsed_s)} elapsed, {fmt_time(m.eta_s)} left",
+            f"loss {m.train_loss:.4f}",
+        ]
         if with_val and self.last_val is not None:
             _, val, acc = self.last_val
             parts.append(f"val {val:.4f} acc {100 * acc:.1f}%")
@@ -151,8 +154,10 @@ def describe_run(trainer, out, resumed: bool) -> list[str]:
     lines = []
     if corpus is not None:
         where = {"builtin": "built-in", "file": "file", "text": "typed text"}.get(corpus.source, corpus.source)
-        lines.append(f"corpus      {corpus.name} ({where}): {len(corpus.text):,} characters -> {n_tokens:,} tokens; "
-                     f"{trainer.n_train_tokens:,} to train, {trainer.n_val_tokens:,} to validate")
+        lines.append(
+            f"corpus      {corpus.name} ({where}): {len(corpus.text):,} characters -> {n_tokens:,} tokens; "
+            f"{trainer.n_train_tokens:,} to train, {trainer.n_val_tokens:,} to validate"
+        )
     lines.append(f"tokenizer   {tok.kind}, {tok.vocab_size:,} tokens")
     itemsize = model.dtype.itemsize
     lines.append(
@@ -170,8 +175,10 @@ def describe_run(trainer, out, resumed: bool) -> list[str]:
     shards = trainer.shards()
     if shards is not None:
         rows = "/".join(str(r.stop - r.start) for r in shards.rows)
-        lines.append(f"threads     {len(shards)}: each batch runs as {len(shards)} row shards ({rows} windows), "
-                     "one per thread, gradients added")
+        lines.append(
+            f"threads     {len(shards)}: each batch runs as {len(shards)} row shards ({rows} windows), "
+            "one per thread, gradients added"
+        )
     else:
         n = numba_threads()
         lines.append(f"threads     {n}: each batch in one piece" + (" (too small to split)" if n > 1 else ""))
@@ -188,8 +195,9 @@ def sample_text(trainer, n_chars: int) -> str:
 
     model = trainer.model
     pieces, length = [], 0
-    for step in model.generate(default_prompt_ids(model), Sampling(temperature=0.8, seed=trainer.config.seed),
-                               max_new_tokens=4 * n_chars):
+    for step in model.generate(
+        default_prompt_ids(model), Sampling(temperature=0.8, seed=trainer.config.seed), max_new_tokens=4 * n_chars
+    ):
         pieces.append(step.id)
         length += len(step.text)
         if length >= n_chars:

@@ -21,12 +21,30 @@ from .errors import ConfigError, CorpusError
 M, TC = ModelConfig(), TrainConfig()
 
 # flag -> (config, field): the flags that shape a run and cannot change when resuming it
-MODEL_FLAGS = {"layers": "n_layer", "heads": "n_head", "embd": "n_embd", "context": "block_size",
-               "positional": "positional", "dropout": "dropout"}
-TRAIN_FLAGS = {"batch_size": "batch_size", "steps": "max_steps", "lr": "learning_rate", "min_lr": "min_lr",
-               "warmup": "warmup_steps", "decay_steps": "lr_decay_steps", "weight_decay": "weight_decay",
-               "beta1": "beta1", "beta2": "beta2", "grad_clip": "grad_clip", "eval_interval": "eval_interval",
-               "eval_batches": "eval_batches", "val_fraction": "val_fraction", "seed": "seed"}
+MODEL_FLAGS = {
+    "layers": "n_layer",
+    "heads": "n_head",
+    "embd": "n_embd",
+    "context": "block_size",
+    "positional": "positional",
+    "dropout": "dropout",
+}
+TRAIN_FLAGS = {
+    "batch_size": "batch_size",
+    "steps": "max_steps",
+    "lr": "learning_rate",
+    "min_lr": "min_lr",
+    "warmup": "warmup_steps",
+    "decay_steps": "lr_decay_steps",
+    "weight_decay": "weight_decay",
+    "beta1": "beta1",
+    "beta2": "beta2",
+    "grad_clip": "grad_clip",
+    "eval_interval": "eval_interval",
+    "eval_batches": "eval_batches",
+    "val_fraction": "val_fraction",
+    "seed": "seed",
+}
 FIELD_FLAG = {field: "--" + flag.replace("_", "-") for flag, field in {**MODEL_FLAGS, **TRAIN_FLAGS}.items()}
 SAMPLE_CHARS = 200
 
@@ -47,63 +65,96 @@ the current step and saves a checkpoint that --resume continues.
 
 
 def add_train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model on a corpus and save a checkpoint",
-                       description="Train a GPT-2 from scratch. Defaults are nanoGPT's 'baby' Shakespeare settings.",
-                       epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="train a model on a corpus and save a checkpoint",
+        description="Train a GPT-2 from scratch. Defaults are nanoGPT's 'baby' Shakespeare settings.",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     data = p.add_argument_group("data")
     src = data.add_mutually_exclusive_group()
     names = ", ".join(name for name, _ in builtin_corpora())
-    src.add_argument("--corpus", metavar="NAME|PATH",
-                     help=f"built-in corpus ({names}; default {DEFAULT_CORPUS}) or the path of a UTF-8 text file")
+    src.add_argument(
+        "--corpus",
+        metavar="NAME|PATH",
+        help=f"built-in corpus ({names}; default {DEFAULT_CORPUS}) or the path of a UTF-8 text file",
+    )
     src.add_argument("--text", metavar="TEXT", help="train on this text instead of a corpus")
     data.add_argument("--tokenizer", choices=("char", "word", "bpe"), help="tokenizer kind (default char)")
-    data.add_argument("--vocab-size", type=positive_int, metavar="N",
-                      help="vocabulary size for word and bpe (default 8192 words, 512 bpe); char ignores it")
-    data.add_argument("--val-fraction", type=float, metavar="F",
-                      help=f"share held out for validation (default {TC.val_fraction})")
+    data.add_argument(
+        "--vocab-size",
+        type=positive_int,
+        metavar="N",
+        help="vocabulary size for word and bpe (default 8192 words, 512 bpe); char ignores it",
+    )
+    data.add_argument(
+        "--val-fraction", type=float, metavar="F", help=f"share held out for validation (default {TC.val_fraction})"
+    )
 
     model = p.add_argument_group("model")
     model.add_argument("--layers", type=int, metavar="L", help=f"transformer blocks (default {M.n_layer})")
-    model.add_argument("--heads", type=int, metavar="NH",
-                       help=f"attention heads, must divide --embd (default {M.n_head})")
+    model.add_argument(
+        "--heads", type=int, metavar="NH", help=f"attention heads, must divide --embd (default {M.n_head})"
+    )
     model.add_argument("--embd", type=int, metavar="C", help=f"embedding width (default {M.n_embd})")
     model.add_argument("--context", type=int, metavar="T", help=f"context length in tokens (default {M.block_size})")
     model.add_argument("--positional", choices=("learned", "sincos"), help="position embeddings (default learned)")
     model.add_argument("--dropout", type=float, metavar="P", help=f"dropout while training (default {M.dropout})")
-    model.add_argument("--dtype", choices=("float32", "float64"),
-                       help="training precision (default float32; checkpoints are float32)")
+    model.add_argument(
+        "--dtype", choices=("float32", "float64"), help="training precision (default float32; checkpoints are float32)"
+    )
 
     train = p.add_argument_group("training")
     train.add_argument("--batch-size", type=int, metavar="B", help=f"windows per step (default {TC.batch_size})")
-    train.add_argument("--steps", type=int, metavar="N",
-                       help=f"optimizer steps (default {TC.max_steps}); with --resume, the new total")
+    train.add_argument(
+        "--steps", type=int, metavar="N", help=f"optimizer steps (default {TC.max_steps}); with --resume, the new total"
+    )
     train.add_argument("--lr", type=float, help=f"peak learning rate (default {TC.learning_rate:g})")
     train.add_argument("--min-lr", type=float, help=f"floor of the cosine decay (default --lr / 10 = {TC.min_lr:g})")
-    train.add_argument("--warmup", type=int, metavar="N",
-                       help=f"linear warmup steps (default {TC.warmup_steps}, or --steps / 10 when smaller)")
-    train.add_argument("--decay-steps", type=int, metavar="N",
-                       help="step where the cosine decay ends (default --steps)")
-    train.add_argument("--weight-decay", type=float, metavar="WD",
-                       help=f"AdamW decay of 2-D weights (default {TC.weight_decay})")
+    train.add_argument(
+        "--warmup",
+        type=int,
+        metavar="N",
+        help=f"linear warmup steps (default {TC.warmup_steps}, or --steps / 10 when smaller)",
+    )
+    train.add_argument(
+        "--decay-steps", type=int, metavar="N", help="step where the cosine decay ends (default --steps)"
+    )
+    train.add_argument(
+        "--weight-decay", type=float, metavar="WD", help=f"AdamW decay of 2-D weights (default {TC.weight_decay})"
+    )
     train.add_argument("--beta1", type=float, help=f"AdamW beta1 (default {TC.beta1})")
     train.add_argument("--beta2", type=float, help=f"AdamW beta2 (default {TC.beta2})")
-    train.add_argument("--grad-clip", type=float, metavar="G",
-                       help=f"clip the gradient norm, 0 = off (default {TC.grad_clip})")
-    train.add_argument("--eval-interval", type=int, metavar="N",
-                       help=f"steps between validations (default {TC.eval_interval}, or --steps / 8 when smaller)")
-    train.add_argument("--eval-batches", type=int, metavar="N",
-                       help=f"batches per validation (default {TC.eval_batches})")
+    train.add_argument(
+        "--grad-clip", type=float, metavar="G", help=f"clip the gradient norm, 0 = off (default {TC.grad_clip})"
+    )
+    train.add_argument(
+        "--eval-interval",
+        type=int,
+        metavar="N",
+        help=f"steps between validations (default {TC.eval_interval}, or --steps / 8 when smaller)",
+    )
+    train.add_argument(
+        "--eval-batches", type=int, metavar="N", help=f"batches per validation (default {TC.eval_batches})"
+    )
     train.add_argument("--seed", type=int, help=f"seed for weights, batches and the sample (default {TC.seed})")
 
     run = p.add_argument_group("run")
-    run.add_argument("--out", metavar="DIR", help="checkpoint directory (default runs/<corpus>-<tokenizer>, "
-                     "a fresh one if taken; with --resume, the resumed directory)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="checkpoint directory (default runs/<corpus>-<tokenizer>, "
+        "a fresh one if taken; with --resume, the resumed directory)",
+    )
     run.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR exactly")
-    run.add_argument("--threads", type=positive_int, metavar="N",
-                     help="cap BLAS and Numba threads (default: the libraries' own)")
+    run.add_argument(
+        "--threads", type=positive_int, metavar="N", help="cap BLAS and Numba threads (default: the libraries' own)"
+    )
     run.add_argument("--quiet", action="store_true", help="print only where the checkpoint went")
-    run.add_argument("--json-log", metavar="FILE",
-                     help="write one JSON line of metrics per step (appended to with --resume)")
+    run.add_argument(
+        "--json-log", metavar="FILE", help="write one JSON line of metrics per step (appended to with --resume)"
+    )
     p.set_defaults(func=run_train)
 
 
@@ -181,16 +232,19 @@ def _resume(args):
     fixed = _given(args, [*MODEL_FLAGS, *[f for f in TRAIN_FLAGS if f != "steps"], "tokenizer", "vocab_size", "dtype"])
     if fixed:
         flags = ", ".join("--" + f.replace("_", "-") for f in fixed)
-        raise UsageError(f"{flags} cannot change when resuming: the run continues with its saved settings "
-                         "(only --steps may grow); start a new run to change them")
+        raise UsageError(
+            f"{flags} cannot change when resuming: the run continues with its saved settings "
+            "(only --steps may grow); start a new run to change them"
+        )
     corpus = None if args.corpus is None and args.text is None else _corpus_from_args(args)
     if corpus is None and _saved_corpus(args.resume).get("source") == "text":
         raise UsageError(f"{args.resume} was trained on typed text; pass the same --text to resume it")
     try:
         trainer = Trainer.resume(args.resume, corpus)
     except CorpusError as exc:
-        raise CorpusError(f"cannot open the corpus {args.resume} was trained on ({exc}); "
-                          "pass it with --corpus PATH") from None
+        raise CorpusError(
+            f"cannot open the corpus {args.resume} was trained on ({exc}); pass it with --corpus PATH"
+        ) from None
     if args.steps is not None:
         c = trainer.config
         if args.steps < trainer.step_count:
@@ -198,8 +252,10 @@ def _resume(args):
         if args.steps != c.max_steps:
             if c.lr_decay_steps is None:
                 c.lr_decay_steps = c.max_steps  # keep the schedule of the steps done; later steps run at min_lr
-            note(f"training to step {args.steps} (was {c.max_steps}); the learning rate stays at {c.min_lr:g} "
-                 f"after step {c.decay_steps}")
+            note(
+                f"training to step {args.steps} (was {c.max_steps}); the learning rate stays at {c.min_lr:g} "
+                f"after step {c.decay_steps}"
+            )
             c.max_steps = args.steps
     return trainer
 
@@ -248,8 +304,10 @@ def run_train(args) -> int:
         dtype = np.float64 if args.dtype == "float64" else np.float32
         trainer = make_trainer(corpus, args.tokenizer or "char", args.vocab_size, mc, tc, dtype=dtype)
     if trainer.done:
-        note(f"{args.resume} has already trained {trainer.step_count} of {trainer.config.max_steps} steps; "
-             "give --steps with a larger total to train longer")
+        note(
+            f"{args.resume} has already trained {trainer.step_count} of {trainer.config.max_steps} steps; "
+            "give --steps with a larger total to train longer"
+        )
         return 0
     if not args.quiet:
         for line in describe_run(trainer, out, resumed=args.resume is not None):
@@ -273,8 +331,10 @@ def run_train(args) -> int:
             note("interrupted before the first step finished; nothing saved")
             return EXIT_INTERRUPTED
         trainer.save(out)
-        note(f"interrupted at step {trainer.step_count}/{trainer.config.max_steps}; saved to {out}; "
-             f"resume with: {_resume_command(out, trainer.corpus, args.corpus)}")
+        note(
+            f"interrupted at step {trainer.step_count}/{trainer.config.max_steps}; saved to {out}; "
+            f"resume with: {_resume_command(out, trainer.corpus, args.corpus)}"
+        )
         return EXIT_INTERRUPTED
     finally:
         progress.close()

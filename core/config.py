@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import ConfigError
 
@@ -27,7 +27,7 @@ class ModelConfig:
     def head_size(self) -> int:
         return self.n_embd // self.n_head
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         """Raise ConfigError naming the first setting that cannot work."""
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
@@ -87,7 +87,7 @@ class TrainConfig:
     def decay_steps(self) -> int:
         return self.max_steps if self.lr_decay_steps is None else self.lr_decay_steps
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first setting that cannot work."""
         for name in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
             value = getattr(self, name)

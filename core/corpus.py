@@ -31,7 +31,7 @@ class Corpus:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
     @staticmethod
-    def from_text(text: str, name: str = "typed") -> "Corpus":
+    def from_text(text: str, name: str = "typed") -> Corpus:
         """A corpus from text typed or pasted by the user."""
         if not isinstance(text, str):
             raise CorpusError(f"corpus text must be a str, got {type(text).__name__}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -63,9 +63,26 @@ class KVCache:
     def step(self, token: int) -> np.ndarray:
         """Append one token at the next position and return its next-token logits (V,)."""
         m = self.model
-        decode_step(self.logits, self._x, self._xn, self._qkv, self._y, self._fc, self._att, m.flat, self.offs,
-                    self.wte_off, self.lnf_off, self.wpe, self.k, self.v, int(token), self.length,
-                    m.config.n_head, 1e-5)
+        decode_step(
+            self.logits,
+            self._x,
+            self._xn,
+            self._qkv,
+            self._y,
+            self._fc,
+            self._att,
+            m.flat,
+            self.offs,
+            self.wte_off,
+            self.lnf_off,
+            self.wpe,
+            self.k,
+            self.v,
+            int(token),
+            self.length,
+            m.config.n_head,
+            1e-5,
+        )
         self.length += 1
         return self.logits
 

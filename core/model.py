@@ -71,7 +71,7 @@ class GPT:
     def _per_layer(self, named: dict[str, np.ndarray]) -> list[tuple[np.ndarray, ...]]:
         return [tuple(named[f"transformer.h.{l}.{suffix}"] for suffix, _ in _BLOCK) for l in range(self.config.n_layer)]
 
-    def replica(self) -> "GPT":
+    def replica(self) -> GPT:
         """A second view of this model: the same weights (shared, not copied), its own gradients and
         activation buffers, so another thread can run forward and backward on part of a batch."""
         twin = object.__new__(GPT)
@@ -140,8 +140,9 @@ class GPT:
             K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, LN_EPS)
             K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
             K.gelu_forward(v.fch_gelu, v.fch)
-            _residual_add(a, v.res2, v.res1, v.fch_gelu, mproj_w, mproj_b, v.fcproj, drop and v.mlp_dropout, p,
-                          dropout_rng)
+            _residual_add(
+                a, v.res2, v.res1, v.fch_gelu, mproj_w, mproj_b, v.fcproj, drop and v.mlp_dropout, p, dropout_rng
+            )
         K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, LN_EPS)
         K.lm_head_forward(a.logits, a.lnf, self._wte)
         self._last = a
@@ -178,12 +179,19 @@ class GPT:
         K.crossentropy_backward(d.dlogits, a.probs, a.targets.reshape(-1), loss_scale / a.losses.size)
         K.lm_head_backward(d.dln, g["transformer.wte.weight"], d.dlogits, a.lnf, self._wte)
         d.dres.fill(0.0)
-        K.layernorm_backward(d.dres, g["transformer.ln_f.weight"], g["transformer.ln_f.bias"], d.dln,
-                             a.layers[-1].res2, self._lnf_w, a.lnf_mean, a.lnf_rstd)
+        K.layernorm_backward(
+            d.dres,
+            g["transformer.ln_f.weight"],
+            g["transformer.ln_f.bias"],
+            d.dln,
+            a.layers[-1].res2,
+            self._lnf_w,
+            a.lnf_mean,
+            a.lnf_rstd,
+        )
         for v, params, grads in zip(reversed(a.layers), reversed(self._layer_params), reversed(self._layer_grads)):
             ln1w, ln1b, attn_w, _, aproj_w, _, ln2w, ln2b, fc_w, _, mproj_w, _ = params
-            (dln1w, dln1b, dattn_w, dattn_b, daproj_w, daproj_b, dln2w, dln2b, dfc_w, dfc_b,
-             dmproj_w, dmproj_b) = grads
+            (dln1w, dln1b, dattn_w, dattn_b, daproj_w, daproj_b, dln2w, dln2b, dfc_w, dfc_b, dmproj_w, dmproj_b) = grads
             # MLP branch: res2 = res1 + dropout(fcproj)
             dbranch = d.dres
             if drop:

@@ -39,8 +39,7 @@ def _executor() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tinylm-shard",
-                                       initializer=_serial_worker)
+            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tinylm-shard", initializer=_serial_worker)
         return _pool
 
 
@@ -98,8 +97,11 @@ class Shards:
         """Forward and backward of the batch (x, y) (B, T); the whole batch's mean loss is returned
         and its gradient left in the first model's grads."""
         # one generator per shard, drawn from the trainer's so that a resumed run repeats its masks
-        rngs = ([np.random.default_rng(s) for s in dropout_rng.integers(0, 2**63 - 1, size=len(self))]
-                if dropout_rng is not None else [None] * len(self))
+        rngs = (
+            [np.random.default_rng(s) for s in dropout_rng.integers(0, 2**63 - 1, size=len(self))]
+            if dropout_rng is not None
+            else [None] * len(self)
+        )
 
         def run(i):
             model, rows = self.models[i], self.rows[i]

@@ -26,7 +26,10 @@ def reference_logits(params: dict, wpe: np.ndarray, n_layer: int, n_head: int, i
     future = np.triu(np.ones((T, T), dtype=bool), k=1)
     for l in range(n_layer):
         h = f"transformer.h.{l}."
-        qkv = _layernorm(x, P[h + "ln_1.weight"], P[h + "ln_1.bias"]) @ P[h + "attn.c_attn.weight"] + P[h + "attn.c_attn.bias"]
+        qkv = (
+            _layernorm(x, P[h + "ln_1.weight"], P[h + "ln_1.bias"]) @ P[h + "attn.c_attn.weight"]
+            + P[h + "attn.c_attn.bias"]
+        )
         q, k, v = (qkv[..., i * C : (i + 1) * C].reshape(B, T, n_head, HS).transpose(0, 2, 1, 3) for i in range(3))
         scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(HS)
         scores[..., future] = -np.inf
@@ -34,7 +37,9 @@ def reference_logits(params: dict, wpe: np.ndarray, n_layer: int, n_head: int, i
         att /= att.sum(-1, keepdims=True)
         y = (att @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
         x = x + y @ P[h + "attn.c_proj.weight"] + P[h + "attn.c_proj.bias"]
-        hidden = _gelu(_layernorm(x, P[h + "ln_2.weight"], P[h + "ln_2.bias"]) @ P[h + "mlp.c_fc.weight"] + P[h + "mlp.c_fc.bias"])
+        hidden = _gelu(
+            _layernorm(x, P[h + "ln_2.weight"], P[h + "ln_2.bias"]) @ P[h + "mlp.c_fc.weight"] + P[h + "mlp.c_fc.bias"]
+        )
         x = x + hidden @ P[h + "mlp.c_proj.weight"] + P[h + "mlp.c_proj.bias"]
     x = _layernorm(x, P["transformer.ln_f.weight"], P["transformer.ln_f.bias"])
     return x @ P["transformer.wte.weight"].T

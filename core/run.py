@@ -11,9 +11,16 @@ from .tokenizers import Tokenizer, train_tokenizer
 from .trainer import Trainer
 
 
-def make_trainer(corpus: Corpus, tokenizer_kind: str = "char", vocab_size: int | None = None,
-                 model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
-                 tokenizer: Tokenizer | None = None, *, dtype=np.float32) -> Trainer:
+def make_trainer(
+    corpus: Corpus,
+    tokenizer_kind: str = "char",
+    vocab_size: int | None = None,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    tokenizer: Tokenizer | None = None,
+    *,
+    dtype=np.float32,
+) -> Trainer:
     """Train the tokenizer on the corpus, encode it, build a fresh model and its trainer."""
     model_config = model_config or ModelConfig()
     train_config = (train_config or TrainConfig()).validate()

@@ -20,7 +20,7 @@ class Sampling:
     greedy: bool = False  # always take the most likely token
     seed: int | None = None  # seeds the sampler; None draws a fresh seed
 
-    def validate(self) -> "Sampling":
+    def validate(self) -> Sampling:
         """Raise ConfigError naming the first setting that cannot work."""
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ConfigError(f"temperature must be a positive number, got {self.temperature} (use greedy for 0)")

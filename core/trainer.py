@@ -49,8 +49,10 @@ def compact_ids(ids, vocab_size: int) -> np.ndarray:
     if ids.ndim != 1:
         raise CorpusError(f"token ids must be one sequence, got shape {ids.shape}")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise CorpusError(f"token ids must be in [0, {vocab_size}) for this model, got {ids.min()}..{ids.max()}; "
-                          "encode the corpus with the model's tokenizer")
+        raise CorpusError(
+            f"token ids must be in [0, {vocab_size}) for this model, got {ids.min()}..{ids.max()}; "
+            "encode the corpus with the model's tokenizer"
+        )
     return np.ascontiguousarray(ids, dtype=np.uint16 if vocab_size <= 1 << 16 else np.int32)
 
 
@@ -151,8 +153,19 @@ class Trainer:
                 )
             if c.grad_clip > 0 and norm > c.grad_clip:
                 K.scale_inplace(model.grad_flat, c.grad_clip / (norm + 1e-6))
-            K.adamw_update(model.flat, model.grad_flat, self.m, self.v, lr, c.beta1, c.beta2, c.eps,
-                           c.weight_decay, self.step_count + 1, model.layout.n_decay)
+            K.adamw_update(
+                model.flat,
+                model.grad_flat,
+                self.m,
+                self.v,
+                lr,
+                c.beta1,
+                c.beta2,
+                c.eps,
+                c.weight_decay,
+                self.step_count + 1,
+                model.layout.n_decay,
+            )
         self.step_count += 1
         val_loss = accuracy = None
         if self.step_count % c.eval_interval == 0 or self.done:
@@ -162,15 +175,24 @@ class Trainer:
         rate = self.x.size / max(seconds, 1e-9)
         # Smoothed, so the display does not flicker with every step's noise; the first step of a
         # process may include compiling kernels, so it seeds the rate but not the time-left estimate.
-        self._tokens_per_s = rate if self._tokens_per_s == 0 or len(self._recent) < 2 else 0.9 * self._tokens_per_s + 0.1 * rate
+        self._tokens_per_s = (
+            rate if self._tokens_per_s == 0 or len(self._recent) < 2 else 0.9 * self._tokens_per_s + 0.1 * rate
+        )
         self._recent.append(seconds)
         if len(self._recent) > 50:
             self._recent.pop(0)
         timed = self._recent[1:] if len(self._recent) > 1 else self._recent
         mean_step = sum(timed) / len(timed)
         metrics = TrainMetrics(
-            step=self.step_count, max_steps=c.max_steps, train_loss=loss, val_loss=val_loss, accuracy=accuracy,
-            lr=lr, grad_norm=float(norm), tokens_per_s=self._tokens_per_s, elapsed_s=self.elapsed_s,
+            step=self.step_count,
+            max_steps=c.max_steps,
+            train_loss=loss,
+            val_loss=val_loss,
+            accuracy=accuracy,
+            lr=lr,
+            grad_norm=float(norm),
+            tokens_per_s=self._tokens_per_s,
+            elapsed_s=self.elapsed_s,
             eta_s=mean_step * (c.max_steps - self.step_count),
         )
         self.history.append(metrics)
@@ -224,7 +246,7 @@ class Trainer:
         save_checkpoint(path, self.model, trainer=self)
 
     @staticmethod
-    def resume(path, corpus=None) -> "Trainer":
+    def resume(path, corpus=None) -> Trainer:
         """A trainer that continues a checkpoint's run exactly (same losses as an uninterrupted run)."""
         from .checkpoint import resume_trainer
 

@@ -53,6 +53,7 @@ def _int_bits_as_f32_jit(i):
 @intrinsic
 def _bitcast_i32_f32(typingctx, i):
     """LLVM bitcast i32 -> float (numba has no scalar .view); vectorises with the loop around it."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(types.float32))
 

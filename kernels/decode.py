@@ -55,8 +55,9 @@ def _matvec(out, x, W, b):
 
 
 @njit(**JIT)
-def decode_step(logits, x, xn, qkv, y, fc, att, flat, offs, wte_off, lnf_off, wpe, k_cache, v_cache,
-                token, pos, n_head, eps):
+def decode_step(
+    logits, x, xn, qkv, y, fc, att, flat, offs, wte_off, lnf_off, wpe, k_cache, v_cache, token, pos, n_head, eps
+):
     """Advance one token at position pos: append its K and V to the cache, WRITE logits (V,).
 
     flat: all weights; offs (L, 12): offsets of each block tensor in flat; lnf_off: (weight, bias);
@@ -73,8 +74,9 @@ def decode_step(logits, x, xn, qkv, y, fc, att, flat, offs, wte_off, lnf_off, wp
     for l in range(L):
         o = offs[l]
         _layernorm(xn, x, flat[o[LN1_W] : o[LN1_W] + C], flat[o[LN1_B] : o[LN1_B] + C], eps)
-        _matvec(qkv, xn, flat[o[ATTN_W] : o[ATTN_W] + C * 3 * C].reshape((C, 3 * C)),
-                flat[o[ATTN_B] : o[ATTN_B] + 3 * C])
+        _matvec(
+            qkv, xn, flat[o[ATTN_W] : o[ATTN_W] + C * 3 * C].reshape((C, 3 * C)), flat[o[ATTN_B] : o[ATTN_B] + 3 * C]
+        )
         for h in range(n_head):
             for d in range(HS):
                 k_cache[l, h, pos, d] = qkv[C + h * HS + d]
@@ -107,8 +109,9 @@ def decode_step(logits, x, xn, qkv, y, fc, att, flat, offs, wte_off, lnf_off, wp
         for i in range(4 * C):
             u = fc[i]
             fc[i] = 0.5 * u * (1.0 + math.tanh(0.7978845608028654 * (u + 0.044715 * u * u * u)))
-        _matvec(xn, fc, flat[o[MPROJ_W] : o[MPROJ_W] + 4 * C * C].reshape((4 * C, C)),
-                flat[o[MPROJ_B] : o[MPROJ_B] + C])
+        _matvec(
+            xn, fc, flat[o[MPROJ_W] : o[MPROJ_W] + 4 * C * C].reshape((4 * C, C)), flat[o[MPROJ_B] : o[MPROJ_B] + C]
+        )
         for i in range(C):
             x[i] += xn[i]
     _layernorm(xn, x, flat[lnf_off[0] : lnf_off[0] + C], flat[lnf_off[1] : lnf_off[1] + C], eps)

@@ -77,11 +77,13 @@ def parallel_kernel(work_arg: int = 0, work=None):
         parallel_fn = njit(**JIT_PARALLEL)(_renamed(fn, "_parallel"))
 
         if work is None:
+
             def kernel(*args):
                 if args[work_arg].size >= PARALLEL_MIN_WORK and parallel_allowed():
                     return parallel_fn(*args)
                 return serial_fn(*args)
         else:
+
             def kernel(*args):
                 if work(*args) >= PARALLEL_MIN_WORK and parallel_allowed():
                     return parallel_fn(*args)

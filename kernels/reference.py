@@ -40,11 +40,9 @@ def layernorm_backward(dout, inp, weight, mean, rstd):
     C = inp.shape[1]
     norm = (inp - mean[:, None]) * rstd[:, None]
     dnorm = dout * weight
-    dinp = (
-        dnorm
-        - dnorm.mean(axis=1, keepdims=True)
-        - norm * (dnorm * norm).mean(axis=1, keepdims=True)
-    ) * rstd[:, None]
+    dinp = (dnorm - dnorm.mean(axis=1, keepdims=True) - norm * (dnorm * norm).mean(axis=1, keepdims=True)) * rstd[
+        :, None
+    ]
     assert dinp.shape[1] == C
     return dinp, (dout * norm).sum(axis=0), dout.sum(axis=0)
 

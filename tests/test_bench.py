@@ -18,8 +18,13 @@ SLM = dict(block_size=8, n_layer=2, n_head=2, n_embd=16)
 
 
 def _losses(dtype, steps=20):
-    trainer = make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SLM),
-                           train_config=TrainConfig(batch_size=8, max_steps=1000, eval_interval=10**6), dtype=dtype)
+    trainer = make_trainer(
+        load_corpus("fables"),
+        "char",
+        model_config=ModelConfig(**SLM),
+        train_config=TrainConfig(batch_size=8, max_steps=1000, eval_interval=10**6),
+        dtype=dtype,
+    )
     assert trainer.model.flat.dtype == dtype and trainer.m.dtype == dtype
     return np.array([trainer.step().train_loss for _ in range(steps)])
 
@@ -61,8 +66,21 @@ def test_quick_run_reports_every_figure(capsys):
     # --no-cold-start: compiling every kernel from nothing takes a minute on a busy 2-core machine.
     assert main(["--quick", "--configs", "slm", "--json", "--threads", "1", "--no-cold-start"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("machine", "threads", "matmul_peak_gflops", "idle_rss_mib", "configs", "generation", "startup",
-                "targets", "flop_formula", "load_before", "load_after", "blas", "torch"):
+    for key in (
+        "machine",
+        "threads",
+        "matmul_peak_gflops",
+        "idle_rss_mib",
+        "configs",
+        "generation",
+        "startup",
+        "targets",
+        "flop_formula",
+        "load_before",
+        "load_after",
+        "blas",
+        "torch",
+    ):
         assert key in result
     slm = result["configs"]["slm"]
     for key in ("step_ms", "tokens_per_s", "gflops", "peak_share", "peak_rss_mib"):

@@ -11,8 +11,13 @@ from tinylm.core import CheckpointError, ModelConfig, TrainConfig, load, load_co
 
 @pytest.fixture
 def trained(tmp_path):
-    tr = make_trainer(load_corpus("fables"), "bpe", 300, ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=16),
-                      TrainConfig(batch_size=4, max_steps=5, eval_interval=5, eval_batches=1))
+    tr = make_trainer(
+        load_corpus("fables"),
+        "bpe",
+        300,
+        ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=16),
+        TrainConfig(batch_size=4, max_steps=5, eval_interval=5, eval_batches=1),
+    )
     for _ in range(3):
         tr.step()
     path = tmp_path / "ckpt"
@@ -23,8 +28,13 @@ def trained(tmp_path):
 def test_layout_is_hugging_face_gpt2(trained):
     tr, path = trained
     names = set(p.name for p in path.iterdir())
-    assert {"config.json", "model.safetensors", "tinylm_tokenizer.json", "optimizer.safetensors",
-            "trainer_state.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tinylm_tokenizer.json",
+        "optimizer.safetensors",
+        "trainer_state.json",
+    } <= names
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["model_type"] == "gpt2" and cfg["architectures"] == ["GPT2LMHeadModel"]
     assert cfg["n_positions"] == 16 and cfg["n_inner"] == 64 and cfg["activation_function"] == "gelu_new"
@@ -51,9 +61,13 @@ def test_round_trip_is_exact(trained):
 
 
 def test_sincos_table_is_saved_as_wpe(tmp_path):
-    tr = make_trainer(load_corpus("verses"), "char", None,
-                      ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8, positional="sincos"),
-                      TrainConfig(batch_size=2, max_steps=2))
+    tr = make_trainer(
+        load_corpus("verses"),
+        "char",
+        None,
+        ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8, positional="sincos"),
+        TrainConfig(batch_size=2, max_steps=2),
+    )
     tr.model.save(tmp_path / "s")
     wpe = load_file(str(tmp_path / "s" / "model.safetensors"))["transformer.wpe.weight"]
     np.testing.assert_allclose(wpe, tr.model.wpe)
@@ -103,16 +117,19 @@ def damage_model_type(path):
     (path / "config.json").write_text(json.dumps(cfg))
 
 
-@pytest.mark.parametrize("damage, words", [
-    (damage_truncate, "damaged"),
-    (damage_json, "not valid JSON"),
-    (damage_missing_tensor, "missing tensor transformer.h.1.ln_2.bias"),
-    (damage_shape, "has shape (16, 15), expected (16, 16)"),
-    (damage_nan, "NaN"),
-    (damage_vocab, "tokenizer has 300 tokens"),
-    (damage_tokenizer, "ckpt"),
-    (damage_model_type, "'llama' model"),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (damage_truncate, "damaged"),
+        (damage_json, "not valid JSON"),
+        (damage_missing_tensor, "missing tensor transformer.h.1.ln_2.bias"),
+        (damage_shape, "has shape (16, 15), expected (16, 16)"),
+        (damage_nan, "NaN"),
+        (damage_vocab, "tokenizer has 300 tokens"),
+        (damage_tokenizer, "ckpt"),
+        (damage_model_type, "'llama' model"),
+    ],
+)
 def test_damaged_checkpoints_give_one_line_errors(trained, damage, words):
     _, path = trained
     damage(path)

@@ -17,8 +17,7 @@ from tinylm.core.cli_inspect import format_matrix, sparkline
 from tinylm.core.cli_progress import Progress
 from tinylm.core.trainer import TrainMetrics
 
-TINY = ["--layers", "1", "--heads", "2", "--embd", "16", "--context", "16", "--batch-size", "4",
-        "--eval-batches", "2"]
+TINY = ["--layers", "1", "--heads", "2", "--embd", "16", "--context", "16", "--batch-size", "4", "--eval-batches", "2"]
 EXACT = ("step", "max_steps", "train_loss", "val_loss", "accuracy", "lr", "grad_norm")
 
 
@@ -151,8 +150,11 @@ def test_tty_progress_is_one_updating_line():
     term = Terminal()
     progress = Progress(term)
     for step in (1, 2):
-        progress.update(TrainMetrics(step, 2, 3.0, 2.5 if step == 2 else None, 0.25 if step == 2 else None,
-                                     1e-3, 0.5, 1000.0, 1.0, 1.0))
+        progress.update(
+            TrainMetrics(
+                step, 2, 3.0, 2.5 if step == 2 else None, 0.25 if step == 2 else None, 1e-3, 0.5, 1000.0, 1.0, 1.0
+            )
+        )
     progress.close()
     text = term.getvalue()
     assert text.count("\n") == 2  # the durable evaluation line and the final newline
@@ -241,26 +243,29 @@ def bad_files(tmp):
     return tmp
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--corpus", "{tmp}/missing.txt"], ["not found"]),
-    (["--corpus", "{tmp}/empty.txt"], ["empty"]),
-    (["--corpus", "{tmp}/binary.bin"], ["binary"]),
-    (["--corpus", "{tmp}/latin1.txt"], ["UTF-8"]),
-    (["--corpus", "{tmp}"], ["directory"]),
-    (["--corpus", "nosuchcorpus"], ["unknown built-in corpus"]),
-    (["--text", "too short"], ["context"]),
-    (["--layers", "0"], ["n_layer", "--layers"]),
-    (["--steps", "-5"], ["max_steps", "--steps"]),
-    (["--lr", "0"], ["learning_rate", "--lr"]),
-    (["--heads", "3"], ["not divisible", "--heads"]),
-    (["--dropout", "1.5"], ["dropout"]),
-    (["--tokenizer", "bpe", "--vocab-size", "100"], ["at least 256"]),
-    (["--steps", "many"], ["invalid int value"]),
-    (["--threads", "0"], ["positive"]),
-    (["--out", "{tmp}/a_file"], ["is a file"]),
-    (["--resume", "{tmp}/missing"], ["does not exist"]),
-    (["--json-log", "{tmp}/no/such/dir/log"], ["--json-log"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--corpus", "{tmp}/missing.txt"], ["not found"]),
+        (["--corpus", "{tmp}/empty.txt"], ["empty"]),
+        (["--corpus", "{tmp}/binary.bin"], ["binary"]),
+        (["--corpus", "{tmp}/latin1.txt"], ["UTF-8"]),
+        (["--corpus", "{tmp}"], ["directory"]),
+        (["--corpus", "nosuchcorpus"], ["unknown built-in corpus"]),
+        (["--text", "too short"], ["context"]),
+        (["--layers", "0"], ["n_layer", "--layers"]),
+        (["--steps", "-5"], ["max_steps", "--steps"]),
+        (["--lr", "0"], ["learning_rate", "--lr"]),
+        (["--heads", "3"], ["not divisible", "--heads"]),
+        (["--dropout", "1.5"], ["dropout"]),
+        (["--tokenizer", "bpe", "--vocab-size", "100"], ["at least 256"]),
+        (["--steps", "many"], ["invalid int value"]),
+        (["--threads", "0"], ["positive"]),
+        (["--out", "{tmp}/a_file"], ["is a file"]),
+        (["--resume", "{tmp}/missing"], ["does not exist"]),
+        (["--json-log", "{tmp}/no/such/dir/log"], ["--json-log"]),
+    ],
+)
 def test_bad_train_input_is_one_line_and_status_2(tmp_path, args, words):
     bad_files(tmp_path)
     fresh = [] if "--resume" in args else [*TINY, "--steps", "3"]
@@ -278,7 +283,8 @@ def damaged(src, tmp):
         "truncated_weights": lambda d: (d / "model.safetensors").write_bytes(b"\x10" + b"\x00" * 99),
         "bad_json": lambda d: (d / "config.json").write_text("{not json"),
         "wrong_width": lambda d: (d / "config.json").write_text(
-            (d / "config.json").read_text().replace('"n_embd": 16', '"n_embd": 32')),
+            (d / "config.json").read_text().replace('"n_embd": 16', '"n_embd": 32')
+        ),
         "no_weights": lambda d: (d / "model.safetensors").unlink(),
     }.items():
         shutil.copytree(src, tmp / name)
@@ -294,22 +300,29 @@ def damaged(src, tmp):
 def test_damaged_or_mismatched_checkpoints(ckpt, tmp_path):
     path, _, _ = ckpt
     for name, bad in damaged(path, tmp_path).items():
-        for argv in (["info", bad], ["generate", bad, "--tokens", 3], ["inspect", bad, "--prompt", "a"],
-                     ["train", "--resume", bad]):
+        for argv in (
+            ["info", bad],
+            ["generate", bad, "--tokens", 3],
+            ["inspect", bad, "--prompt", "a"],
+            ["train", "--resume", bad],
+        ):
             status, _, err = run(argv)
             assert_one_line_error(status, err), (name, argv)
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["generate", "{ckpt}", "--temperature", "0"], ["temperature"]),
-    (["generate", "{ckpt}", "--top-p", "1.5"], ["top_p"]),
-    (["generate", "{ckpt}", "--tokens", "-1"], ["0 or more"]),
-    (["generate", "{ckpt}", "--prompt", ""], ["empty"]),
-    (["inspect", "{ckpt}", "--prompt", "a", "--layer", "1"], ["--layer 1", "0 to 0"]),
-    (["inspect", "{ckpt}"], ["--prompt"]),
-    (["info"], ["CHECKPOINT"]),
-    (["nosuchcommand"], ["invalid choice"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["generate", "{ckpt}", "--temperature", "0"], ["temperature"]),
+        (["generate", "{ckpt}", "--top-p", "1.5"], ["top_p"]),
+        (["generate", "{ckpt}", "--tokens", "-1"], ["0 or more"]),
+        (["generate", "{ckpt}", "--prompt", ""], ["empty"]),
+        (["inspect", "{ckpt}", "--prompt", "a", "--layer", "1"], ["--layer 1", "0 to 0"]),
+        (["inspect", "{ckpt}"], ["--prompt"]),
+        (["info"], ["CHECKPOINT"]),
+        (["nosuchcommand"], ["invalid choice"]),
+    ],
+)
 def test_bad_generate_inspect_input(ckpt, argv, words):
     path, _, _ = ckpt
     status, _, err = run([a.format(ckpt=path) for a in argv])
@@ -338,11 +351,16 @@ def test_installed_console_script(ckpt, tmp_path):
     exe = shutil.which("tinylm")
     if exe is None:
         pytest.skip("the tinylm console script is not installed (pip install -e .)")
-    done = subprocess.run([exe, "generate", str(path), "--prompt", "The", "--tokens", "8", "--seed", "5"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [exe, "generate", str(path), "--prompt", "The", "--tokens", "8", "--seed", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == run(["generate", path, "--prompt", "The", "--tokens", 8, "--seed", 5])[1]
-    done = subprocess.run([exe, "train", "--corpus", str(tmp_path / "missing.txt")], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [exe, "train", "--corpus", str(tmp_path / "missing.txt")], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("tinylm: error: corpus file not found") and done.stderr.count("\n") == 1

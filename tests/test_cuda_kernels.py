@@ -374,8 +374,15 @@ def check_count_correct(env, K, R):
         got = K.count_correct(env.d(x), env.d(targets))
         env.equal(got, R.count_correct(x, targets), "count_correct")
     # ties go to the first maximum; NaN: as the CPU kernel's `>` scan (ignored unless in column 0)
-    x = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [np.nan, 5.0, 1.0, 0.0],
-                  [0.0, np.nan, 4.0, 4.0], [-np.inf, -np.inf, -np.inf, -np.inf]])
+    x = np.array(
+        [
+            [1.0, 3.0, 3.0, 0.0],
+            [2.0, 2.0, 2.0, 2.0],
+            [np.nan, 5.0, 1.0, 0.0],
+            [0.0, np.nan, 4.0, 4.0],
+            [-np.inf, -np.inf, -np.inf, -np.inf],
+        ]
+    )
     for targets in ([1, 0, 0, 2, 0], [2, 3, 1, 3, 1]):
         t = np.array(targets)
         env.equal(K.count_correct(env.d(x), env.d(t)), cpu.count_correct(x, t), f"ties/NaN {targets}")
@@ -641,8 +648,7 @@ def test_cuda_backend_without_gpu_gives_clear_error():
     )
     assert res.returncode == 0, res.stdout + res.stderr
     message = (
-        "CUDA backend requested but no CUDA GPU is available (numba.cuda.is_available() is False); "
-        "use backend 'cpu'"
+        "CUDA backend requested but no CUDA GPU is available (numba.cuda.is_available() is False); use backend 'cpu'"
     )
     assert res.stdout.splitlines() == [message, message]
 

@@ -1,4 +1,4 @@
-"""Independent implementations: Hugging Face transformers opens our checkpoint; PyTorch autograd checks our gradients."""
+"""Independent implementations: transformers opens our checkpoint; PyTorch autograd checks our gradients."""
 
 import numpy as np
 import pytest
@@ -11,8 +11,13 @@ from tinylm.core import ModelConfig, TrainConfig, load_corpus, make_trainer  # n
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    tr = make_trainer(load_corpus("fables"), "char", None, ModelConfig(n_layer=2, n_head=4, n_embd=32, block_size=24),
-                      TrainConfig(batch_size=4, max_steps=20, eval_interval=20, eval_batches=1, learning_rate=3e-3))
+    tr = make_trainer(
+        load_corpus("fables"),
+        "char",
+        None,
+        ModelConfig(n_layer=2, n_head=4, n_embd=32, block_size=24),
+        TrainConfig(batch_size=4, max_steps=20, eval_interval=20, eval_batches=1, learning_rate=3e-3),
+    )
     for _ in range(20):
         tr.step()
     path = tmp_path_factory.mktemp("hf") / "ckpt"
@@ -41,7 +46,9 @@ def test_gradients_match_pytorch_autograd(checkpoint):
     ids = rng.integers(0, model.config.vocab_size, (2, 24))
     targets = rng.integers(0, model.config.vocab_size, (2, 24))
     logits = hf(torch.from_numpy(ids)).logits
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(targets).reshape(-1))
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), torch.from_numpy(targets).reshape(-1)
+    )
     loss.backward()
     ours_loss, grads = model.loss_and_grads(ids, targets)
     assert ours_loss == pytest.approx(loss.item(), rel=1e-5)

@@ -89,8 +89,14 @@ def test_jitted_kernels_are_nogil_and_cached():
     from tinylm.kernels import attention, matmul
 
     # Python wrappers around BLAS (np.matmul releases the GIL) and the jitted kernels they call
-    wrappers = {"matmul_forward", "matmul_backward", "lm_head_forward", "lm_head_backward",
-                "attention_forward", "attention_backward"}
+    wrappers = {
+        "matmul_forward",
+        "matmul_backward",
+        "lm_head_forward",
+        "lm_head_backward",
+        "attention_forward",
+        "attention_backward",
+    }
     helpers = [matmul._add_bias, matmul._bias_grad, attention._softmax_rows, attention._softmax_backward_rows]
     kernels = []
     for kernel in [getattr(K, name) for name in K.__all__ if name not in wrappers] + helpers:
@@ -550,10 +556,12 @@ def test_adamw_matches_hand_loop(dtype, P, n_decay):
     grads_seq = [randn(rng, P, dtype) for _ in range(5)]
     p, m, v = params.copy(), np.zeros(P, dtype), np.zeros(P, dtype)
     for step, g in enumerate(grads_seq, start=1):
-        K.adamw_update(p, g, m, v, HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"],
-                       HYPER["weight_decay"], step, n_decay)
-    w_p, w_m, w_v = adamw_numpy_loop(params, grads_seq, HYPER["lr"], HYPER["beta1"], HYPER["beta2"],
-                                     HYPER["eps"], HYPER["weight_decay"], n_decay)
+        K.adamw_update(
+            p, g, m, v, HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"], HYPER["weight_decay"], step, n_decay
+        )
+    w_p, w_m, w_v = adamw_numpy_loop(
+        params, grads_seq, HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"], HYPER["weight_decay"], n_decay
+    )
     tol = 1e-12 if dtype == np.float64 else 2e-6
     assert_close(p, w_p, dtype, tol)
     assert_close(m, w_m, dtype, tol)
@@ -592,7 +600,9 @@ def test_adamw_matches_torch(dtype):
     plain = torch.nn.Parameter(torch.tensor(params[n_decay:], dtype=tdtype))
     opt = torch.optim.AdamW(
         [{"params": [decayed], "weight_decay": HYPER["weight_decay"]}, {"params": [plain], "weight_decay": 0.0}],
-        lr=HYPER["lr"], betas=(HYPER["beta1"], HYPER["beta2"]), eps=HYPER["eps"],
+        lr=HYPER["lr"],
+        betas=(HYPER["beta1"], HYPER["beta2"]),
+        eps=HYPER["eps"],
     )
     p, m, v = params.copy(), np.zeros(P, dtype), np.zeros(P, dtype)
     for step, g in enumerate(grads_seq, start=1):
@@ -742,8 +752,9 @@ def test_parallel_kernels_from_two_threads():
     B, T, C, NH = 3, 16, 16, 4
     rng = rng_for("threads")
     qkvs = [randn(rng, (B, T, 3 * C), np.float32) for _ in range(2)]
-    K.attention_forward(np.empty((B, T, C), np.float32), np.empty((B, NH, T, T), np.float32),
-                        np.zeros(0, np.float32), qkvs[0], NH)
+    K.attention_forward(
+        np.empty((B, T, C), np.float32), np.empty((B, NH, T, T), np.float32), np.zeros(0, np.float32), qkvs[0], NH
+    )
     if numba.threading_layer() == "workqueue":
         pytest.skip("numba's workqueue threading layer is not thread-safe (concurrent calls abort)")
     wants = [R.attention_forward(f64(q), NH)[0] for q in qkvs]

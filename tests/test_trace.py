@@ -28,9 +28,21 @@ def test_every_stage_has_its_documented_shape(model):
     shapes = {"wte": (T, C), "wpe": (T, C), "x0": (T, C), "ln_f": (T, C), "logits": (T, V), "probs": (T, V)}
     for l in range(2):
         h = f"h.{l}."
-        shapes.update({h + "q": (NH, T, 4), h + "k": (NH, T, 4), h + "v": (NH, T, 4), h + "scores": (NH, T, T),
-                       h + "att": (NH, T, T), h + "head_out": (NH, T, 4), h + "attn_concat": (T, C),
-                       h + "mlp_pre": (T, 4 * C), h + "mlp_act": (T, 4 * C), h + "res_2": (T, C), h + "ln_1.mean": (T,)})
+        shapes.update(
+            {
+                h + "q": (NH, T, 4),
+                h + "k": (NH, T, 4),
+                h + "v": (NH, T, 4),
+                h + "scores": (NH, T, T),
+                h + "att": (NH, T, T),
+                h + "head_out": (NH, T, 4),
+                h + "attn_concat": (T, C),
+                h + "mlp_pre": (T, 4 * C),
+                h + "mlp_act": (T, 4 * C),
+                h + "res_2": (T, C),
+                h + "ln_1.mean": (T,),
+            }
+        )
     for name, shape in shapes.items():
         assert tr[name].shape == shape, name
 
@@ -44,7 +56,9 @@ def test_stages_recompute_from_each_other_and_the_weights(model):
     for l in range(2):
         h, w = f"h.{l}.", f"transformer.h.{l}."
         xin = tr["x0"] if l == 0 else tr[f"h.{l - 1}.res_2"]
-        ln = (xin - tr[h + "ln_1.mean"][:, None]) * tr[h + "ln_1.rstd"][:, None] * P[w + "ln_1.weight"] + P[w + "ln_1.bias"]
+        ln = (xin - tr[h + "ln_1.mean"][:, None]) * tr[h + "ln_1.rstd"][:, None] * P[w + "ln_1.weight"] + P[
+            w + "ln_1.bias"
+        ]
         np.testing.assert_allclose(tr[h + "ln_1"], ln, atol=1e-5)
         q, k, v = tr[h + "q"].astype(np.float64), tr[h + "k"].astype(np.float64), tr[h + "v"]
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(4)

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from tinylm.core import (
-    CorpusError, ConfigError, Corpus, ModelConfig, TrainConfig, Trainer, TrainingDiverged, load_corpus, make_trainer,
+    ConfigError,
+    Corpus,
+    CorpusError,
+    ModelConfig,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    load_corpus,
+    make_trainer,
 )
 from tinylm.core.schedule import get_lr
 
@@ -14,7 +22,9 @@ SMALL = dict(n_layer=1, n_head=2, n_embd=16, block_size=16)
 
 
 def small_trainer(dtype=np.float32, steps=30, **train):
-    cfg = TrainConfig(**{**dict(batch_size=4, max_steps=steps, eval_interval=10, eval_batches=2, warmup_steps=5), **train})
+    cfg = TrainConfig(
+        **{**dict(batch_size=4, max_steps=steps, eval_interval=10, eval_batches=2, warmup_steps=5), **train}
+    )
     return make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SMALL), train_config=cfg, dtype=dtype)
 
 
@@ -64,8 +74,13 @@ def test_resume_continues_with_the_same_losses(tmp_path):
 
 def test_resume_with_dropout_is_exact(tmp_path):
     def make():
-        return make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SMALL, dropout=0.2),
-                            train_config=TrainConfig(batch_size=4, max_steps=10, eval_interval=5, eval_batches=1))
+        return make_trainer(
+            load_corpus("fables"),
+            "char",
+            model_config=ModelConfig(**SMALL, dropout=0.2),
+            train_config=TrainConfig(batch_size=4, max_steps=10, eval_interval=5, eval_batches=1),
+        )
+
     full = make()
     straight = [full.step().train_loss for _ in range(10)]
     part = make()
@@ -108,12 +123,15 @@ def test_corpus_shorter_than_context_is_refused():
         make_trainer(Corpus.from_text("tiny text"), "char", model_config=ModelConfig(**SMALL))
 
 
-@pytest.mark.parametrize("field, value, words", [
-    ("learning_rate", 0.0, "learning_rate must be a positive"),
-    ("batch_size", 0, "batch_size must be a positive"),
-    ("max_steps", -5, "max_steps must be a positive"),
-    ("grad_clip", -1.0, "grad_clip"),
-])
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("learning_rate", 0.0, "learning_rate must be a positive"),
+        ("batch_size", 0, "batch_size must be a positive"),
+        ("max_steps", -5, "max_steps must be a positive"),
+        ("grad_clip", -1.0, "grad_clip"),
+    ],
+)
 def test_invalid_train_config_names_the_problem(field, value, words):
     with pytest.raises(ConfigError, match=words):
         TrainConfig(**{field: value}).validate()
@@ -154,8 +172,12 @@ def test_row_shards_with_dropout_resume_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
 
     def make():
-        tr = make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**SMALL, dropout=0.2),
-                          train_config=TrainConfig(batch_size=4, max_steps=10, eval_interval=5, eval_batches=1))
+        tr = make_trainer(
+            load_corpus("fables"),
+            "char",
+            model_config=ModelConfig(**SMALL, dropout=0.2),
+            train_config=TrainConfig(batch_size=4, max_steps=10, eval_interval=5, eval_batches=1),
+        )
         tr.threads = 2
         return tr
 
@@ -188,8 +210,12 @@ def test_memory_estimate_is_what_training_allocates(dropout, shape):
     """The estimate the dashboard shows equals the float buffers a step and an evaluation allocate."""
     from tinylm.core import memory_estimate
 
-    tr = make_trainer(load_corpus("fables"), "char", model_config=ModelConfig(**{**SMALL, **shape}, dropout=dropout),
-                      train_config=TrainConfig(batch_size=3, max_steps=2, eval_interval=1, eval_batches=1))
+    tr = make_trainer(
+        load_corpus("fables"),
+        "char",
+        model_config=ModelConfig(**{**SMALL, **shape}, dropout=dropout),
+        train_config=TrainConfig(batch_size=3, max_steps=2, eval_interval=1, eval_batches=1),
+    )
     tr.threads = 1
     tr.step()
     m = tr.model

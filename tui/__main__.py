@@ -20,12 +20,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="tinylm-tui",
         description="Configure, train, inspect and run a small GPT-2 in the terminal. Keys 1-6 switch screens, "
-                    "? lists every key.")
+        "? lists every key.",
+    )
     parser.add_argument("--corpus", metavar="PATH|NAME", help="a built-in corpus name or a text file to train on")
     parser.add_argument("--checkpoint", metavar="DIR", help="open a saved checkpoint directory")
     parser.add_argument("--theme", metavar="NAME", help="a Textual theme, e.g. textual-dark, nord, gruvbox")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help=f"threads for training (default {default_threads()}, all cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"threads for training (default {default_threads()}, all cores)",
+    )
     return parser.parse_args(argv)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -58,6 +59,7 @@ _CHROMED: dict[type, type] = {}
 def with_chrome(cls: type[Screen]) -> type[Screen]:
     """A subclass of `cls` (same name, so CSS and isinstance still match) that adds the bottom chrome."""
     if cls not in _CHROMED:
+
         def compose(self) -> ComposeResult:
             has_footer = False
             for widget in cls.compose(self):
@@ -83,13 +85,21 @@ class TinyLMApp(App):
     ]
     status: reactive[str] = reactive("")
 
-    def __init__(self, session: Session | None = None, *, start_training: bool = False,
-                 theme: str | None = None, corpus: str | None = None, checkpoint: str | None = None,
-                 warm_up: bool | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        session: Session | None = None,
+        *,
+        start_training: bool = False,
+        theme: str | None = None,
+        corpus: str | None = None,
+        checkpoint: str | None = None,
+        warm_up: bool | None = None,
+        threads: int | None = None,
+    ) -> None:
         super().__init__()
         self.building = session is None  # the CLI path: build the default model in the background
         self.session = session if session is not None else Session()
-        self.training: "TrainingRun | None" = None
+        self.training: TrainingRun | None = None
         self.core_loaded = session is not None  # tests pass a session, so the core is imported already
         self._start_training = start_training
         self._corpus_arg, self._checkpoint_arg = corpus, checkpoint
@@ -168,7 +178,7 @@ class TinyLMApp(App):
         self.screen.post_message(events.ScreenResume())
 
     # -- training --------------------------------------------------------------------------------
-    def start_training(self) -> "TrainingRun | None":
+    def start_training(self) -> TrainingRun | None:
         """Start (or continue) training the session's trainer in the background."""
         from .training_worker import TrainingRun
 
@@ -274,8 +284,9 @@ class TinyLMApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every screen switch, every key of the current screen, and Textual's own commands."""
         for key, mode, label, _ in SCREENS:
-            yield SystemCommand(f"Screen: {label}", f"Show the {label} screen (key {key})",
-                                partial(self.switch_mode, mode))
+            yield SystemCommand(
+                f"Screen: {label}", f"Show the {label} screen (key {key})", partial(self.switch_mode, mode)
+            )
         yield SystemCommand("Help", "List every key (key ?)", self.action_help)
         seen = set()
         for active in screen.active_bindings.values():
@@ -283,13 +294,24 @@ class TinyLMApp(App):
             if not binding.description or node is self or binding.description in seen:
                 continue
             seen.add(binding.description)
-            yield SystemCommand(binding.description, f"key {self.get_key_display(binding)}",
-                                partial(self.run_action, binding.action, node))
+            yield SystemCommand(
+                binding.description,
+                f"key {self.get_key_display(binding)}",
+                partial(self.run_action, binding.action, node),
+            )
         yield from super().get_system_commands(screen)
 
 
-def create_app(session: Session | None = None, *, start_training: bool = False, theme: str | None = None,
-               corpus: str | None = None, checkpoint: str | None = None, threads: int | None = None) -> TinyLMApp:
+def create_app(
+    session: Session | None = None,
+    *,
+    start_training: bool = False,
+    theme: str | None = None,
+    corpus: str | None = None,
+    checkpoint: str | None = None,
+    threads: int | None = None,
+) -> TinyLMApp:
     """The app for the CLI (session=None: build the default model in the background) and for tests."""
-    return TinyLMApp(session, start_training=start_training, theme=theme, corpus=corpus, checkpoint=checkpoint,
-                     threads=threads)
+    return TinyLMApp(
+        session, start_training=start_training, theme=theme, corpus=corpus, checkpoint=checkpoint, threads=threads
+    )

@@ -99,13 +99,17 @@ def _layernorm(stage: Stage, trace, params, row, col, head, width=60, **_) -> Ex
     rstd = 1.0 / math.sqrt(var + EPS)
     g, b = float(_p(params, f"{pname}.weight")[col]), float(_p(params, f"{pname}.bias")[col])
     value = (float(xr[col]) - mean) * rstd * g + b
-    return Explanation([
-        f"input x[{_token(trace, row)}, {col}] = {num(xr[col])}",
-        f"row mean = {num(mean)}   (trace: {num(float(trace[prefix + '.mean'][row]))})",
-        f"row var = {var:.4f} → rstd = 1/√(var + 1e-5) = {rstd:.4f}   (trace: {float(trace[prefix + '.rstd'][row]):.4f})",
-        f"γ[{col}] = {num(g)}   β[{col}] = {num(b)}",
-        f"({num(xr[col])} − {op(mean)}) × {rstd:.4f} × {op(g)} + {op(b)} = {num(value)}",
-    ], value)
+    return Explanation(
+        [
+            f"input x[{_token(trace, row)}, {col}] = {num(xr[col])}",
+            f"row mean = {num(mean)}   (trace: {num(float(trace[prefix + '.mean'][row]))})",
+            f"row var = {var:.4f} → rstd = 1/√(var + 1e-5) = {rstd:.4f}"
+            f"   (trace: {float(trace[prefix + '.rstd'][row]):.4f})",
+            f"γ[{col}] = {num(g)}   β[{col}] = {num(b)}",
+            f"({num(xr[col])} − {op(mean)}) × {rstd:.4f} × {op(g)} + {op(b)} = {num(value)}",
+        ],
+        value,
+    )
 
 
 def _scores(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanation:
@@ -113,9 +117,14 @@ def _scores(stage: Stage, trace, params, row, col, head, width=60, **_) -> Expla
     q, k = trace[f"h.{l}.q"][head, row].astype(np.float64), trace[f"h.{l}.k"][head, col].astype(np.float64)
     hs = q.shape[0]
     if col > row:
-        return Explanation([f"masked: {_token(trace, row)} (position {row}) may not look at a later token "
-                            f"{_token(trace, col)} (position {col}).",
-                            "score = −∞, so its softmax weight is exactly 0."], -math.inf)
+        return Explanation(
+            [
+                f"masked: {_token(trace, row)} (position {row}) may not look at a later token "
+                f"{_token(trace, col)} (position {col}).",
+                "score = −∞, so its softmax weight is exactly 0.",
+            ],
+            -math.inf,
+        )
     products = q * k
     dot = float(products.sum())
     value = dot / math.sqrt(hs)
@@ -123,8 +132,12 @@ def _scores(stage: Stage, trace, params, row, col, head, width=60, **_) -> Expla
         wrap_numbers(f"query {_token(trace, row)} q =", q, width)
         + wrap_numbers(f"key   {_token(trace, col)} k =", k, width)
         + wrap_numbers("q ⊙ k           =", products, width)
-        + [f"q·k = Σ (q ⊙ k) = {num(dot)}",
-           f"scaled: {num(dot)} / √{hs} = {num(dot)} / {math.sqrt(hs):.4f} = {num(value)}"], value)
+        + [
+            f"q·k = Σ (q ⊙ k) = {num(dot)}",
+            f"scaled: {num(dot)} / √{hs} = {num(dot)} / {math.sqrt(hs):.4f} = {num(value)}",
+        ],
+        value,
+    )
 
 
 def _softmax_row(z: np.ndarray, col: int) -> tuple[np.ndarray, float, float, float]:
@@ -137,15 +150,24 @@ def _softmax_row(z: np.ndarray, col: int) -> tuple[np.ndarray, float, float, flo
 
 def _att(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanation:
     if col > row:
-        return Explanation([f"{_token(trace, row)} cannot attend to the later token {_token(trace, col)}:",
-                            "its score is −∞ and exp(−∞) = 0, so the weight is 0."], 0.0)
+        return Explanation(
+            [
+                f"{_token(trace, row)} cannot attend to the later token {_token(trace, col)}:",
+                "its score is −∞ and exp(−∞) = 0, so the weight is 0.",
+            ],
+            0.0,
+        )
     z = trace[f"h.{stage.layer}.scores"][head, row, : row + 1].astype(np.float64)
     e, s, m, value = _softmax_row(z, col)
     return Explanation(
         wrap_numbers(f"scores of row {_token(trace, row)} =", z, width)
         + wrap_numbers(f"exp(s − max), max = {num(m)}:", e, width)
-        + [f"normaliser Σ exp(s − max) = {s:.4f}",
-           f"att = exp({num(z[col])} − {op(m)}) / {s:.4f} = {e[col]:.4f} / {s:.4f} = {value:.4f}"], value)
+        + [
+            f"normaliser Σ exp(s − max) = {s:.4f}",
+            f"att = exp({num(z[col])} − {op(m)}) / {s:.4f} = {e[col]:.4f} / {s:.4f} = {value:.4f}",
+        ],
+        value,
+    )
 
 
 def _head_out(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanation:
@@ -165,8 +187,13 @@ def _concat(stage: Stage, trace, params, row, col, head, width=60, **_) -> Expla
     hs = out.shape[2]
     h, d = divmod(col, hs)
     value = float(out[h, row, d])
-    return Explanation([f"channel {col} = head {h}'s output, dimension {d} (HS = {hs})",
-                        f"= out[{h}, {_token(trace, row)}, {d}] = {num(value)}"], value)
+    return Explanation(
+        [
+            f"channel {col} = head {h}'s output, dimension {d} (HS = {hs})",
+            f"= out[{h}, {_token(trace, row)}, {d}] = {num(value)}",
+        ],
+        value,
+    )
 
 
 def _add(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanation:
@@ -178,37 +205,59 @@ def _add(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanat
     else:
         a_name, a, b_name, b = "x₁", trace[f"h.{l}.res_1"], "mlp", trace[f"h.{l}.mlp_out"]
     x, y = float(a[row, col]), float(b[row, col])
-    return Explanation([f"{a_name}[{_token(trace, row)}, {col}] + {b_name}[{_token(trace, row)}, {col}]",
-                        f"= {num(x)} + {op(y)} = {num(x + y)}"], x + y)
+    return Explanation(
+        [
+            f"{a_name}[{_token(trace, row)}, {col}] + {b_name}[{_token(trace, row)}, {col}]",
+            f"= {num(x)} + {op(y)} = {num(x + y)}",
+        ],
+        x + y,
+    )
 
 
 def _gelu(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanation:
     pre = float(trace[f"h.{stage.layer}.mlp_pre"][row, col])
-    inner = math.sqrt(2 / math.pi) * (pre + 0.044715 * pre ** 3)
+    inner = math.sqrt(2 / math.pi) * (pre + 0.044715 * pre**3)
     t = math.tanh(inner)
     value = 0.5 * pre * (1 + t)
-    return Explanation([f"pre = {num(pre)}",
-                        f"√(2/π)·(pre + 0.044715·pre³) = {num(inner)}",
-                        f"tanh(…) = {num(t)}",
-                        f"½ × {num(pre)} × (1 {'+' if t >= 0 else '−'} {abs(t):.4f}) = {num(value)}"], value)
+    return Explanation(
+        [
+            f"pre = {num(pre)}",
+            f"√(2/π)·(pre + 0.044715·pre³) = {num(inner)}",
+            f"tanh(…) = {num(t)}",
+            f"½ × {num(pre)} × (1 {'+' if t >= 0 else '−'} {abs(t):.4f}) = {num(value)}",
+        ],
+        value,
+    )
 
 
 def _embedding(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanation:
     if stage.key == "tokenize":
         tid = int(trace.ids[col])
-        return Explanation([f"position {col}: token {_token(trace, col)} → id {tid}",
-                            f"the prompt has {len(trace.ids)} tokens"], float(tid))
+        return Explanation(
+            [f"position {col}: token {_token(trace, col)} → id {tid}", f"the prompt has {len(trace.ids)} tokens"],
+            float(tid),
+        )
     if stage.key == "wte":
         tid = int(trace.ids[row])
         table = _p(params, "wte.weight")
         value = float(table[tid, col])
-        return Explanation([f"token {_token(trace, row)} has id {tid}",
-                            f"wte[{tid}, {col}] = {num(value)}   (wte is V×C = {table.shape[0]}×{table.shape[1]})"], value)
+        return Explanation(
+            [
+                f"token {_token(trace, row)} has id {tid}",
+                f"wte[{tid}, {col}] = {num(value)}   (wte is V×C = {table.shape[0]}×{table.shape[1]})",
+            ],
+            value,
+        )
     table = params.get("transformer.wpe.weight")
     learned = table is not None
     value = float(table[row, col]) if learned else float(trace["wpe"][row, col])
-    return Explanation([f"position {row} ({_token(trace, row)})",
-                        f"wpe[{row}, {col}] = {num(value)}   ({'learned' if learned else 'fixed sine/cosine'} table)"], value)
+    return Explanation(
+        [
+            f"position {row} ({_token(trace, row)})",
+            f"wpe[{row}, {col}] = {num(value)}   ({'learned' if learned else 'fixed sine/cosine'} table)",
+        ],
+        value,
+    )
 
 
 def _logits(stage: Stage, trace, params, row, col, head, vocab=None, **_) -> Explanation:
@@ -226,24 +275,52 @@ def _probs(stage: Stage, trace, params, row, col, head, vocab=None, **_) -> Expl
     label = (lambda i: f"'{visible(vocab[i])}'") if vocab else str
     rank = int((z > z[col]).sum()) + 1
     best = int(np.argmax(z))
-    lines = [f"next token {label(col)} after {_token(trace, row)}: logit z = {num(z[col])}",
-             f"max logit {num(m)} ({label(best)}); Σ exp(z − max) over {len(z)} tokens = {s:.4f}",
-             f"p = exp({num(z[col])} − {op(m)}) / {s:.4f} = {value:.4f}   (rank {rank} of {len(z)})"]
+    lines = [
+        f"next token {label(col)} after {_token(trace, row)}: logit z = {num(z[col])}",
+        f"max logit {num(m)} ({label(best)}); Σ exp(z − max) over {len(z)} tokens = {s:.4f}",
+        f"p = exp({num(z[col])} − {op(m)}) / {s:.4f} = {value:.4f}   (rank {rank} of {len(z)})",
+    ]
     if stage.key == "chosen":
         lines.append(f"greedy choice: {label(best)} with p = {e[best] / s:.4f}")
     return Explanation(lines, value)
 
 
 _EXPLAINERS = {
-    "tokenize": _embedding, "wte": _embedding, "wpe": _embedding, "x0": _add,
-    "ln_1": _layernorm, "ln_2": _layernorm, "ln_f": _layernorm,
-    "q": _linear, "k": _linear, "v": _linear, "attn_proj": _linear, "mlp_pre": _linear, "mlp_out": _linear,
-    "scores": _scores, "att": _att, "head_out": _head_out, "attn_concat": _concat,
-    "res_1": _add, "res_2": _add, "mlp_act": _gelu, "logits": _logits, "probs": _probs, "chosen": _probs,
+    "tokenize": _embedding,
+    "wte": _embedding,
+    "wpe": _embedding,
+    "x0": _add,
+    "ln_1": _layernorm,
+    "ln_2": _layernorm,
+    "ln_f": _layernorm,
+    "q": _linear,
+    "k": _linear,
+    "v": _linear,
+    "attn_proj": _linear,
+    "mlp_pre": _linear,
+    "mlp_out": _linear,
+    "scores": _scores,
+    "att": _att,
+    "head_out": _head_out,
+    "attn_concat": _concat,
+    "res_1": _add,
+    "res_2": _add,
+    "mlp_act": _gelu,
+    "logits": _logits,
+    "probs": _probs,
+    "chosen": _probs,
 }
 
 
-def explain(stage: Stage, trace, params: dict, row: int, col: int, head: int = 0,
-            vocab: list[str] | None = None, width: int = 60) -> Explanation:
+def explain(
+    stage: Stage,
+    trace,
+    params: dict,
+    row: int,
+    col: int,
+    head: int = 0,
+    vocab: list[str] | None = None,
+    width: int = 60,
+) -> Explanation:
     """How the cell (row, col) of `stage` (for head `head`) was computed, with the actual numbers."""
     return _EXPLAINERS[stage.key](stage, trace, params, row, col, head, vocab=vocab, width=width)

@@ -14,8 +14,13 @@ DEFAULT_PROMPT = "The fox"
 class Session:
     """What every screen reads: model, trainer, corpus, prompt, layer/head selection and a weight version."""
 
-    def __init__(self, model: "GPT | None" = None, trainer: "Trainer | None" = None,
-                 corpus: "Corpus | None" = None, prompt: str = DEFAULT_PROMPT) -> None:
+    def __init__(
+        self,
+        model: GPT | None = None,
+        trainer: Trainer | None = None,
+        corpus: Corpus | None = None,
+        prompt: str = DEFAULT_PROMPT,
+    ) -> None:
         self.model = model
         self.trainer = trainer
         self.corpus = corpus
@@ -26,12 +31,11 @@ class Session:
         self.checkpoint_path: str | None = None  # where the model was last loaded from or saved to
         self.settings: dict[str, Any] = {}  # the Config screen's last values, kept across screen switches
         self._trace_key: tuple[int, str, int] | None = None
-        self._trace: "Trace | None" = None
+        self._trace: Trace | None = None
         self._trace_lock = threading.Lock()
 
     # -- model lifecycle -------------------------------------------------------------------------
-    def set_model(self, model: "GPT | None", trainer: "Trainer | None" = None,
-                  corpus: "Corpus | None" = None) -> None:
+    def set_model(self, model: GPT | None, trainer: Trainer | None = None, corpus: Corpus | None = None) -> None:
         """Install a new model (and optionally its trainer and corpus); clamps the layer/head selection."""
         self.model = model
         self.trainer = trainer
@@ -75,7 +79,7 @@ class Session:
         ids = self.model.tokenizer.encode(self.prompt)
         return ids if len(ids) else None
 
-    def trace(self) -> "Trace | None":
+    def trace(self) -> Trace | None:
         """The forward pass of the shared prompt, cached by (version, prompt); None without a model or prompt."""
         model = self.model
         if model is None:
@@ -94,15 +98,22 @@ class Session:
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def demo(cls, seed: int = 0, steps: int = 0, prompt: str = DEFAULT_PROMPT) -> "Session":
+    def demo(cls, seed: int = 0, steps: int = 0, prompt: str = DEFAULT_PROMPT) -> Session:
         """A tiny char model on the built-in corpus (2 layers, 2 heads, C=16, T=16), trained `steps` steps."""
         from tinylm.core import DEFAULT_CORPUS, ModelConfig, TrainConfig, load_corpus, make_trainer
 
         corpus = load_corpus(DEFAULT_CORPUS)
         model_config = ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=16)
-        train_config = TrainConfig(batch_size=8, max_steps=max(steps, 1), warmup_steps=0,
-                                   learning_rate=3e-3, min_lr=3e-4, eval_interval=max(steps, 1),
-                                   eval_batches=2, seed=seed)
+        train_config = TrainConfig(
+            batch_size=8,
+            max_steps=max(steps, 1),
+            warmup_steps=0,
+            learning_rate=3e-3,
+            min_lr=3e-4,
+            eval_interval=max(steps, 1),
+            eval_batches=2,
+            seed=seed,
+        )
         trainer = make_trainer(corpus, "char", model_config=model_config, train_config=train_config)
         for _ in range(steps):
             trainer.step()

@@ -9,8 +9,7 @@ from typing import Any
 # `tinylm train` and these settings, 2026-11-25; the dashboard trains at 88-94% of that speed).
 DEFAULT_TOKENIZER = "char"
 DEFAULT_MODEL = dict(n_layer=2, n_head=4, n_embd=64, block_size=64, dropout=0.0, positional="learned")
-DEFAULT_TRAIN = dict(batch_size=16, learning_rate=3e-3, max_steps=600, warmup_steps=30, weight_decay=0.1,
-                     seed=1337)
+DEFAULT_TRAIN = dict(batch_size=16, learning_rate=3e-3, max_steps=600, warmup_steps=30, weight_decay=0.1, seed=1337)
 EVAL_POINTS = 10  # validation runs per training run
 EVAL_BATCHES = 8  # batches per validation run: ten runs of 8 cost about 5% of the training time
 
@@ -44,8 +43,9 @@ def set_eval_schedule(tc):
     return tc
 
 
-def build_trainer(corpus, tokenizer_kind: str = DEFAULT_TOKENIZER, vocab_size: int | None = None,
-                  model_config=None, train_config=None):
+def build_trainer(
+    corpus, tokenizer_kind: str = DEFAULT_TOKENIZER, vocab_size: int | None = None, model_config=None, train_config=None
+):
     """A fresh trainer (and model) on this corpus; raises TinyLMError subclasses with one-line messages."""
     from tinylm.core import make_trainer
 
@@ -80,8 +80,14 @@ def warm_up_in_subprocess(timeout: float = 600) -> str:
 
     code = "from tinylm.tui.startup import warm_up; warm_up()"
     try:
-        done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["warm-up failed"])[-1]
@@ -110,10 +116,12 @@ def warm_up(every_path: bool = True) -> None:
     try:
         parallel.MIN_SHARD_FLOPS = 0  # split even this tiny batch
         for dropout in (0.1, 0.0):
-            trainer = make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8,
-                                                                            block_size=8, dropout=dropout),
-                                   train_config=TrainConfig(batch_size=2, max_steps=4, warmup_steps=0,
-                                                            eval_interval=1, eval_batches=1))
+            trainer = make_trainer(
+                corpus,
+                "char",
+                model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8, dropout=dropout),
+                train_config=TrainConfig(batch_size=2, max_steps=4, warmup_steps=0, eval_interval=1, eval_batches=1),
+            )
             for threads, min_work in phases:
                 trainer.threads, flags.PARALLEL_MIN_WORK = threads, min_work
                 trainer.step()

@@ -64,9 +64,17 @@ def _append(state: TrainingState, m) -> None:
 class TrainingRun:
     """Owns one training thread: start, pause/resume, stop; checks its flags before every step."""
 
-    def __init__(self, trainer, *, sample_prompt: str = "\n", sample_every: int = 200,
-                 sample_tokens: int = 100, snapshot_interval: float = 1.0,
-                 watched: tuple[str, ...] = (EMBEDDING,), threads: int | None = None) -> None:
+    def __init__(
+        self,
+        trainer,
+        *,
+        sample_prompt: str = "\n",
+        sample_every: int = 200,
+        sample_tokens: int = 100,
+        snapshot_interval: float = 1.0,
+        watched: tuple[str, ...] = (EMBEDDING,),
+        threads: int | None = None,
+    ) -> None:
         self.trainer = trainer
         self.model = trainer.model
         make_fair(self.model)  # the UI reads the weights between steps without being starved
@@ -135,9 +143,22 @@ class TrainingRun:
         """A copy of the slot (the lists are copied so the UI can keep them)."""
         with self._lock:
             s = self._state
-            return TrainingState(s.status, s.message, s.step, s.max_steps, s.metrics, list(s.train_steps),
-                                 list(s.train_losses), list(s.val_steps), list(s.val_losses), s.last_val,
-                                 s.sample, s.sample_step, dict(s.matrices), s.matrices_step)
+            return TrainingState(
+                s.status,
+                s.message,
+                s.step,
+                s.max_steps,
+                s.metrics,
+                list(s.train_steps),
+                list(s.train_losses),
+                list(s.val_steps),
+                list(s.val_losses),
+                s.last_val,
+                s.sample,
+                s.sample_step,
+                dict(s.matrices),
+                s.matrices_step,
+            )
 
     # -- the thread ------------------------------------------------------------------------------
     def _set(self, **changes: Any) -> None:
@@ -197,8 +218,9 @@ class TrainingRun:
 
         try:
             pieces = []
-            for g in self.model.generate(self.sample_prompt, Sampling(temperature=0.8, seed=0),
-                                         max_new_tokens=self.sample_tokens):
+            for g in self.model.generate(
+                self.sample_prompt, Sampling(temperature=0.8, seed=0), max_new_tokens=self.sample_tokens
+            ):
                 pieces.append(g.text)
             text = self.sample_prompt + "".join(pieces)
         except (TinyLMError, ValueError) as exc:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ FORMAT_VERSION = 1
 UNKNOWN_TEXT = "\ufffd"  # what an <unk> token decodes to (U+FFFD REPLACEMENT CHARACTER)
 UNKNOWN_DISPLAY = "<unk>"  # how token_text shows an <unk> token
 
-_KINDS: dict[str, type["Tokenizer"]] = {}
+_KINDS: dict[str, type[Tokenizer]] = {}
 
 
 class Tokenizer:
@@ -50,11 +51,11 @@ class Tokenizer:
         raise NotImplementedError
 
     @classmethod
-    def _from_fields(cls, d: dict) -> "Tokenizer":
+    def _from_fields(cls, d: dict) -> Tokenizer:
         raise NotImplementedError
 
     @staticmethod
-    def from_dict(d: dict) -> "Tokenizer":
+    def from_dict(d: dict) -> Tokenizer:
         """Rebuild a tokenizer from `to_dict` output; a damaged dict raises TokenizerError."""
         if not isinstance(d, dict):
             raise TokenizerError(f"tokenizer data must be a JSON object, got {type(d).__name__}")
@@ -85,13 +86,15 @@ class Tokenizer:
         return path
 
     @staticmethod
-    def load(directory: str | os.PathLike) -> "Tokenizer":
+    def load(directory: str | os.PathLike) -> Tokenizer:
         """Read `tinylm_tokenizer.json` from `directory`."""
         path = Path(directory) / TOKENIZER_FILE
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise TokenizerError(f"no {TOKENIZER_FILE} in {directory}; is this a tinylm checkpoint directory?") from None
+            raise TokenizerError(
+                f"no {TOKENIZER_FILE} in {directory}; is this a tinylm checkpoint directory?"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise TokenizerError(f"cannot read {path}: {exc}") from None
         try:

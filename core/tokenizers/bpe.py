@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class BPETokenizer(Tokenizer):
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def train(cls, text: str, vocab_size: int | None = None) -> "BPETokenizer":
+    def train(cls, text: str, vocab_size: int | None = None) -> BPETokenizer:
         """Learn merges on `text` until `vocab_size` (stops early if no pairs are left)."""
         require_text(text)
         if not text:
@@ -160,7 +160,7 @@ class BPETokenizer(Tokenizer):
         return {"kind": self.kind, "version": 1, "pattern": self.pattern, "merges": [list(p) for p in self.merges]}
 
     @classmethod
-    def _from_fields(cls, d: dict) -> "BPETokenizer":
+    def _from_fields(cls, d: dict) -> BPETokenizer:
         merges, pattern = d["merges"], d.get("pattern", BPE_PATTERN)
         if not isinstance(merges, list) or not all(isinstance(p, list) and len(p) == 2 for p in merges):
             raise TokenizerError("damaged bpe tokenizer data: 'merges' must be a list of [id, id] pairs")

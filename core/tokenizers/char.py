@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class CharTokenizer(Tokenizer):
         self._stoi = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
-    def train(cls, text: str) -> "CharTokenizer":
+    def train(cls, text: str) -> CharTokenizer:
         """Vocabulary = the sorted distinct characters of `text`, plus `<unk>`."""
         require_text(text)
         if not text:
@@ -59,7 +59,7 @@ class CharTokenizer(Tokenizer):
         return {"kind": self.kind, "version": 1, "chars": "".join(self.chars)}
 
     @classmethod
-    def _from_fields(cls, d: dict) -> "CharTokenizer":
+    def _from_fields(cls, d: dict) -> CharTokenizer:
         chars = d["chars"]
         if not isinstance(chars, str):
             raise TokenizerError("damaged char tokenizer data: 'chars' must be a string")

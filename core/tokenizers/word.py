@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class WordTokenizer(Tokenizer):
             raise TokenizerError("word tokenizer vocabulary has duplicate pieces")
 
     @classmethod
-    def train(cls, text: str, vocab_size: int | None = None) -> "WordTokenizer":
+    def train(cls, text: str, vocab_size: int | None = None) -> WordTokenizer:
         """Keep the `vocab_size - 1` most frequent pieces of `text` (plus `<unk>`)."""
         require_text(text)
         if not text:
@@ -76,7 +76,7 @@ class WordTokenizer(Tokenizer):
         return {"kind": self.kind, "version": 1, "pieces": list(self.pieces)}
 
     @classmethod
-    def _from_fields(cls, d: dict) -> "WordTokenizer":
+    def _from_fields(cls, d: dict) -> WordTokenizer:
         pieces = d["pieces"]
         if not isinstance(pieces, list):
             raise TokenizerError("damaged word tokenizer data: 'pieces' must be a list of strings")

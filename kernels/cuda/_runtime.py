@@ -36,8 +36,7 @@ from numba import config as _numba_config
 from numba import from_dtype
 
 NO_GPU_MESSAGE = (
-    "CUDA backend requested but no CUDA GPU is available (numba.cuda.is_available() is False); "
-    "use backend 'cpu'"
+    "CUDA backend requested but no CUDA GPU is available (numba.cuda.is_available() is False); use backend 'cpu'"
 )
 
 

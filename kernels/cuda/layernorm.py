@@ -83,6 +83,4 @@ def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd):
     rt.require_cuda()
     N, C = inp.shape
     rt.launch(_layernorm_backward_dinp_kernel, N, BLOCK, dinp, dout, inp, weight, mean, rstd)
-    rt.launch(
-        _layernorm_backward_params_kernel, rt.blocks_for(C), BLOCK, dweight, dbias, dout, inp, mean, rstd
-    )
+    rt.launch(_layernorm_backward_params_kernel, rt.blocks_for(C), BLOCK, dweight, dbias, dout, inp, mean, rstd)

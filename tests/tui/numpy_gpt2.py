@@ -24,7 +24,7 @@ def numpy_forward(params: dict, ids: np.ndarray, n_head: int) -> dict[str, np.nd
     while f"transformer.h.{l}.ln_1.weight" in p:
         h = f"transformer.h.{l}."
         qkv = layernorm(x, f"h.{l}.ln_1") @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]
-        q, k, v = (qkv[:, i * C:(i + 1) * C].reshape(T, n_head, hs).transpose(1, 0, 2) for i in range(3))
+        q, k, v = (qkv[:, i * C : (i + 1) * C].reshape(T, n_head, hs).transpose(1, 0, 2) for i in range(3))
         scores = q @ k.transpose(0, 2, 1) / math.sqrt(hs)
         scores[:, np.triu(np.ones((T, T), bool), 1)] = -np.inf
         att = np.exp(scores - scores.max(-1, keepdims=True))
@@ -33,7 +33,7 @@ def numpy_forward(params: dict, ids: np.ndarray, n_head: int) -> dict[str, np.nd
         y = (att @ v).transpose(1, 0, 2).reshape(T, C)
         x = x + y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"]
         pre = layernorm(x, f"h.{l}.ln_2") @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"]
-        act = 0.5 * pre * (1 + np.tanh(math.sqrt(2 / math.pi) * (pre + 0.044715 * pre ** 3)))
+        act = 0.5 * pre * (1 + np.tanh(math.sqrt(2 / math.pi) * (pre + 0.044715 * pre**3)))
         out[f"h.{l}.mlp_act"] = act
         x = x + act @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"]
         l += 1

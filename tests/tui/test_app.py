@@ -15,8 +15,14 @@ from tinylm.tui.session import Session
 from tinylm.tui.widgets.modebar import SCREENS
 
 SIZES = [(80, 24), (200, 60)]
-SCREEN_NAMES = {"config": "ConfigScreen", "training": "TrainingScreen", "inspect": "InspectScreen",
-                "attention": "AttentionScreen", "generate": "GenerateScreen", "vocabulary": "VocabularyScreen"}
+SCREEN_NAMES = {
+    "config": "ConfigScreen",
+    "training": "TrainingScreen",
+    "inspect": "InspectScreen",
+    "attention": "AttentionScreen",
+    "generate": "GenerateScreen",
+    "vocabulary": "VocabularyScreen",
+}
 
 
 class TestModes:
@@ -40,7 +46,7 @@ class TestModes:
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
             bar = [line for line in screen_text(app).splitlines() if "1 Config" in line][0]
-            for key, _, label, short in SCREENS:
+            for key, _, _label, short in SCREENS:
                 assert f"{key} {short}" in bar
             assert "? help" in bar
 
@@ -98,7 +104,7 @@ class TestHelpAndCommands:
             app.switch_mode(mode)
             await pilot.pause()
             titles = {c.title for c in app.get_system_commands(app.screen)}
-            for key, _, label, _ in SCREENS:
+            for _key, _, label, _ in SCREENS:
                 assert f"Screen: {label}" in titles
             for binding in screen_bindings(type(app.screen)):
                 assert binding.description in titles, binding.description
@@ -148,12 +154,18 @@ class TestQuit:
 
 class TestCommandLine:
     def run_cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tinylm.tui", *args], capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run([sys.executable, "-m", "tinylm.tui", *args], capture_output=True, text=True, timeout=120)
 
-    @pytest.mark.parametrize("args", [("--corpus", "/no/such/file.txt"), ("--corpus", "nosuchcorpus"),
-                                      ("--theme", "nosuchtheme"), ("--checkpoint", "/no/such/dir"),
-                                      ("--threads", "0")])
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ("--corpus", "/no/such/file.txt"),
+            ("--corpus", "nosuchcorpus"),
+            ("--theme", "nosuchtheme"),
+            ("--checkpoint", "/no/such/dir"),
+            ("--threads", "0"),
+        ],
+    )
     def test_bad_input_is_one_line_and_exit_2(self, args):
         result = self.run_cli(*args)
         assert result.returncode == 2

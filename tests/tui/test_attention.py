@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy_gpt2 import numpy_forward
 
 from tinylm.tui.app import create_app
 from tinylm.tui.screens.attention import AttentionScreen, attends_to, pool
 from tinylm.tui.session import Session
 from tinylm.tui.widgets.heatmap import Heatmap
-
-from numpy_gpt2 import numpy_forward
 
 
 @pytest.fixture
@@ -57,8 +56,11 @@ class TestAttentionScreen:
                     assert (session.layer, session.head) == (layer, head)
                     np.testing.assert_allclose(big.values, ref[f"h.{layer}.att"][head], rtol=1e-4, atol=1e-6)
                     np.testing.assert_array_equal(big.masked, np.triu(np.ones((T, T), bool), 1))  # causal triangle
-                    assert big.col_labels == big.row_labels == ["t", "h", "e", "␣", "q", "u", "i", "c", "k", "␣",
-                                                                 "f", "o", "x"]
+                    assert (
+                        big.col_labels
+                        == big.row_labels
+                        == ["t", "h", "e", "␣", "q", "u", "i", "c", "k", "␣", "f", "o", "x"]
+                    )
                     assert len(screen.thumbs) == model.config.n_head
                     for h, (thumb, small) in enumerate(screen.thumbs):
                         np.testing.assert_allclose(small.values, ref[f"h.{layer}.att"][h], rtol=1e-4, atol=1e-6)

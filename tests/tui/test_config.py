@@ -75,14 +75,17 @@ class TestSummary:
 
 
 class TestInvalidSettings:
-    @pytest.mark.parametrize("field,value,message", [
-        ("heads", "3", "not divisible"),
-        ("lr", "abc", "'abc' is not a number"),
-        ("layers", "0", "n_layer must be a positive"),
-        ("dropout", "1.5", "dropout must be in [0, 1)"),
-        ("warmup", "900", "warmup_steps 900 must be fewer"),
-        ("context", "100000", "fewer than context"),
-    ])
+    @pytest.mark.parametrize(
+        "field,value,message",
+        [
+            ("heads", "3", "not divisible"),
+            ("lr", "abc", "'abc' is not a number"),
+            ("layers", "0", "n_layer must be a positive"),
+            ("dropout", "1.5", "dropout must be in [0, 1)"),
+            ("warmup", "900", "warmup_steps 900 must be fewer"),
+            ("context", "100000", "fewer than context"),
+        ],
+    )
     async def test_explained_inline_and_blocks_training(self, session, field, value, message):
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -180,8 +183,9 @@ class TestCreateAndCheckpoints:
             await pilot.pause()
             opened = app.session.model
             assert opened is not None and app.session.checkpoint_path == target
-            np.testing.assert_array_equal(opened.params["transformer.wte.weight"],
-                                          demo.model.params["transformer.wte.weight"])
+            np.testing.assert_array_equal(
+                opened.params["transformer.wte.weight"], demo.model.params["transformer.wte.weight"]
+            )
             assert app.screen.query_one("#embd", Input).value == str(demo.model.config.n_embd)
 
     async def test_damaged_checkpoint_gives_a_message_and_the_app_stays_up(self, session, tmp_path):

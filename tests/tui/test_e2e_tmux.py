@@ -25,10 +25,14 @@ class Tmux:
         # The command runs in the tmux server's environment (maybe started by someone else), so the
         # variables that matter are set on the command line: 256 colours as over SSH (no COLORTERM).
         settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in {"TERM": "xterm-256color", **(env or {})}.items())
-        command = " ".join([f"env -u COLORTERM {settings}", shlex.quote(sys.executable), "-m", "tinylm.tui",
-                            *map(shlex.quote, args)])
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
-                        command], check=True, cwd=cwd)
+        command = " ".join(
+            [f"env -u COLORTERM {settings}", shlex.quote(sys.executable), "-m", "tinylm.tui", *map(shlex.quote, args)]
+        )
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]), command],
+            check=True,
+            cwd=cwd,
+        )
 
     def capture(self) -> str:
         out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
@@ -172,8 +176,12 @@ def test_key_latency_while_training(tui):
     time.sleep(3)
     steps_after = step_of(t.capture())
     print()
-    for name, values in (("idle, Generate g", idle), ("training, Training space", pause),
-                         ("training, Generate g (runs the model)", knob), ("training, switch screens 5/2", switch)):
+    for name, values in (
+        ("idle, Generate g", idle),
+        ("training, Training space", pause),
+        ("training, Generate g (runs the model)", knob),
+        ("training, switch screens 5/2", switch),
+    ):
         print(describe(name, values))
     print(f"training went on at {(steps_after - steps_before) / 3:.1f} steps/s")
     assert steps_after > steps_before  # training kept going
@@ -182,8 +190,28 @@ def test_key_latency_while_training(tui):
         assert statistics.median(knob) < 0.1
 
 
-DEFAULT_RUN = ["--layers", "2", "--heads", "4", "--embd", "64", "--context", "64", "--batch-size", "16",
-               "--lr", "3e-3", "--warmup", "30", "--eval-interval", "60", "--eval-batches", "8", "--seed", "1337"]
+DEFAULT_RUN = [
+    "--layers",
+    "2",
+    "--heads",
+    "4",
+    "--embd",
+    "64",
+    "--context",
+    "64",
+    "--batch-size",
+    "16",
+    "--lr",
+    "3e-3",
+    "--warmup",
+    "30",
+    "--eval-interval",
+    "60",
+    "--eval-batches",
+    "8",
+    "--seed",
+    "1337",
+]
 FROM_STEP, TO_STEP = 30, 300
 
 
@@ -199,10 +227,26 @@ def cli_rate(tmp_path) -> float:
     import json
 
     log = tmp_path / f"train-{uuid.uuid4().hex[:6]}.jsonl"
-    proc = subprocess.Popen([sys.executable, "-c", "from tinylm.core.cli import main; main()", "train",
-                             *DEFAULT_RUN, "--steps", "600", "--threads", THREADS, "--quiet", "--json-log", str(log),
-                             "--out", str(tmp_path / f"run-{uuid.uuid4().hex[:6]}")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from tinylm.core.cli import main; main()",
+            "train",
+            *DEFAULT_RUN,
+            "--steps",
+            "600",
+            "--threads",
+            THREADS,
+            "--quiet",
+            "--json-log",
+            str(log),
+            "--out",
+            str(tmp_path / f"run-{uuid.uuid4().hex[:6]}"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     samples: list[tuple[float, int]] = []
     try:
         while not samples or samples[-1][1] < TO_STEP:

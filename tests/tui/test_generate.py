@@ -153,9 +153,10 @@ class TestGenerating:
             await pilot.press("c")
             await app.workers.wait_for_complete()
             await pilot.pause()
-            for i, (label, sampling) in enumerate(strategies(0)):
-                want = "".join(g.text for g in session.model.generate("The fox", sampling,
-                                                                      max_new_tokens=COMPARE_TOKENS))
+            for i, (_label, sampling) in enumerate(strategies(0)):
+                want = "".join(
+                    g.text for g in session.model.generate("The fox", sampling, max_new_tokens=COMPARE_TOKENS)
+                )
                 shown = str(app.screen.query_one(f"#cmp-{i}").content)
                 assert shown == want.replace("\n", "⏎ ")
             text = screen_text(app)

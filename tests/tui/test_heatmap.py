@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 from textual.app import App, ComposeResult
 
 from tinylm.tui.widgets import palette as pal
@@ -105,7 +104,7 @@ class TestColours:
         async with app.run_test(size=(80, 24)):
             hm = app.heatmap
             first_row = hm.render_line(1).text  # "T" row: only the diagonal is unmasked
-            assert first_row[hm.label_gutter:hm.label_gutter + 14] == "[]" + " ·" * 6
+            assert first_row[hm.label_gutter : hm.label_gutter + 14] == "[]" + " ·" * 6
             last_row = hm.render_line(7).text
             assert "·" not in last_row
             assert hm.masked.sum() == 21
@@ -139,7 +138,7 @@ class TestCursor:
             await pilot.press("down", "down", "right")
             hm = app.heatmap
             line = hm.render_line(1 + 2).text
-            assert line[hm.label_gutter + 2:hm.label_gutter + 4] == "[]"
+            assert line[hm.label_gutter + 2 : hm.label_gutter + 4] == "[]"
             assert "[e,h]=" in hm.render_line(hm.size.height - 1).text
 
     async def test_click_selects_a_cell(self):
@@ -163,7 +162,7 @@ class TestShapes:
             assert hm.cursor == (29, 99)
             assert hm.left == 100 - hm.view_cols and hm.top == 30 - hm.view_rows
             line = hm.render_line(len(hm.header) + 29 - hm.top).text
-            assert line[hm.label_gutter + (99 - hm.left) * 2:][:2] == "[]"
+            assert line[hm.label_gutter + (99 - hm.left) * 2 :][:2] == "[]"
             assert f"cols {hm.left}-99/100" in hm.render_line(hm.size.height - 1).text
 
     async def test_one_by_n_and_a_vector(self):

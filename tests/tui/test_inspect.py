@@ -8,15 +8,14 @@ import time
 
 import numpy as np
 import pytest
+from numpy_gpt2 import numpy_forward
 
 from tinylm.tui.app import create_app
 from tinylm.tui.explain import explain
 from tinylm.tui.screens.inspect import InspectScreen
 from tinylm.tui.session import Session
-from tinylm.tui.stages import LAYER_KEYS, all_stages, stage_view
+from tinylm.tui.stages import all_stages, stage_view
 from tinylm.tui.widgets.heatmap import Heatmap
-
-from numpy_gpt2 import numpy_forward
 
 
 def vocab_of(model) -> list[str]:
@@ -220,5 +219,4 @@ class TestKeys:
 
 def test_snapshot_scores_stage(snap_compare, trained_session):
     session = Session(trained_session.model, None, trained_session.corpus, prompt="The fox")
-    assert snap_compare(create_app(session), press=["3", *["n"] * 8, "down", "down", "right"],
-                        terminal_size=(80, 24))
+    assert snap_compare(create_app(session), press=["3", *["n"] * 8, "down", "down", "right"], terminal_size=(80, 24))

@@ -35,10 +35,12 @@ print(misses)
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="nothing is compiled without JIT")
 def test_warm_up_compiles_what_the_default_run_calls(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_NUM_THREADS="2")
-    code = ("from tinylm.core import parallel; from tinylm.kernels import flags\n"
-            "before = parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK\n"
-            "from tinylm.tui.startup import warm_up; warm_up()\n"
-            "print(before == (parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK))")
+    code = (
+        "from tinylm.core import parallel; from tinylm.kernels import flags\n"
+        "before = parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK\n"
+        "from tinylm.tui.startup import warm_up; warm_up()\n"
+        "print(before == (parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK))"
+    )
     warm = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert warm.returncode == 0, warm.stderr[-2000:]
     assert warm.stdout.split() == ["True"]  # the app runs it in its own process too: settings put back

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tinylm.core import Corpus, ModelConfig, TrainConfig, TrainingDiverged, load_corpus, make_trainer
+from tinylm.core import ModelConfig, TrainConfig, TrainingDiverged, load_corpus, make_trainer
 from tinylm.tui.app import create_app
 from tinylm.tui.session import Session
 from tinylm.tui.training_worker import EMBEDDING, TrainingRun
@@ -17,9 +17,14 @@ from tinylm.tui.widgets.heatmap import Heatmap
 
 def tiny_trainer(steps: int = 20, seed: int = 0):
     corpus = load_corpus("fables")
-    return make_trainer(corpus, "char", model_config=ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=16),
-                        train_config=TrainConfig(batch_size=4, max_steps=steps, warmup_steps=0, eval_interval=5,
-                                                 eval_batches=2, seed=seed))
+    return make_trainer(
+        corpus,
+        "char",
+        model_config=ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=16),
+        train_config=TrainConfig(
+            batch_size=4, max_steps=steps, warmup_steps=0, eval_interval=5, eval_batches=2, seed=seed
+        ),
+    )
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:
@@ -146,8 +151,7 @@ class TestTrainingScreen:
             await pilot.pause()
             second = screen.current_matrix()
             assert second != first
-            np.testing.assert_allclose(screen.query_one("#weights", Heatmap).values,
-                                       app.session.model.params[second])
+            np.testing.assert_allclose(screen.query_one("#weights", Heatmap).values, app.session.model.params[second])
 
     async def test_diverged_run_shows_the_message(self, monkeypatch, screen_text):
         trainer = tiny_trainer(steps=50)
@@ -177,7 +181,10 @@ class TestBrailleChart:
         from tinylm.tui.widgets.chart import Series, render_braille
 
         assert "no data" in render_braille([Series("a", [], [])], 30, 5)[-1].plain
-        for series in ([Series("a", [1], [2.0])], [Series("a", [1, 2], [3.0, 3.0])],
-                       [Series("a", [1, 2, 3], [1.0, float("nan"), 2.0])]):
+        for series in (
+            [Series("a", [1], [2.0])],
+            [Series("a", [1, 2], [3.0, 3.0])],
+            [Series("a", [1, 2, 3], [1.0, float("nan"), 2.0])],
+        ):
             for w, h in ((1, 1), (8, 2), (40, 10)):
                 render_braille(series, w, h)  # never raises

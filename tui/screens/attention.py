@@ -82,7 +82,9 @@ class AttentionScreen(TraceView):
         yield Static(LOADING, classes="no-model")
         with Horizontal(classes="row", id="prompt-row"):
             yield Label("prompt")
-            yield Input(compact=True, id="prompt", placeholder="type a prompt (ctrl+j: line break ⏎), enter to trace it")
+            yield Input(
+                compact=True, id="prompt", placeholder="type a prompt (ctrl+j: line break ⏎), enter to trace it"
+            )
         yield Static(id="att-title")
         with Horizontal(id="att-body"):
             with Vertical(id="left"):
@@ -119,9 +121,14 @@ class AttentionScreen(TraceView):
         T = att.shape[1]
         mask = np.triu(np.ones((T, T), dtype=bool), 1)
         self.query_one("#att-title", Static).update(
-            Text.assemble(f"Attention weights · layer {layer}/{session.n_layer} · head {head}/{session.n_head}\n",
-                          ("Each row is a token looking back at the tokens before it (columns); "
-                           "its weights sum to 1.", "not bold dim")))
+            Text.assemble(
+                f"Attention weights · layer {layer}/{session.n_layer} · head {head}/{session.n_head}\n",
+                (
+                    "Each row is a token looking back at the tokens before it (columns); its weights sum to 1.",
+                    "not bold dim",
+                ),
+            )
+        )
         big = self.query_one("#big", Heatmap)
         big.styles.max_height = max(self.query_one("#left").size.height - 3, 3)  # the attends-to lines keep 3
         big.set_data(att[head], trace.tokens, trace.tokens, kind="prob", mask=mask, vmin=0.0, vmax=1.0)
@@ -155,8 +162,9 @@ class AttentionScreen(TraceView):
     def _fit_grid(self, size: int) -> None:
         """As many thumbnail columns (each `size` cells wide) as fit beside the big map."""
         width = self.query_one("#heads-box").scrollable_content_region.width
-        self.query_one("#heads", Grid).styles.grid_size_columns = max(1, min(self.app.session.n_head,
-                                                                             (width + 2) // (max(size, 6) + 2)))
+        self.query_one("#heads", Grid).styles.grid_size_columns = max(
+            1, min(self.app.session.n_head, (width + 2) // (max(size, 6) + 2))
+        )
 
     def update_attends(self, row: int) -> None:
         trace = self.state.trace

@@ -10,8 +10,19 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
-from .config_form import (DEFAULTS, FIELDS_BY_ID, NUMBER_FIELDS, POSITIONAL_KINDS, TOKENIZER_KINDS, FieldError, build_configs,
-                          format_value, human_bytes, human_count, which_field)
+from .config_form import (
+    DEFAULTS,
+    FIELDS_BY_ID,
+    NUMBER_FIELDS,
+    POSITIONAL_KINDS,
+    TOKENIZER_KINDS,
+    FieldError,
+    build_configs,
+    format_value,
+    human_bytes,
+    human_count,
+    which_field,
+)
 
 FILE, TYPED = "(file)", "(typed)"  # corpus sources besides the built-in names
 SECTIONS = {"layers": "Model", "batch": "Training"}
@@ -54,24 +65,38 @@ class ConfigScreen(Screen):
                     options = self.corpus_options()
                     yield Select(options, value=options[0][1], allow_blank=False, compact=True, id="source")
                     yield Label("file path", classes="path-field")
-                    yield Input(placeholder="path to a UTF-8 .txt file", compact=True, id="path",
-                                classes="path-field")
+                    yield Input(placeholder="path to a UTF-8 .txt file", compact=True, id="path", classes="path-field")
                 yield TextArea(id="text", soft_wrap=True, show_line_numbers=False)
                 with Grid(classes="fields"):
                     yield Static("Tokenizer", classes="section")
                     yield Label("tokenizer")
-                    yield Select([(k, k) for k in TOKENIZER_KINDS], value=DEFAULTS["tokenizer"],
-                                 allow_blank=False, compact=True, id="tokenizer")
+                    yield Select(
+                        [(k, k) for k in TOKENIZER_KINDS],
+                        value=DEFAULTS["tokenizer"],
+                        allow_blank=False,
+                        compact=True,
+                        id="tokenizer",
+                    )
                     for spec in NUMBER_FIELDS:
                         if spec.id in SECTIONS:
                             yield Static(SECTIONS[spec.id], classes="section")
                         yield Label(spec.label)
-                        yield Input(format_value(spec.default), compact=True, id=spec.id,
-                                    placeholder="auto" if spec.default is None else "", tooltip=spec.hint)
+                        yield Input(
+                            format_value(spec.default),
+                            compact=True,
+                            id=spec.id,
+                            placeholder="auto" if spec.default is None else "",
+                            tooltip=spec.hint,
+                        )
                         if spec.id == "context":
                             yield Label("positions")
-                            yield Select([(k, k) for k in POSITIONAL_KINDS], value=DEFAULTS["positional"],
-                                         allow_blank=False, compact=True, id="positional")
+                            yield Select(
+                                [(k, k) for k in POSITIONAL_KINDS],
+                                value=DEFAULTS["positional"],
+                                allow_blank=False,
+                                compact=True,
+                                id="positional",
+                            )
                     yield Static("Checkpoint", classes="section")
                     yield Label("directory")
                     yield Input("checkpoints/tinylm-tui", compact=True, id="ckpt")
@@ -79,8 +104,7 @@ class ConfigScreen(Screen):
                 yield Static(id="summary")
                 yield Static(id="verdict")
                 yield Button("Create & train", id="create", variant="success", compact=True)
-                yield Static("tab: next field · esc: leave a field\nthen 2-6 show the other screens",
-                             id="keys-hint")
+                yield Static("tab: next field · esc: leave a field\nthen 2-6 show the other screens", id="keys-hint")
 
     def on_descendant_focus(self, event) -> None:
         """Show what the focused setting means under the summary."""
@@ -203,8 +227,11 @@ class ConfigScreen(Screen):
         try:
             mc, tc, _ = build_configs(self.values(), self.select("positional"), vocab_size=vocab or 2)
             if info and "n_tokens" in info and info["n_tokens"] <= mc.block_size + 1:
-                raise FieldError("context", f"the corpus has {info['n_tokens']} tokens: fewer than context "
-                                            f"{mc.block_size} + 1; use more text or a shorter context")
+                raise FieldError(
+                    "context",
+                    f"the corpus has {info['n_tokens']} tokens: fewer than context "
+                    f"{mc.block_size} + 1; use more text or a shorter context",
+                )
         except (FieldError, ConfigError) as exc:
             field = exc.field_id if isinstance(exc, FieldError) else which_field(str(exc))
             if field:
@@ -237,8 +264,7 @@ class ConfigScreen(Screen):
         self.show_summary()
         info = self.corpus_info
         if self.error or info is None or "corpus" not in info:
-            self.notify(self.error or "The corpus is still being read.", title="Cannot train yet",
-                        severity="error")
+            self.notify(self.error or "The corpus is still being read.", title="Cannot train yet", severity="error")
             return
         mc, tc, vocab = build_configs(self.values(), self.select("positional"))
         self.notify("Building the model…", timeout=2)
@@ -287,8 +313,9 @@ class ConfigScreen(Screen):
         try:
             built = build(checkpoint=path)
         except (TinyLMError, OSError, ValueError) as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Could not open checkpoint",
-                                      severity="error", timeout=10)
+            self.app.call_from_thread(
+                self.notify, str(exc), title="Could not open checkpoint", severity="error", timeout=10
+            )
             return
         self.app.call_from_thread(self._opened, built)
 

@@ -14,9 +14,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
-from ..widgets.probbars import ProbBars, top_tokens
 from ..widgets.compare import CompareView
 from ..widgets.knobs import Knobs, turn
+from ..widgets.probbars import ProbBars, top_tokens
 
 STREAM_DELAY = 0.03  # seconds between streamed tokens, so the stream reads as token by token
 NO_MODEL = "No model yet: press 1 to configure and train one"
@@ -120,8 +120,7 @@ class GenerateScreen(Screen):
         for _, piece in self.generated:
             text.append(piece, style="green")
         if not self.generated:
-            text.append("\n\nn: next token · space: stream · c: compare strategies · e: edit the prompt",
-                        style="dim")
+            text.append("\n\nn: next token · space: stream · c: compare strategies · e: edit the prompt", style="dim")
         self.query_one("#output", Static).update(text)
         self.query_one("#output-box", VerticalScroll).scroll_end(animate=False)
 
@@ -261,8 +260,7 @@ class GenerateScreen(Screen):
             self.refresh_view()
             return
         if self.app.session.model is None or not self.text:
-            self.notify(NO_MODEL if self.app.session.model is None else "Type a prompt first (e).",
-                        severity="warning")
+            self.notify(NO_MODEL if self.app.session.model is None else "Type a prompt first (e).", severity="warning")
             return
         self.streaming = True
         self._stream_run += 1
@@ -296,9 +294,11 @@ class GenerateScreen(Screen):
         self.show_output()
         model = self.app.session.model
         self.query_one("#bars-title", Static).update(
-            Text(f"drawn from · {self.sampling.describe()}", no_wrap=True, overflow="ellipsis"))
-        self.query_one("#bars", ProbBars).set_items(top_tokens(step.probs, model.tokenizer, 10, step.raw_probs),
-                                                    highlight=step.id)
+            Text(f"drawn from · {self.sampling.describe()}", no_wrap=True, overflow="ellipsis")
+        )
+        self.query_one("#bars", ProbBars).set_items(
+            top_tokens(step.probs, model.tokenizer, 10, step.raw_probs), highlight=step.id
+        )
 
     def on_screen_suspend(self) -> None:
         self.stop_stream()
@@ -308,5 +308,3 @@ class GenerateScreen(Screen):
         view.toggle_class("-shown")
         if view.has_class("-shown"):
             view.run_compare(self.app.session.model, self.text, self.sampling.seed or 0)
-
-

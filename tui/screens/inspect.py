@@ -70,7 +70,9 @@ class InspectScreen(TraceView):
         yield Static(LOADING, classes="no-model")
         with Horizontal(classes="row", id="prompt-row"):
             yield Label("prompt")
-            yield Input(compact=True, id="prompt", placeholder="type a prompt (ctrl+j: line break ⏎), enter to trace it")
+            yield Input(
+                compact=True, id="prompt", placeholder="type a prompt (ctrl+j: line break ⏎), enter to trace it"
+            )
         with Horizontal(id="body"):
             yield OptionList(id="stages")
             with Vertical(id="main"):
@@ -125,7 +127,8 @@ class InspectScreen(TraceView):
         where = f" · layer {stage.layer}/{session.n_layer}" if stage.layer is not None else ""
         heads = f" · head {head}/{session.n_head}" if stage.per_head else ""
         self.query_one("#stage-title", Static).update(
-            f"{stage.title}{where}{heads}  (stage {self.index + 1}/{len(self.stages)})")
+            f"{stage.title}{where}{heads}  (stage {self.index + 1}/{len(self.stages)})"
+        )
         self.query_one("#formula", Static).update(Text(stage.formula))
         note = f" Prompt cropped to its last {len(trace.ids)} tokens." if self.state.cropped else ""
         self.query_one("#description", Static).update(f"{view.shape}: {stage.description}{note}")
@@ -149,8 +152,9 @@ class InspectScreen(TraceView):
             if stage.layer is not None and stage.layer != layer:
                 continue
             if stage.key == "ln_1":
-                options.append(Option(Text(f"─ layer {layer} of {self.app.session.n_layer} ─", style="dim"),
-                                      disabled=True))
+                options.append(
+                    Option(Text(f"─ layer {layer} of {self.app.session.n_layer} ─", style="dim"), disabled=True)
+                )
             options.append(Option(stage.title, id=f"stage-{i}"))
         stages_list.clear_options()
         stages_list.add_options(options)
@@ -162,8 +166,16 @@ class InspectScreen(TraceView):
         if not grid.shape[0] or row >= grid.shape[0] or col >= grid.shape[1]:
             return
         width = self._explain_width()
-        expl = explain(stage, self.state.trace, self.state.params, row, col, self.app.session.head,
-                       vocab=self.state.vocab, width=width)
+        expl = explain(
+            stage,
+            self.state.trace,
+            self.state.params,
+            row,
+            col,
+            self.app.session.head,
+            vocab=self.state.vocab,
+            width=width,
+        )
         row_name = grid.row_labels[row]
         col_name = grid.col_labels[col] if grid.col_labels else str(col)
         text = Text()
@@ -217,4 +229,3 @@ class InspectScreen(TraceView):
         session = self.app.session
         session.select(head=session.head + delta)
         self.show_stage()
-

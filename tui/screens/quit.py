@@ -27,8 +27,10 @@ class QuitScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("A model is training. Save a checkpoint before quitting?\n"
-                         "[b]y[/b] save & quit   [b]n[/b] quit without saving   [b]esc[/b] keep training")
+            yield Static(
+                "A model is training. Save a checkpoint before quitting?\n"
+                "[b]y[/b] save & quit   [b]n[/b] quit without saving   [b]esc[/b] keep training"
+            )
             with Horizontal():
                 yield Button("Save & quit", id="save", variant="primary", compact=True)
                 yield Button("Quit", id="quit", variant="error", compact=True)

@@ -18,7 +18,7 @@ from ..widgets.probbars import bar
 
 NO_MODEL = "No model yet: press 1 to configure and train one"
 CHART_EVERY_S = 0.5  # the chart and metrics redraw at 2 Hz, the progress line at the poll's 5 Hz: less UI work
-                     # competing with the training thread for the GIL
+# competing with the training thread for the GIL
 
 
 def format_duration(seconds: float | None) -> str:
@@ -145,8 +145,9 @@ class TrainingScreen(Screen):
             if trainer is not None and trainer.history:
                 self.show_chart(history_state(trainer))
                 self.show_metrics(history_state(trainer))
-            self.query_one("#sample", Static).update(Text("a sample of generated text appears here while training",
-                                                          style="dim"))
+            self.query_one("#sample", Static).update(
+                Text("a sample of generated text appears here while training", style="dim")
+            )
             self._shown = (0, -1, -1, -1)
 
     def show_progress(self, state: TrainingState) -> None:
@@ -164,9 +165,12 @@ class TrainingScreen(Screen):
 
     def show_chart(self, state: TrainingState) -> None:
         self.query_one("#loss", BrailleChart).set_series(
-            [Series("train", state.train_steps, state.train_losses, "cyan"),
-             Series("val", state.val_steps, state.val_losses, "yellow")],
-            x_range=(0, max(state.max_steps, 1)))
+            [
+                Series("train", state.train_steps, state.train_losses, "cyan"),
+                Series("val", state.val_steps, state.val_losses, "yellow"),
+            ],
+            x_range=(0, max(state.max_steps, 1)),
+        )
 
     def show_metrics(self, state: TrainingState) -> None:
         m, v = state.metrics, state.last_val
@@ -175,9 +179,11 @@ class TrainingScreen(Screen):
             return
         val = f"{v.val_loss:.3f}" if v is not None else "–"
         acc = f"{100 * v.accuracy:.1f}%" if v is not None and v.accuracy is not None else "–"
-        rows = [("train loss", f"{m.train_loss:.3f}", "val loss", val),
-                ("accuracy", acc, "tokens/s", f"{m.tokens_per_s:,.0f}"),
-                ("lr", f"{m.lr:.2e}", "grad norm", f"{m.grad_norm:.3f}")]
+        rows = [
+            ("train loss", f"{m.train_loss:.3f}", "val loss", val),
+            ("accuracy", acc, "tokens/s", f"{m.tokens_per_s:,.0f}"),
+            ("lr", f"{m.lr:.2e}", "grad norm", f"{m.grad_norm:.3f}"),
+        ]
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (a, av, b, bv) in enumerate(rows):  # 38 columns: fits the left half of an 80-column screen
             text.append(f"{a:<10}", style="dim")
@@ -199,13 +205,15 @@ class TrainingScreen(Screen):
             labels = [tok.token_text(i) for i in range(mats[EMBEDDING].shape[0])]
             self.query_one("#wte", Heatmap).set_data(mats[EMBEDDING], labels, kind="signed")
             self.query_one("#wte-title", Static).update(
-                f"token embeddings wte {mats[EMBEDDING].shape[0]}x{mats[EMBEDDING].shape[1]} · step {step}")
+                f"token embeddings wte {mats[EMBEDDING].shape[0]}x{mats[EMBEDDING].shape[1]} · step {step}"
+            )
         name = self.current_matrix()
         if name in mats:
             short = name.removeprefix("transformer.")
             self.query_one("#weights", Heatmap).set_data(mats[name], kind="signed")
             self.query_one("#weights-title", Static).update(
-                f"{short} {mats[name].shape[0]}x{mats[name].shape[1]} · m: next")
+                f"{short} {mats[name].shape[0]}x{mats[name].shape[1]} · m: next"
+            )
 
     # -- actions ---------------------------------------------------------------------------------
     def action_train(self) -> None:
@@ -248,4 +256,3 @@ class TrainingScreen(Screen):
 
     def action_save(self) -> None:
         self.app.save_checkpoint()
-

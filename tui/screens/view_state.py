@@ -26,7 +26,7 @@ class ViewState:
         self.error = ""
 
     @classmethod
-    def take(cls, session, *, blocking: bool = True) -> "ViewState | None":
+    def take(cls, session, *, blocking: bool = True) -> ViewState | None:
         """A new snapshot; None when `blocking` is False and a training step holds the weights right now.
 
         The UI thread calls this without blocking: waiting for a training step there would freeze the keys,

@@ -28,7 +28,7 @@ def pca_2d(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     coords = x @ axes.T
     if coords.shape[1] < 2:
         coords = np.hstack([coords, np.zeros((len(x), 2 - coords.shape[1]))])
-    total = float((s ** 2).sum())
+    total = float((s**2).sum())
     explained = (s[:2] ** 2) / total if total > 0 else np.zeros(2)
     return coords, np.pad(explained, (0, 2 - len(explained)))
 
@@ -103,15 +103,23 @@ class VocabularyScreen(TraceView):
         self.coords, self.explained = pca_2d(self.wte)
         V, C = self.wte.shape
         pos_kind = "learned" if model.config.positional == "learned" else "fixed sine/cosine"
-        self.query_one("#vocab-title", Static).update(Text.assemble(
-            f"Vocabulary: {V} tokens ({tok.kind} tokenizer), each a vector of C = {C} numbers\n",
-            (f"Map: PCA of the token embeddings, PC1 {100 * self.explained[0]:.1f}% and PC2 "
-             f"{100 * self.explained[1]:.1f}% of the variance · w: {pos_kind} position table", "not bold dim")))
+        self.query_one("#vocab-title", Static).update(
+            Text.assemble(
+                f"Vocabulary: {V} tokens ({tok.kind} tokenizer), each a vector of C = {C} numbers\n",
+                (
+                    f"Map: PCA of the token embeddings, PC1 {100 * self.explained[0]:.1f}% and PC2 "
+                    f"{100 * self.explained[1]:.1f}% of the variance · w: {pos_kind} position table",
+                    "not bold dim",
+                ),
+            )
+        )
         tokens = self.query_one("#tokens", Heatmap)
-        tokens.set_data(self.wte, [f"{i:>4} {visible(t)}" for i, t in enumerate(self.vocab)], kind="signed",
-                        escape=False)
-        self.query_one("#positions", Heatmap).set_data(self.wpe, [f"pos {t}" for t in range(len(self.wpe))],
-                                                       kind="signed", escape=False)
+        tokens.set_data(
+            self.wte, [f"{i:>4} {visible(t)}" for i, t in enumerate(self.vocab)], kind="signed", escape=False
+        )
+        self.query_one("#positions", Heatmap).set_data(
+            self.wpe, [f"pos {t}" for t in range(len(self.wpe))], kind="signed", escape=False
+        )
         self.query_one("#map-box").border_title = "token embeddings, PCA"
         self.query_one("#map", Scatter).set_points(self.coords, [visible(t) for t in self.vocab], tokens.cursor[0])
         self.show_token(tokens.cursor[0])

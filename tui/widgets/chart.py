@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from rich.text import Text
 from textual.widget import Widget
@@ -31,7 +31,7 @@ def _resample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[fl
         return [p[0] for p in pairs], [p[1] for p in pairs]
     out_x, out_y = [], []
     for i in range(n):
-        chunk = pairs[i * len(pairs) // n:(i + 1) * len(pairs) // n]
+        chunk = pairs[i * len(pairs) // n : (i + 1) * len(pairs) // n]
         out_x.append(sum(p[0] for p in chunk) / len(chunk))
         out_y.append(sum(p[1] for p in chunk) / len(chunk))
     return out_x, out_y
@@ -46,8 +46,9 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) >= 10 else f"{value:.3f}"
 
 
-def render_braille(series: Sequence[Series], width: int, height: int,
-                   x_range: tuple[float, float] | None = None) -> list[Text]:
+def render_braille(
+    series: Sequence[Series], width: int, height: int, x_range: tuple[float, float] | None = None
+) -> list[Text]:
     """Draw the series into `height` lines of `width` cells (y labels included); returns Rich Text lines."""
     plot_w = max(width - _LABEL_WIDTH, 1)
     plot_h = max(height - 1, 1)  # the last line holds the x-axis labels
@@ -75,8 +76,9 @@ def render_braille(series: Sequence[Series], width: int, height: int,
             owner[row][col] = k  # later series win a shared cell, so validation draws over training
 
     for k, (xs, ys) in enumerate(sampled):
-        pts = [(round((x - x0) / (x1 - x0) * (px_w - 1)), round((y1 - y) / (y1 - y0) * (px_h - 1)))
-               for x, y in zip(xs, ys)]
+        pts = [
+            (round((x - x0) / (x1 - x0) * (px_w - 1)), round((y1 - y) / (y1 - y0) * (px_h - 1))) for x, y in zip(xs, ys)
+        ]
         if len(pts) == 1:
             plot(*pts[0], k)
         for (ax, ay), (bx, by) in zip(pts, pts[1:]):
@@ -110,8 +112,9 @@ class BrailleChart(Widget):
     BrailleChart { height: 1fr; min-height: 4; }
     """
 
-    def __init__(self, *, title: str = "", name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(
+        self, *, title: str = "", name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.title = title
         self.series: list[Series] = []

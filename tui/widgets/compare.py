@@ -15,10 +15,12 @@ def strategies(seed: int):
     """(label, Sampling) of the compared strategies."""
     from tinylm.core import Sampling
 
-    return [("greedy", Sampling(greedy=True, seed=seed)),
-            ("temperature 0.7", Sampling(temperature=0.7, seed=seed)),
-            ("top-k 10", Sampling(top_k=10, seed=seed)),
-            ("top-p 0.9", Sampling(top_p=0.9, seed=seed))]
+    return [
+        ("greedy", Sampling(greedy=True, seed=seed)),
+        ("temperature 0.7", Sampling(temperature=0.7, seed=seed)),
+        ("top-k 10", Sampling(top_k=10, seed=seed)),
+        ("top-p 0.9", Sampling(top_p=0.9, seed=seed)),
+    ]
 
 
 STRATEGIES = ("greedy", "temperature 0.7", "top-k 10", "top-p 0.9")
@@ -53,7 +55,7 @@ class CompareView(Horizontal):
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def generate(self, model, prompt: str, seed: int) -> None:
         results = []
-        for label, sampling in strategies(seed):
+        for _label, sampling in strategies(seed):
             pieces = [g.text for g in model.generate(prompt, sampling, max_new_tokens=COMPARE_TOKENS)]
             results.append("".join(pieces))
         self.app.call_from_thread(self.show, results)

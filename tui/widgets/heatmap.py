@@ -47,18 +47,32 @@ class Heatmap(Widget, can_focus=True):
     class CellSelected(Message):
         """The cursor moved to (row, col), holding value (NaN or -inf where masked)."""
 
-        def __init__(self, heatmap: "Heatmap", row: int, col: int, value: float) -> None:
+        def __init__(self, heatmap: Heatmap, row: int, col: int, value: float) -> None:
             super().__init__()
             self.heatmap, self.row, self.col, self.value = heatmap, row, col, value
 
         @property
-        def control(self) -> "Heatmap":
+        def control(self) -> Heatmap:
             return self.heatmap
 
-    def __init__(self, values=None, row_labels=None, col_labels=None, *, kind: str = "auto", mask=None,
-                 compact: bool = False, show_status: bool = True, show_labels: bool = True,
-                 show_cursor: bool = True, narrow: bool = False, label_width: int = 8,
-                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        values=None,
+        row_labels=None,
+        col_labels=None,
+        *,
+        kind: str = "auto",
+        mask=None,
+        compact: bool = False,
+        show_status: bool = True,
+        show_labels: bool = True,
+        show_cursor: bool = True,
+        narrow: bool = False,
+        label_width: int = 8,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.compact = compact  # half blocks: two data rows per line, one column per data column
         self.show_status = show_status
@@ -74,8 +88,18 @@ class Heatmap(Widget, can_focus=True):
         self.set_data(np.zeros((0, 0)) if values is None else values, row_labels, col_labels, kind=kind, mask=mask)
 
     # -- data -----------------------------------------------------------------------------------
-    def set_data(self, values, row_labels=None, col_labels=None, *, kind: str = "auto", mask=None,
-                 vmin: float | None = None, vmax: float | None = None, escape: bool = True) -> None:
+    def set_data(
+        self,
+        values,
+        row_labels=None,
+        col_labels=None,
+        *,
+        kind: str = "auto",
+        mask=None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        escape: bool = True,
+    ) -> None:
         """Show a matrix (1-D becomes 1xN); non-finite values and `mask` cells are drawn as masked.
 
         Labels are token texts made visible (⏎, ␣) unless `escape` is False (labels already prepared).
@@ -104,7 +128,9 @@ class Heatmap(Widget, can_focus=True):
         self.levels = pal.quantise(data, masked, self.palette_kind, self.lo, self.hi)
         n_rows, n_cols = data.shape
         show = visible if escape else str
-        self.row_labels = [show(str(s)) for s in row_labels] if row_labels is not None else [str(i) for i in range(n_rows)]
+        self.row_labels = (
+            [show(str(s)) for s in row_labels] if row_labels is not None else [str(i) for i in range(n_rows)]
+        )
         self.col_labels = [show(str(s)) for s in col_labels] if col_labels is not None else None
         self._layout_labels()
         row, col = self.cursor
@@ -134,7 +160,7 @@ class Heatmap(Widget, can_focus=True):
         cw, labels = self.cell_width, self.col_labels
         if labels is None:
             ruler = self._ruler()
-            self.header = [[ruler[c * cw:(c + 1) * cw] for c in range(self.shape[1])]]
+            self.header = [[ruler[c * cw : (c + 1) * cw] for c in range(self.shape[1])]]
         elif max((cell_len(s) for s in labels), default=0) <= cw:
             self.header = [[set_cell_size(s, cw) for s in labels]]
         else:  # too long to sit side by side: stack each label's first characters vertically
@@ -258,10 +284,13 @@ class Heatmap(Widget, can_focus=True):
         cells, cur = self.header[y], self.cursor[1]
         segs = [Segment(" " * self.label_gutter)]
         if cur in cols:
-            segs += [Segment("".join(cells[cols.start:cur]), _LABEL), Segment(cells[cur], _LABEL_CURSOR),
-                     Segment("".join(cells[cur + 1:cols.stop]), _LABEL)]
+            segs += [
+                Segment("".join(cells[cols.start : cur]), _LABEL),
+                Segment(cells[cur], _LABEL_CURSOR),
+                Segment("".join(cells[cur + 1 : cols.stop]), _LABEL),
+            ]
         else:
-            segs.append(Segment("".join(cells[cols.start:cols.stop]), _LABEL))
+            segs.append(Segment("".join(cells[cols.start : cols.stop]), _LABEL))
         return self._fit(segs, self.label_gutter + len(cols) * self.cell_width, width)
 
     def _row_label(self, row: int) -> str:
@@ -281,7 +310,7 @@ class Heatmap(Widget, can_focus=True):
             cells = self._cells[row] = self._half_blocks(row) if self.compact else self._row_cells(row)
         segs = [Segment(self._row_label(row), _LABEL_CURSOR if on_cursor_row else _LABEL)] if self.label_gutter else []
         first = len(segs)
-        segs += cells[cols.start:cols.stop]
+        segs += cells[cols.start : cols.stop]
         if on_cursor_row and cur_col in cols and self.show_cursor:
             segs[first + cur_col - cols.start] = self._cursor_cell(row)
         return self._fit(segs, self.label_gutter + len(cols) * self.cell_width, width)

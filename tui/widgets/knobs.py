@@ -38,10 +38,11 @@ class Knobs(Static):
     def show(self, s, streaming: bool = False) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         for label, value, keys, active in (
-                ("T", f"{s.temperature:g}", "-/+", True),
-                ("top-k", str(s.top_k) if s.top_k else "off", "k/K", bool(s.top_k)),
-                ("top-p", f"{s.top_p:g}" if s.top_p < 1 else "off", "p/P", s.top_p < 1),
-                ("greedy", "on" if s.greedy else "off", "g", s.greedy)):
+            ("T", f"{s.temperature:g}", "-/+", True),
+            ("top-k", str(s.top_k) if s.top_k else "off", "k/K", bool(s.top_k)),
+            ("top-p", f"{s.top_p:g}" if s.top_p < 1 else "off", "p/P", s.top_p < 1),
+            ("greedy", "on" if s.greedy else "off", "g", s.greedy),
+        ):
             t.append(f"{label} ", style="dim")
             t.append(value, style="bold" if active else "")
             t.append(f" {keys}   ", style="dim")

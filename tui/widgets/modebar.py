@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widget import Widget
-from textual.binding import Binding
 
 # (key, mode name, long label, short label); the App's MODES use the same names.
 SCREENS = (
@@ -87,8 +87,10 @@ class KeyBar(Widget):
                 grouped[name][0].append(key)
             else:
                 order.append((key, None, binding, enabled))
-        return [("".join(grouped[name][0]), name, enabled) if group is not None
-                else (name, binding.description, enabled) for name, group, binding, enabled in order]
+        return [
+            ("".join(grouped[name][0]), name, enabled) if group is not None else (name, binding.description, enabled)
+            for name, group, binding, enabled in order
+        ]
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="crop")

@@ -9,17 +9,31 @@ from rich.color import Color, ColorSystem
 from rich.style import Style
 
 # Colour stops (position 0..1, RGB). Viridis-like for magnitudes, blue-white-red for signed values.
-SEQUENTIAL_STOPS = ((0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)),
-                    (0.75, (94, 201, 98)), (1.0, (253, 231, 37)))
-DIVERGING_STOPS = ((0.0, (33, 102, 172)), (0.25, (103, 169, 207)), (0.5, (247, 247, 247)),
-                   (0.75, (239, 138, 98)), (1.0, (178, 24, 43)))
+SEQUENTIAL_STOPS = (
+    (0.0, (68, 1, 84)),
+    (0.25, (59, 82, 139)),
+    (0.5, (33, 145, 140)),
+    (0.75, (94, 201, 98)),
+    (1.0, (253, 231, 37)),
+)
+DIVERGING_STOPS = (
+    (0.0, (33, 102, 172)),
+    (0.25, (103, 169, 207)),
+    (0.5, (247, 247, 247)),
+    (0.75, (239, 138, 98)),
+    (1.0, (178, 24, 43)),
+)
 # Odd level counts put zero of a signed matrix exactly on the white middle level.
 LEVELS = {"sequential": 20, "diverging": 21}
 MASKED_RGB = (58, 58, 58)  # a dark grey no palette uses: masked (-inf/NaN) cells
 CURSOR_RGB = (255, 0, 255)  # magenta appears in neither palette
 
-_SYSTEMS = {"truecolor": ColorSystem.TRUECOLOR, "256": ColorSystem.EIGHT_BIT,
-            "standard": ColorSystem.STANDARD, "windows": ColorSystem.WINDOWS}
+_SYSTEMS = {
+    "truecolor": ColorSystem.TRUECOLOR,
+    "256": ColorSystem.EIGHT_BIT,
+    "standard": ColorSystem.STANDARD,
+    "windows": ColorSystem.WINDOWS,
+}
 
 
 def _interpolate(stops, t: float) -> tuple[int, int, int]:
@@ -42,8 +56,10 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 
 _CUBE = (0, 95, 135, 175, 215, 255)
-_XTERM = np.array([(_CUBE[i // 36], _CUBE[i // 6 % 6], _CUBE[i % 6]) for i in range(216)]
-                  + [(8 + 10 * i,) * 3 for i in range(24)], dtype=np.float64)  # colours 16..255
+_XTERM = np.array(
+    [(_CUBE[i // 36], _CUBE[i // 6 % 6], _CUBE[i % 6]) for i in range(216)] + [(8 + 10 * i,) * 3 for i in range(24)],
+    dtype=np.float64,
+)  # colours 16..255
 _XTERM_LAB = _lab(_XTERM)
 
 

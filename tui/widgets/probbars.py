@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from rich.text import Text
@@ -45,8 +45,12 @@ def top_tokens(probs: np.ndarray, tokenizer, k: int = 10, raw_probs: np.ndarray 
     probs = np.asarray(probs, dtype=np.float64)
     k = min(k, probs.shape[0])
     order = np.lexsort((np.arange(probs.shape[0]), -probs))[:k]
-    return [TokenProb(int(i), tokenizer.token_text(int(i)), float(probs[i]),
-                      None if raw_probs is None else float(raw_probs[i])) for i in order]
+    return [
+        TokenProb(
+            int(i), tokenizer.token_text(int(i)), float(probs[i]), None if raw_probs is None else float(raw_probs[i])
+        )
+        for i in order
+    ]
 
 
 class ProbBars(Widget):

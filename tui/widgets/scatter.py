@@ -80,7 +80,7 @@ class Scatter(Widget):
                 self.hidden += 1
                 continue
             style = _HIGHLIGHT if i == self.highlight else _LABEL
-            for k, ch in enumerate(text[:width - col]):
+            for k, ch in enumerate(text[: width - col]):
                 grid[row][col + k] = (ch, style)
                 taken[row][col + k] = True
             self.placed[i] = (col, row)
