@@ -8,7 +8,7 @@ import numpy as np
 
 from tinylm import kernels as K
 
-from .activations import Activations
+from .buffers import Activations
 from .config import ModelConfig
 from .errors import ConfigError
 from .params import _BLOCK, ParamLayout, init_params, sincos_table

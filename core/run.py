@@ -36,7 +36,7 @@ def make_trainer(
 
 def memory_estimate(model_config: ModelConfig, train_config: TrainConfig, itemsize: int = 4) -> int:
     """Bytes of floats training allocates: weights, gradients, both AdamW moments, and the
-    activation and activation-gradient buffers (see activations.py; a second activation set for
+    activation and activation-gradient buffers (see buffers.py; a second activation set for
     evaluation when dropout is on). Row shards split these buffers, not multiply them, apart from
     one more gradient per extra shard."""
     cfg = model_config

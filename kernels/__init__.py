@@ -45,22 +45,16 @@ def _import_numba_arraymath_without_scipy_blas() -> None:
 
 _import_numba_arraymath_without_scipy_blas()
 
-from .activation import (  # noqa: E402
-    add_inplace,
-    dropout_backward,
-    dropout_forward,
-    gelu_backward,
-    gelu_backward_inplace,
-    gelu_forward,
-    residual_forward,
-    softmax_forward,
-)
 from .attention import attention_backward, attention_forward  # noqa: E402
 from .crossentropy import count_correct, crossentropy_backward, crossentropy_forward  # noqa: E402
+from .dropout import dropout_backward, dropout_forward  # noqa: E402
 from .encoder import encoder_backward, encoder_forward, gather_windows  # noqa: E402
+from .gelu import gelu_backward, gelu_backward_inplace, gelu_forward  # noqa: E402
 from .layernorm import layernorm_backward, layernorm_forward  # noqa: E402
 from .matmul import lm_head_backward, lm_head_forward, matmul_backward, matmul_forward  # noqa: E402
 from .optim import adamw_update, grad_norm, scale_inplace  # noqa: E402
+from .residual import add_inplace, residual_forward  # noqa: E402
+from .softmax import softmax_forward  # noqa: E402
 
 __all__ = [
     "encoder_forward",

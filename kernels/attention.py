@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .activation import exp_f32
+from .expf import exp_f32
 from .flags import JIT, parallel_kernel
 
 # Query rows per block: smaller skips more of the masked triangle but gives BLAS smaller

@@ -4,8 +4,8 @@ import math
 
 from numba import njit, prange
 
-from .activation import _softmax_row
 from .flags import JIT, parallel_kernel
+from .softmax import _softmax_row
 
 
 @njit(**JIT)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tinylm.core import ModelConfig, TrainConfig, load_corpus, make_trainer
-from tinylm.core.bench import add_bench_parser, main, run_bench
-from tinylm.core.bench_report import format_profile, format_report
+from tinylm.core.bench.main import add_bench_parser, main, run_bench
+from tinylm.core.bench.report import format_profile, format_report
 
 SLM = dict(block_size=8, n_layer=2, n_head=2, n_embd=16)
 
@@ -111,7 +111,7 @@ def test_quick_profile_rows_add_up(capsys):
 def test_torch_twin_computes_the_same_logits_and_caches_correctly():
     torch = pytest.importorskip("torch")
     from tinylm.core import GPT
-    from tinylm.core.bench_torch import TorchGPT, generate
+    from tinylm.core.bench.torch_gpt import TorchGPT, generate
 
     cfg = ModelConfig(vocab_size=11, **SLM)
     ours = GPT(cfg, seed=3)
@@ -129,7 +129,7 @@ def test_torch_twin_computes_the_same_logits_and_caches_correctly():
 
 @pytest.mark.slow
 def test_without_torch_the_benchmark_runs_and_says_so(monkeypatch, capsys):
-    import tinylm.core.bench as bench
+    import tinylm.core.bench.main as bench
 
     monkeypatch.setattr(bench, "torch_available", lambda: False)
     assert main(["--quick", "--configs", "slm", "--threads", "1", "--no-cold-start"]) == 0
@@ -141,7 +141,7 @@ def test_without_torch_the_benchmark_runs_and_says_so(monkeypatch, capsys):
 def test_a_childs_peak_memory_is_its_own():
     """ru_maxrss of a child carries over the parent's resident size across fork+exec on Linux;
     the benchmark reads VmHWM, so a small child of a big parent reports a small peak."""
-    from tinylm.core import memory_peak
+    from tinylm.core.bench import memory_peak
 
     parent = np.ones(25_000_000)  # 200 MB resident here
     code = f"import runpy; print(runpy.run_path({memory_peak.__file__!r})['peak_rss_kb']())"

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from tinylm.core import Sampling, Trainer, TrainingDiverged, load
-from tinylm.core.cli import main
-from tinylm.core.cli_inspect import format_matrix, sparkline
-from tinylm.core.cli_progress import Progress
+from tinylm.core.cli.info import sparkline
+from tinylm.core.cli.inspect import format_matrix
+from tinylm.core.cli.main import main
+from tinylm.core.cli.progress import Progress
 from tinylm.core.trainer import TrainMetrics
 
 TINY = ["--layers", "1", "--heads", "2", "--embd", "16", "--context", "16", "--batch-size", "4", "--eval-batches", "2"]
@@ -95,12 +96,6 @@ def test_default_out_never_reuses_an_existing_run(tmp_path, monkeypatch):
         assert status == 0, err
         assert out.strip() == f"saved checkpoint to {expected}"
     assert_one_line_error(*run(["train", "--resume", "runs/typed-char", "--steps", 3])[::2], "--text")
-
-
-def test_cli_works_without_the_bench_module(monkeypatch):
-    monkeypatch.setitem(sys.modules, "tinylm.core.bench", None)  # as if core/bench.py did not exist
-    status, out, _ = run(["--help"])
-    assert status == 0 and "train" in out and "bench" not in out
 
 
 def test_resume_after_ctrl_c_matches_an_uninterrupted_run(ckpt, tmp_path, monkeypatch):

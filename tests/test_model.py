@@ -93,7 +93,7 @@ def test_gradients_with_dropout_match_finite_differences():
 
 
 def test_gradients_with_more_attention_weights_than_mlp_scratch():
-    """NH*T > 4C: the attention-weight gradient cannot live in the shared GELU buffer (activations.py)."""
+    """NH*T > 4C: the attention-weight gradient cannot live in the shared GELU buffer (buffers.py)."""
     model = tiny_model(n_head=4, block_size=12)
     ids, targets = batch(model, B=2, T=12)
     model.forward(ids, targets)

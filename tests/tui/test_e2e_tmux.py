@@ -231,7 +231,7 @@ def cli_rate(tmp_path) -> float:
         [
             sys.executable,
             "-c",
-            "from tinylm.core.cli import main; main()",
+            "from tinylm.core.cli.main import main; main()",
             "train",
             *DEFAULT_RUN,
             "--steps",

@@ -12,7 +12,8 @@ from tinylm.core import Sampling, limit_threads
 from tinylm.tui.startup import build_trainer
 from tinylm.core import load_corpus
 import tinylm.kernels as K
-from tinylm.kernels import activation, attention, crossentropy, decode, encoder, layernorm, matmul, optim
+from tinylm.kernels import (attention, crossentropy, decode, dropout, encoder, gelu, layernorm, matmul, optim,
+                            residual, softmax)
 
 limit_threads(2)
 trainer = build_trainer(load_corpus("fables"))
@@ -23,7 +24,7 @@ trainer.evaluate()
 trainer.model.trace("the fox")
 next(iter(trainer.model.generate("the", Sampling(seed=0), max_new_tokens=3)))
 misses = {}
-for mod in (activation, attention, crossentropy, decode, encoder, layernorm, matmul, optim):
+for mod in (attention, crossentropy, decode, dropout, encoder, gelu, layernorm, matmul, optim, residual, softmax):
     for name, obj in vars(mod).items():
         for d in (getattr(obj, "serial", None), getattr(obj, "parallel", None), obj):
             if isinstance(d, numba.core.registry.CPUDispatcher) and d.stats.cache_misses:

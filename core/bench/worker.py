@@ -1,6 +1,6 @@
 """The tinylm side of `tinylm bench`, run in a fresh process per measurement so peaks don't mix.
 
-`python -m tinylm.core.bench_worker SPEC.json` prints one JSON line. Modes: `train` (timed steps,
+`python -m tinylm.core.bench.worker SPEC.json` prints one JSON line. Modes: `train` (timed steps,
 peak memory, optionally generation), `startup` (one step from nothing, as `tinylm train` would),
 `profile` (per-kernel time of a training step through a timing shim around tinylm.kernels).
 """
@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from tinylm.core.memory_peak import peak_rss_kb
+from tinylm.core.bench.memory_peak import peak_rss_kb
 
 # name -> (model shape, batch size, corpus): the issue's three configurations.
 CONFIGS = {
@@ -29,7 +29,7 @@ def corpus_path(kind: str) -> str | None:
     (the built-in corpus)."""
     if kind != "shakespeare":
         return None
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     for root in (repo.parent, Path.cwd().parent, Path.cwd()):
         if (root / SHAKESPEARE).is_file():
             return str(root / SHAKESPEARE)

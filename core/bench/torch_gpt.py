@@ -1,7 +1,7 @@
 """The PyTorch side of `tinylm bench`: a small eager GPT-2 with tinylm's shapes, optimizer and loops.
 
-Run as a script (`python bench_torch.py SPEC.json`) so the torch process never imports tinylm or
-numba and its memory is torch's alone; tests import it as `tinylm.core.bench_torch`. It needs only
+Run as a script (`python torch_gpt.py SPEC.json`) so the torch process never imports tinylm or
+numba and its memory is torch's alone; tests import it as `tinylm.core.bench.torch_gpt`. It needs only
 torch and numpy, and is only started when torch is importable.
 """
 
@@ -179,7 +179,7 @@ def _batch(train_ids: np.ndarray, rng: np.random.Generator, B: int, T: int):
 
 
 def run(spec: dict) -> dict:
-    """Everything one benchmark child measures for torch; spec is written by tinylm.core.bench_worker."""
+    """Everything one benchmark child measures for torch; spec is written by tinylm.core.bench.worker."""
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(spec["seed"])
     m, t = spec["model"], spec["train"]

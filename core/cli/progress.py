@@ -8,38 +8,11 @@ import sys
 import threading
 import time
 
-from .trainer import TrainMetrics
+from ..trainer import TrainMetrics
+from .common import fmt_bytes, fmt_count, fmt_time, plural
 
 TTY_REFRESH_S = 0.1  # a terminal line redrawn at most 10 times a second costs nothing measurable
 PLAIN_LINES = 50  # about this many progress lines per run when stdout is a file or a pipe
-
-
-def fmt_time(seconds: float) -> str:
-    """1:05, or 1:02:03 past an hour."""
-    s = int(round(max(seconds, 0.0)))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def fmt_count(n: float) -> str:
-    """18.3k, 1.2M."""
-    for div, suffix in ((1e6, "M"), (1e3, "k")):
-        if n >= div:
-            return f"{n / div:.1f}{suffix}"
-    return f"{n:.0f}"
-
-
-def plural(n: int, word: str) -> str:
-    """'1 layer', '4 layers'."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def fmt_bytes(n: float) -> str:
-    for div, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if n >= div:
-            return f"{n / div:.1f} {suffix}"
-    return f"{int(n)} B"
 
 
 class Progress:
@@ -146,7 +119,7 @@ def numba_threads() -> int:
 
 def describe_run(trainer, out, resumed: bool) -> list[str]:
     """A few lines saying what is about to be trained, on what, and where it will be saved."""
-    from .run import memory_estimate
+    from ..run import memory_estimate
 
     model, c = trainer.model, trainer.config
     mc, corpus, tok = model.config, trainer.corpus, model.tokenizer
@@ -190,8 +163,8 @@ def describe_run(trainer, out, resumed: bool) -> list[str]:
 
 def sample_text(trainer, n_chars: int) -> str:
     """About n_chars of text from the trained model (temperature 0.8, seeded by the run's seed)."""
-    from .cli import default_prompt_ids
-    from .sampling import Sampling
+    from ..sampling import Sampling
+    from .common import default_prompt_ids
 
     model = trainer.model
     pieces, length = [], 0

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import EXIT_INTERRUPTED, UsageError, note, positive_int
-from .config import ModelConfig, TrainConfig
-from .corpus import DEFAULT_CORPUS, builtin_corpora
-from .errors import ConfigError, CorpusError
+from ..config import ModelConfig, TrainConfig
+from ..corpus import DEFAULT_CORPUS, builtin_corpora
+from ..errors import ConfigError, CorpusError
+from .common import EXIT_INTERRUPTED, UsageError, note, positive_int
 
 M, TC = ModelConfig(), TrainConfig()
 
@@ -192,7 +192,7 @@ def _with_flags(message: str) -> str:
 
 
 def _corpus_from_args(args):
-    from .corpus import DEFAULT_CORPUS, Corpus, load_corpus
+    from ..corpus import DEFAULT_CORPUS, Corpus, load_corpus
 
     if args.text is not None:
         return Corpus.from_text(args.text)
@@ -227,7 +227,7 @@ def _check_out(out: Path) -> None:
 
 def _resume(args):
     """A trainer continuing the run in --resume, with only --steps allowed to change."""
-    from .trainer import Trainer
+    from ..trainer import Trainer
 
     fixed = _given(args, [*MODEL_FLAGS, *[f for f in TRAIN_FLAGS if f != "steps"], "tokenizer", "vocab_size", "dtype"])
     if fixed:
@@ -281,10 +281,10 @@ def _resume_command(out: Path, corpus, corpus_arg: str | None) -> str:
 
 
 def run_train(args) -> int:
-    from .cli_progress import Progress, StopOnCtrlC, describe_run, sample_text
+    from .progress import Progress, StopOnCtrlC, describe_run, sample_text
 
     if args.threads is not None:
-        from .run import limit_threads
+        from ..run import limit_threads
 
         limit_threads(args.threads)
     if args.resume is not None:
@@ -292,7 +292,7 @@ def run_train(args) -> int:
         trainer = _resume(args)
         _check_out(out)
     else:
-        from .run import make_trainer
+        from ..run import make_trainer
 
         mc, tc = configs_from_args(args)
         corpus = _corpus_from_args(args)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_report import TARGETS, code_version, format_profile, format_report, machine_info
-from .bench_worker import CONFIGS, corpus_path, train_config
-from .config import ModelConfig
+from ..config import ModelConfig
+from .report import TARGETS, code_version, format_profile, format_report, machine_info
+from .worker import CONFIGS, corpus_path, train_config
 
 TORCH_SKIPPED = "PyTorch comparison skipped (pip install 'tinylm-tui[bench]')"
 FLOP_FORMULA = "6*(12*L*C^2 + V*C) + 6*L*C*T per token (PaLM/nanoGPT estimate: matmuls and attention, fwd+bwd)"
@@ -94,9 +94,9 @@ def run_child(engine: str, spec: dict, workdir: Path, **env_extra) -> dict:
     path = workdir / f"spec-{engine}-{spec['mode']}.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
     if engine == "torch":
-        cmd = [sys.executable, str(Path(__file__).with_name("bench_torch.py")), str(path)]
+        cmd = [sys.executable, str(Path(__file__).with_name("torch_gpt.py")), str(path)]
     else:
-        cmd = [sys.executable, "-m", "tinylm.core.bench_worker", str(path)]
+        cmd = [sys.executable, "-m", "tinylm.core.bench.worker", str(path)]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, env=_child_env(spec["threads"], **env_extra), timeout=1800
     )
@@ -145,9 +145,9 @@ def _timed(fn) -> float:
 
 def make_spec(name: str, workdir: Path, settings: dict, threads: int, gen_tokens: int) -> dict:
     """Tokenise the configuration's corpus once; both engines read the same ids."""
-    from .corpus import DEFAULT_CORPUS, load_corpus, split_ids
-    from .schedule import get_lr
-    from .tokenizers import train_tokenizer
+    from ..corpus import DEFAULT_CORPUS, load_corpus, split_ids
+    from ..schedule import get_lr
+    from ..tokenizers import train_tokenizer
 
     shape, batch_size, corpus_kind = CONFIGS[name]
     corpus = corpus_path(corpus_kind)

@@ -1,21 +1,16 @@
-"""`tinylm inspect` (one forward pass, printed like a textbook) and `tinylm info` (a checkpoint's card)."""
+"""`tinylm inspect`: one forward pass, printed like a textbook."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 
-from .cli import UsageError, check_prompt, load_checkpoint, non_negative_int, show_token, token_label
-from .cli_progress import fmt_bytes, plural
-from .config import TrainConfig, config_from_dict
+from .common import UsageError, check_prompt, load_checkpoint, non_negative_int, plural, show_token, token_label
 
 TOP_K = 10  # next tokens listed
 BAR_WIDTH = 30  # characters for probability 1.0
-SPARK = "▁▂▃▄▅▆▇█"
 
 INSPECT_EXAMPLES = """
 examples:
@@ -182,108 +177,3 @@ def _ranges(nums: list[int]) -> str:
 
 
 # ----- info ---------------------------------------------------------------------------------------
-
-INFO_EXAMPLES = """
-examples:
-  tinylm info runs/fables-char
-"""
-
-
-def add_info_parser(sub) -> None:
-    p = sub.add_parser(
-        "info",
-        help="describe a checkpoint: model, tokenizer, corpus, training history",
-        description="Describe a checkpoint: its model, tokenizer, corpus and training history.",
-        epilog=INFO_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
-    p.set_defaults(func=run_info)
-
-
-def sparkline(values: list[float], width: int = 40) -> str:
-    """Values as ▁..█, averaged into at most `width` buckets, low to high between their min and max."""
-    if not values:
-        return ""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size > width:
-        v = np.array([chunk.mean() for chunk in np.array_split(v, width)])
-    lo, hi = v.min(), v.max()
-    scale = (len(SPARK) - 1) / (hi - lo) if hi > lo else 0.0
-    return "".join(SPARK[int(round((x - lo) * scale))] for x in v)
-
-
-def run_info(args) -> int:
-    from .checkpoint import CONFIG_FILE, STATE_FILE
-
-    path = Path(args.checkpoint)
-    model = load_checkpoint(path)  # validates every file first: a damaged checkpoint is an error here
-    cfg, tok = model.config, model.tokenizer
-    extra = json.loads((path / CONFIG_FILE).read_text()).get("tinylm") or {}
-    files = [f for f in path.rglob("*") if f.is_file()]
-    sizes = ", ".join(f"{f.name} {fmt_bytes(f.stat().st_size)}" for f in sorted(files))
-    rows = [
-        ("checkpoint", f"{path}  ({fmt_bytes(sum(f.stat().st_size for f in files))} on disk: {sizes})"),
-        (
-            "model",
-            f"GPT-2, {plural(cfg.n_layer, 'layer')}, {plural(cfg.n_head, 'head')} (head size {cfg.head_size}), "
-            f"{cfg.n_embd} wide, context {cfg.block_size}, {cfg.positional} positions"
-            + (f", dropout {cfg.dropout:g}" if cfg.dropout else ""),
-        ),
-        ("parameters", f"{cfg.num_params():,}"),
-        ("tokenizer", f"{tok.kind}, vocabulary {tok.vocab_size:,}"),
-    ]
-    corpus = extra.get("corpus")
-    if corpus:
-        rows.append(
-            (
-                "corpus",
-                f"{corpus.get('name')} ({corpus.get('source')}), {corpus.get('chars', 0):,} characters, "
-                f"sha256 {str(corpus.get('sha256', ''))[:16]}…",
-            )
-        )
-    train = extra.get("train")
-    if isinstance(train, dict):
-        t = config_from_dict(TrainConfig, train)
-        rows.append(
-            (
-                "training",
-                f"batch {t.batch_size}, lr {t.learning_rate:g} -> {t.min_lr:g} (warmup "
-                f"{t.warmup_steps}, decay to step {t.decay_steps}), weight decay {t.weight_decay:g}, "
-                f"betas {t.beta1:g}/{t.beta2:g}, clip {t.grad_clip:g}, seed {t.seed}",
-            )
-        )
-        rows.append(("step", f"{extra.get('step', '?')} of {t.max_steps}"))
-    history = _history(path / STATE_FILE)
-    if history:
-        last = history[-1]
-        evals = [h for h in history if h.get("val_loss") is not None]
-        text = f"train loss {last['train_loss']:.4f} (step {last['step']})"
-        if evals:
-            e = evals[-1]
-            text += f"; val loss {e['val_loss']:.4f}, accuracy {100 * e['accuracy']:.1f}% (step {e['step']})"
-        rows.append(("last", text))
-        losses = [h["train_loss"] for h in history]
-        rows.append(
-            ("train loss", f"{sparkline(losses)}  {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} steps")
-        )
-        if len(evals) > 1:
-            vals = [h["val_loss"] for h in evals]
-            rows.append(
-                ("val loss", f"{sparkline(vals)}  {vals[0]:.3f} -> {vals[-1]:.3f} over {len(vals)} evaluations")
-            )
-    elif not train:
-        rows.append(("training", "none recorded (weights only; cannot resume)"))
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    return 0
-
-
-def _history(state_file: Path) -> list[dict]:
-    """The per-step metrics the trainer saved, or [] when absent or unreadable (info stays useful)."""
-    try:
-        history = json.loads(state_file.read_text()).get("history") or []
-        return [h for h in history if isinstance(h, dict) and "train_loss" in h and "step" in h]
-    except (OSError, ValueError, AttributeError):
-        return []
