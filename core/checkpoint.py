@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from .config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from .errors import CheckpointError, ConfigError, TinyLMError
 from .model import GPT, LN_EPS
+from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer
 
 CONFIG_FILE = "config.json"
@@ -154,32 +154,21 @@ def model_config_from_hf(data: dict, where: Path) -> ModelConfig:
         raise CheckpointError(f"{where}/config.json: {exc}") from None
 
 
-def _read_tensors(path: Path) -> dict[str, np.ndarray]:
-    try:
-        return load_file(str(path))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path.parent} has no {path.name}; is it a tinylm checkpoint directory?") from None
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is damaged ({exc}); re-save or retrain") from None
-
-
-def _assign(views: dict[str, np.ndarray], tensors: dict[str, np.ndarray], where: Path, prefix: str = "") -> None:
-    """Copy tensors into views, checking every name, shape and dtype."""
+def _assign(views: dict[str, np.ndarray], tensors: TensorFile, where: Path, prefix: str = "") -> None:
+    """Read tensors into views one at a time, checking every name, shape, dtype and value."""
     expected = {prefix + n for n in views}
-    missing = sorted(expected - set(tensors))
+    missing = sorted(expected - tensors.names())
     if missing:
         raise CheckpointError(
             f"{where} is missing tensor {missing[0]} ({len(missing)} missing); it does not match its config"
         )
     for name, view in views.items():
-        t = tensors[prefix + name]
-        if t.shape != view.shape:
-            raise CheckpointError(f"{where}: tensor {prefix + name} has shape {t.shape}, expected {view.shape}")
-        if t.dtype.kind != "f":
-            raise CheckpointError(f"{where}: tensor {prefix + name} has dtype {t.dtype}, expected a float type")
-        if not np.all(np.isfinite(t)):
+        shape = tensors.shape(prefix + name)
+        if shape != view.shape:
+            raise CheckpointError(f"{where}: tensor {prefix + name} has shape {shape}, expected {view.shape}")
+        tensors.read_into(prefix + name, view)
+        if not np.isfinite(view).all():
             raise CheckpointError(f"{where}: tensor {prefix + name} holds NaN or inf values")
-        view[...] = t
 
 
 def _checkpoint_dir(path) -> Path:
@@ -205,14 +194,14 @@ def load(path, *, dtype=np.float32) -> GPT:
             raise CheckpointError(
                 f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model has vocab_size {cfg.vocab_size}"
             )
-    model = GPT(cfg, tokenizer, dtype=dtype)
-    tensors = _read_tensors(path / WEIGHTS_FILE)
+    tensors = TensorFile(path / WEIGHTS_FILE)
+    model = GPT(cfg, tokenizer, dtype=dtype, init=False)  # no random weights: the file overwrites them
     _assign(model.params, tensors, path)
     if cfg.positional == "sincos":
-        wpe = tensors.get("transformer.wpe.weight")
-        if wpe is None or wpe.shape != model.wpe.shape:
+        wpe = "transformer.wpe.weight"
+        if wpe not in tensors.names() or tensors.shape(wpe) != model.wpe.shape:
             raise CheckpointError(f"{path}: transformer.wpe.weight is missing or has the wrong shape")
-        model.wpe[...] = wpe
+        tensors.read_into(wpe, model.wpe)
     return model
 
 
@@ -246,7 +235,7 @@ def resume_trainer(path, corpus=None):
     if model.tokenizer is None:
         raise CheckpointError(f"{path} has no {TOKENIZER_FILE}; it cannot resume training")
     trainer = Trainer(model, model.tokenizer.encode(corpus.text), tcfg, corpus=corpus)
-    moments = _read_tensors(path / OPTIMIZER_FILE)
+    moments = TensorFile(path / OPTIMIZER_FILE)
     _assign(model.layout.views(trainer.m), moments, path, prefix="exp_avg.")
     _assign(model.layout.views(trainer.v), moments, path, prefix="exp_avg_sq.")
     try:

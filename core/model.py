@@ -40,7 +40,8 @@ def _residual_add(a, out, res, inp, w, b, proj, dropout_bufs, p, rng):
 class GPT:
     """A GPT-2 language model: weights in one flat buffer with named views, plus its tokenizer."""
 
-    def __init__(self, config: ModelConfig, tokenizer=None, *, seed: int = 1337, dtype=np.float32):
+    def __init__(self, config: ModelConfig, tokenizer=None, *, seed: int = 1337, dtype=np.float32, init: bool = True):
+        """init=False leaves the weights zero (for a caller that fills them, such as a checkpoint load)."""
         self.config = config.validate()
         if tokenizer is not None and tokenizer.vocab_size != config.vocab_size:
             raise ConfigError(
@@ -51,7 +52,8 @@ class GPT:
         self.layout = ParamLayout(config)
         self.flat = np.zeros(self.layout.size, dtype=self.dtype)  # all trained weights
         self.params = self.layout.views(self.flat)  # Hugging Face GPT-2 names -> views
-        init_params(self.params, config, np.random.default_rng(seed))
+        if init:
+            init_params(self.params, config, np.random.default_rng(seed))
         if config.positional == "learned":
             self.wpe = self.params["transformer.wpe.weight"]
         else:
