@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from .screens.registry import key_range
+
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -19,8 +21,8 @@ def default_threads() -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="tinylm-tui",
-        description="Configure, train, inspect and run a small GPT-2 in the terminal. Keys 1-6 switch screens, "
-        "? lists every key.",
+        description="Configure, train, inspect and run a small GPT-2 in the terminal. "
+        f"Keys {key_range()} switch screens, ? lists every key.",
     )
     parser.add_argument("--corpus", metavar="PATH|NAME", help="a built-in corpus name or a text file to train on")
     parser.add_argument("--checkpoint", metavar="DIR", help="open a saved checkpoint directory")

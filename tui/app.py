@@ -1,8 +1,7 @@
-"""The tinylm-tui App: six screens as modes (keys 1-6), shared Session, one background training run."""
+"""The tinylm-tui App: the registry's screens as modes on their keys, shared Session, one background training run."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -14,43 +13,21 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 
+from .screens.registry import SCREENS, ScreenEntry
 from .session import Session
-from .widgets.modebar import SCREENS, Chrome
+from .widgets.modebar import Chrome
 
 if TYPE_CHECKING:  # numpy and the core load in the background, so the first screen paints at once
     from .training_worker import TrainingRun
 
-# mode -> (module, class); the views' screens are imported when first shown.
-SCREEN_CLASSES = {
-    "config": ("tinylm.tui.screens.config", "ConfigScreen"),
-    "training": ("tinylm.tui.screens.training", "TrainingScreen"),
-    "inspect": ("tinylm.tui.screens.inspect", "InspectScreen"),
-    "attention": ("tinylm.tui.screens.attention", "AttentionScreen"),
-    "generate": ("tinylm.tui.screens.generate", "GenerateScreen"),
-    "vocabulary": ("tinylm.tui.screens.vocabulary", "VocabularyScreen"),
-}
-POLL_HZ = 5  # how often the UI reads the training slot (DESIGN.md: 5-10 Hz, never per step)
+POLL_HZ = 5  # how often the UI reads the training slot: often enough to look live, never once per step
 
 
-def screen_class(mode: str) -> type[Screen]:
-    """The Screen class of a mode, with the mode bar and footer added at the bottom."""
-    module, name = SCREEN_CLASSES[mode]
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:  # a screen module missing from this build
-        cls = type(name, (MissingScreen,), {"reason": f"{name} could not be loaded: {exc}"})
-    return with_chrome(cls)
-
-
-class MissingScreen(Screen):
-    """Stands in for a screen whose module cannot be imported, so the rest of the app keeps working."""
-
-    reason = ""
-
-    def compose(self) -> ComposeResult:
-        yield Static(self.reason, classes="no-model")
+def screen_class(entry: ScreenEntry) -> type[Screen]:
+    """The Screen class of a registry entry, with the mode bar and footer added at the bottom."""
+    return with_chrome(entry.screen_class())
 
 
 _CHROMED: dict[type, type] = {}
@@ -76,9 +53,7 @@ class TinyLMApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "tinylm"
-    MODES = {mode: partial(lambda m: screen_class(m)(), mode) for mode in SCREEN_CLASSES}
     BINDINGS = [
-        *[Binding(key, f"switch_mode('{mode}')", label, show=False) for key, mode, label, _ in SCREENS],
         Binding("question_mark", "help", "Help", show=False),  # the mode bar shows it
         Binding("q", "quit", "Quit"),
         Binding("ctrl+p", "command_palette", "Commands", show=False),
@@ -95,8 +70,13 @@ class TinyLMApp(App):
         checkpoint: str | None = None,
         warm_up: bool | None = None,
         threads: int | None = None,
+        screens: tuple[ScreenEntry, ...] = SCREENS,
     ) -> None:
         super().__init__()
+        self.screen_entries = screens  # the modes, their keys, the mode bar, help and palette entries
+        for entry in screens:
+            self.add_mode(entry.mode, partial(lambda e: screen_class(e)(), entry))
+            self.bind(entry.key, f"switch_mode({entry.mode!r})", description=entry.label, show=False)
         self.building = session is None  # the CLI path: build the default model in the background
         self.session = session if session is not None else Session()
         self.training: TrainingRun | None = None
@@ -283,9 +263,11 @@ class TinyLMApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every screen switch, every key of the current screen, and Textual's own commands."""
-        for key, mode, label, _ in SCREENS:
+        for entry in self.screen_entries:
             yield SystemCommand(
-                f"Screen: {label}", f"Show the {label} screen (key {key})", partial(self.switch_mode, mode)
+                f"Screen: {entry.label}",
+                f"{entry.description} (key {entry.key})",
+                partial(self.switch_mode, entry.mode),
             )
         yield SystemCommand("Help", "List every key (key ?)", self.action_help)
         seen = set()
@@ -310,8 +292,15 @@ def create_app(
     corpus: str | None = None,
     checkpoint: str | None = None,
     threads: int | None = None,
+    screens: tuple[ScreenEntry, ...] = SCREENS,
 ) -> TinyLMApp:
     """The app for the CLI (session=None: build the default model in the background) and for tests."""
     return TinyLMApp(
-        session, start_training=start_training, theme=theme, corpus=corpus, checkpoint=checkpoint, threads=threads
+        session,
+        start_training=start_training,
+        theme=theme,
+        corpus=corpus,
+        checkpoint=checkpoint,
+        threads=threads,
+        screens=screens,
     )

@@ -1,4 +1,5 @@
-"""The app shell: modes on keys 1-6, mode bar, help, command palette, no-model screens, resizing, quitting."""
+"""The app shell: the screen registry's modes and keys, mode bar, help, command palette, no-model screens,
+resizing, quitting."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import subprocess
 import sys
 
 import pytest
+from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Static
 
-from tinylm.tui.app import SCREEN_CLASSES, TinyLMApp, create_app
-from tinylm.tui.screens.help import HelpScreen, mode_screen_class, screen_bindings
+from tinylm.tui.app import TinyLMApp, create_app
+from tinylm.tui.screens.help import HelpScreen, screen_bindings
 from tinylm.tui.screens.quit import QuitScreen
+from tinylm.tui.screens.registry import SCREENS, ScreenEntry
 from tinylm.tui.session import Session
-from tinylm.tui.widgets.modebar import SCREENS
 
 SIZES = [(80, 24), (200, 60)]
 SCREEN_NAMES = {
@@ -32,13 +36,13 @@ class TestModes:
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             assert type(app.screen).__name__ == "ConfigScreen"
-            for key, mode, label, short in SCREENS:
-                await pilot.press(key)
+            for entry in SCREENS:
+                await pilot.press(entry.key)
                 await pilot.pause()
-                assert app.current_mode == mode
-                assert type(app.screen).__name__ == SCREEN_NAMES[mode]
+                assert app.current_mode == entry.mode
+                assert type(app.screen).__name__ == SCREEN_NAMES[entry.mode]
                 text = screen_text(app)
-                assert f"{key} {label}" in text or f"{key} {short}" in text  # the mode bar lists it
+                assert f"{entry.key} {entry.label}" in text or f"{entry.key} {entry.short}" in text  # the mode bar
                 assert "? help" in text  # the mode bar shows the help key
 
     async def test_mode_bar_lists_every_screen_at_80_columns(self, session, screen_text):
@@ -46,14 +50,12 @@ class TestModes:
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
             bar = [line for line in screen_text(app).splitlines() if "1 Config" in line][0]
-            for key, _, _label, short in SCREENS:
-                assert f"{key} {short}" in bar
+            for entry in SCREENS:
+                assert f"{entry.key} {entry.short}" in bar
             assert "? help" in bar
 
-    @pytest.mark.parametrize("mode", list(SCREEN_CLASSES))
+    @pytest.mark.parametrize("mode", [entry.mode for entry in SCREENS])
     async def test_no_model_yet_is_explained_on_every_screen(self, mode, screen_text):
-        if mode_screen_class(mode) is None:
-            pytest.skip(f"the {mode} screen is not in this build yet")
         app = create_app(Session())
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
@@ -65,8 +67,8 @@ class TestModes:
     async def test_resizing_to_tiny_and_back_never_crashes(self, session, screen_text):
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:
-            for key, *_ in SCREENS:
-                await pilot.press(key)
+            for entry in SCREENS:
+                await pilot.press(entry.key)
                 for size in [(20, 5), (1, 1), (200, 60), (80, 24)]:
                     await pilot.resize_terminal(*size)
                     await pilot.pause()
@@ -81,10 +83,10 @@ class TestHelpAndCommands:
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
             help_text = str(app.screen.key_table().columns[1]._cells) + str(app.screen.key_table().columns[0]._cells)
-            for mode in SCREEN_CLASSES:
-                cls = mode_screen_class(mode)
-                for binding in screen_bindings(cls) if cls is not None else []:
-                    assert binding.description in help_text, (mode, binding.key)
+            for entry in SCREENS:
+                assert entry.description in help_text
+                for binding in screen_bindings(entry.screen_class()):
+                    assert binding.description in help_text, (entry.mode, binding.key)
             for b in Binding.make_bindings(TinyLMApp.BINDINGS):
                 assert b.description in help_text
             await pilot.press("escape")
@@ -104,8 +106,8 @@ class TestHelpAndCommands:
             app.switch_mode(mode)
             await pilot.pause()
             titles = {c.title for c in app.get_system_commands(app.screen)}
-            for _key, _, label, _ in SCREENS:
-                assert f"Screen: {label}" in titles
+            for entry in SCREENS:
+                assert f"Screen: {entry.label}" in titles
             for binding in screen_bindings(type(app.screen)):
                 assert binding.description in titles, binding.description
             assert "Help" in titles and "Quit" in titles
@@ -120,6 +122,51 @@ class TestHelpAndCommands:
             await pilot.press("enter")
             await pilot.pause()
             assert app.current_mode == "generate"
+
+
+class ToyScreen(Screen):
+    """A screen added to the registry by a test, to show that one entry is all a new screen needs."""
+
+    BINDINGS = [Binding("z", "zap", "Zap the toy")]
+
+    def compose(self) -> ComposeResult:
+        yield Static("toy screen body")
+
+    def action_zap(self) -> None:
+        self.query_one(Static).update("zapped")
+
+
+class TestRegistry:
+    TOY = ScreenEntry("7", "toy", "Toy", "Toy", f"{__name__}:ToyScreen", "a toy screen from the tests")
+
+    async def test_one_registry_line_adds_a_screen_everywhere(self, session, screen_text):
+        app = create_app(session, screens=(*SCREENS, self.TOY))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("7")  # its key
+            await pilot.pause()
+            assert app.current_mode == "toy" and type(app.screen).__name__ == "ToyScreen"
+            text = screen_text(app)
+            assert "toy screen body" in text and "7 Toy" in text  # its mode bar tab
+            assert "Zap the toy" in text  # its keys in the footer
+            titles = {c.title: c.help for c in app.get_system_commands(app.screen)}
+            assert titles["Screen: Toy"] == "a toy screen from the tests (key 7)"  # its palette entry
+            assert "Zap the toy" in titles
+            await pilot.press("question_mark")
+            await pilot.pause()
+            table = app.screen.key_table()
+            keys, what = [str(c) for c in table.columns[0]._cells], [str(c) for c in table.columns[1]._cells]
+            assert ("7 Toy", "a toy screen from the tests") in zip(keys, what)  # its help line
+            assert ("z", "Zap the toy") in zip(keys, what)  # and its keys
+            assert "Keys 1-7 switch screens" in screen_text(app)
+
+    def test_every_entry_is_distinct_and_importable(self):
+        for field in ("key", "mode", "label", "short", "target"):
+            values = [getattr(entry, field) for entry in SCREENS]
+            assert len(set(values)) == len(values), field
+        for entry in SCREENS:
+            assert len(entry.key) == 1 and entry.description
+            assert issubclass(entry.screen_class(), Screen)
 
 
 class TestQuit:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,12 +10,12 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..widgets.modebar import SCREENS
+from .registry import key_range
 
 INTRO = (
     "tinylm builds a small GPT-2, trains it on a text, and shows the real numbers of every step. "
-    "Keys 1-6 switch screens. On screens with text fields, tab enters the fields and esc leaves them, so that "
-    "digits and letters work as keys again. ctrl+p opens the command palette with every action."
+    "Keys {keys} switch screens. On screens with text fields, tab enters the fields and esc leaves them, so "
+    "that digits and letters work as keys again. ctrl+p opens the command palette with every action."
 )
 
 
@@ -33,17 +31,6 @@ def screen_bindings(cls: type) -> list[Binding]:
     return list(found.values())
 
 
-def mode_screen_class(mode: str) -> type | None:
-    """The class of a mode's screen, or None while it cannot be imported."""
-    from ..app import SCREEN_CLASSES
-
-    module, name = SCREEN_CLASSES[mode]
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 class HelpScreen(ModalScreen[None]):
     """A scrollable list of every key, grouped by screen."""
 
@@ -57,25 +44,24 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(Text("Keys", style="bold"), id="help-title")
-            yield Static(INTRO, id="help-intro")
+            yield Static(INTRO.format(keys=key_range(self.app.screen_entries)), id="help-intro")
             yield Static(self.key_table(), id="help-keys")
 
     def key_table(self) -> Table:
         table = Table(show_header=False, box=None, padding=(0, 1), expand=True)
         table.add_column("key", style="bold", no_wrap=True)
-        table.add_column("what")
+        table.add_column("what", ratio=1)  # the keys keep their width; the text takes the rest
         table.add_row(Text("Everywhere", style="bold underline"), "")
-        for key, _, label, _ in SCREENS:
-            table.add_row(key, f"{label} screen")
+        entries = self.app.screen_entries
+        for entry in entries:
+            table.add_row(f"{entry.key} {entry.label}", entry.description)
         for b in screen_bindings(type(self.app)):
-            if not b.key.isdigit():
-                table.add_row(self.app.get_key_display(b), b.description)
-        for key, mode, label, _ in SCREENS:
-            cls = mode_screen_class(mode)
-            bindings = screen_bindings(cls) if cls is not None else []
+            table.add_row(self.app.get_key_display(b), b.description)
+        for entry in entries:
+            bindings = screen_bindings(entry.screen_class())
             if bindings:
                 table.add_row("", "")
-                table.add_row(Text(f"{key} {label}", style="bold underline"), "")
+                table.add_row(Text(f"{entry.key} {entry.label}", style="bold underline"), "")
                 for b in bindings:
                     table.add_row(self.app.get_key_display(b), b.description)
         return table

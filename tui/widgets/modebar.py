@@ -8,16 +8,6 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widget import Widget
 
-# (key, mode name, long label, short label); the App's MODES use the same names.
-SCREENS = (
-    ("1", "config", "Config", "Config"),
-    ("2", "training", "Training", "Train"),
-    ("3", "inspect", "Inspect", "Inspect"),
-    ("4", "attention", "Attention", "Attn"),
-    ("5", "generate", "Generate", "Gen"),
-    ("6", "vocabulary", "Vocabulary", "Vocab"),
-)
-
 
 class ModeBar(Widget):
     """One line: `1 Config  2 Training ...` with the current screen highlighted, and the app status on the right."""
@@ -40,10 +30,10 @@ class ModeBar(Widget):
         for labels, hints in layouts:
             right = f"{hints}  {status}".strip()
             tabs = Text(no_wrap=True, overflow="crop")
-            for key, mode, long, short in SCREENS:
-                label = {2: long, 3: short, None: ""}[labels]
-                style = "bold reverse" if mode == current else ""
-                tabs.append(f" {key}", style=style or "bold")
+            for entry in self.app.screen_entries:
+                label = {2: entry.label, 3: entry.short, None: ""}[labels]
+                style = "bold reverse" if entry.mode == current else ""
+                tabs.append(f" {entry.key}", style=style or "bold")
                 tabs.append(f" {label} " if label else " ", style=style)
             if tabs.cell_len + len(right) + 1 <= width or (labels == 3 and not hints and width >= 60):
                 break
