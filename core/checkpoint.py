@@ -14,6 +14,7 @@ from safetensors.numpy import save_file
 
 from .config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from .errors import CheckpointError, ConfigError, TinyLMError
+from .files import NotReadable, read_json_text
 from .model import GPT, LN_EPS
 from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer
@@ -116,9 +117,11 @@ def save_checkpoint(path, model: GPT, trainer=None) -> Path:
 
 def _read_json(path: Path, what: str) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_json_text(path))
     except FileNotFoundError:
         raise CheckpointError(f"{path.parent} has no {path.name}; is it a tinylm checkpoint directory?") from None
+    except NotReadable as exc:
+        raise CheckpointError(f"{path} {exc}; re-save or retrain") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path} is damaged ({what} is not valid JSON: {exc}); re-save or retrain") from None
     if not isinstance(data, dict):

@@ -11,8 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorpusError
+from .files import MIB, NotReadable, read_limited, size_words
 
 DEFAULT_CORPUS = "fables"
+# Training text is held as a str and as int64 token ids (8 bytes a character for `char`): 64 MiB of text
+# already takes over half a GiB of ids, and tiny shakespeare is 1 MiB.
+MAX_CORPUS_BYTES = 64 * MIB
 _BUILTIN_PACKAGE = "tinylm.corpus"
 
 
@@ -37,6 +41,11 @@ class Corpus:
             raise CorpusError(f"corpus text must be a str, got {type(text).__name__}")
         if not text.strip():
             raise CorpusError("the typed text is empty; type or paste some text to train on")
+        if len(text) > MAX_CORPUS_BYTES:
+            raise CorpusError(
+                f"the typed text has {len(text):,} characters, more than the limit of {size_words(MAX_CORPUS_BYTES)}; "
+                "use a shorter text"
+            )
         return Corpus(name=name, text=text, source="text", description=f"typed text, {len(text):,} characters")
 
 
@@ -87,9 +96,11 @@ def _load_file(path: Path) -> Corpus:
     if path.is_dir():
         raise CorpusError(f"{path} is a directory, not a file; give the path to a UTF-8 text file")
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CorpusError(f"cannot read corpus file {path}: {exc.strerror or exc}; check its permissions") from None
+        data = read_limited(path, MAX_CORPUS_BYTES)
+    except FileNotFoundError:
+        raise CorpusError(f"corpus file not found: {path}; check the path or use a built-in corpus name") from None
+    except NotReadable as exc:
+        raise CorpusError(f"corpus {path} {exc}; give the path to a UTF-8 text file") from None
     nul = data.find(b"\x00")
     if nul >= 0:
         raise CorpusError(f"{path} looks like a binary file (NUL byte at offset {nul}); use a UTF-8 text file")

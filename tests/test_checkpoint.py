@@ -1,6 +1,7 @@
 """Checkpoints: Hugging Face layout, exact round trip, validation of damage, atomic writes."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -171,3 +172,17 @@ def test_refuses_to_overwrite_something_that_is_not_a_checkpoint(tmp_path, train
     with pytest.raises(CheckpointError, match="not a tinylm checkpoint"):
         tr.save(precious)
     assert (precious / "thesis.txt").read_text() == "do not lose me"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="needs FIFOs and /dev/zero")
+@pytest.mark.parametrize("name", ["config.json", "tinylm_tokenizer.json"])
+def test_special_files_inside_a_checkpoint_are_refused_without_hanging(trained, name):
+    _, path = trained
+    (path / name).unlink()
+    os.mkfifo(path / name)  # opening it to read would wait for a writer forever
+    with pytest.raises(CheckpointError, match=f"{name} is a FIFO"):
+        load(path)
+    (path / name).unlink()
+    (path / name).symlink_to("/dev/zero")  # endless bytes
+    with pytest.raises(CheckpointError, match=f"{name} is a character device"):
+        load(path)

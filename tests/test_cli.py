@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -235,6 +236,8 @@ def bad_files(tmp):
     (tmp / "binary.bin").write_bytes(b"abc\x00\x01\x02" * 50)
     (tmp / "latin1.txt").write_bytes("café au lait ".encode("latin-1") * 50)
     (tmp / "a_file").write_text("x")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp / "fifo")
     return tmp
 
 
@@ -246,6 +249,8 @@ def bad_files(tmp):
         (["--corpus", "{tmp}/binary.bin"], ["binary"]),
         (["--corpus", "{tmp}/latin1.txt"], ["UTF-8"]),
         (["--corpus", "{tmp}"], ["directory"]),
+        (["--corpus", "{tmp}/fifo"], ["FIFO", "not a regular file"]),
+        (["--corpus", "/dev/zero"], ["character device", "not a regular file"]),
         (["--corpus", "nosuchcorpus"], ["unknown built-in corpus"]),
         (["--text", "too short"], ["context"]),
         (["--layers", "0"], ["n_layer", "--layers"]),

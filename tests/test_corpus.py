@@ -124,7 +124,38 @@ class TestFiles:
         path = tmp_path / "secret.txt"
         path.write_text("x", encoding="utf-8")
         path.chmod(0)
-        _one_line_error(load_corpus, path, match="cannot read")
+        _one_line_error(load_corpus, path, match="cannot (be )?read")
+
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+    def test_fifo_is_refused_without_waiting_for_a_writer(self, tmp_path):
+        fifo = tmp_path / "pipe.txt"
+        os.mkfifo(fifo)
+        _one_line_error(load_corpus, fifo, match="pipe.txt is a FIFO .*not a regular file")
+
+    @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+    def test_endless_device_is_refused_without_reading_it(self, tmp_path):
+        _one_line_error(load_corpus, "/dev/zero", match="character device, not a regular file")
+        (tmp_path / "zeros.txt").symlink_to("/dev/zero")  # the kind of what is opened, not of the link
+        _one_line_error(load_corpus, tmp_path / "zeros.txt", match="character device")
+
+    def test_socket_is_refused(self, tmp_path):
+        socket = pytest.importorskip("socket")
+        if not hasattr(socket, "AF_UNIX"):
+            pytest.skip("no Unix sockets here")
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(str(tmp_path / "s"))
+            _one_line_error(load_corpus, tmp_path / "s", match="cannot be read|socket")
+
+    def test_size_limit_is_stated(self, tmp_path, monkeypatch):
+        import tinylm.core.corpus as corpus_module
+
+        monkeypatch.setattr(corpus_module, "MAX_CORPUS_BYTES", 1000)
+        path = tmp_path / "big.txt"
+        path.write_text("a" * 1000)
+        assert load_corpus(path).text == "a" * 1000
+        path.write_text("a" * 1001)
+        _one_line_error(load_corpus, path, match=r"big.txt is 1001 bytes, more than the limit of 1000 bytes")
+        _one_line_error(Corpus.from_text, "a" * 1001, match="limit of 1000 bytes")
 
 
 class TestTypedText:

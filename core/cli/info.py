@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import TrainConfig, config_from_dict
+from ..files import NotReadable, read_json_text
 from .common import fmt_bytes, load_checkpoint, plural
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -50,7 +51,7 @@ def run_info(args) -> int:
     path = Path(args.checkpoint)
     model = load_checkpoint(path)  # validates every file first: a damaged checkpoint is an error here
     cfg, tok = model.config, model.tokenizer
-    extra = json.loads((path / CONFIG_FILE).read_text()).get("tinylm") or {}
+    extra = json.loads(read_json_text(path / CONFIG_FILE)).get("tinylm") or {}
     files = [f for f in path.rglob("*") if f.is_file()]
     sizes = ", ".join(f"{f.name} {fmt_bytes(f.stat().st_size)}" for f in sorted(files))
     rows = [
@@ -114,7 +115,7 @@ def run_info(args) -> int:
 def _history(state_file: Path) -> list[dict]:
     """The per-step metrics the trainer saved, or [] when absent or unreadable (info stays useful)."""
     try:
-        history = json.loads(state_file.read_text()).get("history") or []
+        history = json.loads(read_json_text(state_file)).get("history") or []
         return [h for h in history if isinstance(h, dict) and "train_loss" in h and "step" in h]
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError, NotReadable):
         return []

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TokenizerError
+from ..files import NotReadable, read_json_text
 
 TOKENIZER_FILE = "tinylm_tokenizer.json"  # not tokenizer.json: Hugging Face's AutoTokenizer would try to read it
 FORMAT_VERSION = 1
@@ -90,11 +91,13 @@ class Tokenizer:
         """Read `tinylm_tokenizer.json` from `directory`."""
         path = Path(directory) / TOKENIZER_FILE
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_json_text(path)
         except FileNotFoundError:
             raise TokenizerError(
                 f"no {TOKENIZER_FILE} in {directory}; is this a tinylm checkpoint directory?"
             ) from None
+        except NotReadable as exc:
+            raise TokenizerError(f"{path} {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise TokenizerError(f"cannot read {path}: {exc}") from None
         try:
