@@ -3,7 +3,7 @@
 from .checkpoint import load, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpus import DEFAULT_CORPUS, Corpus, builtin_corpora, load_corpus
-from .errors import CheckpointError, ConfigError, CorpusError, TinyLMError, TokenizerError
+from .errors import CheckpointError, CheckpointRecovered, ConfigError, CorpusError, TinyLMError, TokenizerError
 from .generate import GenStep, generate
 from .model import GPT
 from .run import limit_threads, make_trainer, memory_estimate
@@ -27,6 +27,7 @@ __all__ = [
     "CorpusError",
     "TokenizerError",
     "CheckpointError",
+    "CheckpointRecovered",
     "TrainingDiverged",
     "GenStep",
     "generate",

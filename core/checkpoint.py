@@ -4,18 +4,18 @@ optimizer and trainer state. Written atomically, validated on load, no pickle.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
 from .config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
-from .errors import CheckpointError, ConfigError, TinyLMError
+from .errors import CheckpointError, CheckpointRecovered, ConfigError, TinyLMError
 from .files import NotReadable, read_json_text
 from .model import GPT, LN_EPS
+from .safedir import publish, recover, staging_dir
 from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer
 
@@ -82,13 +82,15 @@ def _is_checkpoint(path: Path) -> bool:
 
 
 def save_checkpoint(path, model: GPT, trainer=None) -> Path:
-    """Write the checkpoint into a temporary directory beside `path`, then swap it in, so a crash
-    or a full disk never leaves a half-written checkpoint or harms the previous one."""
+    """Write the checkpoint into a temporary directory beside `path`, flush it to disk, then swap it
+    in (see safedir.py), so a crash, a kill or a full disk at any moment leaves the previous checkpoint
+    or the new one, complete, and never a half-written one."""
     path = Path(path)
+    _recover(path)
     if path.exists() and not (path.is_dir() and (_is_checkpoint(path) or not any(path.iterdir()))):
         raise CheckpointError(f"{path} exists and is not a tinylm checkpoint; choose another directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = staging_dir(path)
     try:
         with model.lock:
             save_file(_weights(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
@@ -102,17 +104,18 @@ def save_checkpoint(path, model: GPT, trainer=None) -> Path:
                         moments[f"{key}.{name}"] = np.ascontiguousarray(view)
                 save_file(moments, str(tmp / OPTIMIZER_FILE), metadata={"format": "np"})
                 (tmp / STATE_FILE).write_text(json.dumps(trainer.state_dict()) + "\n")
-        backup = None
-        if path.exists():
-            backup = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.rename(path, backup)
-        os.rename(tmp, path)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        publish(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _recover(path: Path) -> None:
+    """Finish or undo an interrupted save of `path` and clean its leftovers, saying so as a warning."""
+    done = recover(path)
+    if done:
+        warnings.warn(done, CheckpointRecovered, stacklevel=3)
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -176,6 +179,7 @@ def _assign(views: dict[str, np.ndarray], tensors: TensorFile, where: Path, pref
 
 def _checkpoint_dir(path) -> Path:
     path = Path(path)
+    _recover(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if not path.is_dir():

@@ -19,3 +19,7 @@ class TokenizerError(TinyLMError):
 
 class CheckpointError(TinyLMError):
     """A checkpoint directory that is missing, damaged or does not match."""
+
+
+class CheckpointRecovered(UserWarning):
+    """An interrupted save was finished or undone, and its leftovers removed, when a checkpoint was opened."""

@@ -364,3 +364,13 @@ def test_installed_console_script(ckpt, tmp_path):
     )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("tinylm: error: corpus file not found") and done.stderr.count("\n") == 1
+
+
+def test_a_checkpoint_left_aside_by_a_killed_save_is_put_back_and_said_so(ckpt, tmp_path):
+    path, _, _ = ckpt
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    shutil.copytree(path, tmp_path / f".run.old-{gone.stdout.strip()}-x")  # killed between its two renames
+    status, out, err = run(["info", tmp_path / "run"])
+    assert status == 0 and "step" in out
+    assert err == f"tinylm: {tmp_path / 'run'}: put the previous version back\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 from ..bench.main import add_bench_parser
-from ..errors import TinyLMError
-from .common import EXIT_INTERRUPTED, EXIT_USAGE, Parser
+from ..errors import CheckpointRecovered, TinyLMError
+from .common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, note
 from .generate import add_generate_parser
 from .info import add_info_parser
 from .inspect import add_inspect_parser
@@ -71,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", CheckpointRecovered)
+            warnings.showwarning = _notice_or(warnings.showwarning)
+            return int(args.func(args) or 0)
     except TinyLMError as exc:
         print(f"tinylm: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -88,6 +92,18 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"tinylm: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _notice_or(shown):
+    """A warnings.showwarning that prints a recovered checkpoint as one `tinylm:` line, others as before."""
+
+    def show(message, category, *rest, **kw):
+        if issubclass(category, CheckpointRecovered):
+            note(str(message))
+        else:
+            shown(message, category, *rest, **kw)
+
+    return show
 
 
 def _one_line(exc: Exception) -> str:
