@@ -340,7 +340,7 @@ def test_a_failed_run_leaves_the_earlier_checkpoint_alone(ckpt, tmp_path, monkey
         raise TrainingDiverged("training diverged at step 1 (loss nan); lower the learning rate")
 
     monkeypatch.setattr(Trainer, "step", diverge)
-    status, _, err = train(tmp_path / "run")
+    status, _, err = train(tmp_path / "run", "--overwrite")
     assert_one_line_error(status, err, "diverged")
     assert {f.name: f.read_bytes() for f in (tmp_path / "run").iterdir()} == before
 
@@ -374,3 +374,77 @@ def test_a_checkpoint_left_aside_by_a_killed_save_is_put_back_and_said_so(ckpt, 
     assert status == 0 and "step" in out
     assert err == f"tinylm: {tmp_path / 'run'}: put the previous version back\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+# ----- where a run saves: never over another run, never lost ----------------------------------------
+
+
+def files_of(path):
+    return {f.name: f.read_bytes() for f in path.iterdir()}
+
+
+def test_out_holding_another_run_is_refused_before_training(ckpt, tmp_path, monkeypatch):
+    path, _, _ = ckpt
+    shutil.copytree(path, tmp_path / "run")
+    before = files_of(tmp_path / "run")
+    monkeypatch.setattr(Trainer, "step", lambda self: pytest.fail("trained before refusing"))
+    assert_one_line_error(*train(tmp_path / "run", "--seed", 5)[::2], "already holds a checkpoint", "--overwrite")
+    assert_one_line_error(
+        *run(["train", "--resume", path, "--out", tmp_path / "run", "--steps", 40])[::2], "already holds"
+    )
+    assert files_of(tmp_path / "run") == before
+    monkeypatch.undo()
+    status, _, err = train(tmp_path / "run", "--seed", 5, "--overwrite", "--quiet", steps=3)
+    assert status == 0, err
+    assert Trainer.resume(tmp_path / "run").config.seed == 5
+
+
+def test_an_unwritable_or_full_out_is_refused_before_training(tmp_path, monkeypatch):
+    import tinylm.core.cli.saving as saving
+
+    monkeypatch.setattr(Trainer, "step", lambda self: pytest.fail("trained before refusing"))
+    if os.path.isdir("/proc"):  # not writable even by root
+        assert_one_line_error(*train("/proc/tinylm-run")[::2], "cannot write --out /proc/tinylm-run")
+    monkeypatch.setattr(saving.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000))
+    assert_one_line_error(*train(tmp_path / "run")[::2], "the checkpoint needs about", "4.9 KiB is free")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_final_save_goes_to_a_rescue_directory(ckpt, tmp_path, monkeypatch):
+    """The directory of --out is replaced by a file while training: the run is saved elsewhere."""
+    _, straight_log, _ = ckpt
+    monkeypatch.chdir(tmp_path)
+    step = Trainer.step
+
+    def vanish_at_10(self):
+        if self.step_count == 10:
+            shutil.rmtree(tmp_path / "runs")
+            (tmp_path / "runs").write_text("not a directory any more")
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "step", vanish_at_10)
+    (tmp_path / "runs").mkdir()
+    status, _, err = train(tmp_path / "runs" / "run", "--quiet")
+    rescued = tmp_path / "run-rescued"
+    assert_one_line_error(
+        status, err, f"could not save to {tmp_path / 'runs' / 'run'}", f"saved the checkpoint to {rescued}"
+    )
+    trainer = Trainer.resume(rescued)
+    assert trainer.step_count == 30
+    assert trainer.history[-1].val_loss == pytest.approx(read_log(straight_log)[-1]["val_loss"], rel=1e-6)
+
+
+def test_an_out_that_another_run_saves_into_meanwhile_is_left_alone(ckpt, tmp_path, monkeypatch):
+    path, _, _ = ckpt
+    step = Trainer.step
+
+    def other_run_saves_at_5(self):
+        if self.step_count == 5:
+            shutil.copytree(path, tmp_path / "run")
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "step", other_run_saves_at_5)
+    status, _, err = train(tmp_path / "run", "--quiet", "--seed", 9)
+    assert_one_line_error(status, err, "changed while training", f"saved the checkpoint to {tmp_path / 'run-rescued'}")
+    assert files_of(tmp_path / "run") == files_of(path)
+    assert Trainer.resume(tmp_path / "run-rescued").config.seed == 9

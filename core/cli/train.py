@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import sys
@@ -17,6 +16,7 @@ from ..config import ModelConfig, TrainConfig
 from ..corpus import DEFAULT_CORPUS, builtin_corpora
 from ..errors import ConfigError, CorpusError
 from .common import EXIT_INTERRUPTED, UsageError, note, positive_int
+from .saving import check_out, check_space, fingerprint, save_or_rescue
 
 M, TC = ModelConfig(), TrainConfig()
 
@@ -145,8 +145,9 @@ def add_train_parser(sub) -> None:
         "--out",
         metavar="DIR",
         help="checkpoint directory (default runs/<corpus>-<tokenizer>, "
-        "a fresh one if taken; with --resume, the resumed directory)",
+        "a fresh one if taken; with --resume, the resumed directory); one that holds another run is refused",
     )
+    run.add_argument("--overwrite", action="store_true", help="let --out replace a checkpoint of another run")
     run.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR exactly")
     run.add_argument(
         "--threads", type=positive_int, metavar="N", help="cap BLAS and Numba threads (default: the libraries' own)"
@@ -207,22 +208,6 @@ def _default_out(corpus, kind: str) -> Path:
         n += 1
         out = base.with_name(f"{base.name}-{n}")
     return out
-
-
-def _check_out(out: Path) -> None:
-    """Refuse an --out that saving would fail on, before any time is spent training."""
-    if out.exists():
-        if not out.is_dir():
-            raise UsageError(f"--out {out} is a file; give a directory for the checkpoint")
-        if any(out.iterdir()) and not (out / "config.json").is_file():
-            raise UsageError(f"--out {out} is a non-empty directory that is not a tinylm checkpoint; choose another")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot create --out {out}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write --out {out}: no permission to write in {parent}")
 
 
 def _resume(args):
@@ -289,8 +274,8 @@ def run_train(args) -> int:
         limit_threads(args.threads)
     if args.resume is not None:
         out = Path(args.out) if args.out is not None else Path(args.resume)
+        check_out(out, overwrite=args.overwrite, resumed=Path(args.resume))
         trainer = _resume(args)
-        _check_out(out)
     else:
         from ..run import make_trainer
 
@@ -300,7 +285,7 @@ def run_train(args) -> int:
             out = Path(args.out)
         else:
             out = _default_out(corpus, args.tokenizer or "char")
-        _check_out(out)
+        check_out(out, overwrite=args.overwrite)
         dtype = np.float64 if args.dtype == "float64" else np.float32
         trainer = make_trainer(corpus, args.tokenizer or "char", args.vocab_size, mc, tc, dtype=dtype)
     if trainer.done:
@@ -309,6 +294,8 @@ def run_train(args) -> int:
             "give --steps with a larger total to train longer"
         )
         return 0
+    check_space(out, trainer)
+    before = fingerprint(out)
     if not args.quiet:
         for line in describe_run(trainer, out, resumed=args.resume is not None):
             print(line)
@@ -330,7 +317,7 @@ def run_train(args) -> int:
         if trainer.step_count == start_step:
             note("interrupted before the first step finished; nothing saved")
             return EXIT_INTERRUPTED
-        trainer.save(out)
+        out = save_or_rescue(trainer, out, before, args.overwrite)
         note(
             f"interrupted at step {trainer.step_count}/{trainer.config.max_steps}; saved to {out}; "
             f"resume with: {_resume_command(out, trainer.corpus, args.corpus)}"
@@ -340,7 +327,7 @@ def run_train(args) -> int:
         progress.close()
         if log is not None:
             log.close()
-    trainer.save(out)
+    out = save_or_rescue(trainer, out, before, args.overwrite)
     print(f"saved checkpoint to {out}")
     trainer.release_buffers()  # the sample below needs none of them: keep the process's peak the training's
     if not args.quiet:

@@ -1,0 +1,118 @@
+"""Where `tinylm train` saves: checked before training, never over another run without --overwrite,
+and a save that fails goes to a rescue directory instead of losing the training."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import CheckpointError, TinyLMError
+from .common import UsageError, fmt_bytes
+
+CONFIG = "config.json"
+HISTORY_BYTES_PER_STEP = 400  # one step's metrics in trainer_state.json
+
+
+class SavedElsewhere(TinyLMError):
+    """The checkpoint could not go where it was asked to, and was saved to a rescue directory."""
+
+
+def fingerprint(out: Path) -> tuple | None:
+    """What is in `out` now (names, sizes, modification times), to see whether it changes while training."""
+    try:
+        return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in out.iterdir()))
+    except OSError:
+        return None
+
+
+def _nearest_existing(path: Path) -> Path:
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
+def check_out(out: Path, *, overwrite: bool, resumed: Path | None = None) -> None:
+    """Refuse an --out that saving would fail on, or that holds another run, before any training."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise UsageError(f"--out {out} is a file; give a directory for the checkpoint")
+        entries = list(out.iterdir())
+        if entries and not (out / CONFIG).is_file():
+            raise UsageError(f"--out {out} is a non-empty directory that is not a tinylm checkpoint; choose another")
+        same_run = resumed is not None and out.resolve() == resumed.resolve()
+        if entries and not same_run and not overwrite:
+            raise UsageError(
+                f"--out {out} already holds a checkpoint of another run; choose another directory, "
+                "or add --overwrite to replace it"
+            )
+    parent = _nearest_existing(out)
+    if not parent.is_dir():
+        raise UsageError(f"cannot create --out {out}: {parent} is not a directory")
+    try:  # os.access says yes to root on a read-only file system: try it
+        os.rmdir(tempfile.mkdtemp(prefix=".tinylm-write-test-", dir=parent))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write --out {out}: {exc.strerror or exc} in {parent}; choose another directory"
+        ) from None
+
+
+def checkpoint_bytes(trainer) -> int:
+    """About how many bytes the checkpoint of this run takes at its last step."""
+    model = trainer.model
+    floats = model.flat.size + model.wpe.size + 2 * model.flat.size  # weights, table, AdamW moments
+    return 4 * floats + 64 * model.config.vocab_size + HISTORY_BYTES_PER_STEP * trainer.config.max_steps + (1 << 20)
+
+
+def check_space(out: Path, trainer) -> None:
+    """Refuse a run whose checkpoint would not fit on the disk of --out."""
+    need, parent = checkpoint_bytes(trainer), _nearest_existing(out)
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:
+        return
+    if free < need:
+        raise UsageError(
+            f"--out {out}: the checkpoint needs about {fmt_bytes(need)} and only {fmt_bytes(free)} is free there; "
+            "free some space or choose another disk"
+        )
+
+
+def _fresh(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def rescue_places(out: Path) -> list[Path]:
+    """Where a checkpoint goes when `out` cannot take it: beside it, here, home, the temporary directory."""
+    name = f"{out.name or 'checkpoint'}-rescued"
+    places = [out.parent / name, Path.cwd() / name, Path.home() / name, Path(tempfile.gettempdir()) / name]
+    return list(dict.fromkeys(places))
+
+
+def save_or_rescue(trainer, out: Path, before: tuple | None, overwrite: bool) -> Path:
+    """Save to `out`; if it changed while training (another run saved there) or the save fails, save
+    to the first rescue place that works and raise SavedElsewhere saying where."""
+    if not overwrite and fingerprint(out) != before:
+        why = f"{out} changed while training (another run saved there?), so it was left alone"
+    else:
+        try:
+            trainer.save(out)
+            return out
+        except (OSError, CheckpointError) as exc:
+            why = f"could not save to {out} ({getattr(exc, 'strerror', None) or exc})"
+    tried = []
+    for place in rescue_places(out):
+        place = _fresh(place)
+        try:
+            trainer.save(place)
+        except (OSError, CheckpointError) as exc:
+            tried.append(f"{place}: {getattr(exc, 'strerror', None) or exc}")
+            continue
+        raise SavedElsewhere(f"{why}; saved the checkpoint to {place} instead")
+    raise SavedElsewhere(f"{why}, nor to any rescue directory ({'; '.join(tried)}); the training is lost")
