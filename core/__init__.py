@@ -1,11 +1,13 @@
 """tinylm.core: a GPT-2 trained from scratch in numpy + Numba. The public API (the TUI's only door)."""
 
+from . import reference
 from .checkpoint import load, save_checkpoint
-from .config import ModelConfig, TrainConfig
+from .config import LN_EPS, ModelConfig, TrainConfig
 from .corpus import DEFAULT_CORPUS, Corpus, builtin_corpora, load_corpus
 from .errors import CheckpointError, CheckpointRecovered, ConfigError, CorpusError, TinyLMError, TokenizerError
 from .generate import GenStep, generate
 from .model import GPT
+from .reference import GELU_CUBIC, GELU_SCALE
 from .run import limit_threads, make_trainer, memory_estimate
 from .sampling import Sampling
 from .tokenizers import Tokenizer, train_tokenizer
@@ -17,6 +19,10 @@ __all__ = [
     "load",
     "save_checkpoint",
     "ModelConfig",
+    "LN_EPS",
+    "GELU_SCALE",
+    "GELU_CUBIC",
+    "reference",
     "TrainConfig",
     "Corpus",
     "DEFAULT_CORPUS",

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from .config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from .config import LN_EPS, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from .errors import CheckpointError, CheckpointRecovered, ConfigError, TinyLMError
 from .files import NotReadable, read_json_text
-from .model import GPT, LN_EPS
+from .model import GPT
 from .safedir import publish, recover, staging_dir
 from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer

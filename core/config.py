@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .errors import ConfigError
 
 POSITIONAL_KINDS = ("learned", "sincos")
+LN_EPS = 1e-5  # GPT-2's layer_norm_epsilon: added to the variance in every LayerNorm
 
 
 @dataclass

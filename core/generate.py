@@ -9,6 +9,7 @@ import numpy as np
 
 from tinylm.kernels.decode import decode_step
 
+from .config import LN_EPS
 from .params import _BLOCK
 from .sampling import Sampling, draw, softmax
 
@@ -81,7 +82,7 @@ class KVCache:
             int(token),
             self.length,
             m.config.n_head,
-            1e-5,
+            LN_EPS,
         )
         self.length += 1
         return self.logits

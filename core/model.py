@@ -9,11 +9,9 @@ import numpy as np
 from tinylm import kernels as K
 
 from .buffers import Activations
-from .config import ModelConfig
+from .config import LN_EPS, ModelConfig
 from .errors import ConfigError
 from .params import _BLOCK, ParamLayout, init_params, sincos_table
-
-LN_EPS = 1e-5  # GPT-2's layer_norm_epsilon
 
 
 def _dropout(out, mask, rand, inp, p, rng):

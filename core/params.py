@@ -6,23 +6,27 @@ import math
 
 import numpy as np
 
+from tinylm.kernels.decode import BLOCK_TENSORS
+
 from .config import ModelConfig
 
-# Per-block tensors in Hugging Face GPT-2 naming, as (suffix, shape-maker, is a decayed 2-D weight).
-_BLOCK = (
-    ("ln_1.weight", lambda C: (C,)),
-    ("ln_1.bias", lambda C: (C,)),
-    ("attn.c_attn.weight", lambda C: (C, 3 * C)),
-    ("attn.c_attn.bias", lambda C: (3 * C,)),
-    ("attn.c_proj.weight", lambda C: (C, C)),
-    ("attn.c_proj.bias", lambda C: (C,)),
-    ("ln_2.weight", lambda C: (C,)),
-    ("ln_2.bias", lambda C: (C,)),
-    ("mlp.c_fc.weight", lambda C: (C, 4 * C)),
-    ("mlp.c_fc.bias", lambda C: (4 * C,)),
-    ("mlp.c_proj.weight", lambda C: (4 * C, C)),
-    ("mlp.c_proj.bias", lambda C: (C,)),
-)
+# The shape of each per-block tensor for a width C.
+_BLOCK_SHAPES = {
+    "ln_1.weight": lambda C: (C,),
+    "ln_1.bias": lambda C: (C,),
+    "attn.c_attn.weight": lambda C: (C, 3 * C),
+    "attn.c_attn.bias": lambda C: (3 * C,),
+    "attn.c_proj.weight": lambda C: (C, C),
+    "attn.c_proj.bias": lambda C: (C,),
+    "ln_2.weight": lambda C: (C,),
+    "ln_2.bias": lambda C: (C,),
+    "mlp.c_fc.weight": lambda C: (C, 4 * C),
+    "mlp.c_fc.bias": lambda C: (4 * C,),
+    "mlp.c_proj.weight": lambda C: (4 * C, C),
+    "mlp.c_proj.bias": lambda C: (C,),
+}
+# (suffix, shape-maker) of a block's tensors, in the order the decoding kernel's offset table uses.
+_BLOCK = tuple((suffix, _BLOCK_SHAPES[suffix]) for suffix in BLOCK_TENSORS)
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:

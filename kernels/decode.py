@@ -10,9 +10,30 @@ import numpy as np
 from numba import njit
 
 from .flags import JIT
+from .gelu import GELU_CUBIC, GELU_SCALE
 
-# Column order of the per-layer offset table (matches the checkpoint's per-block tensors).
-LN1_W, LN1_B, ATTN_W, ATTN_B, APROJ_W, APROJ_B, LN2_W, LN2_B, FC_W, FC_B, MPROJ_W, MPROJ_B = range(12)
+# A transformer block's tensors in Hugging Face GPT-2 naming. Their order is the column order of the
+# per-layer offset table decode_step reads, and the order the model lays each block out in.
+BLOCK_TENSORS = (
+    "ln_1.weight",
+    "ln_1.bias",
+    "attn.c_attn.weight",
+    "attn.c_attn.bias",
+    "attn.c_proj.weight",
+    "attn.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
+)
+LN1_W, LN1_B = BLOCK_TENSORS.index("ln_1.weight"), BLOCK_TENSORS.index("ln_1.bias")
+ATTN_W, ATTN_B = BLOCK_TENSORS.index("attn.c_attn.weight"), BLOCK_TENSORS.index("attn.c_attn.bias")
+APROJ_W, APROJ_B = BLOCK_TENSORS.index("attn.c_proj.weight"), BLOCK_TENSORS.index("attn.c_proj.bias")
+LN2_W, LN2_B = BLOCK_TENSORS.index("ln_2.weight"), BLOCK_TENSORS.index("ln_2.bias")
+FC_W, FC_B = BLOCK_TENSORS.index("mlp.c_fc.weight"), BLOCK_TENSORS.index("mlp.c_fc.bias")
+MPROJ_W, MPROJ_B = BLOCK_TENSORS.index("mlp.c_proj.weight"), BLOCK_TENSORS.index("mlp.c_proj.bias")
 
 
 @njit(**JIT)
@@ -108,7 +129,7 @@ def decode_step(
         _matvec(fc, xn, flat[o[FC_W] : o[FC_W] + C * 4 * C].reshape((C, 4 * C)), flat[o[FC_B] : o[FC_B] + 4 * C])
         for i in range(4 * C):
             u = fc[i]
-            fc[i] = 0.5 * u * (1.0 + math.tanh(0.7978845608028654 * (u + 0.044715 * u * u * u)))
+            fc[i] = 0.5 * u * (1.0 + math.tanh(GELU_SCALE * (u + GELU_CUBIC * u * u * u)))
         _matvec(
             xn, fc, flat[o[MPROJ_W] : o[MPROJ_W] + 4 * C * C].reshape((4 * C, C)), flat[o[MPROJ_B] : o[MPROJ_B] + C]
         )

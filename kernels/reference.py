@@ -6,8 +6,7 @@ the kernel's contribution (what a WRITES kernel writes, or what an ADDS kernel a
 
 import numpy as np
 
-GELU_SCALE = np.sqrt(2.0 / np.pi)
-GELU_CUBIC = 0.044715
+from .gelu import GELU_CUBIC, GELU_SCALE
 
 
 def encoder_forward(ids, wte, wpe):

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from tinylm.core import GPT, ConfigError, ModelConfig
-from tinylm.core.reference import reference_logits, reference_loss
+from tinylm.core import GPT, ConfigError, ModelConfig, reference
 
 TINY = dict(vocab_size=7, block_size=6, n_layer=2, n_head=2, n_embd=8)
 
@@ -29,14 +28,14 @@ def batch(model, B=3, T=None, seed=1):
 def test_logits_match_float64_reference(positional):
     model = tiny_model(positional=positional)
     ids, _ = batch(model)
-    ref = reference_logits(model.params, model.wpe, 2, 2, ids)
+    ref = reference.logits(model.params, ids, 2, model.wpe)
     np.testing.assert_allclose(model.logits(ids), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_float32_logits_close_to_float64_reference():
     model = tiny_model(dtype=np.float32)
     ids, _ = batch(model, T=4)
-    ref = reference_logits(model.params, model.wpe, 2, 2, ids)
+    ref = reference.logits(model.params, ids, 2, model.wpe)
     assert np.abs(model.logits(ids) - ref).max() < 1e-4
 
 
@@ -44,7 +43,7 @@ def test_loss_matches_reference():
     model = tiny_model()
     ids, targets = batch(model)
     loss, _ = model.loss_and_grads(ids, targets)
-    assert loss == pytest.approx(reference_loss(model.params, model.wpe, 2, 2, ids, targets), rel=1e-12)
+    assert loss == pytest.approx(reference.loss(model.params, ids, targets, 2, model.wpe), rel=1e-12)
 
 
 def _fd_check(model, ids, targets, dropout_seed=None):

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stages import Stage, layer_input
+from .stages import Stage, layer_input, short_float
 from .widgets.heatmap import visible
-
-EPS = 1e-5  # GPT-2's LayerNorm epsilon
 
 
 @dataclass
@@ -96,14 +94,16 @@ def _layernorm(stage: Stage, trace, params, row, col, head, width=60, **_) -> Ex
         x, prefix, pname = trace[f"h.{l}.res_1"], f"h.{l}.ln_2", f"h.{l}.ln_2"
     xr = x[row].astype(np.float64)
     mean, var = float(xr.mean()), float(xr.var())
-    rstd = 1.0 / math.sqrt(var + EPS)
+    from tinylm.core import LN_EPS  # loaded already: there is a trace to explain
+
+    rstd = 1.0 / math.sqrt(var + LN_EPS)
     g, b = float(_p(params, f"{pname}.weight")[col]), float(_p(params, f"{pname}.bias")[col])
     value = (float(xr[col]) - mean) * rstd * g + b
     return Explanation(
         [
             f"input x[{_token(trace, row)}, {col}] = {num(xr[col])}",
             f"row mean = {num(mean)}   (trace: {num(float(trace[prefix + '.mean'][row]))})",
-            f"row var = {var:.4f} → rstd = 1/√(var + 1e-5) = {rstd:.4f}"
+            f"row var = {var:.4f} → rstd = 1/√(var + {short_float(LN_EPS)}) = {rstd:.4f}"
             f"   (trace: {float(trace[prefix + '.rstd'][row]):.4f})",
             f"γ[{col}] = {num(g)}   β[{col}] = {num(b)}",
             f"({num(xr[col])} − {op(mean)}) × {rstd:.4f} × {op(g)} + {op(b)} = {num(value)}",
@@ -216,13 +216,15 @@ def _add(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanat
 
 def _gelu(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanation:
     pre = float(trace[f"h.{stage.layer}.mlp_pre"][row, col])
-    inner = math.sqrt(2 / math.pi) * (pre + 0.044715 * pre**3)
+    from tinylm.core import GELU_CUBIC, GELU_SCALE  # loaded already: there is a trace to explain
+
+    inner = GELU_SCALE * (pre + GELU_CUBIC * pre**3)
     t = math.tanh(inner)
     value = 0.5 * pre * (1 + t)
     return Explanation(
         [
             f"pre = {num(pre)}",
-            f"√(2/π)·(pre + 0.044715·pre³) = {num(inner)}",
+            f"√(2/π)·(pre + {GELU_CUBIC}·pre³) = {num(inner)}",
             f"tanh(…) = {num(t)}",
             f"½ × {num(pre)} × (1 {'+' if t >= 0 else '−'} {abs(t):.4f}) = {num(value)}",
         ],

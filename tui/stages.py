@@ -38,7 +38,7 @@ STAGE_INFO: dict[str, tuple[str, str, str, bool, str]] = {
     ),
     "ln_1": (
         "LayerNorm 1",
-        "ln₁ = (x − mean)·rstd·γ + β,  rstd = 1/√(var + 1e-5)",
+        "ln₁ = (x − mean)·rstd·γ + β,  rstd = 1/√(var + {eps})",
         "Each row is rescaled to mean 0 and variance 1, then by learned γ, β.",
         False,
         "signed",
@@ -92,7 +92,7 @@ STAGE_INFO: dict[str, tuple[str, str, str, bool, str]] = {
     "mlp_pre": ("MLP up", "pre = ln₂·W_fc + b_fc   (C → 4C)", "Each token widened to 4C features.", False, "signed"),
     "mlp_act": (
         "GELU",
-        "act = ½·pre·(1 + tanh(√(2/π)·(pre + 0.044715·pre³)))",
+        "act = ½·pre·(1 + tanh(√(2/π)·(pre + {gelu_cubic}·pre³)))",
         "A smooth switch: negative features are mostly turned off.",
         False,
         "signed",
@@ -155,6 +155,11 @@ FIRST_KEYS = ("tokenize", "wte", "wpe", "x0")
 LAST_KEYS = ("ln_f", "logits", "probs", "chosen")
 
 
+def short_float(x: float) -> str:
+    """A constant as a formula writes it: 1e-5, not 1e-05."""
+    return f"{x:g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of the forward pass; `layer` is set for the stages inside a transformer block."""
@@ -168,7 +173,10 @@ class Stage:
 
     @property
     def formula(self) -> str:
-        return STAGE_INFO[self.key][1]
+        """The stage's formula, with the model's constants written in."""
+        from tinylm.core import GELU_CUBIC, LN_EPS  # loaded already: formulas are shown beside a trace
+
+        return STAGE_INFO[self.key][1].format(eps=short_float(LN_EPS), gelu_cubic=GELU_CUBIC)
 
     @property
     def description(self) -> str:

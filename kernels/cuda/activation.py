@@ -9,11 +9,9 @@ import math
 
 import numpy as np
 
+from ..gelu import GELU_CUBIC, GELU_SCALE
 from . import _runtime as rt
 from ._runtime import BLOCK, block_max, block_sum, cuda
-
-GELU_SCALE = math.sqrt(2.0 / math.pi)
-GELU_CUBIC = 0.044715
 
 
 def exp_cap(dt):

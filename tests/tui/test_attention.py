@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numpy_gpt2 import numpy_forward
 
+from tinylm.core import reference
 from tinylm.tui.app import create_app
 from tinylm.tui.screens.attention import AttentionScreen, attends_to, pool
 from tinylm.tui.session import Session
@@ -48,7 +48,7 @@ class TestAttentionScreen:
         async with app.run_test(size=size) as pilot:
             screen = await open_attention(pilot)
             model, trace = session.model, session.trace()
-            ref = numpy_forward(model.params, trace.ids, model.config.n_head)
+            ref = reference.forward(model.params, trace.ids, model.config.n_head, model.wpe)
             big = screen.query_one("#big", Heatmap)
             T = len(trace.ids)
             for layer in range(model.config.n_layer):

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from numpy_gpt2 import numpy_forward
 
+from tinylm.core import reference
 from tinylm.tui.app import create_app
 from tinylm.tui.explain import explain
 from tinylm.tui.screens.inspect import InspectScreen
@@ -44,17 +44,20 @@ class TestExplanations:
                         checked += 1
         assert checked > 2000
 
-    def test_displayed_matrices_match_an_independent_numpy_forward(self, session):
+    def test_every_displayed_matrix_matches_the_float64_reference_forward(self, session):
         model, trace = session.model, session.trace()
-        ref = numpy_forward(model.params, trace.ids, model.config.n_head)
+        ref = reference.forward(model.params, trace.ids, model.config.n_head, model.wpe)
         vocab = vocab_of(model)
-        for name, expected in ref.items():
-            key, layer = (name.split(".")[2], int(name.split(".")[1])) if name.startswith("h.") else (name, None)
-            stage = next(s for s in all_stages(model.config.n_layer) if s.key == key and s.layer == layer)
+        for stage in all_stages(model.config.n_layer):
+            expected = ref[stage.trace_name]
+            if stage.key == "tokenize":
+                expected = trace.ids[None, :]  # the ids themselves
+            elif stage.key == "chosen":
+                expected = expected[-1:]  # the last position's distribution
             for head in range(model.config.n_head if stage.per_head else 1):
                 shown = stage_view(stage, trace, head, vocab).values
                 want = expected[head] if stage.per_head else expected
-                np.testing.assert_allclose(shown, want, rtol=1e-4, atol=1e-5, err_msg=name)
+                np.testing.assert_allclose(shown, want, rtol=1e-4, atol=1e-5, err_msg=stage.label())
 
     def test_score_explanation_shows_query_key_products_dot_and_scaling(self, session):
         model, trace = session.model, session.trace()
