@@ -148,3 +148,48 @@ def test_a_childs_peak_memory_is_its_own():
     child_kb = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert parent.sum() > 0 and 1_000 < child_kb < 100_000
     assert memory_peak.peak_rss_kb() > 200_000  # and this process's own includes the array
+
+
+GPT2_TOY = dict(vocab_size=300, block_size=64, n_layer=2, n_head=2, n_embd=32)
+
+
+@pytest.mark.slow
+def test_gpt2_configuration_reports_every_figure_at_a_scaled_down_shape(monkeypatch, capsys):
+    """The gpt2 configuration end to end (checkpoint written, opened, traced, generated from, and
+    the same in transformers when installed), at a toy shape so that it stays quick."""
+    import tinylm.core.bench.gpt2 as gpt2
+
+    monkeypatch.setattr(gpt2, "GPT2_SHAPE", GPT2_TOY)
+    assert main(["--quick", "--configs", "gpt2", "--json", "--threads", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    g = result["gpt2"]
+    assert g["model"] == GPT2_TOY and "configs" in result and not result["configs"]
+    params = ModelConfig(**GPT2_TOY)
+    from tinylm.core import GPT
+
+    assert g["weight_bytes"] == GPT(params, seed=0).flat.nbytes
+    ours = g["tinylm"]
+    for key in ("load_s", "load_over_mib", "trace_ms", "gen_tokens_per_s", "token_ms", "pass_ms"):
+        assert math.isfinite(ours[key]) and ours[key] > 0, key
+    assert ours["token_ms"] == pytest.approx(1e3 / ours["gen_tokens_per_s"])
+    assert g["token_over_pass"] == pytest.approx(ours["token_ms"] / ours["pass_ms"])
+    keys = {t["key"]: t for t in result["targets"]}
+    assert keys["gpt2.load_over_weights"]["value"] == g["load_over_weights"]
+    if g["transformers"] is not None:
+        hf = g["transformers"]
+        assert g["trace_speed_ratio"] == pytest.approx(hf["forward_ms"] / ours["trace_ms"])
+        assert g["gen_speed_ratio"] == pytest.approx(ours["gen_tokens_per_s"] / hf["gen_tokens_per_s"])
+        assert g["greedy_tokens_agree"] >= 1  # the same weights reached transformers: same first token
+    else:
+        assert "skipped" in g["note"] and keys["gpt2.gen_speed_ratio"]["met"] is None
+    text = format_report(result)
+    assert "GPT-2 scale" in text and "training" not in text and "gpt2: opening" in text
+
+
+def test_gpt2_configuration_is_named_and_profile_refuses_it(capsys):
+    from tinylm.core.bench.main import config_names
+
+    assert config_names(argparse.Namespace(configs="gpt2,baby")) == ["gpt2", "baby"]
+    assert "gpt2" not in config_names(argparse.Namespace(configs=None))  # the default stays the training set
+    assert main(["--profile", "--configs", "gpt2", "--quick", "--no-torch"]) == 1
+    assert "training step" in capsys.readouterr().err

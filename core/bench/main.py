@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ModelConfig
+from . import gpt2
 from .report import TARGETS, code_version, format_profile, format_report, machine_info
 from .worker import CONFIGS, corpus_path, train_config
 
 TORCH_SKIPPED = "PyTorch comparison skipped (pip install 'tinylm-tui[bench]')"
 FLOP_FORMULA = "6*(12*L*C^2 + V*C) + 6*L*C*T per token (PaLM/nanoGPT estimate: matmuls and attention, fwd+bwd)"
 GEN_CONFIG = "baby"
+ALL_CONFIGS = (*CONFIGS, "gpt2")
 # (warm-up steps, at least this many timed steps, for at least this many seconds, at most this many)
 FULL = dict(rounds=3, warmup=5, min_steps=10, min_time=2.0, max_steps=3000, gen_tokens=2000, warm_starts=3)
 QUICK = dict(rounds=1, warmup=2, min_steps=3, min_time=0.2, max_steps=200, gen_tokens=200, warm_starts=1)
@@ -54,8 +56,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--configs",
         default=None,
-        help=f"comma-separated configurations among {', '.join(CONFIGS)} (default: all; "
-        "with --profile, the first one named, default baby)",
+        help=f"comma-separated configurations among {', '.join(ALL_CONFIGS)} (default: the training ones, "
+        f"{', '.join(CONFIGS)}; gpt2 is GPT-2 small's shape against transformers; with --profile, the first "
+        "one named, default baby)",
     )
     p.add_argument("--quick", action="store_true", help="a short run (a smoke test; figures are rough)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -290,13 +293,12 @@ def _startup(spec, workdir, settings, threads, use_torch, cold, log) -> dict:
 
 def run_benchmark(args, log=lambda msg: None) -> dict:
     """Measure everything the options ask for and return one JSON-ready dict."""
-    names = config_names(args)
+    names = [n for n in config_names(args) if n in CONFIGS]  # the training configurations
     settings = dict(QUICK if args.quick else FULL)
     if args.rounds:
         settings["rounds"] = args.rounds
     threads = max(1, args.threads)
     use_torch = not args.no_torch and torch_available()
-    gen_config = GEN_CONFIG if GEN_CONFIG in names else names[0]
     now = datetime.datetime.now().isoformat(" ", "seconds")
     result = {
         "command": "tinylm bench " + " ".join(_argv(args)),
@@ -325,13 +327,14 @@ def run_benchmark(args, log=lambda msg: None) -> dict:
     result["configs"] = {}
     with tempfile.TemporaryDirectory(prefix="tinylm-bench-") as tmp:
         workdir = Path(tmp)
-        raw = {}
-        for name in names:
-            gen_tokens = settings["gen_tokens"] if name == gen_config else 0
-            raw[name] = bench_config(name, workdir, settings, threads, use_torch, gen_tokens, log)
-        spec0 = raw[gen_config][0]
-        result["generation"] = _generation(*raw[gen_config])
-        result["startup"] = _startup(spec0, workdir, settings, threads, use_torch, not args.no_cold_start, log)
+        if "gpt2" in config_names(args):
+            use_hf = not args.no_torch and gpt2.transformers_available()
+            rounds = settings["rounds"]
+            result["gpt2"] = gpt2.bench_gpt2(run_child, workdir, threads, rounds, args.quick, use_hf, log)
+            if args.no_torch:
+                result["gpt2"]["note"] = "transformers comparison skipped (--no-torch)"
+            result["blas"], result["threading_layer"] = result["gpt2"]["blas"], result["gpt2"]["threading_layer"]
+        raw = _bench_training(result, names, workdir, settings, threads, use_torch, args, log) if names else {}
         peaks.append(matmul_peak_gflops(threads, reps=3 if args.quick else 5))
     result["matmul_peak_gflops"] = max(peaks)
     result["matmul_peak_samples"] = peaks
@@ -342,25 +345,39 @@ def run_benchmark(args, log=lambda msg: None) -> dict:
                 summary = result["configs"][name][engine]
                 summary["rss_over_idle_mib"] = summary["peak_rss_mib"] - result["idle_rss_mib"][idle]
     result["load_after"] = list(os.getloadavg())
-    first = raw[names[0]][1]["tinylm"][0]
-    result["blas"], result["threading_layer"] = first["blas"], first["threading_layer"]
     result["targets"] = check_targets(result)
     return result
+
+
+def _bench_training(result, names, workdir, settings, threads, use_torch, args, log) -> dict:
+    """The training configurations, then generation and start-up; returns each configuration's raw runs."""
+    gen_config = GEN_CONFIG if GEN_CONFIG in names else names[0]
+    raw = {}
+    for name in names:
+        gen_tokens = settings["gen_tokens"] if name == gen_config else 0
+        raw[name] = bench_config(name, workdir, settings, threads, use_torch, gen_tokens, log)
+    result["generation"] = _generation(*raw[gen_config])
+    result["startup"] = _startup(raw[gen_config][0], workdir, settings, threads, use_torch, not args.no_cold_start, log)
+    first = raw[names[0]][1]["tinylm"][0]
+    result["blas"], result["threading_layer"] = first["blas"], first["threading_layer"]
+    return raw
 
 
 def config_names(args) -> list[str]:
     """The configurations named by --configs (all when not given)."""
     names = [n.strip() for n in (args.configs or ",".join(CONFIGS)).split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONFIGS]
+    unknown = [n for n in names if n not in ALL_CONFIGS]
     if unknown or not names:
-        raise ValueError(f"unknown configuration {', '.join(unknown) or '(none)'}; choose among {', '.join(CONFIGS)}")
+        raise ValueError(
+            f"unknown configuration {', '.join(unknown) or '(none)'}; choose among {', '.join(ALL_CONFIGS)}"
+        )
     return names
 
 
 def check_targets(result: dict) -> list[dict]:
     """The issue's targets, each with the measured figure and whether it is met (None: not measured)."""
     out = []
-    for key, label, limit, higher in TARGETS:
+    for key, label, limit, higher in TARGETS + gpt2.TARGETS:
         value = _lookup(result, key)
         section = result.get(key.split(".")[0], {})
         if section.get("config", "baby") != "baby":  # generation and start-up targets are about baby
@@ -398,6 +415,8 @@ def _argv(args) -> list[str]:
 def run_profile(args) -> dict:
     """Per-kernel time of one training step of the first configuration named (default baby)."""
     name = config_names(args)[0] if args.configs else "baby"
+    if name not in CONFIGS:
+        raise ValueError(f"--profile times a training step; choose among {', '.join(CONFIGS)}")
     with tempfile.TemporaryDirectory(prefix="tinylm-profile-") as tmp:
         settings = dict(QUICK if args.quick else FULL)
         spec = make_spec(name, Path(tmp), settings, max(1, args.threads), 0)

@@ -242,10 +242,49 @@ def profile(model, opt, train_ids, rng, spec: dict, top: int = 15) -> dict:
     return {"step_ms_plain": plain_ms, "rows": rows}
 
 
+def _median_of_runs(fn, reps: int):
+    """fn() once to warm up, then reps timed calls: (median seconds, the last result)."""
+    out = fn()
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2], out
+
+
+@torch.no_grad()
+def run_transformers_gpt2(spec: dict) -> dict:
+    """transformers' GPT2LMHeadModel on the checkpoint tinylm wrote: what the tinylm child measures
+    (opening it, a forward pass over the same prompt, greedy generate with its cache)."""
+    import transformers
+
+    torch.set_num_threads(spec["threads"])
+    before = peak_rss_kb()
+    started = time.perf_counter()
+    model = transformers.GPT2LMHeadModel.from_pretrained(spec["path"]).eval()
+    result = {
+        "engine": "transformers",
+        "version": transformers.__version__,
+        "load_s": time.perf_counter() - started,
+        "rss_before_kb": before,
+        "rss_peak_kb": peak_rss_kb(),
+    }
+    vocab = model.config.vocab_size
+    ids = torch.from_numpy(np.random.default_rng(spec["seed"]).integers(0, vocab, (1, spec["trace_tokens"])))
+    result["forward_s"], _ = _median_of_runs(lambda: model(ids), spec["reps"])
+    prompt, n = ids[:, : spec["prompt_tokens"]], spec["gen_tokens"]
+    settings = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=True, pad_token_id=0)
+    greedy = lambda: model.generate(prompt, **settings)[0, prompt.shape[1] :].tolist()  # noqa: E731
+    result["gen_s"], result["gen_ids"] = _median_of_runs(greedy, max(1, spec["reps"] // 2))
+    result["rss_end_kb"] = peak_rss_kb()
+    return result
+
+
 def main(argv: list[str]) -> int:
     with open(argv[1], encoding="utf-8") as f:
         spec = json.load(f)
-    print(json.dumps(run(spec)))
+    print(json.dumps(run_transformers_gpt2(spec) if spec["mode"] == "gpt2" else run(spec)))
     return 0
 
 

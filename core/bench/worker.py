@@ -192,13 +192,68 @@ def run_profile(spec: dict) -> dict:
     }
 
 
+# ----- GPT-2 scale: open a checkpoint, trace a prompt, generate ------------------------------
+
+
+def run_gpt2_make(spec: dict) -> dict:
+    """Write a checkpoint of random weights with the spec's shape (GPT-2 initialisation)."""
+    from tinylm.core import GPT, ModelConfig
+
+    model = GPT(ModelConfig(**spec["model"]), seed=spec["seed"])
+    model.save(spec["path"])
+    return {"engine": "tinylm", "weight_bytes": model.flat.nbytes}
+
+
+def _median_of_runs(fn, reps: int) -> tuple[float, object]:
+    """fn() once to warm up, then reps timed calls: (median seconds, the last result)."""
+    out = fn()
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2], out
+
+
+def run_gpt2(spec: dict) -> dict:
+    """Open the checkpoint (peak memory over this process before opening it), time the full
+    trace of a prompt, greedy generation with the KV cache, and one pass over the weights' bytes."""
+    import numpy as np
+
+    from tinylm.core import Sampling, load
+
+    before = peak_rss_kb()
+    started = time.perf_counter()
+    model = load(spec["path"])
+    result = {
+        "engine": "tinylm",
+        "load_s": time.perf_counter() - started,
+        "rss_before_kb": before,
+        "rss_peak_kb": peak_rss_kb(),
+        "weight_bytes": model.flat.nbytes,
+    }
+    ids = np.random.default_rng(spec["seed"]).integers(0, model.config.vocab_size, spec["trace_tokens"])
+    result["trace_s"], _ = _median_of_runs(lambda: model.trace(ids), spec["reps"])
+    prompt, n = ids[: spec["prompt_tokens"]], spec["gen_tokens"]
+    greedy = lambda: [s.id for s in model.generate(prompt, Sampling(greedy=True), n)]  # noqa: E731
+    result["gen_s"], result["gen_ids"] = _median_of_runs(greedy, max(1, spec["reps"] // 2))
+    weights = list(model.params.values())
+    result["pass_s"], _ = _median_of_runs(lambda: [w.sum() for w in weights], spec["reps"])
+    import numba
+    from threadpoolctl import threadpool_info
+
+    result.update(rss_end_kb=peak_rss_kb(), blas=threadpool_info(), threading_layer=_threading_layer(numba))
+    return result
+
+
 def main(argv: list[str]) -> int:
     with open(argv[1], encoding="utf-8") as f:
         spec = json.load(f)
     from tinylm.core import limit_threads
 
     limit_threads(spec["threads"])
-    run = {"train": run_train, "startup": run_startup, "profile": run_profile}[spec["mode"]]
+    modes = {"gpt2_make": run_gpt2_make, "gpt2": run_gpt2}
+    run = {"train": run_train, "startup": run_startup, "profile": run_profile, **modes}[spec["mode"]]
     print(json.dumps(run(spec)))
     return 0
 
