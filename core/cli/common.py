@@ -52,9 +52,9 @@ def show_token(text: str, width: int = 10) -> str:
 
 
 def token_label(tokenizer, id: int, quoted: bool = False) -> str:
-    """A token's text (quoted: as a Python literal); a BPE token holding part of a UTF-8 character
-    shows its bytes: r\\xc3, or b'r\\xc3' quoted."""
-    if tokenizer.kind == "bpe":
+    """A token's text (quoted: as a Python literal); a byte-level token holding part of a UTF-8
+    character shows its bytes: r\\xc3, or b'r\\xc3' quoted."""
+    if tokenizer.byte_level:
         raw = tokenizer.token_bytes(id)
         try:
             text = raw.decode("utf-8")

@@ -62,7 +62,7 @@ def run_generate(args) -> int:
     out.write(shown)
     out.flush()
     # BPE tokens are bytes that may split a character: decode them incrementally.
-    utf8 = codecs.getincrementaldecoder("utf-8")("replace") if model.tokenizer.kind == "bpe" else None
+    utf8 = codecs.getincrementaldecoder("utf-8")("replace") if model.tokenizer.byte_level else None
     for step in model.generate(prompt, sampling, max_new_tokens=args.tokens):
         text = utf8.decode(model.tokenizer.token_bytes(step.id)) if utf8 else step.text
         out.write(text)

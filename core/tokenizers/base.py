@@ -25,6 +25,7 @@ class Tokenizer:
     """Maps text to int64 token ids and back; subclasses set `kind`."""
 
     kind: str = ""
+    byte_level: bool = False  # tokens are byte strings; one may hold part of a UTF-8 character
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import TokenizerError
+from . import hf_files
 from .base import UNKNOWN_DISPLAY, UNKNOWN_TEXT, Tokenizer, require_text
 
 
@@ -64,3 +67,10 @@ class CharTokenizer(Tokenizer):
         if not isinstance(chars, str):
             raise TokenizerError("damaged char tokenizer data: 'chars' must be a string")
         return cls(chars)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """tinylm_tokenizer.json, plus tokenizer.json: one character per piece, looked up, joined back."""
+        path = super().save(directory)
+        vocab = {c: i for i, c in enumerate(self.chars)} | {UNKNOWN_DISPLAY: self.unk_id}
+        hf_files.write_tokenizer_json(directory, hf_files.wordlevel_json(vocab, UNKNOWN_DISPLAY, r"[\s\S]"))
+        return path

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import TokenizerError
+from . import hf_files
 from .base import UNKNOWN_DISPLAY, UNKNOWN_TEXT, Tokenizer, require_text
 
 # Every character is \w, \s or neither, so the pieces always join back to the exact text.
@@ -81,3 +84,12 @@ class WordTokenizer(Tokenizer):
         if not isinstance(pieces, list):
             raise TokenizerError("damaged word tokenizer data: 'pieces' must be a list of strings")
         return cls(pieces)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """tinylm_tokenizer.json, plus tokenizer.json: the same pieces (Python's classes spelled out), looked up."""
+        path = super().save(directory)
+        c = hf_files.onig_class
+        regex = f"{c('w')}+|{c('s')}+|{c('P')}"
+        vocab = {UNKNOWN_DISPLAY: 0} | {p: i + 1 for i, p in enumerate(self.pieces)}
+        hf_files.write_tokenizer_json(directory, hf_files.wordlevel_json(vocab, UNKNOWN_DISPLAY, regex))
+        return path
