@@ -178,7 +178,7 @@ class TrainingRun:
             limit_threads(self.threads)
             if self.threads > 1 and trainer.shards() is None:
                 # Too small to split into row shards: threads inside each op would hand over (and
-                # BLAS's busy-wait) next to the UI for little gain, so leave the UI a core (DESIGN.md).
+                # BLAS's busy-wait) next to the UI for little gain, so leave the UI a core.
                 limit_threads(self.threads - 1)
             elif self.threads > 1:
                 # Row shards use every core. The UI's own small products (PCA of the embeddings)

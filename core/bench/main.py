@@ -109,8 +109,8 @@ def run_child(engine: str, spec: dict, workdir: Path, **env_extra) -> dict:
     return json.loads(lines[-1])
 
 
-# Memory is reported in MiB (2^20 bytes), the unit of ru_maxrss / 1024 and of the issue's figures: its
-# PyTorch reference, "367 MB", is what this benchmark measures for PyTorch in MiB (~372); 1 MiB = 1.049 MB.
+# Memory is reported in MiB (2^20 bytes), the unit of ru_maxrss / 1024 and of the memory target
+# (1 MiB = 1.049 MB).
 KIB_TO_MIB = 1 / 1024
 
 
@@ -375,7 +375,7 @@ def config_names(args) -> list[str]:
 
 
 def check_targets(result: dict) -> list[dict]:
-    """The issue's targets, each with the measured figure and whether it is met (None: not measured)."""
+    """The speed and memory targets, each with the measured figure and whether it is met (None: not measured)."""
     out = []
     for key, label, limit, higher in TARGETS + gpt2.TARGETS:
         value = _lookup(result, key)

@@ -9,7 +9,7 @@ from importlib import metadata
 
 from .gpt2 import format_gpt2
 
-# (result key, what, limit, higher is better): the targets of the performance issue.
+# (result key, what, limit, higher is better): the project's speed, memory and start-up targets.
 TARGETS = [
     ("configs.slm.speed_ratio", "training slm, speed vs PyTorch", 5.0, True),
     ("configs.baby.speed_ratio", "training baby, speed vs PyTorch", 1.5, True),

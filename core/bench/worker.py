@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tinylm.core.bench.memory_peak import peak_rss_kb
 
-# name -> (model shape, batch size, corpus): the three configurations.
+# name -> (model shape, batch size, corpus): a tiny teaching model, nanoGPT's CPU "baby" model and a
+# 6-layer 384-wide one.
 CONFIGS = {
     "slm": (dict(block_size=8, n_layer=2, n_head=2, n_embd=16), 8, "builtin"),
     "baby": (dict(block_size=64, n_layer=4, n_head=4, n_embd=128), 12, "shakespeare"),
