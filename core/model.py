@@ -87,6 +87,14 @@ class GPT:
             self._last = None
             self.grad_flat, self.grads = None, {}
 
+    def take_activations(self) -> Activations:
+        """Hand over the last forward pass's buffers: the model makes new ones for its next pass,
+        so the caller may keep views into them (a trace does, instead of copying)."""
+        a = self._last
+        self._acts = {key: acts for key, acts in self._acts.items() if acts is not a}
+        self._last = None
+        return a
+
     @property
     def num_params(self) -> int:
         return self.layout.size

@@ -60,3 +60,15 @@ def test_every_stage_is_the_float64_reference_forward(model):
 def test_prompt_longer_than_context_is_cropped_to_the_last_tokens(model):
     tr = model.trace(TEXT)
     assert len(tr.ids) == 16 and "".join(tr.tokens) == TEXT[-16:]
+
+
+def test_a_trace_keeps_its_numbers_after_the_model_runs_again(model):
+    """The trace holds the forward pass's own buffers (views, not copies): the model must not
+    write into them on its next pass."""
+    tr = model.trace("the lazy dog")
+    kept = {name: tr[name].copy() for name in tr.names}
+    other = model.trace("quick brown fox jumps")
+    model.logits(other.ids[None])
+    for name in tr.names:
+        np.testing.assert_array_equal(tr[name], kept[name], err_msg=name)
+    assert not np.shares_memory(tr["h.1.att"], other["h.1.att"])
