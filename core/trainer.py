@@ -13,6 +13,7 @@ from tinylm import kernels as K
 from .config import TrainConfig
 from .corpus import split_ids
 from .errors import CorpusError, TinyLMError
+from .interrupts import HeldInterrupts
 from .parallel import Shards, shard_count
 from .schedule import get_lr
 
@@ -126,50 +127,80 @@ class Trainer:
         return get_lr(step, c.learning_rate, c.min_lr, c.warmup_steps, c.decay_steps)
 
     def step(self) -> TrainMetrics:
-        """One optimizer step; evaluates every eval_interval steps and at the end."""
+        """One optimizer step; evaluates every eval_interval steps and at the end.
+
+        An exception or Ctrl-C never leaves half a step: before the update nothing has changed (the
+        batch and dropout generators are put back), the update and the step count change together
+        with Ctrl-C held back, and an evaluation cut short by Ctrl-C is skipped (val_loss None) with
+        the step kept, its metrics recorded, and the KeyboardInterrupt raised after."""
         c, model = self.config, self.model
         started = time.perf_counter()
         lr = self.lr_at(self.step_count)
         dropout_rng = self.dropout_rng if model.config.dropout else None
+        rng_state, dropout_state = self.rng.bit_generator.state, self.dropout_rng.bit_generator.state
         with model.lock:
-            self._fill_batch(self.train_ids, self.rng)
-            shards = self.shards()
-            if shards is None:
-                loss = model.forward(self.x, self.y, dropout_rng=dropout_rng)
-                if np.isfinite(loss):
-                    model.backward()
-            else:
-                loss = shards.train(self.x, self.y, dropout_rng)
-            if not np.isfinite(loss):
-                raise TrainingDiverged(
-                    f"training diverged at step {self.step_count + 1} (loss {loss}); the weights are those of "
-                    f"step {self.step_count}: lower the learning rate and train again"
+            try:
+                loss, norm = self._gradients(dropout_rng)
+            except BaseException:
+                self.rng.bit_generator.state, self.dropout_rng.bit_generator.state = rng_state, dropout_state
+                raise
+            interrupted = None
+            with HeldInterrupts() as held:
+                if c.grad_clip > 0 and norm > c.grad_clip:
+                    K.scale_inplace(model.grad_flat, c.grad_clip / (norm + 1e-6))
+                K.adamw_update(
+                    model.flat,
+                    model.grad_flat,
+                    self.m,
+                    self.v,
+                    lr,
+                    c.beta1,
+                    c.beta2,
+                    c.eps,
+                    c.weight_decay,
+                    self.step_count + 1,
+                    model.layout.n_decay,
                 )
-            norm = K.grad_norm(model.grad_flat)
-            if not np.isfinite(norm):
-                raise TrainingDiverged(
-                    f"training diverged at step {self.step_count + 1} (gradient norm {norm}); the weights are "
-                    f"those of step {self.step_count}: lower the learning rate and train again"
-                )
-            if c.grad_clip > 0 and norm > c.grad_clip:
-                K.scale_inplace(model.grad_flat, c.grad_clip / (norm + 1e-6))
-            K.adamw_update(
-                model.flat,
-                model.grad_flat,
-                self.m,
-                self.v,
-                lr,
-                c.beta1,
-                c.beta2,
-                c.eps,
-                c.weight_decay,
-                self.step_count + 1,
-                model.layout.n_decay,
+                self.step_count += 1
+                val_loss = accuracy = None
+                if self.step_count % c.eval_interval == 0 or self.done:
+                    try:
+                        with held.released():
+                            val_loss, accuracy = self.evaluate()
+                    except KeyboardInterrupt as exc:
+                        interrupted = exc
+                metrics = self._metrics(started, loss, norm, lr, val_loss, accuracy)
+        if interrupted is not None:
+            raise interrupted
+        return metrics
+
+    def _gradients(self, dropout_rng) -> tuple[float, float]:
+        """Forward and backward of a fresh batch: (loss, gradient norm); changes no weights."""
+        model = self.model
+        self._fill_batch(self.train_ids, self.rng)
+        shards = self.shards()
+        if shards is None:
+            loss = model.forward(self.x, self.y, dropout_rng=dropout_rng)
+            if np.isfinite(loss):
+                model.backward()
+        else:
+            loss = shards.train(self.x, self.y, dropout_rng)
+        if not np.isfinite(loss):
+            raise TrainingDiverged(
+                f"training diverged at step {self.step_count + 1} (loss {loss}); the weights are those of "
+                f"step {self.step_count}: lower the learning rate and train again"
             )
-        self.step_count += 1
-        val_loss = accuracy = None
-        if self.step_count % c.eval_interval == 0 or self.done:
-            val_loss, accuracy = self.evaluate()
+        norm = K.grad_norm(model.grad_flat)
+        if not np.isfinite(norm):
+            raise TrainingDiverged(
+                f"training diverged at step {self.step_count + 1} (gradient norm {norm}); the weights are "
+                f"those of step {self.step_count}: lower the learning rate and train again"
+            )
+        return loss, norm
+
+    def _metrics(self, started, loss, norm, lr, val_loss, accuracy) -> TrainMetrics:
+        """The step's metrics, recorded in the history."""
+        c = self.config
         seconds = time.perf_counter() - started
         self.elapsed_s += seconds
         rate = self.x.size / max(seconds, 1e-9)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -448,3 +449,54 @@ def test_an_out_that_another_run_saves_into_meanwhile_is_left_alone(ckpt, tmp_pa
     assert_one_line_error(status, err, "changed while training", f"saved the checkpoint to {tmp_path / 'run-rescued'}")
     assert files_of(tmp_path / "run") == files_of(path)
     assert Trainer.resume(tmp_path / "run-rescued").config.seed == 9
+
+
+@pytest.mark.parametrize("where", ["forward", "update", "evaluation"])
+def test_a_second_ctrl_c_inside_a_step_saves_a_step_boundary(ckpt, tmp_path, monkeypatch, where):
+    """Ctrl-C twice, the second landing inside step 12 (an evaluation step): the run saves at a step
+    boundary and, resumed, reaches the same losses as the uninterrupted run."""
+    import tinylm.core.trainer as trainer_module
+    from tinylm.core import GPT
+
+    _, straight_log, _ = ckpt
+    current, fired = [None], []
+    step = Trainer.step
+
+    def recording_step(self):
+        current[0] = self
+        return step(self)
+
+    owner, name, at = {
+        "forward": (GPT, "forward", 11),  # step 12's forward pass (step_count is 11 until it is done)
+        "update": (trainer_module.K, "adamw_update", 11),  # just after step 12's weights changed
+        "evaluation": (Trainer, "evaluate", 12),  # step 12 is done; its validation is under way
+    }[where]
+    real = getattr(owner, name)
+
+    def ctrl_c_twice_inside(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if current[0].step_count == at and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(Trainer, "step", recording_step)
+    monkeypatch.setattr(owner, name, ctrl_c_twice_inside)
+    log = tmp_path / "log.jsonl"
+    status, _, err = train(tmp_path / "run", "--json-log", log)
+    assert status == 130 and fired and "Traceback" not in err, err
+    saved_at = 11 if where == "forward" else 12
+    assert f"interrupted at step {saved_at}/30" in err
+    monkeypatch.undo()
+
+    status, _, err = run(["train", "--resume", tmp_path / "run", "--json-log", log, "--quiet"])
+    assert status == 0, err
+    resumed, straight = read_log(log), read_log(straight_log)
+    assert [m["step"] for m in resumed] == list(range(1, 31))
+    for a, b in zip(resumed, straight):
+        for key in EXACT:
+            if where == "evaluation" and a["step"] == 12 and key in ("val_loss", "accuracy"):
+                assert a[key] is None  # the evaluation Ctrl-C cut short is skipped, not faked
+                continue
+            assert a[key] == pytest.approx(b[key], rel=1e-6), (a["step"], key)

@@ -87,14 +87,23 @@ class Progress:
 
 
 class StopOnCtrlC:
-    """The first Ctrl-C asks training to stop after the current step (so the saved state is exact);
-    a second one interrupts at once."""
+    """The first Ctrl-C asks training to stop after the current step; a second one interrupts at once
+    (the trainer still stops at a step boundary, so the saved state stays exact); while saving,
+    Ctrl-C waits for the save."""
 
     def __init__(self):
         self.requested = False
+        self.saving = False  # set while the checkpoint is written: Ctrl-C then only says so
         self._previous = None
 
     def _handler(self, signum, frame):
+        if self.saving:
+            print(
+                "\ntinylm: saving the checkpoint, a moment (a kill now keeps the previous checkpoint)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True

@@ -301,39 +301,55 @@ def run_train(args) -> int:
             print(line)
     log = _open_log(args.json_log, append=args.resume is not None)
     progress = Progress(sys.stdout, quiet=args.quiet)
-    start_step = trainer.step_count
+    start_step = logged = trainer.step_count
+    interrupted = False
     try:
         with StopOnCtrlC() as stop:
-            while not trainer.done:
-                if stop.requested:
-                    raise KeyboardInterrupt
-                metrics = trainer.step()
-                if log is not None:
-                    log.write(json.dumps(asdict(metrics)) + "\n")
-                    log.flush()
-                progress.update(metrics)
-    except KeyboardInterrupt:
+            try:
+                while not trainer.done:
+                    if stop.requested:
+                        raise KeyboardInterrupt
+                    metrics = trainer.step()
+                    logged = _write_log(log, [metrics], logged)
+                    progress.update(metrics)
+            except KeyboardInterrupt:
+                # A second Ctrl-C inside a step arrives at a step boundary (see Trainer.step); a step
+                # whose evaluation it cut short is in the history but was not returned: log it too.
+                interrupted = True
+                logged = _write_log(log, trainer.history, logged)
+            progress.close()
+            stop.saving = True  # from here a Ctrl-C only says that the save is under way
+            if interrupted and trainer.step_count == start_step:
+                note("interrupted before the first step finished; nothing saved")
+                return EXIT_INTERRUPTED
+            out = save_or_rescue(trainer, out, before, args.overwrite)
+    finally:
         progress.close()
-        if trainer.step_count == start_step:
-            note("interrupted before the first step finished; nothing saved")
-            return EXIT_INTERRUPTED
-        out = save_or_rescue(trainer, out, before, args.overwrite)
+        if log is not None:
+            log.close()
+    if interrupted:
         note(
             f"interrupted at step {trainer.step_count}/{trainer.config.max_steps}; saved to {out}; "
             f"resume with: {_resume_command(out, trainer.corpus, args.corpus)}"
         )
         return EXIT_INTERRUPTED
-    finally:
-        progress.close()
-        if log is not None:
-            log.close()
-    out = save_or_rescue(trainer, out, before, args.overwrite)
     print(f"saved checkpoint to {out}")
     trainer.release_buffers()  # the sample below needs none of them: keep the process's peak the training's
     if not args.quiet:
         print(f"--- sample ({SAMPLE_CHARS} characters, temperature 0.8, seed {trainer.config.seed}) ---")
         print(sample_text(trainer, SAMPLE_CHARS))
     return 0
+
+
+def _write_log(log, metrics, logged: int) -> int:
+    """Write the metrics of steps after `logged` as JSON lines; returns the last step written."""
+    for m in metrics:
+        if m.step > logged:
+            if log is not None:
+                log.write(json.dumps(asdict(m)) + "\n")
+                log.flush()
+            logged = m.step
+    return logged
 
 
 def _open_log(path, append: bool):
