@@ -45,6 +45,7 @@ def hf_config(model: GPT, trainer=None) -> dict:
             tinylm["corpus"] = {"name": c.name, "source": c.source, "sha256": c.sha256, "chars": len(c.text)}
             if c.path:
                 tinylm["corpus"]["path"] = c.path
+    end_of_text = getattr(model.tokenizer, "specials", {}).get("<|endoftext|>")
     return {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
@@ -63,8 +64,8 @@ def hf_config(model: GPT, trainer=None) -> dict:
         "attn_pdrop": 0.0,  # tinylm has no dropout on attention weights
         "initializer_range": 0.02,
         "scale_attn_weights": True,
-        "bos_token_id": None,
-        "eos_token_id": None,
+        "bos_token_id": end_of_text,  # GPT-2's <|endoftext|> when the tokenizer has it
+        "eos_token_id": end_of_text,
         "torch_dtype": "float32",
         "tinylm": tinylm,
     }

@@ -2,12 +2,13 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from tinylm.core import CheckpointError, ModelConfig, TrainConfig, load, load_corpus, make_trainer
+from tinylm.core import CheckpointError, ModelConfig, TrainConfig, load, load_corpus, make_trainer, save_checkpoint
 
 
 @pytest.fixture
@@ -33,6 +34,9 @@ def test_layout_is_hugging_face_gpt2(trained):
         "config.json",
         "model.safetensors",
         "tinylm_tokenizer.json",
+        "tokenizer.json",  # Hugging Face's files: AutoTokenizer opens the checkpoint too
+        "vocab.json",
+        "merges.txt",
         "optimizer.safetensors",
         "trainer_state.json",
     } <= names
@@ -186,3 +190,26 @@ def test_special_files_inside_a_checkpoint_are_refused_without_hanging(trained, 
     (path / name).symlink_to("/dev/zero")  # endless bytes
     with pytest.raises(CheckpointError, match=f"{name} is a character device"):
         load(path)
+
+
+def test_a_checkpoint_written_the_old_way_still_opens(trained):
+    """Before Hugging Face's tokenizer files, a checkpoint held only tinylm_tokenizer.json, and BPE
+    tokenizers stored the Python approximation of GPT-2's pattern: such a checkpoint opens, keeps its
+    ids, and is saved again with the files Hugging Face reads."""
+    from tinylm.core.tokenizers.bpe import LEGACY_BPE_PATTERN
+
+    tr, path = trained
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
+        (path / name).unlink()
+    data = json.loads((path / "tinylm_tokenizer.json").read_text())
+    data["pattern"] = LEGACY_BPE_PATTERN
+    (path / "tinylm_tokenizer.json").write_text(json.dumps(data))
+    model = load(path)
+    assert model.tokenizer.pattern == LEGACY_BPE_PATTERN
+    text = "x² + the fox's ½ apple\x1c"
+    assert model.tokenizer.chunks(text) == re.findall(LEGACY_BPE_PATTERN, text)
+    assert model.tokenizer.decode(model.tokenizer.encode(text)) == text
+    again = path.parent / "again"
+    save_checkpoint(again, model)
+    assert (again / "tokenizer.json").is_file() and (again / "vocab.json").is_file()
+    np.testing.assert_array_equal(load(again).tokenizer.encode(text), model.tokenizer.encode(text))

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import TokenizerError
 from ..files import NotReadable, read_json_text
 
-TOKENIZER_FILE = "tinylm_tokenizer.json"  # not tokenizer.json: Hugging Face's AutoTokenizer would try to read it
+TOKENIZER_FILE = "tinylm_tokenizer.json"  # exact for every kind; Hugging Face's tokenizer.json is written beside it
 FORMAT_VERSION = 1
 UNKNOWN_TEXT = "\ufffd"  # what an <unk> token decodes to (U+FFFD REPLACEMENT CHARACTER)
 UNKNOWN_DISPLAY = "<unk>"  # how token_text shows an <unk> token
