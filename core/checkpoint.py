@@ -11,16 +11,17 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from .config import LN_EPS, ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from .config import TrainConfig, config_from_dict, config_to_dict
 from .errors import CheckpointError, CheckpointRecovered, ConfigError, TinyLMError
 from .files import NotReadable, read_json_text
+from .hf_config import check_fits_in_memory, model_config_from_hf
+from .hf_weights import WEIGHTS_FILE, check_tensors, fill_model, index_tensors, weight_files
 from .model import GPT
 from .safedir import publish, recover, staging_dir
 from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer
 
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 FORMAT_VERSION = 1
@@ -57,15 +58,16 @@ def hf_config(model: GPT, trainer=None) -> dict:
         "n_head": cfg.n_head,
         "n_inner": 4 * cfg.n_embd,
         "activation_function": "gelu_new",
-        "layer_norm_epsilon": LN_EPS,
+        "layer_norm_epsilon": cfg.layer_norm_epsilon,
         "tie_word_embeddings": True,
         "resid_pdrop": cfg.dropout,
         "embd_pdrop": cfg.dropout,
         "attn_pdrop": 0.0,  # tinylm has no dropout on attention weights
         "initializer_range": 0.02,
         "scale_attn_weights": True,
-        "bos_token_id": end_of_text,  # GPT-2's <|endoftext|> when the tokenizer has it
-        "eos_token_id": end_of_text,
+        # the opened model's own ids, else GPT-2's <|endoftext|> when the tokenizer has it
+        "bos_token_id": cfg.bos_token_id if cfg.bos_token_id is not None else end_of_text,
+        "eos_token_id": cfg.eos_token_id if cfg.eos_token_id is not None else end_of_text,
         "torch_dtype": "float32",
         "tinylm": tinylm,
     }
@@ -133,34 +135,6 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
-def model_config_from_hf(data: dict, where: Path) -> ModelConfig:
-    """ModelConfig from config.json, rejecting what tinylm cannot run with a clear message."""
-    if data.get("model_type") != "gpt2":
-        raise CheckpointError(f"{where} holds a {data.get('model_type')!r} model; tinylm reads GPT-2 checkpoints")
-    try:
-        C = int(data["n_embd"])
-        extra = data.get("tinylm") or {}
-        cfg = ModelConfig(
-            vocab_size=int(data["vocab_size"]),
-            block_size=int(data["n_positions"]),
-            n_layer=int(data["n_layer"]),
-            n_head=int(data["n_head"]),
-            n_embd=C,
-            dropout=float(extra.get("dropout", data.get("resid_pdrop", 0.0))),
-            positional=extra.get("positional", "learned"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{where}/config.json is missing or has a bad key ({exc}); re-save or retrain") from None
-    if data.get("n_inner") not in (None, 4 * C):
-        raise CheckpointError(f"{where}: n_inner {data['n_inner']} is not 4 x n_embd; tinylm's MLP is C -> 4C -> C")
-    if data.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise CheckpointError(f"{where}: activation {data['activation_function']!r} is not GELU (tanh)")
-    try:
-        return cfg.validate()
-    except ConfigError as exc:
-        raise CheckpointError(f"{where}/config.json: {exc}") from None
-
-
 def _assign(views: dict[str, np.ndarray], tensors: TensorFile, where: Path, prefix: str = "") -> None:
     """Read tensors into views one at a time, checking every name, shape, dtype and value."""
     expected = {prefix + n for n in views}
@@ -189,9 +163,14 @@ def _checkpoint_dir(path) -> Path:
 
 
 def load(path, *, dtype=np.float32) -> GPT:
-    """Open a checkpoint directory as a model with its tokenizer (CheckpointError if damaged)."""
+    """Open a checkpoint directory (tinylm's or any Hugging Face GPT-2) as a model with its tokenizer,
+    or None for the tokenizer where the directory has none. Every name and shape is checked against
+    config.json and the memory needed against the memory available before anything is allocated;
+    the weights are then read straight into the model's buffer (CheckpointError if anything is wrong)."""
     path = _checkpoint_dir(path)
-    cfg = model_config_from_hf(_read_json(path / CONFIG_FILE, "config.json"), path)
+    data = _read_json(path / CONFIG_FILE, "config.json")
+    cfg = model_config_from_hf(data, path)
+    check_fits_in_memory(cfg, np.dtype(dtype).itemsize, path)
     tokenizer = None
     if (path / TOKENIZER_FILE).exists():
         try:
@@ -202,14 +181,10 @@ def load(path, *, dtype=np.float32) -> GPT:
             raise CheckpointError(
                 f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model has vocab_size {cfg.vocab_size}"
             )
-    tensors = TensorFile(path / WEIGHTS_FILE)
-    model = GPT(cfg, tokenizer, dtype=dtype, init=False)  # no random weights: the file overwrites them
-    _assign(model.params, tensors, path)
-    if cfg.positional == "sincos":
-        wpe = "transformer.wpe.weight"
-        if wpe not in tensors.names() or tensors.shape(wpe) != model.wpe.shape:
-            raise CheckpointError(f"{path}: transformer.wpe.weight is missing or has the wrong shape")
-        tensors.read_into(wpe, model.wpe)
+    tensors = index_tensors(weight_files(path))
+    check_tensors(tensors, cfg, data.get("tie_word_embeddings", True) is not False, path)
+    model = GPT(cfg, tokenizer, dtype=dtype, init=False)
+    fill_model(model, tensors)
     return model
 
 
@@ -220,10 +195,10 @@ def resume_trainer(path, corpus=None):
 
     path = _checkpoint_dir(path)
     data = _read_json(path / CONFIG_FILE, "config.json")
-    extra = data.get("tinylm") or {}
-    model = load(path, dtype=np.float64 if extra.get("dtype") == "float64" else np.float32)
-    if "train" not in extra or not (path / STATE_FILE).exists():
+    extra = data.get("tinylm") if isinstance(data.get("tinylm"), dict) else {}
+    if "train" not in extra or not (path / STATE_FILE).exists():  # told before the weights are read
         raise CheckpointError(f"{path} holds weights only (no trainer state); it cannot resume training")
+    model = load(path, dtype=np.float64 if extra.get("dtype") == "float64" else np.float32)
     try:
         tcfg = config_from_dict(TrainConfig, extra["train"]).validate()
     except ConfigError as exc:

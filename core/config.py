@@ -23,6 +23,9 @@ class ModelConfig:
     n_embd: int = 128  # C: width of the residual stream; head size HS = C / NH
     dropout: float = 0.0  # embedding and residual dropout while training
     positional: str = "learned"  # "learned" table or fixed "sincos" table
+    layer_norm_epsilon: float = LN_EPS  # added to the variance in every LayerNorm
+    bos_token_id: int | None = None  # kept for the checkpoint's config.json; tinylm prepends nothing
+    eos_token_id: int | None = None  # generation may stop at this token
 
     @property
     def head_size(self) -> int:
@@ -47,6 +50,15 @@ class ModelConfig:
             raise ConfigError(f"positional must be one of {', '.join(POSITIONAL_KINDS)}, got {self.positional!r}")
         if self.positional == "sincos" and self.n_embd % 2:
             raise ConfigError(f"sincos positions need an even n_embd, got {self.n_embd}")
+        eps = self.layer_norm_epsilon
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and 0 < eps < 1):
+            raise ConfigError(f"layer_norm_epsilon must be a small positive number, got {eps!r}")
+        for name in ("bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.vocab_size
+            ):
+                raise ConfigError(f"{name} must be a token id in [0, {self.vocab_size}) or none, got {value!r}")
         return self
 
     def num_params(self) -> int:

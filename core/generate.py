@@ -9,7 +9,6 @@ import numpy as np
 
 from tinylm.kernels.decode import decode_step
 
-from .config import LN_EPS
 from .params import _BLOCK
 from .sampling import Sampling, draw, softmax
 
@@ -82,7 +81,7 @@ class KVCache:
             int(token),
             self.length,
             m.config.n_head,
-            LN_EPS,
+            m.config.layer_norm_epsilon,
         )
         self.length += 1
         return self.logits

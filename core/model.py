@@ -9,7 +9,7 @@ import numpy as np
 from tinylm import kernels as K
 
 from .buffers import Activations
-from .config import LN_EPS, ModelConfig
+from .config import ModelConfig
 from .errors import ConfigError
 from .params import _BLOCK, ParamLayout, init_params, sincos_table
 
@@ -135,23 +135,24 @@ class GPT:
         drop = p > 0 and dropout_rng is not None
         a = self.activations(B, T, keep_scores=keep_scores, dropout=drop)
         a.ids[...] = ids
+        eps = cfg.layer_norm_epsilon
         K.encoder_forward(a.encoded, a.ids, self._wte, self.wpe)
         if drop:
             _dropout(a.x0, a.mask0, a.rand0, a.encoded, p, dropout_rng)
         for v, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in zip(
             a.layers, self._layer_params
         ):
-            K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, LN_EPS)
+            K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, eps)
             K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
             K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
             _residual_add(a, v.res1, v.x, v.atty, aproj_w, aproj_b, v.attproj, drop and v.attn_dropout, p, dropout_rng)
-            K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, LN_EPS)
+            K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, eps)
             K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
             K.gelu_forward(v.fch_gelu, v.fch)
             _residual_add(
                 a, v.res2, v.res1, v.fch_gelu, mproj_w, mproj_b, v.fcproj, drop and v.mlp_dropout, p, dropout_rng
             )
-        K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, LN_EPS)
+        K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, eps)
         K.lm_head_forward(a.logits, a.lnf, self._wte)
         self._last = a
         a.dropout_active = drop
@@ -182,6 +183,7 @@ class GPT:
         self._ensure_grads()
         g = self.grads
         d = a.grad_buffers()
+        eps = self.config.layer_norm_epsilon
         drop = a.dropout_active
         self.grad_flat.fill(0.0)  # LayerNorm and the encoder add into their gradients
         K.crossentropy_backward(d.dlogits, a.probs, a.targets.reshape(-1), loss_scale / a.losses.size)
@@ -207,7 +209,7 @@ class GPT:
                 dbranch = d.dbranch
             if a.recompute:  # the forward kept only their inputs: GELU and ln_2 again, into shared buffers
                 K.gelu_forward(v.fch_gelu, v.fch)
-                K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, LN_EPS)
+                K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, eps)
             K.matmul_backward(d.dfch, dmproj_w, dmproj_b, dbranch, v.fch_gelu, mproj_w)
             K.gelu_backward_inplace(d.dfch, v.fch)
             K.matmul_backward(d.dln, dfc_w, dfc_b, d.dfch, v.ln2, fc_w)
@@ -222,7 +224,7 @@ class GPT:
             K.matmul_backward(d.datty, daproj_w, daproj_b, dbranch, v.atty, aproj_w)
             K.attention_backward(d.dqkv3, d.datt, d.datty3, v.qkv3, v.att, self.config.n_head)
             if a.recompute:
-                K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, LN_EPS)
+                K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, eps)
             K.matmul_backward(d.dln, dattn_w, dattn_b, d.dqkv, v.ln1, attn_w)
             K.layernorm_backward(d.dres, dln1w, dln1b, d.dln, v.x, ln1w, v.ln1_mean, v.ln1_rstd)
         dx0 = d.dx0

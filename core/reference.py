@@ -115,14 +115,18 @@ def forward(
     return out
 
 
-def logits(params: Mapping[str, np.ndarray], ids: np.ndarray, n_head: int, wpe: np.ndarray | None = None):
+def logits(
+    params: Mapping[str, np.ndarray], ids: np.ndarray, n_head: int, wpe: np.ndarray | None = None, eps: float = LN_EPS
+):
     """Logits (B, T, V) for a batch of sequences ids (B, T)."""
-    return np.stack([forward(params, row, n_head, wpe)["logits"] for row in np.atleast_2d(ids)])
+    return np.stack([forward(params, row, n_head, wpe, eps)["logits"] for row in np.atleast_2d(ids)])
 
 
-def loss(params, ids: np.ndarray, targets: np.ndarray, n_head: int, wpe: np.ndarray | None = None) -> float:
+def loss(
+    params, ids: np.ndarray, targets: np.ndarray, n_head: int, wpe: np.ndarray | None = None, eps: float = LN_EPS
+) -> float:
     """Mean cross-entropy of the next-token targets (B, T): -log p(target), averaged."""
-    z = logits(params, ids, n_head, wpe)
+    z = logits(params, ids, n_head, wpe, eps)
     logp = z - z.max(-1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
     return float(-np.take_along_axis(logp, np.atleast_2d(targets)[..., None], -1).mean())

@@ -56,8 +56,8 @@ class TensorFile:
     def dtype_name(self, name: str) -> str:
         return str(self.entries[name].get("dtype"))
 
-    def read_into(self, name: str, out: np.ndarray) -> None:
-        """WRITES out (C-contiguous, float32 or float64, the tensor's shape) with the tensor's values."""
+    def _checked(self, name: str) -> tuple[dict, np.dtype]:
+        """The tensor's header entry and file dtype, after checking that it is a float tensor inside the file."""
         entry = self.entries[name]
         src = _DTYPES.get(entry.get("dtype"))
         if src is None:
@@ -65,21 +65,45 @@ class TensorFile:
         begin, end = entry.get("data_offsets", (0, -1))
         if end - begin != math.prod(self.shape(name)) * src.itemsize or self.data_start + end > self.size:
             raise CheckpointError(f"{self.path} is damaged (tensor {name} runs past the file); re-save or retrain")
+        return entry, src
+
+    def _parts(self, f, entry: dict, src: np.dtype, count: int):
+        """The next `count` values from f as (offset, float array), _CHUNK at a time (BF16 widened)."""
+        for lo in range(0, count, _CHUNK):
+            n = min(_CHUNK, count - lo)
+            part = np.empty(n, dtype=src)
+            _read_exact(f, memoryview(part).cast("B"), self.path)
+            if entry["dtype"] == "BF16":
+                part = (part.astype("<u4") << 16).view("<f4")
+            yield lo, part
+
+    def read_into(self, name: str, out: np.ndarray) -> None:
+        """WRITES out (C-contiguous, float32 or float64, the tensor's shape) with the tensor's values."""
+        entry, src = self._checked(name)
         flat = out.reshape(-1)  # a view: out is contiguous
         with open(self.path, "rb", buffering=0) as f:
-            f.seek(self.data_start + begin)
+            f.seek(self.data_start + entry["data_offsets"][0])
             if src == flat.dtype.newbyteorder("<"):
                 _read_exact(f, memoryview(flat).cast("B"), self.path)
                 if sys.byteorder != "little":
                     flat.byteswap(inplace=True)
                 return
-            for lo in range(0, flat.size, _CHUNK):
-                n = min(_CHUNK, flat.size - lo)
-                part = np.empty(n, dtype=src)
-                _read_exact(f, memoryview(part).cast("B"), self.path)
-                if entry["dtype"] == "BF16":
-                    part = (part.astype("<u4") << 16).view("<f4")
-                flat[lo : lo + n] = part
+            for lo, part in self._parts(f, entry, src, flat.size):
+                flat[lo : lo + part.size] = part
+
+    def equals(self, name: str, other: np.ndarray) -> bool:
+        """Whether the tensor holds exactly other's values (compared in other's dtype), read in chunks,
+        so checking a 50257x768 table against another costs no copy of either."""
+        if self.shape(name) != other.shape:
+            return False
+        entry, src = self._checked(name)
+        flat = other.reshape(-1)
+        with open(self.path, "rb") as f:
+            f.seek(self.data_start + entry["data_offsets"][0])
+            return all(
+                np.array_equal(part.astype(flat.dtype, copy=False), flat[lo : lo + part.size])
+                for lo, part in self._parts(f, entry, src, flat.size)
+            )
 
 
 def _read_exact(f, buf: memoryview, path: Path) -> None:

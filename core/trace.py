@@ -13,6 +13,8 @@ import numpy as np
 
 from tinylm import kernels as K
 
+from .config import LN_EPS
+
 
 @dataclass
 class Trace:
@@ -21,6 +23,7 @@ class Trace:
     ids: np.ndarray  # (T,) token ids
     tokens: list[str]  # display text of each token
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    layer_norm_epsilon: float = LN_EPS  # the model's, for explaining a LayerNorm with its own numbers
 
     @property
     def names(self) -> list[str]:
@@ -82,4 +85,4 @@ def trace(model, text_or_ids) -> Trace:
     out["probs"] = f32(a.probs)
     tok = model.tokenizer
     tokens = [tok.token_text(int(i)) for i in ids] if tok is not None else [str(int(i)) for i in ids]
-    return Trace(ids=ids.copy(), tokens=tokens, arrays=out)
+    return Trace(ids=ids.copy(), tokens=tokens, arrays=out, layer_norm_epsilon=cfg.layer_norm_epsilon)

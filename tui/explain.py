@@ -94,16 +94,15 @@ def _layernorm(stage: Stage, trace, params, row, col, head, width=60, **_) -> Ex
         x, prefix, pname = trace[f"h.{l}.res_1"], f"h.{l}.ln_2", f"h.{l}.ln_2"
     xr = x[row].astype(np.float64)
     mean, var = float(xr.mean()), float(xr.var())
-    from tinylm.core import LN_EPS  # loaded already: there is a trace to explain
-
-    rstd = 1.0 / math.sqrt(var + LN_EPS)
+    eps = trace.layer_norm_epsilon
+    rstd = 1.0 / math.sqrt(var + eps)
     g, b = float(_p(params, f"{pname}.weight")[col]), float(_p(params, f"{pname}.bias")[col])
     value = (float(xr[col]) - mean) * rstd * g + b
     return Explanation(
         [
             f"input x[{_token(trace, row)}, {col}] = {num(xr[col])}",
             f"row mean = {num(mean)}   (trace: {num(float(trace[prefix + '.mean'][row]))})",
-            f"row var = {var:.4f} → rstd = 1/√(var + {short_float(LN_EPS)}) = {rstd:.4f}"
+            f"row var = {var:.4f} → rstd = 1/√(var + {short_float(eps)}) = {rstd:.4f}"
             f"   (trace: {float(trace[prefix + '.rstd'][row]):.4f})",
             f"γ[{col}] = {num(g)}   β[{col}] = {num(b)}",
             f"({num(xr[col])} − {op(mean)}) × {rstd:.4f} × {op(g)} + {op(b)} = {num(value)}",

@@ -171,12 +171,11 @@ class Stage:
     def title(self) -> str:
         return STAGE_INFO[self.key][0]
 
-    @property
-    def formula(self) -> str:
-        """The stage's formula, with the model's constants written in."""
-        from tinylm.core import GELU_CUBIC, LN_EPS  # loaded already: formulas are shown beside a trace
+    def formula(self, eps: float) -> str:
+        """The stage's formula, with the model's constants written in (eps: its layer_norm_epsilon)."""
+        from tinylm.core import GELU_CUBIC  # loaded already: formulas are shown beside a trace
 
-        return STAGE_INFO[self.key][1].format(eps=short_float(LN_EPS), gelu_cubic=GELU_CUBIC)
+        return STAGE_INFO[self.key][1].format(eps=short_float(eps), gelu_cubic=GELU_CUBIC)
 
     @property
     def description(self) -> str:

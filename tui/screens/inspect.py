@@ -129,7 +129,7 @@ class InspectScreen(TraceView):
         self.query_one("#stage-title", Static).update(
             f"{stage.title}{where}{heads}  (stage {self.index + 1}/{len(self.stages)})"
         )
-        self.query_one("#formula", Static).update(Text(stage.formula))
+        self.query_one("#formula", Static).update(Text(stage.formula(trace.layer_norm_epsilon)))
         note = f" Prompt cropped to its last {len(trace.ids)} tokens." if self.state.cropped else ""
         self.query_one("#description", Static).update(f"{view.shape}: {stage.description}{note}")
         self._fill_stage_list()

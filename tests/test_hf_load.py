@@ -1,0 +1,223 @@
+"""Opening Hugging Face GPT-2 directories: genuine files from transformers, both naming schemes, mask
+buffers, explicit lm_head, other dtypes, sharded weights, every config key honoured or refused."""
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from tinylm.core import CheckpointError, load, reference
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+TOY = dict(n_layer=2, n_head=2, n_embd=16, n_positions=32, vocab_size=97)
+
+
+def hf_dir(path, *, base=False, seed=0, **overrides):
+    """A directory saved by transformers itself (GPT2LMHeadModel, or GPT2Model's unprefixed names), random
+    weights with non-trivial LayerNorms and biases so every parameter matters."""
+    torch.manual_seed(seed)
+    cfg = transformers.GPT2Config(**{**TOY, **overrides})
+    model = (transformers.GPT2Model if base else transformers.GPT2LMHeadModel)(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(str(path))
+    return path
+
+
+def hf_logits(path, ids):
+    model = transformers.GPT2LMHeadModel.from_pretrained(str(path))
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(ids)).logits.numpy()
+
+
+def ids_for(vocab=TOY["vocab_size"], shape=(2, 20), seed=1):
+    return np.random.default_rng(seed).integers(0, vocab, shape)
+
+
+def edit_config(path, **changes):
+    cfg = json.loads((path / "config.json").read_text())
+    cfg.update(changes)
+    (path / "config.json").write_text(json.dumps(cfg))
+
+
+def edit_tensors(path, fn):
+    tensors = load_file(str(path / "model.safetensors"))
+    fn(tensors)
+    save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        dict(layer_norm_epsilon=1e-2),
+        dict(activation_function="gelu_pytorch_tanh", n_inner=64),
+        dict(reorder_and_upcast_attn=True),
+        dict(n_layer=3, n_head=4, n_embd=32, n_positions=16),
+    ],
+    ids=["defaults", "eps", "tanh-gelu-n_inner", "upcast", "wider"],
+)
+def test_genuine_hf_directory_gives_transformers_logits(tmp_path, overrides):
+    path = hf_dir(tmp_path / "m", **overrides)
+    model = load(path)
+    assert model.tokenizer is None
+    T = min(20, model.config.block_size)
+    ids = ids_for(shape=(2, T))
+    assert np.abs(model.logits(ids) - hf_logits(path, ids)).max() < 1e-4
+    assert model.config.layer_norm_epsilon == overrides.get("layer_norm_epsilon", 1e-5)
+
+
+def test_layer_norm_epsilon_reaches_trace_kv_cache_and_reference(tmp_path):
+    path = hf_dir(tmp_path / "m", layer_norm_epsilon=0.5)  # large, so a wrong epsilon shows
+    model = load(path)
+    ids = ids_for(shape=(1, 12))[0]
+    full = model.logits(ids[None])[0]
+    views = {n: v for n, v in model.params.items()}
+    ref = reference.logits(views, ids[None], 2, model.wpe, eps=0.5)[0]
+    assert np.abs(full - ref).max() < 1e-4
+    trace = model.trace(ids)
+    assert np.abs(trace["logits"] - full).max() == 0
+    assert trace.layer_norm_epsilon == 0.5  # what the Inspect screen explains a LayerNorm with
+    from tinylm.core.generate import KVCache
+
+    cache = KVCache(model)
+    cache.prefill(ids[:6])
+    for i in range(6, 12):
+        step = cache.step(int(ids[i]))
+        if i + 1 < 12:
+            assert np.abs(step - full[i]).max() < 1e-4
+
+
+def test_unprefixed_names_buffers_and_equal_lm_head_are_accepted(tmp_path):
+    path = hf_dir(tmp_path / "m", base=True)
+    assert "h.0.ln_1.weight" in load_file(str(path / "model.safetensors"))
+
+    def add_extras(t):
+        mask = np.tril(np.ones((32, 32), np.float32))[None, None]
+        for i in range(2):
+            t[f"h.{i}.attn.bias"] = mask
+            t[f"h.{i}.attn.masked_bias"] = np.array(-1e4, np.float32)
+        t["lm_head.weight"] = t["wte.weight"].copy()
+
+    edit_tensors(path, add_extras)
+    edit_config(path, architectures=["GPT2LMHeadModel"])
+    model = load(path)
+    ids = ids_for()
+    assert np.abs(model.logits(ids) - hf_logits(path, ids)).max() < 1e-4
+
+
+def test_untied_lm_head_that_differs_is_refused(tmp_path):
+    path = hf_dir(tmp_path / "m")
+
+    def untie(t):
+        t["lm_head.weight"] = t["transformer.wte.weight"] + 1.0
+
+    edit_tensors(path, untie)
+    with pytest.raises(CheckpointError, match="lm_head.weight differs from transformer.wte.weight"):
+        load(path)
+
+
+def test_untied_config_without_lm_head_is_refused(tmp_path):
+    path = hf_dir(tmp_path / "m")
+    edit_config(path, tie_word_embeddings=False)
+    with pytest.raises(CheckpointError, match="tie_word_embeddings false but the weights have no lm_head"):
+        load(path)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_other_float_dtypes_are_converted(tmp_path, dtype):
+    path = hf_dir(tmp_path / "m")
+    hf = transformers.GPT2LMHeadModel.from_pretrained(str(path)).to(getattr(torch, dtype))
+    hf.save_pretrained(str(tmp_path / dtype))
+    model = load(tmp_path / dtype)
+    for name, view in model.params.items():  # the oracle: torch's own conversion to float32
+        expected = dict(hf.named_parameters())[name].detach().float().numpy()
+        np.testing.assert_array_equal(view, expected)
+
+
+def test_sharded_weights_open(tmp_path):
+    path = hf_dir(tmp_path / "m")
+    hf = transformers.GPT2LMHeadModel.from_pretrained(str(path))
+    hf.save_pretrained(str(tmp_path / "sharded"), max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    ids = ids_for()
+    assert np.abs(load(tmp_path / "sharded").logits(ids) - hf_logits(path, ids)).max() < 1e-4
+
+
+def test_loading_reads_weights_without_holding_a_second_copy(tmp_path):
+    # large enough that the weights, not reading config.json (a 16 MiB read buffer), set the peak
+    path = hf_dir(tmp_path / "m", n_layer=2, n_embd=128, n_head=4, vocab_size=50257, n_positions=128)
+    weight_bytes = (path / "model.safetensors").stat().st_size
+    tracemalloc.start()
+    model = load(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert model.num_params * 4 <= weight_bytes
+    # a second copy of any large tensor (wte alone is 26 MB) would show; chunked checks cost about 1 MB
+    assert peak < weight_bytes + (2 << 20), f"peak {peak} for {weight_bytes} bytes of weights"
+
+
+def test_pickle_only_directory_says_how_to_convert(tmp_path):
+    path = hf_dir(tmp_path / "m")
+    (path / "model.safetensors").rename(path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="pytorch_model.bin, a pickle.*save_pretrained.*safe_serialization=True"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        (dict(model_type="llama"), "config.json describes a 'llama' model"),
+        (dict(n_inner=40), "n_inner 40 is not 4 x n_embd"),
+        (dict(activation_function="relu"), "activation_function 'relu' is not supported"),
+        (dict(activation_function="gelu"), "activation_function 'gelu' is not supported"),
+        (dict(scale_attn_by_inverse_layer_idx=True), "scale_attn_by_inverse_layer_idx is true"),
+        (dict(scale_attn_weights=False), "scale_attn_weights is false"),
+        (dict(add_cross_attention=True), "add_cross_attention is true"),
+        (dict(n_ctx=16), "n_ctx 16 differs from n_positions 32"),
+        (dict(layer_norm_epsilon=-1.0), "layer_norm_epsilon must be a small positive number"),
+        (dict(eos_token_id="end"), "eos_token_id must be a token id"),
+        (dict(n_embd=15), "n_embd 15 is not divisible by n_head 2"),
+        (dict(n_layer=2.5), "n_layer must be a positive whole number"),
+        (dict(n_positions=1e9), "needs .* GiB for its weights, more than"),
+        (dict(vocab_size=10**12), "needs .* GiB for its weights, more than"),
+        (dict(n_layer=3), "missing tensor transformer.h.2.ln_1.weight"),
+        (dict(n_positions=64), r"transformer.wpe.weight has shape \(32, 16\), expected \(64, 16\) from config.json"),
+    ],
+)
+def test_config_keys_we_cannot_honour_are_refused_in_one_line(tmp_path, changes, words):
+    path = hf_dir(tmp_path / "m")
+    edit_config(path, **changes)
+    with pytest.raises(CheckpointError, match=words) as err:
+        load(path)
+    message = str(err.value)
+    assert "\n" not in message and ("config.json" in message or "model.safetensors" in message)
+
+
+def test_unknown_and_duplicate_tensors_are_refused(tmp_path):
+    path = hf_dir(tmp_path / "m")
+    edit_tensors(path, lambda t: t.update({"score.weight": np.zeros((2, 16), np.float32)}))
+    with pytest.raises(CheckpointError, match="score.weight is not part of a GPT-2 language model"):
+        load(path)
+    path = hf_dir(tmp_path / "d")
+    edit_tensors(path, lambda t: t.update({"ln_f.bias": t["transformer.ln_f.bias"]}))
+    with pytest.raises(CheckpointError, match="holds tensor transformer.ln_f.bias twice"):
+        load(path)
+
+
+def test_absurd_sizes_are_refused_before_allocating(tmp_path):
+    path = hf_dir(tmp_path / "m")
+    edit_config(path, n_positions=10**9)
+    tracemalloc.start()
+    with pytest.raises(CheckpointError):
+        load(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 64 << 20  # the weights would need 57 GiB; reading config.json takes a 16 MiB buffer
