@@ -35,7 +35,7 @@ class ModelConfig:
         """Raise ConfigError naming the first setting that cannot work."""
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not _is_int(value) or value <= 0:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
         if self.vocab_size < 2:
             raise ConfigError(f"vocab_size {self.vocab_size} is too small: a model needs at least 2 tokens")
@@ -44,9 +44,9 @@ class ModelConfig:
                 f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}: "
                 f"choose n_embd a multiple of {self.n_head} or a n_head that divides {self.n_embd}"
             )
-        if not 0.0 <= self.dropout < 1.0:
+        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.positional not in POSITIONAL_KINDS:
+        if not isinstance(self.positional, str) or self.positional not in POSITIONAL_KINDS:
             raise ConfigError(f"positional must be one of {', '.join(POSITIONAL_KINDS)}, got {self.positional!r}")
         if self.positional == "sincos" and self.n_embd % 2:
             raise ConfigError(f"sincos positions need an even n_embd, got {self.n_embd}")
@@ -101,21 +101,23 @@ class TrainConfig:
         return self.max_steps if self.lr_decay_steps is None else self.lr_decay_steps
 
     def validate(self) -> TrainConfig:
-        """Raise ConfigError naming the first setting that cannot work."""
+        """Raise ConfigError naming the first setting that cannot work (of the wrong type, too)."""
         for name in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not _is_int(value) or value <= 0:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
-        for name in ("learning_rate",):
+        for name in ("learning_rate", "min_lr", "weight_decay", "beta1", "beta2", "eps", "grad_clip", "val_fraction"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if not (math.isfinite(self.min_lr) and 0 <= self.min_lr <= self.learning_rate):
+            if not _is_number(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not 0 <= self.min_lr <= self.learning_rate:
             raise ConfigError(f"min_lr must be between 0 and learning_rate ({self.learning_rate}), got {self.min_lr}")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"warmup_steps must be 0 or more, got {self.warmup_steps}")
-        if self.lr_decay_steps is not None and self.lr_decay_steps <= 0:
-            raise ConfigError(f"lr_decay_steps must be positive, got {self.lr_decay_steps}")
+        if not _is_int(self.warmup_steps) or self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be 0 or more, got {self.warmup_steps!r}")
+        if self.lr_decay_steps is not None and (not _is_int(self.lr_decay_steps) or self.lr_decay_steps <= 0):
+            raise ConfigError(f"lr_decay_steps must be positive, got {self.lr_decay_steps!r}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be 0 or more, got {self.weight_decay}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -126,7 +128,25 @@ class TrainConfig:
             raise ConfigError(f"grad_clip must be 0 (off) or positive, got {self.grad_clip}")
         if not 0 < self.val_fraction < 0.5:
             raise ConfigError(f"val_fraction must be between 0 and 0.5, got {self.val_fraction}")
+        check_seed(self.seed)
         return self
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    """Refuse a seed numpy's generators cannot take (negative, fractional, or not a number)."""
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{name} must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
 
 def config_to_dict(cfg) -> dict:
@@ -137,6 +157,8 @@ def config_to_dict(cfg) -> dict:
 def config_from_dict(cls, data: dict):
     """Build a dataclass from a dict, ignoring unknown keys and rejecting wrong ones with ConfigError."""
     names = {f.name for f in dataclasses.fields(cls)}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} settings must be a JSON object, got {type(data).__name__}")
     try:
         return cls(**{k: v for k, v in data.items() if k in names})
     except TypeError as exc:

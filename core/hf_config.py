@@ -7,11 +7,11 @@ exactly as it opens there; the weights' shapes then confirm the sizes.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
+from .memory import available_memory
 
 # GPT2Config's defaults (GPT-2 small) for the keys that shape the model.
 HF_DEFAULTS = {
@@ -125,21 +125,6 @@ def model_config_from_hf(data: dict, directory: Path) -> ModelConfig:
         return cfg.validate()
     except ConfigError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
-
-
-def available_memory() -> int | None:
-    """Bytes of memory a new allocation can use now (MemAvailable), or None where it cannot be told."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def check_fits_in_memory(cfg: ModelConfig, itemsize: int, directory: Path) -> None:

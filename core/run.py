@@ -6,6 +6,8 @@ import numpy as np
 
 from .config import ModelConfig, TrainConfig
 from .corpus import Corpus, check_corpus_length
+from .errors import ConfigError
+from .memory import available_memory
 from .model import GPT
 from .tokenizers import Tokenizer, train_tokenizer
 from .trainer import Trainer
@@ -28,6 +30,7 @@ def make_trainer(
         tokenizer = train_tokenizer(tokenizer_kind, corpus.text, vocab_size)
     model_config.vocab_size = tokenizer.vocab_size
     model_config.validate()
+    check_memory(model_config, train_config, np.dtype(dtype).itemsize)
     ids = tokenizer.encode(corpus.text)
     check_corpus_length(len(ids), model_config.block_size)
     model = GPT(model_config, tokenizer, seed=train_config.seed, dtype=dtype)
@@ -59,6 +62,24 @@ def memory_estimate(model_config: ModelConfig, train_config: TrainConfig, itemsi
     grads = N * (6 * C + V) + (att if att > N * 4 * C else 0) + (N * C if drop else 0)
     weights = 4 * cfg.num_params()  # weights, gradients, two moments
     return itemsize * (weights + acts(drop) + grads + (acts(False) if drop else 0))
+
+
+def check_memory(model_config: ModelConfig, train_config: TrainConfig, itemsize: int = 4) -> None:
+    """Refuse (ConfigError) a run whose training buffers cannot fit in the memory available, before
+    any of them is allocated."""
+    need, have = memory_estimate(model_config, train_config, itemsize), available_memory()
+    if have is not None and need > have:
+        c = model_config
+        raise ConfigError(
+            f"training this model ({c.n_layer} layer{'s' * (c.n_layer != 1)} x {c.n_embd} wide, "
+            f"context {c.block_size}, vocabulary "
+            f"{c.vocab_size:,}, batch {train_config.batch_size}) needs about {_size(need)} of memory and "
+            f"{_size(max(have, 0))} is available; choose a smaller model, context or batch"
+        )
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):,.1f} GiB" if n >= 1 << 30 else f"{max(1, round(n / (1 << 20))):,} MiB"
 
 
 def limit_threads(n: int) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import check_seed
 from .errors import ConfigError
 
 
@@ -28,6 +29,8 @@ class Sampling:
             raise ConfigError(f"top_k must be 0 (off) or positive, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.seed is not None:
+            check_seed(self.seed)
         return self
 
     def describe(self) -> str:

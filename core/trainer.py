@@ -42,6 +42,10 @@ class TrainMetrics:
         return self.step / self.max_steps
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
 def compact_ids(ids, vocab_size: int) -> np.ndarray:
     """The corpus's token ids in the smallest integer type that holds the vocabulary: uint16 for
     any vocabulary up to 65,536 (a quarter of int64's memory: 2.2 MB instead of 8.9 for tiny
@@ -264,11 +268,25 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.step_count = int(state["step"])
-        self.elapsed_s = float(state.get("elapsed_s", 0.0))
-        self.rng.bit_generator.state = state["rng"]
-        self.dropout_rng.bit_generator.state = state["dropout_rng"]
-        self.history = [TrainMetrics(**h) for h in state.get("history", [])]
+        """Restore what state_dict saved; ValueError or TypeError naming the first value of a wrong kind."""
+        step, elapsed = state["step"], state.get("elapsed_s", 0.0)
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"step must be a whole number 0 or more, got {step!r}")
+        if not _is_number(elapsed):
+            raise ValueError(f"elapsed_s must be a number, got {elapsed!r}")
+        history = state.get("history", [])
+        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+            raise ValueError("history must be a list of objects")
+        history = [TrainMetrics(**h) for h in history]
+        for m in history:
+            for name, value in asdict(m).items():
+                if not (_is_number(value) or (value is None and name in ("val_loss", "accuracy"))):
+                    raise ValueError(f"history step {m.step!r}: {name} is {value!r}, not a number")
+        rng, dropout_rng = np.random.default_rng(), np.random.default_rng()
+        rng.bit_generator.state, dropout_rng.bit_generator.state = state["rng"], state["dropout_rng"]
+        self.step_count, self.elapsed_s, self.history = step, float(elapsed), history
+        self.rng.bit_generator.state = rng.bit_generator.state
+        self.dropout_rng.bit_generator.state = dropout_rng.bit_generator.state
 
     def save(self, path) -> None:
         """Write model, tokenizer, optimizer and trainer state to a checkpoint directory."""

@@ -262,6 +262,9 @@ def bad_files(tmp):
         (["--tokenizer", "bpe", "--vocab-size", "100"], ["at least 256"]),
         (["--steps", "many"], ["invalid int value"]),
         (["--threads", "0"], ["positive"]),
+        (["--seed", "-1"], ["seed", "from 0", "--seed"]),
+        (["--layers", "100", "--embd", "100000"], ["needs about", "GiB of memory", "available"]),
+        (["--context", "1000000000"], ["needs about", "available"]),
         (["--out", "{tmp}/a_file"], ["is a file"]),
         (["--resume", "{tmp}/missing"], ["does not exist"]),
         (["--json-log", "{tmp}/no/such/dir/log"], ["--json-log"]),
@@ -317,6 +320,7 @@ def test_damaged_or_mismatched_checkpoints(ckpt, tmp_path):
         (["generate", "{ckpt}", "--temperature", "0"], ["temperature"]),
         (["generate", "{ckpt}", "--top-p", "1.5"], ["top_p"]),
         (["generate", "{ckpt}", "--tokens", "-1"], ["0 or more"]),
+        (["generate", "{ckpt}", "--seed", "-1"], ["seed", "from 0"]),
         (["generate", "{ckpt}", "--prompt", ""], ["empty"]),
         (["inspect", "{ckpt}", "--prompt", "a", "--layer", "1"], ["--layer 1", "0 to 0"]),
         (["inspect", "{ckpt}"], ["--prompt"]),
@@ -500,3 +504,42 @@ def test_a_second_ctrl_c_inside_a_step_saves_a_step_boundary(ckpt, tmp_path, mon
                 assert a[key] is None  # the evaluation Ctrl-C cut short is skipped, not faked
                 continue
             assert a[key] == pytest.approx(b[key], rel=1e-6), (a["step"], key)
+
+
+def edit_json(path, name, change):
+    data = json.loads((path / name).read_text())
+    change(data)
+    (path / name).write_text(json.dumps(data))
+
+
+WRONG_TYPES = {
+    "tinylm block a string": ("config.json", lambda d: d.update(tinylm="x")),
+    "train settings a list": ("config.json", lambda d: d["tinylm"].update(train=[1, 2])),
+    "batch size a string": ("config.json", lambda d: d["tinylm"]["train"].update(batch_size="12")),
+    "learning rate null": ("config.json", lambda d: d["tinylm"]["train"].update(learning_rate=None)),
+    "warmup a float": ("config.json", lambda d: d["tinylm"]["train"].update(warmup_steps=2.5)),
+    "seed negative": ("config.json", lambda d: d["tinylm"]["train"].update(seed=-1)),
+    "corpus a list": ("config.json", lambda d: d["tinylm"].update(corpus=[])),
+    "dropout a string": ("config.json", lambda d: d["tinylm"].update(dropout="x")),
+    "positional a number": ("config.json", lambda d: d["tinylm"].update(positional=5)),
+    "n_positions 1e9": ("config.json", lambda d: d.update(n_positions=1e9)),
+    "step a string": ("trainer_state.json", lambda d: d.update(step="abc")),
+    "step negative": ("trainer_state.json", lambda d: d.update(step=-3)),
+    "history of strings": ("trainer_state.json", lambda d: d["history"][0].update(train_loss="low")),
+    "history a dict": ("trainer_state.json", lambda d: d.update(history={"a": 1})),
+    "rng a number": ("trainer_state.json", lambda d: d.update(rng=5)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_TYPES))
+def test_wrong_types_in_a_checkpoint_are_one_line_errors(ckpt, tmp_path, case):
+    path, _, _ = ckpt
+    name, change = WRONG_TYPES[case]
+    shutil.copytree(path, tmp_path / "run")
+    edit_json(tmp_path / "run", name, change)
+    before = files_of(tmp_path / "run")
+    for argv in (["info", "{p}"], ["generate", "{p}", "--tokens", 2], ["train", "--resume", "{p}", "--steps", 31]):
+        status, _, err = run([str(a).format(p=tmp_path / "run") for a in argv])
+        if status != 0 or argv[0] == "train":
+            assert_one_line_error(status, err)
+    assert files_of(tmp_path / "run") == before

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import TrainConfig, config_from_dict
+from ..errors import ConfigError
 from ..files import NotReadable, read_json_text
 from .common import fmt_bytes, load_checkpoint, plural
 
@@ -51,7 +52,8 @@ def run_info(args) -> int:
     path = Path(args.checkpoint)
     model = load_checkpoint(path)  # validates every file first: a damaged checkpoint is an error here
     cfg, tok = model.config, model.tokenizer
-    extra = json.loads(read_json_text(path / CONFIG_FILE)).get("tinylm") or {}
+    extra = json.loads(read_json_text(path / CONFIG_FILE)).get("tinylm")
+    extra = extra if isinstance(extra, dict) else {}
     files = [f for f in path.rglob("*") if f.is_file()]
     sizes = ", ".join(f"{f.name} {fmt_bytes(f.stat().st_size)}" for f in sorted(files))
     rows = [
@@ -66,17 +68,23 @@ def run_info(args) -> int:
         ("tokenizer", f"{tok.kind}, vocabulary {tok.vocab_size:,}"),
     ]
     corpus = extra.get("corpus")
-    if corpus:
+    if isinstance(corpus, dict) and corpus:
+        chars = corpus.get("chars")
         rows.append(
             (
                 "corpus",
-                f"{corpus.get('name')} ({corpus.get('source')}), {corpus.get('chars', 0):,} characters, "
+                f"{corpus.get('name')} ({corpus.get('source')}), "
+                f"{f'{chars:,}' if isinstance(chars, int) else '?'} characters, "
                 f"sha256 {str(corpus.get('sha256', ''))[:16]}…",
             )
         )
     train = extra.get("train")
-    if isinstance(train, dict):
-        t = config_from_dict(TrainConfig, train)
+    try:
+        t = config_from_dict(TrainConfig, train).validate() if isinstance(train, dict) else None
+    except ConfigError as exc:
+        t = None
+        rows.append(("training", f"settings unreadable ({exc}); the run cannot resume"))
+    if t is not None:
         rows.append(
             (
                 "training",
@@ -89,7 +97,7 @@ def run_info(args) -> int:
     history = _history(path / STATE_FILE)
     if history:
         last = history[-1]
-        evals = [h for h in history if h.get("val_loss") is not None]
+        evals = [h for h in history if h.get("val_loss") is not None and h.get("accuracy") is not None]
         text = f"train loss {last['train_loss']:.4f} (step {last['step']})"
         if evals:
             e = evals[-1]
@@ -116,6 +124,19 @@ def _history(state_file: Path) -> list[dict]:
     """The per-step metrics the trainer saved, or [] when absent or unreadable (info stays useful)."""
     try:
         history = json.loads(read_json_text(state_file)).get("history") or []
-        return [h for h in history if isinstance(h, dict) and "train_loss" in h and "step" in h]
+        return [h for h in history if isinstance(h, dict) and _numbers(h)]
     except (OSError, ValueError, AttributeError, TypeError, NotReadable):
         return []
+
+
+def _numbers(h: dict) -> bool:
+    """A history entry whose step and losses are numbers (a damaged one is left out of the summary)."""
+
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+
+    return (
+        number(h.get("step"))
+        and number(h.get("train_loss"))
+        and all(h.get(k) is None or number(h.get(k)) for k in ("val_loss", "accuracy"))
+    )

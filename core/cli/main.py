@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except TinyLMError as exc:
         print(f"tinylm: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError:  # an allocation the checks before it did not foresee
+        print("tinylm: error: out of memory; choose a smaller model, context or batch", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ntinylm: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
