@@ -12,6 +12,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from .config import TrainConfig, config_from_dict, config_to_dict
+from .corpus import Corpus, load_corpus
 from .errors import CheckpointError, CheckpointRecovered, ConfigError, TinyLMError
 from .files import NotReadable, read_json_text
 from .hf_config import check_fits_in_memory, model_config_from_hf
@@ -188,11 +189,9 @@ def load(path, *, dtype=np.float32) -> GPT:
     return model
 
 
-def resume_trainer(path, corpus=None):
-    """Rebuild model, optimizer and trainer state from a checkpoint written with a trainer."""
-    from .corpus import load_corpus
-    from .trainer import Trainer
-
+def open_run(path, corpus=None) -> tuple[GPT, TrainConfig, Corpus]:
+    """The model, training settings and corpus of a checkpoint written with a trainer, checked so that
+    training can resume from it (the trainer is then built and given restore_trainer_state)."""
     path = _checkpoint_dir(path)
     data = _read_json(path / CONFIG_FILE, "config.json")
     extra = data.get("tinylm") if isinstance(data.get("tinylm"), dict) else {}
@@ -217,7 +216,13 @@ def resume_trainer(path, corpus=None):
         raise CheckpointError(f"corpus {corpus.name!r} differs from the one {path} was trained on (hash mismatch)")
     if model.tokenizer is None:
         raise CheckpointError(f"{path} has no {TOKENIZER_FILE}; it cannot resume training")
-    trainer = Trainer(model, model.tokenizer.encode(corpus.text), tcfg, corpus=corpus)
+    return model, tcfg, corpus
+
+
+def restore_trainer_state(path, trainer) -> None:
+    """Read a checkpoint's AdamW moments, step, RNG states and history into a trainer built by open_run."""
+    path = Path(path)
+    model = trainer.model
     moments = TensorFile(path / OPTIMIZER_FILE)
     _assign(model.layout.views(trainer.m), moments, path, prefix="exp_avg.")
     _assign(model.layout.views(trainer.v), moments, path, prefix="exp_avg_sq.")
@@ -225,4 +230,3 @@ def resume_trainer(path, corpus=None):
         trainer.load_state_dict(_read_json(path / STATE_FILE, "trainer_state.json"))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}/{STATE_FILE} is damaged ({exc}); re-save or retrain") from None
-    return trainer

@@ -51,7 +51,7 @@ class KVCache:
         C, NH = m.config.n_embd, m.config.n_head
         T = len(ids)
         m.forward(ids[None, :])
-        a = m._last
+        a = m.last_activations
         for l in range(m.config.n_layer):
             qkv = a.qkv[l]  # (T, 3C) with B = 1
             self.k[l, :, :T] = qkv[:, C : 2 * C].reshape(T, NH, C // NH).transpose(1, 0, 2)

@@ -36,7 +36,12 @@ def _residual_add(a, out, res, inp, w, b, proj, dropout_bufs, p, rng):
 
 
 class GPT:
-    """A GPT-2 language model: weights in one flat buffer with named views, plus its tokenizer."""
+    """A GPT-2 language model: weights in one flat buffer with named views, plus its tokenizer.
+
+    `last_activations` is the buffers (buffers.Activations) the last forward pass wrote: logits,
+    q/k/v, per-layer intermediates; None before the first pass. They are overwritten by the next
+    pass of the same shape, so read them holding `lock`, right after the forward that made them.
+    """
 
     def __init__(self, config: ModelConfig, tokenizer=None, *, seed: int = 1337, dtype=np.float32, init: bool = True):
         """init=False leaves the weights zero (for a caller that fills them, such as a checkpoint load)."""
@@ -64,7 +69,7 @@ class GPT:
         self._lnf_w, self._lnf_b = self.params["transformer.ln_f.weight"], self.params["transformer.ln_f.bias"]
         self.lock = threading.RLock()  # one forward/backward at a time: buffers are shared
         self._acts: dict[tuple, Activations] = {}
-        self._last: Activations | None = None
+        self.last_activations: Activations | None = None  # what the last forward pass wrote
 
     # ----- sizes and buffers -------------------------------------------------------------------
 
@@ -76,7 +81,7 @@ class GPT:
         activation buffers, so another thread can run forward and backward on part of a batch."""
         twin = object.__new__(GPT)
         twin.__dict__.update(self.__dict__)
-        twin.grad_flat, twin.grads, twin._acts, twin._last = None, {}, {}, None
+        twin.grad_flat, twin.grads, twin._acts, twin.last_activations = None, {}, {}, None
         twin.lock = threading.RLock()
         return twin
 
@@ -84,15 +89,15 @@ class GPT:
         """Free the activation and gradient buffers; the next forward or backward makes them again."""
         with self.lock:
             self._acts.clear()
-            self._last = None
+            self.last_activations = None
             self.grad_flat, self.grads = None, {}
 
     def take_activations(self) -> Activations:
         """Hand over the last forward pass's buffers: the model makes new ones for its next pass,
         so the caller may keep views into them (a trace does, instead of copying)."""
-        a = self._last
+        a = self.last_activations
         self._acts = {key: acts for key, acts in self._acts.items() if acts is not a}
-        self._last = None
+        self.last_activations = None
         return a
 
     @property
@@ -154,7 +159,7 @@ class GPT:
             )
         K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, eps)
         K.lm_head_forward(a.logits, a.lnf, self._wte)
-        self._last = a
+        self.last_activations = a
         a.dropout_active = drop
         a.has_targets = targets is not None
         if targets is None:
@@ -177,7 +182,7 @@ class GPT:
     def backward(self, loss_scale: float = 1.0) -> None:
         """Gradients of loss_scale * the last forward's mean loss into self.grads (overwritten, not
         accumulated); a shard of a batch passes its share of the rows as loss_scale."""
-        a = self._last
+        a = self.last_activations
         if a is None or not a.has_targets:
             raise RuntimeError("backward() needs a forward pass with targets first")
         self._ensure_grads()
@@ -239,7 +244,7 @@ class GPT:
         """Next-token logits (B, T, V) for token ids (B, T)."""
         with self.lock:
             self.forward(ids)
-            a = self._last
+            a = self.last_activations
             return a.logits.reshape(a.B, a.T, -1).astype(np.float32, copy=True)
 
     def loss_and_grads(self, ids, targets) -> tuple[float, dict[str, np.ndarray]]:
@@ -278,12 +283,6 @@ class GPT:
         ids = self.encode_prompt(prompt)
         with self.lock:
             self.forward(ids[None, :])
-            last = self._last.logits[-1].astype(np.float64)
+            last = self.last_activations.logits[-1].astype(np.float64)
         e = np.exp(last - last.max())
         return e / e.sum()
-
-    def save(self, path, trainer=None):
-        """Write a checkpoint directory (atomically); with a trainer, training can resume from it."""
-        from .checkpoint import save_checkpoint
-
-        return save_checkpoint(path, self, trainer=trainer)

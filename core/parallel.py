@@ -121,7 +121,7 @@ class Shards:
         def run(i):
             model, rows = self.models[i], self.rows[i]
             loss = model.forward(x[rows], y[rows])
-            a = model._last
+            a = model.last_activations
             return loss, K.count_correct(a.logits, a.targets.reshape(-1))
 
         results = self.map(run)

@@ -10,6 +10,7 @@ import numpy as np
 
 from tinylm import kernels as K
 
+from .checkpoint import open_run, restore_trainer_state, save_checkpoint
 from .config import TrainConfig
 from .corpus import split_ids
 from .errors import CorpusError, TinyLMError
@@ -246,7 +247,7 @@ class Trainer:
                 self._fill_batch(self.val_ids, rng)
                 if shards is None:
                     total += model.forward(self.x, self.y)
-                    a = model._last
+                    a = model.last_activations
                     correct += K.count_correct(a.logits, a.targets.reshape(-1))
                 else:
                     loss, right = shards.evaluate(self.x, self.y)
@@ -290,13 +291,12 @@ class Trainer:
 
     def save(self, path) -> None:
         """Write model, tokenizer, optimizer and trainer state to a checkpoint directory."""
-        from .checkpoint import save_checkpoint
-
         save_checkpoint(path, self.model, trainer=self)
 
-    @staticmethod
-    def resume(path, corpus=None) -> Trainer:
+    @classmethod
+    def resume(cls, path, corpus=None) -> Trainer:
         """A trainer that continues a checkpoint's run exactly (same losses as an uninterrupted run)."""
-        from .checkpoint import resume_trainer
-
-        return resume_trainer(path, corpus)
+        model, config, corpus = open_run(path, corpus)
+        trainer = cls(model, model.tokenizer.encode(corpus.text), config, corpus=corpus)
+        restore_trainer_state(path, trainer)
+        return trainer

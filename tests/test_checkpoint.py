@@ -73,7 +73,7 @@ def test_sincos_table_is_saved_as_wpe(tmp_path):
         ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8, positional="sincos"),
         TrainConfig(batch_size=2, max_steps=2),
     )
-    tr.model.save(tmp_path / "s")
+    save_checkpoint(tmp_path / "s", tr.model)
     wpe = load_file(str(tmp_path / "s" / "model.safetensors"))["transformer.wpe.weight"]
     np.testing.assert_allclose(wpe, tr.model.wpe)
     assert load(tmp_path / "s").config.positional == "sincos"

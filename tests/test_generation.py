@@ -25,7 +25,7 @@ def test_kv_cache_logits_equal_full_forward_at_every_position(dtype, tol):
     for t in range(2, len(ids)):
         step_logits = cache.step(ids[t]).copy()
         model.forward(ids[None, : t + 1])
-        full = model._last.logits[-1]  # in the model's own dtype (B = 1: rows are positions)
+        full = model.last_activations.logits[-1]  # in the model's own dtype (B = 1: rows are positions)
         assert np.abs(step_logits - full).max() < tol
 
 

@@ -97,7 +97,7 @@ def test_gradients_with_more_attention_weights_than_mlp_scratch():
     ids, targets = batch(model, B=2, T=12)
     model.forward(ids, targets)
     model.backward()
-    assert not np.shares_memory(model._last.grad_buffers().datt, model._last.fch_gelu)
+    assert not np.shares_memory(model.last_activations.grad_buffers().datt, model.last_activations.fch_gelu)
     _fd_check(model, ids, targets)
 
 

@@ -208,7 +208,7 @@ class TinyLMApp(App):
 
     def save_checkpoint(self, path: str | None = None) -> str | None:
         """Save the model (and trainer state) atomically; returns the path or None after a message."""
-        from tinylm.core import TinyLMError
+        from tinylm.core import TinyLMError, save_checkpoint
 
         model = self.session.model
         if model is None:
@@ -217,7 +217,7 @@ class TinyLMApp(App):
         path = path or self.session.checkpoint_path or str(Path("checkpoints") / "tinylm-tui")
         try:
             with model.lock:
-                model.save(path, trainer=self.session.trainer)
+                save_checkpoint(path, model, trainer=self.session.trainer)
         except (TinyLMError, OSError) as exc:
             self.notify(f"Could not save: {exc}", severity="error", timeout=10)
             return None

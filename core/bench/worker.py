@@ -198,10 +198,10 @@ def run_profile(spec: dict) -> dict:
 
 def run_gpt2_make(spec: dict) -> dict:
     """Write a checkpoint of random weights with the spec's shape (GPT-2 initialisation)."""
-    from tinylm.core import GPT, ModelConfig
+    from tinylm.core import GPT, ModelConfig, save_checkpoint
 
     model = GPT(ModelConfig(**spec["model"]), seed=spec["seed"])
-    model.save(spec["path"])
+    save_checkpoint(spec["path"], model)
     return {"engine": "tinylm", "weight_bytes": model.flat.nbytes}
 
 

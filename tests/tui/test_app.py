@@ -245,7 +245,7 @@ class TestStartup:
         import numpy as np
 
         demo = Session.demo(seed=0, steps=3)
-        demo.model.save(tmp_path / "ckpt", trainer=demo.trainer)
+        demo.trainer.save(tmp_path / "ckpt")
         app = create_app(checkpoint=str(tmp_path / "ckpt"))
         async with app.run_test(size=(80, 24)) as pilot:
             for _ in range(600):
