@@ -202,12 +202,13 @@ def open_run(path, corpus=None) -> tuple[GPT, TrainConfig, Corpus]:
         tcfg = config_from_dict(TrainConfig, extra["train"]).validate()
     except ConfigError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    info = extra.get("corpus") or {}
+    info = extra.get("corpus") if isinstance(extra.get("corpus"), dict) else {}
     if corpus is None:
         if info.get("source") == "text":
             raise CheckpointError(f"{path} was trained on typed text; pass that text as the corpus to resume")
         try:
-            corpus = load_corpus(info.get("path") or info.get("name", ""))
+            where = info.get("path") or info.get("name")
+            corpus = load_corpus(where if isinstance(where, str) else "")
         except TinyLMError as exc:
             raise CheckpointError(
                 f"cannot find the corpus {path} was trained on ({exc}); pass it with --corpus"
@@ -224,6 +225,9 @@ def restore_trainer_state(path, trainer) -> None:
     path = Path(path)
     model = trainer.model
     moments = TensorFile(path / OPTIMIZER_FILE)
+    unknown = sorted(moments.names() - {f"{key}.{n}" for key in ("exp_avg", "exp_avg_sq") for n in model.params})
+    if unknown:
+        raise CheckpointError(f"{path}/{OPTIMIZER_FILE}: tensor {unknown[0]} is not an AdamW moment of this model")
     _assign(model.layout.views(trainer.m), moments, path, prefix="exp_avg.")
     _assign(model.layout.views(trainer.v), moments, path, prefix="exp_avg_sq.")
     try:

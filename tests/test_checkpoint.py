@@ -213,3 +213,20 @@ def test_a_checkpoint_written_the_old_way_still_opens(trained):
     save_checkpoint(again, model)
     assert (again / "tokenizer.json").is_file() and (again / "vocab.json").is_file()
     np.testing.assert_array_equal(load(again).tokenizer.encode(text), model.tokenizer.encode(text))
+
+
+def test_unknown_tensors_are_refused(trained):
+    """Every name is checked: an extra tensor in the weights or the optimizer state is refused."""
+    from tinylm.core import Trainer
+
+    _, path = trained
+    moments = load_file(str(path / "optimizer.safetensors"))
+    moments["exp_avg.transformer.h.9.mlp.c_fc.weight"] = np.zeros((2, 2), np.float32)
+    save_file(moments, str(path / "optimizer.safetensors"))
+    with pytest.raises(CheckpointError, match="exp_avg.transformer.h.9.mlp.c_fc.weight is not an AdamW moment"):
+        Trainer.resume(path)
+    weights = load_file(str(path / "model.safetensors"))
+    weights["transformer.h.0.mlp.extra"] = np.zeros((2,), np.float32)
+    save_file(weights, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="transformer.h.0.mlp.extra is not part of a GPT-2"):
+        load(path)

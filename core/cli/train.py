@@ -15,6 +15,7 @@ import numpy as np
 from ..config import ModelConfig, TrainConfig
 from ..corpus import DEFAULT_CORPUS, builtin_corpora
 from ..errors import ConfigError, CorpusError
+from ..files import NotReadable, read_json_text
 from .common import EXIT_INTERRUPTED, UsageError, note, positive_int
 from .saving import check_out, check_space, fingerprint, save_or_rescue
 
@@ -248,9 +249,10 @@ def _resume(args):
 def _saved_corpus(path) -> dict:
     """The corpus record in a checkpoint's config.json, or {} (a damaged file is reported by resume)."""
     try:
-        return json.loads((Path(path) / "config.json").read_text())["tinylm"]["corpus"] or {}
-    except (OSError, ValueError, KeyError, TypeError):
+        record = json.loads(read_json_text(Path(path) / "config.json"))["tinylm"]["corpus"]
+    except (OSError, ValueError, KeyError, TypeError, NotReadable):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _resume_command(out: Path, corpus, corpus_arg: str | None) -> str:
