@@ -130,9 +130,14 @@ class GPT:
 
     # ----- forward -----------------------------------------------------------------------------
 
-    def forward(self, ids, targets=None, *, keep_scores=False, dropout_rng: np.random.Generator | None = None):
+    def forward(
+        self, ids, targets=None, *, keep_scores=False, dropout_rng: np.random.Generator | None = None, last_only=False
+    ):
         """Run the model on ids (B, T); with targets, return the mean cross-entropy, else None.
-        Dropout is applied only when a dropout_rng is given (training)."""
+        Dropout is applied only when a dropout_rng is given (training). With last_only the final
+        LayerNorm and the LM head run for each row's last position only: its logits are in the
+        first B rows of the logits buffer (generation needs nothing else, and at GPT-2's 50,257
+        tokens the head is the largest product)."""
         ids = self._check_ids(ids)
         B, T = ids.shape
         cfg = self.config
@@ -157,11 +162,18 @@ class GPT:
             _residual_add(
                 a, v.res2, v.res1, v.fch_gelu, mproj_w, mproj_b, v.fcproj, drop and v.mlp_dropout, p, dropout_rng
             )
-        K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, eps)
-        K.lm_head_forward(a.logits, a.lnf, self._wte)
         self.last_activations = a
         a.dropout_active = drop
         a.has_targets = targets is not None
+        if last_only:
+            if targets is not None:
+                raise ValueError("forward(last_only=True) computes no loss: it has the last position's logits only")
+            last = np.ascontiguousarray(a.layers[-1].res2.reshape(B, T, -1)[:, -1])  # (B, C)
+            K.layernorm_forward(a.lnf[:B], a.lnf_mean[:B], a.lnf_rstd[:B], last, self._lnf_w, self._lnf_b, eps)
+            K.lm_head_forward(a.logits[:B], a.lnf[:B], self._wte)
+            return None
+        K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.layers[-1].res2, self._lnf_w, self._lnf_b, eps)
+        K.lm_head_forward(a.logits, a.lnf, self._wte)
         if targets is None:
             return None
         a.targets[...] = targets
@@ -282,7 +294,7 @@ class GPT:
         """Probabilities (V,) of the next token after the prompt, at temperature 1."""
         ids = self.encode_prompt(prompt)
         with self.lock:
-            self.forward(ids[None, :])
-            last = self.last_activations.logits[-1].astype(np.float64)
+            self.forward(ids[None, :], last_only=True)
+            last = self.last_activations.logits[0].astype(np.float64)
         e = np.exp(last - last.max())
         return e / e.sum()

@@ -1,7 +1,11 @@
-"""One-token GPT-2 decoding step over a KV cache, fused into a single Numba call.
+"""One-token GPT-2 decoding step over a KV cache: fused into one Numba call, or in pieces.
 
-Generation is latency-bound: at B = T = 1 the matrices are small and a Python-level call per
-operation would cost more than the arithmetic, so the whole step is one nogil kernel.
+A small model's step is latency-bound: the matrices are small and a Python-level call per
+operation would cost more than the arithmetic, so the whole step is one nogil kernel
+(decode_step). A large model's step is bound by reading its weights once (0.5 GB per token at
+GPT-2 small's size): there the matrix-vector products go to BLAS's sgemv, which streams the
+weights faster than the Numba loop and can use every core, and the pieces between them (LayerNorm,
+attention over the cache, GELU) are the small kernels below.
 """
 
 import math
@@ -76,6 +80,54 @@ def _matvec(out, x, W, b):
 
 
 @njit(**JIT)
+def layernorm_one(out, x, w, b, eps):
+    """WRITES out (C,) = LayerNorm of one row x (C,)."""
+    _layernorm(out, x, w, b, eps)
+
+
+@njit(**JIT)
+def gelu_one(x):
+    """x (N,) = gelu(x) in place, GPT-2's tanh approximation."""
+    for i in range(x.shape[0]):
+        u = x[i]
+        x[i] = 0.5 * u * (1.0 + math.tanh(0.7978845608028654 * (u + 0.044715 * u * u * u)))
+
+
+@njit(**JIT)
+def attend_one(y, att, qkv, k_cache, v_cache, pos, n_head):
+    """Append this token's key and value at pos of one layer's cache (NH, Tmax, HS), then WRITES
+    y (C,) = every head's softmax(q . k_s / sqrt(HS)) over s <= pos, applied to the values.
+    qkv (3C,) is [q | k | v]; att (Tmax,) is scratch."""
+    C = y.shape[0]
+    HS = C // n_head
+    scale = 1.0 / math.sqrt(HS)
+    for h in range(n_head):
+        for d in range(HS):
+            k_cache[h, pos, d] = qkv[C + h * HS + d]
+            v_cache[h, pos, d] = qkv[2 * C + h * HS + d]
+    for h in range(n_head):
+        q0 = h * HS
+        maxval = -np.inf
+        for s in range(pos + 1):
+            dot = 0.0
+            for d in range(HS):
+                dot += qkv[q0 + d] * k_cache[h, s, d]
+            att[s] = dot * scale
+            if att[s] > maxval:
+                maxval = att[s]
+        total = 0.0
+        for s in range(pos + 1):
+            att[s] = math.exp(att[s] - maxval)
+            total += att[s]
+        for d in range(HS):
+            y[q0 + d] = 0.0
+        for s in range(pos + 1):
+            w = att[s] / total
+            for d in range(HS):
+                y[q0 + d] += w * v_cache[h, s, d]
+
+
+@njit(**JIT)
 def decode_step(
     logits, x, xn, qkv, y, fc, att, flat, offs, wte_off, lnf_off, wpe, k_cache, v_cache, token, pos, n_head, eps
 ):
@@ -87,8 +139,6 @@ def decode_step(
     C = x.shape[0]
     V = logits.shape[0]
     L = offs.shape[0]
-    HS = C // n_head
-    scale = 1.0 / math.sqrt(HS)
     wte = flat[wte_off : wte_off + V * C].reshape((V, C))
     for i in range(C):
         x[i] = wte[token, i] + wpe[pos, i]
@@ -98,30 +148,7 @@ def decode_step(
         _matvec(
             qkv, xn, flat[o[ATTN_W] : o[ATTN_W] + C * 3 * C].reshape((C, 3 * C)), flat[o[ATTN_B] : o[ATTN_B] + 3 * C]
         )
-        for h in range(n_head):
-            for d in range(HS):
-                k_cache[l, h, pos, d] = qkv[C + h * HS + d]
-                v_cache[l, h, pos, d] = qkv[2 * C + h * HS + d]
-        for h in range(n_head):
-            q0 = h * HS
-            maxval = -np.inf
-            for s in range(pos + 1):
-                dot = 0.0
-                for d in range(HS):
-                    dot += qkv[q0 + d] * k_cache[l, h, s, d]
-                att[s] = dot * scale
-                if att[s] > maxval:
-                    maxval = att[s]
-            total = 0.0
-            for s in range(pos + 1):
-                att[s] = math.exp(att[s] - maxval)
-                total += att[s]
-            for d in range(HS):
-                y[q0 + d] = 0.0
-            for s in range(pos + 1):
-                w = att[s] / total
-                for d in range(HS):
-                    y[q0 + d] += w * v_cache[l, h, s, d]
+        attend_one(y, att, qkv, k_cache[l], v_cache[l], pos, n_head)
         _matvec(xn, y, flat[o[APROJ_W] : o[APROJ_W] + C * C].reshape((C, C)), flat[o[APROJ_B] : o[APROJ_B] + C])
         for i in range(C):
             x[i] += xn[i]

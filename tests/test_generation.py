@@ -1,5 +1,7 @@
 """Generation: the KV cache against full forward passes; sampling filters against hand computation."""
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -16,17 +18,46 @@ def model_with_tokenizer(block_size=12, dtype=np.float32):
     return model
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "blas"])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
-def test_kv_cache_logits_equal_full_forward_at_every_position(dtype, tol):
+def test_kv_cache_logits_equal_full_forward_at_every_position(dtype, tol, fused):
+    """Both decoding paths (one fused Numba call; BLAS products between small kernels) against
+    the model's full forward pass."""
     model = model_with_tokenizer(dtype=dtype)
     ids = model.tokenizer.encode("the fox ju")[:10]
-    cache = KVCache(model)
+    cache = KVCache(model, fused=fused)
+    assert cache.fused == fused
     cache.prefill(ids[:2])
     for t in range(2, len(ids)):
         step_logits = cache.step(ids[t]).copy()
         model.forward(ids[None, : t + 1])
         full = model.last_activations.logits[-1]  # in the model's own dtype (B = 1: rows are positions)
         assert np.abs(step_logits - full).max() < tol
+
+
+def test_last_only_forward_gives_the_last_positions_logits():
+    model = model_with_tokenizer(dtype=np.float64)
+    ids = np.random.default_rng(1).integers(0, model.config.vocab_size, (3, 7))
+    model.forward(ids)
+    full = model.last_activations.logits.reshape(3, 7, -1)[:, -1].copy()  # float64, as the model computes
+    model.forward(ids, last_only=True)
+    np.testing.assert_allclose(model.last_activations.logits[:3], full, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="last_only"):
+        model.forward(ids, ids, last_only=True)
+
+
+def test_large_models_decode_through_blas_and_both_paths_generate_the_same_tokens(monkeypatch):
+    gen = importlib.import_module("tinylm.core.generate")  # the module, not the function core exports
+
+    model = model_with_tokenizer(block_size=8)
+    assert KVCache(model).fused  # a small model: one fused call per token
+    fused = [s.id for s in model.generate("the fox", Sampling(greedy=True), 30)]
+    monkeypatch.setattr(gen, "BLAS_DECODE_BYTES", 0)
+    assert not KVCache(model).fused
+    steps = list(model.generate("the fox", Sampling(greedy=True), 30))  # through two cache refills
+    assert [s.id for s in steps] == fused
+    first = model.next_token_probs("the fox")
+    np.testing.assert_allclose(steps[0].raw_probs, first, atol=1e-6)
 
 
 def test_generation_past_the_context_keeps_going_and_matches_a_cropped_forward():
@@ -108,3 +139,17 @@ def test_draw_follows_the_distribution():
 def test_invalid_sampling_is_refused(kw):
     with pytest.raises(ConfigError):
         Sampling(**kw).validate()
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_column_split_products_equal_numpys(parts):
+    from tinylm.core.parallel import ColumnSplit
+
+    rng = np.random.default_rng(parts)
+    x, w, wt = rng.normal(size=7), rng.normal(size=(7, 10)), rng.normal(size=(11, 7))
+    out, out_t = np.zeros(10), np.zeros(11)
+    with ColumnSplit(parts) as split:
+        split.matvec(out, x, w)
+        split.matvec_t(out_t, wt, x)
+    np.testing.assert_allclose(out, x @ w, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(out_t, wt @ x, rtol=1e-13, atol=1e-13)
