@@ -10,7 +10,15 @@ from .model import GPT
 from .reference import GELU_CUBIC, GELU_SCALE
 from .run import limit_threads, make_trainer, memory_estimate
 from .sampling import Sampling
-from .tokenizers import Tokenizer, train_tokenizer
+from .tokenizers import (
+    TOKENIZERS,
+    Tokenizer,
+    TokenizerKind,
+    load_tokenizer,
+    tokenizer_from_dict,
+    tokenizer_kind,
+    train_tokenizer,
+)
 from .trace import Trace
 from .trainer import Trainer, TrainingDiverged, TrainMetrics
 
@@ -40,6 +48,11 @@ __all__ = [
     "Sampling",
     "Tokenizer",
     "train_tokenizer",
+    "TOKENIZERS",
+    "TokenizerKind",
+    "tokenizer_kind",
+    "tokenizer_from_dict",
+    "load_tokenizer",
     "Trace",
     "Trainer",
     "TrainMetrics",

@@ -20,7 +20,7 @@ from .hf_weights import WEIGHTS_FILE, check_tensors, fill_model, index_tensors, 
 from .model import GPT
 from .safedir import publish, recover, staging_dir
 from .tensorfile import TensorFile
-from .tokenizers import TOKENIZER_FILE, Tokenizer
+from .tokenizers import TOKENIZER_FILE, read_tokenizer_file
 
 CONFIG_FILE = "config.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -175,7 +175,7 @@ def load(path, *, dtype=np.float32) -> GPT:
     tokenizer = None
     if (path / TOKENIZER_FILE).exists():
         try:
-            tokenizer = Tokenizer.load(path)
+            tokenizer = read_tokenizer_file(path)
         except TinyLMError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         if tokenizer.vocab_size != cfg.vocab_size:

@@ -14,10 +14,16 @@ from tinylm.core.corpus import builtin_corpora, load_corpus
 from tinylm.core.errors import TinyLMError, TokenizerError
 from tinylm.core.tokenizers import (
     TOKENIZER_FILE,
+    TOKENIZER_KINDS,
+    TOKENIZERS,
     BPETokenizer,
     CharTokenizer,
     Tokenizer,
     WordTokenizer,
+    load_tokenizer,
+    read_tokenizer_file,
+    tokenizer_from_dict,
+    tokenizer_kind,
     train_tokenizer,
 )
 from tinylm.core.tokenizers.bpe import BPE_PATTERN, LEGACY_BPE_PATTERN
@@ -203,7 +209,7 @@ class TestBPE:
         assert "".join(BPETokenizer([], pattern).chunks(text)) == text
 
     def test_a_tokenizer_saved_with_the_legacy_pattern_keeps_its_ids(self):
-        old = Tokenizer.from_dict({"kind": "bpe", "version": 1, "merges": [[97, 98]]})  # before "pattern" was stored
+        old = tokenizer_from_dict({"kind": "bpe", "version": 1, "merges": [[97, 98]]})  # before "pattern" was stored
         assert old.pattern == LEGACY_BPE_PATTERN
         assert old.chunks("x² ab") == ["x²", " ab"]  # Python's \w took ² for a letter
         assert BPETokenizer([[97, 98]]).chunks("x² ab") == ["x", "²", " ab"]  # GPT-2: ² is a number
@@ -261,7 +267,7 @@ class TestSerialisation:
         tok = fables_tokenizers[kind]
         data = json.loads(json.dumps(tok.to_dict()))  # must be JSON-ready
         assert data["kind"] == kind
-        again = Tokenizer.from_dict(data)
+        again = tokenizer_from_dict(data)
         assert type(again) is type(tok) and again.vocab_size == tok.vocab_size
         text = corpora["recipes"][:5000] + "unseen ∮ 🦊"
         assert np.array_equal(again.encode(text), tok.encode(text))
@@ -272,16 +278,16 @@ class TestSerialisation:
         tok = fables_tokenizers[kind]
         path = tok.save(tmp_path / "ckpt")
         assert path.name == TOKENIZER_FILE == "tinylm_tokenizer.json"
-        loaded = Tokenizer.load(tmp_path / "ckpt")
+        loaded = read_tokenizer_file(tmp_path / "ckpt")
         assert loaded.to_dict() == tok.to_dict()
         assert (tmp_path / "ckpt" / "tokenizer.json").exists()  # for Hugging Face
 
     def test_load_missing_or_damaged_file(self, tmp_path):
         with pytest.raises(TokenizerError, match="no tinylm_tokenizer.json"):
-            Tokenizer.load(tmp_path)
+            read_tokenizer_file(tmp_path)
         (tmp_path / TOKENIZER_FILE).write_text("{not json", encoding="utf-8")
         with pytest.raises(TokenizerError, match="not valid JSON"):
-            Tokenizer.load(tmp_path)
+            read_tokenizer_file(tmp_path)
 
     @pytest.mark.parametrize(
         "data, words",
@@ -305,7 +311,7 @@ class TestSerialisation:
     )
     def test_damaged_dicts_raise_one_line_errors(self, data, words):
         with pytest.raises(TokenizerError, match=words) as info:
-            Tokenizer.from_dict(data)
+            tokenizer_from_dict(data)
         assert "\n" not in str(info.value)
         assert isinstance(info.value, TinyLMError)
 
@@ -327,3 +333,33 @@ class TestTrainTokenizer:
     def test_encode_rejects_non_text(self, fables_tokenizers):
         with pytest.raises(TokenizerError, match="must be a str"):
             fables_tokenizers["char"].encode(b"bytes")
+
+
+class TestRegistry:
+    def test_each_kind_names_its_class(self):
+        assert [k.name for k in TOKENIZERS] == ["char", "word", "bpe", "gpt2"]
+        for k in TOKENIZERS:
+            assert k.cls.kind == k.name and k.description and tokenizer_kind(k.name) is k
+
+    @pytest.mark.parametrize("kind", [k.name for k in TOKENIZERS if k.trains])
+    def test_trainable_kinds_train_and_load_back_through_the_table(self, kind, tmp_path):
+        spec = tokenizer_kind(kind)
+        tok = train_tokenizer(kind, "the fox and the crow, the end " * 40, 260 if spec.takes_vocab_size else 5)
+        assert isinstance(tok, spec.cls)
+        if spec.takes_vocab_size:
+            assert tok.vocab_size <= 260
+        tok.save(tmp_path)
+        assert load_tokenizer(tmp_path).to_dict() == tok.to_dict()
+
+    def test_gpt2_is_read_not_trained(self):
+        assert not tokenizer_kind("gpt2").trains and "gpt2" not in TOKENIZER_KINDS
+        with pytest.raises(TokenizerError, match="not trained on a corpus") as info:
+            train_tokenizer("gpt2", "some text")
+        assert "\n" not in str(info.value)
+
+    def test_command_line_choices_are_the_trainable_kinds(self):
+        from tinylm.core.cli.main import build_parser
+
+        train = build_parser()._subparsers._group_actions[0].choices["train"]
+        choices = next(a.choices for a in train._actions if a.dest == "tokenizer")
+        assert list(choices) == list(TOKENIZER_KINDS) == [k.name for k in TOKENIZERS if k.trains]

@@ -61,9 +61,9 @@ def _timed_loop(step, spec: dict) -> list[float]:
 def _build(spec: dict):
     import numpy as np
 
-    from tinylm.core import GPT, ModelConfig, Tokenizer, Trainer
+    from tinylm.core import GPT, ModelConfig, Trainer, tokenizer_from_dict
 
-    tokenizer = Tokenizer.from_dict(spec["tokenizer"])
+    tokenizer = tokenizer_from_dict(spec["tokenizer"])
     model = GPT(ModelConfig(**spec["model"]), tokenizer, seed=spec["seed"])
     return Trainer(model, np.load(spec["ids_path"]), train_config(spec["train"]["batch_size"]))
 

@@ -16,8 +16,11 @@ from ..config import ModelConfig, TrainConfig
 from ..corpus import DEFAULT_CORPUS, builtin_corpora
 from ..errors import ConfigError, CorpusError
 from ..files import NotReadable, read_json_text
+from ..tokenizers import TOKENIZERS
 from .common import EXIT_INTERRUPTED, UsageError, note, positive_int
 from .saving import check_out, check_space, fingerprint, save_or_rescue
+
+DEFAULT_TOKENIZER = "char"
 
 M, TC = ModelConfig(), TrainConfig()
 
@@ -82,12 +85,19 @@ def add_train_parser(sub) -> None:
         help=f"built-in corpus ({names}; default {DEFAULT_CORPUS}) or the path of a UTF-8 text file",
     )
     src.add_argument("--text", metavar="TEXT", help="train on this text instead of a corpus")
-    data.add_argument("--tokenizer", choices=("char", "word", "bpe"), help="tokenizer kind (default char)")
+    kinds = [k for k in TOKENIZERS if k.trains]
+    data.add_argument(
+        "--tokenizer",
+        choices=[k.name for k in kinds],
+        help="; ".join(f"{k.name}: {k.description}" for k in kinds) + f" (default {DEFAULT_TOKENIZER})",
+    )
+    sized = [k for k in kinds if k.takes_vocab_size]
     data.add_argument(
         "--vocab-size",
         type=positive_int,
         metavar="N",
-        help="vocabulary size for word and bpe (default 8192 words, 512 bpe); char ignores it",
+        help=f"vocabulary size for {' and '.join(k.name for k in sized)} "
+        f"(default {', '.join(f'{k.default_vocab} {k.name}' for k in sized)}); the others ignore it",
     )
     data.add_argument(
         "--val-fraction", type=float, metavar="F", help=f"share held out for validation (default {TC.val_fraction})"
@@ -286,10 +296,10 @@ def run_train(args) -> int:
         if args.out is not None:
             out = Path(args.out)
         else:
-            out = _default_out(corpus, args.tokenizer or "char")
+            out = _default_out(corpus, args.tokenizer or DEFAULT_TOKENIZER)
         check_out(out, overwrite=args.overwrite)
         dtype = np.float64 if args.dtype == "float64" else np.float32
-        trainer = make_trainer(corpus, args.tokenizer or "char", args.vocab_size, mc, tc, dtype=dtype)
+        trainer = make_trainer(corpus, args.tokenizer or DEFAULT_TOKENIZER, args.vocab_size, mc, tc, dtype=dtype)
     if trainer.done:
         note(
             f"{args.resume} has already trained {trainer.step_count} of {trainer.config.max_steps} steps; "

@@ -6,31 +6,22 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import TokenizerError
-from ..files import NotReadable, read_json_text
 
 TOKENIZER_FILE = "tinylm_tokenizer.json"  # exact for every kind; Hugging Face's tokenizer.json is written beside it
 FORMAT_VERSION = 1
 UNKNOWN_TEXT = "\ufffd"  # what an <unk> token decodes to (U+FFFD REPLACEMENT CHARACTER)
 UNKNOWN_DISPLAY = "<unk>"  # how token_text shows an <unk> token
 
-_KINDS: dict[str, type[Tokenizer]] = {}
-
 
 class Tokenizer:
-    """Maps text to int64 token ids and back; subclasses set `kind`."""
+    """Maps text to int64 token ids and back; subclasses set `kind` and get a line in registry.py."""
 
     kind: str = ""
     byte_level: bool = False  # tokens are byte strings; one may hold part of a UTF-8 character
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.kind:
-            _KINDS[cls.kind] = cls
 
     @property
     def vocab_size(self) -> int:
@@ -53,29 +44,14 @@ class Tokenizer:
         raise NotImplementedError
 
     @classmethod
-    def _from_fields(cls, d: dict) -> Tokenizer:
+    def train(cls, text: str, vocab_size: int | None = None) -> Tokenizer:
+        """A tokenizer learned from `text` (kinds that are read from files do not train)."""
         raise NotImplementedError
 
-    @staticmethod
-    def from_dict(d: dict) -> Tokenizer:
-        """Rebuild a tokenizer from `to_dict` output; a damaged dict raises TokenizerError."""
-        if not isinstance(d, dict):
-            raise TokenizerError(f"tokenizer data must be a JSON object, got {type(d).__name__}")
-        kind = d.get("kind")
-        if kind not in _KINDS:
-            known = ", ".join(sorted(_KINDS))
-            raise TokenizerError(f"unknown tokenizer kind {kind!r} in tokenizer data; expected one of {known}")
-        version = d.get("version", FORMAT_VERSION)
-        if version != FORMAT_VERSION:
-            raise TokenizerError(
-                f"tokenizer data has format version {version!r}, this tinylm reads version {FORMAT_VERSION}"
-            )
-        try:
-            return _KINDS[kind]._from_fields(d)
-        except TokenizerError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise TokenizerError(f"damaged {kind} tokenizer data ({type(exc).__name__}: {exc})") from None
+    @classmethod
+    def _from_fields(cls, d: dict) -> Tokenizer:
+        """Rebuild from `to_dict` output (the registry has checked `kind` and `version`)."""
+        raise NotImplementedError
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write `tinylm_tokenizer.json` into `directory` (atomically) and return its path."""
@@ -86,26 +62,6 @@ class Tokenizer:
         tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)  # a crash mid-write never leaves a half-written tokenizer behind
         return path
-
-    @staticmethod
-    def load(directory: str | os.PathLike) -> Tokenizer:
-        """Read `tinylm_tokenizer.json` from `directory`."""
-        path = Path(directory) / TOKENIZER_FILE
-        try:
-            text = read_json_text(path)
-        except FileNotFoundError:
-            raise TokenizerError(
-                f"no {TOKENIZER_FILE} in {directory}; is this a tinylm checkpoint directory?"
-            ) from None
-        except NotReadable as exc:
-            raise TokenizerError(f"{path} {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TokenizerError(f"cannot read {path}: {exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TokenizerError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-        return Tokenizer.from_dict(data)
 
     def _check_ids(self, ids: Iterable[int]) -> list[int]:
         """Ids as a plain list of ints, each checked to be inside the vocabulary."""

@@ -34,8 +34,8 @@ class CharTokenizer(Tokenizer):
         self._stoi = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
-    def train(cls, text: str) -> CharTokenizer:
-        """Vocabulary = the sorted distinct characters of `text`, plus `<unk>`."""
+    def train(cls, text: str, vocab_size: int | None = None) -> CharTokenizer:
+        """Vocabulary = the sorted distinct characters of `text`, plus `<unk>` (`vocab_size` is ignored)."""
         require_text(text)
         if not text:
             raise TokenizerError("cannot train a tokenizer on empty text; use a non-empty corpus")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import TokenizerError
+from ..files import NotReadable, read_json_text
 from .pretokenize import GPT2_PATTERN
 
 TOKENIZER_JSON = "tokenizer.json"
@@ -30,9 +31,11 @@ MERGES_HEADER = "#version: 0.2"
 
 def read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_json_text(path))
     except FileNotFoundError:
         raise TokenizerError(f"{path} does not exist") from None
+    except NotReadable as exc:
+        raise TokenizerError(f"{path} {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TokenizerError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -55,7 +58,9 @@ def _parse_merges(lines, where: Path) -> list[tuple[str, str]]:
 def read_merges(path: Path) -> list[tuple[str, str]]:
     """merges.txt: an optional `#version` line, then one `left right` pair per line, by rank."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_json_text(path)  # a text file, under the same size limit
+    except NotReadable as exc:
+        raise TokenizerError(f"{path} {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TokenizerError(f"cannot read {path}: {exc}") from None
     lines = [line for line in text.split("\n") if line and not line.startswith("#version")]

@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 from textual.widgets import Button, Input, Select, TextArea
 
-from tinylm.core import ConfigError, load, load_corpus, memory_estimate, train_tokenizer
+from tinylm.core import (
+    TOKENIZERS,
+    ConfigError,
+    load,
+    load_corpus,
+    memory_estimate,
+    tokenizer_kind,
+    train_tokenizer,
+)
+from tinylm.core.tokenizers.bpe import DEFAULT_BPE_VOCAB
 from tinylm.tui.app import create_app
 from tinylm.tui.screens.config import FILE, TYPED, ConfigScreen
 from tinylm.tui.screens.config_form import build_configs, human_bytes, human_count
@@ -50,6 +59,17 @@ class TestSummary:
             assert f"memory     {human_bytes(memory_estimate(mc, tc))}" in summary
             assert "ready" in text_of(screen, "#verdict")
             assert not screen.query_one("#create", Button).disabled
+
+    async def test_tokenizer_choices_are_the_registrys_trainable_kinds(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            select = app.screen.query_one("#tokenizer", Select)
+            assert [value for _, value in select._options] == [k.name for k in TOKENIZERS if k.trains]
+            select.value = "bpe"
+            await settle(app, pilot)
+            assert text_of(app.screen, "#keys-hint") == f"bpe: {tokenizer_kind('bpe').description}"
+            assert f"vocab      {DEFAULT_BPE_VOCAB:,} (bpe)" in text_of(app.screen, "#summary")
 
     async def test_summary_follows_a_change(self, session):
         app = create_app(session)

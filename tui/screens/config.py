@@ -15,7 +15,6 @@ from .config_form import (
     FIELDS_BY_ID,
     NUMBER_FIELDS,
     POSITIONAL_KINDS,
-    TOKENIZER_KINDS,
     FieldError,
     build_configs,
     format_value,
@@ -55,6 +54,14 @@ class ConfigScreen(Screen):
             builtin = [(name, name) for name, _ in builtin_corpora()]
         return builtin + [("a text file…", FILE), ("text typed below…", TYPED)]
 
+    def tokenizer_options(self) -> list[tuple[str, str]]:
+        """The kinds one can train (from the core's registry once it is imported; the default until then)."""
+        if not self.app.core_loaded:
+            return [(DEFAULTS["tokenizer"], DEFAULTS["tokenizer"])]
+        from tinylm.core import TOKENIZERS
+
+        return [(k.name, k.name) for k in TOKENIZERS if k.trains]
+
     def compose(self) -> ComposeResult:
         # Two-column grids instead of a container per row: fewer widgets make the screen open faster.
         with Horizontal(id="body"):
@@ -71,7 +78,7 @@ class ConfigScreen(Screen):
                     yield Static("Tokenizer", classes="section")
                     yield Label("tokenizer")
                     yield Select(
-                        [(k, k) for k in TOKENIZER_KINDS],
+                        self.tokenizer_options(),
                         value=DEFAULTS["tokenizer"],
                         allow_blank=False,
                         compact=True,
@@ -121,6 +128,10 @@ class ConfigScreen(Screen):
         if self.app.core_loaded and len(source._options) <= 2:  # the built-in corpora arrived
             source.set_options(self.corpus_options())
             source.value = self.corpus_options()[0][1]
+        tokenizer = self.query_one("#tokenizer", Select)
+        if self.app.core_loaded and len(tokenizer._options) <= 1:  # the registry arrived with the core
+            tokenizer.set_options(self.tokenizer_options())
+            tokenizer.value = DEFAULTS["tokenizer"]
         self.recompute()
 
     # -- reading the form ------------------------------------------------------------------------
@@ -153,6 +164,10 @@ class ConfigScreen(Screen):
     def _select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "source":
             self.show_source()
+        if event.select.id == "tokenizer" and self.app.core_loaded and event.value != Select.BLANK:
+            from tinylm.core import tokenizer_kind
+
+            self.query_one("#keys-hint", Static).update(f"{event.value}: {tokenizer_kind(event.value).description}")
         self.recompute()
 
     @on(Input.Changed)

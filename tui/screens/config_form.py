@@ -38,7 +38,6 @@ NUMBER_FIELDS = (
 FIELDS_BY_ID = {f.id: f for f in NUMBER_FIELDS}
 MODEL_FIELDS = [f for f in NUMBER_FIELDS if f.target == "model"]
 TRAIN_FIELDS = [f for f in NUMBER_FIELDS if f.target == "train"]
-TOKENIZER_KINDS = ("char", "word", "bpe")
 POSITIONAL_KINDS = ("learned", "sincos")
 DEFAULTS = {"tokenizer": DEFAULT_TOKENIZER, "positional": DEFAULT_MODEL["positional"]}
 
