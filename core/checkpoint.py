@@ -20,7 +20,7 @@ from .hf_weights import WEIGHTS_FILE, check_tensors, fill_model, index_tensors, 
 from .model import GPT
 from .safedir import publish, recover, staging_dir
 from .tensorfile import TensorFile
-from .tokenizers import TOKENIZER_FILE, read_tokenizer_file
+from .tokenizers import TOKENIZER_FILE, Tokenizer, load_hf_tokenizer, read_tokenizer_file
 
 CONFIG_FILE = "config.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -163,6 +163,22 @@ def _checkpoint_dir(path) -> Path:
     return path
 
 
+def _tokenizer(path: Path, vocab_size: int) -> Tokenizer | None:
+    """The directory's tokenizer (tinylm's file, else Hugging Face's), None without one; refused when
+    damaged or when its size is not the model's vocabulary."""
+    try:  # exists, not is_file: a FIFO or device in its place is refused, not skipped
+        tokenizer = read_tokenizer_file(path) if (path / TOKENIZER_FILE).exists() else load_hf_tokenizer(path)
+    except TinyLMError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    if tokenizer is not None and tokenizer.vocab_size != vocab_size:
+        source = next(n for n in (TOKENIZER_FILE, "tokenizer.json", "vocab.json") if (path / n).is_file())
+        raise CheckpointError(
+            f"{path}/{source}: tokenizer has {tokenizer.vocab_size} tokens but the model has vocab_size {vocab_size} "
+            "(config.json); they must be the same vocabulary"
+        )
+    return tokenizer
+
+
 def load(path, *, dtype=np.float32) -> GPT:
     """Open a checkpoint directory (tinylm's or any Hugging Face GPT-2) as a model with its tokenizer,
     or None for the tokenizer where the directory has none. Every name and shape is checked against
@@ -172,16 +188,7 @@ def load(path, *, dtype=np.float32) -> GPT:
     data = _read_json(path / CONFIG_FILE, "config.json")
     cfg = model_config_from_hf(data, path)
     check_fits_in_memory(cfg, np.dtype(dtype).itemsize, path)
-    tokenizer = None
-    if (path / TOKENIZER_FILE).exists():
-        try:
-            tokenizer = read_tokenizer_file(path)
-        except TinyLMError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
-        if tokenizer.vocab_size != cfg.vocab_size:
-            raise CheckpointError(
-                f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model has vocab_size {cfg.vocab_size}"
-            )
+    tokenizer = _tokenizer(path, cfg.vocab_size)
     tensors = index_tensors(weight_files(path))
     check_tensors(tensors, cfg, data.get("tie_word_embeddings", True) is not False, path)
     model = GPT(cfg, tokenizer, dtype=dtype, init=False)

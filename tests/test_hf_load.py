@@ -1,14 +1,19 @@
 """Opening Hugging Face GPT-2 directories: genuine files from transformers, both naming schemes, mask
 buffers, explicit lm_head, other dtypes, sharded weights, every config key honoured or refused."""
 
+import contextlib
+import io
 import json
+import shutil
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
 from tinylm.core import CheckpointError, load, reference
+from tinylm.core.cli.main import main
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -221,3 +226,105 @@ def test_absurd_sizes_are_refused_before_allocating(tmp_path):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 64 << 20  # the weights would need 57 GiB; reading config.json takes a 16 MiB buffer
+
+
+# ----- with GPT-2's own tokenizer files, and through the command line ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+GPT2_FILES = next(
+    (p for p in (ROOT.parent / "shared/data/gpt2-tokenizer", Path("/work/shared/data/gpt2-tokenizer")) if p.is_dir()),
+    None,
+)
+needs_gpt2_files = pytest.mark.skipif(GPT2_FILES is None, reason="GPT-2's tokenizer files are not here")
+
+
+def with_gpt2_tokenizer(path):
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(GPT2_FILES / name, path / name)
+    return path
+
+
+def run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def gpt2_toy(tmp_path_factory):
+    """GPT-2's vocabulary and tokenizer on a 2-layer, 32-wide model of random weights."""
+    path = hf_dir(tmp_path_factory.mktemp("gpt2") / "toy", vocab_size=50257, n_embd=32, n_head=4, n_positions=64)
+    return with_gpt2_tokenizer(path)
+
+
+@needs_gpt2_files
+def test_gpt2_tokenizer_and_logits_match_transformers(gpt2_toy):
+    model = load(gpt2_toy)
+    text = "Hello world! Ça va?  Tabs\tand 🙂 emoji, it's <|endoftext|> done."
+    ref_ids = transformers.AutoTokenizer.from_pretrained(str(gpt2_toy))(text)["input_ids"]
+    ids = model.tokenizer.encode(text)
+    assert ids.tolist() == ref_ids
+    assert np.abs(model.logits(ids[None]) - hf_logits(gpt2_toy, ids[None])).max() < 1e-4
+    assert model.config.eos_token_id == 50256
+
+
+@needs_gpt2_files
+def test_cli_info_generate_and_inspect_open_a_gpt2_directory(gpt2_toy):
+    status, out, err = run(["info", gpt2_toy])
+    assert status == 0, err
+    assert "2 layers" in out and "vocabulary 50,257" in out and "--init" in out
+    status, out, err = run(["generate", gpt2_toy, "--prompt", "The cat", "--tokens", "5", "--greedy"])
+    assert status == 0, err
+    model = load(gpt2_toy)
+    ids = model.tokenizer.encode("The cat")[None]
+    hf = transformers.GPT2LMHeadModel.from_pretrained(str(gpt2_toy))
+    ref = hf.generate(torch.from_numpy(ids), max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=0)
+    assert out.startswith("The cat" + model.tokenizer.decode(ref[0, 2:].tolist()))
+    status, out, err = run(["inspect", gpt2_toy, "--prompt", "The cat"])
+    assert status == 0, err
+
+
+def test_cli_without_tokenizer_info_works_and_generate_says_what_is_missing(tmp_path):
+    path = hf_dir(tmp_path / "m")
+    status, out, err = run(["info", path])
+    assert status == 0, err
+    assert "tokenizer" in out and "none" in out
+    for command in (["generate", path, "--tokens", "3"], ["inspect", path, "--prompt", "hi"]):
+        status, out, err = run(command)
+        assert status == 2 and err.count("\n") == 1
+        assert "has weights but no tokenizer (tokenizer.json, or vocab.json + merges.txt)" in err
+
+
+@needs_gpt2_files
+def test_tokenizer_of_another_size_is_refused(tmp_path):
+    path = with_gpt2_tokenizer(hf_dir(tmp_path / "m"))
+    status, out, err = run(["info", path])
+    assert status == 2 and err.count("\n") == 1
+    assert "vocab.json: tokenizer has 50257 tokens but the model has vocab_size 97" in err
+
+
+def test_damaged_tokenizer_json_is_refused(tmp_path):
+    path = hf_dir(tmp_path / "m")
+    (path / "tokenizer.json").write_text('{"model": {"type": "BPE", "vocab": ')
+    status, out, err = run(["info", path])
+    assert status == 2 and err.count("\n") == 1 and "tokenizer.json" in err
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda p: edit_config(p, model_type="bert"), "config.json describes a 'bert' model"),
+        (lambda p: edit_tensors(p, lambda t: t.pop("transformer.h.1.mlp.c_fc.bias")), "missing tensor"),
+        (lambda p: edit_config(p, n_embd=32, n_head=2), "has shape"),
+        (lambda p: edit_config(p, activation_function="swish"), "activation_function 'swish'"),
+        (lambda p: (p / "model.safetensors").rename(p / "pytorch_model.bin"), "pytorch_model.bin, a pickle"),
+    ],
+    ids=["model-type", "missing-tensor", "shapes", "config-key", "pickle"],
+)
+def test_cli_bad_directories_exit_2_with_one_line(tmp_path, damage, words):
+    path = hf_dir(tmp_path / "m")
+    damage(path)
+    status, out, err = run(["info", path])
+    assert status == 2 and err.startswith("tinylm: error: ") and err.count("\n") == 1
+    assert words in err

@@ -98,13 +98,16 @@ def default_prompt_ids(model) -> list[int]:
     return [1 if unk_id == 0 else 0]
 
 
-def load_checkpoint(path):
-    """load(path), refusing a weights-only directory without a tokenizer (the CLI speaks text)."""
+def load_checkpoint(path, *, need_tokenizer: bool = True):
+    """load(path); unless told otherwise, refusing a directory without a tokenizer (the CLI speaks text)."""
     from ..checkpoint import load
 
     model = load(path)
-    if model.tokenizer is None:
-        raise UsageError(f"{path} has no tokenizer file; tinylm's CLI needs one to turn text into tokens")
+    if need_tokenizer and model.tokenizer is None:
+        raise UsageError(
+            f"{path} has weights but no tokenizer (tokenizer.json, or vocab.json + merges.txt); copy the model's "
+            f"tokenizer files into it to turn text into tokens (`tinylm info {path}` works without them)"
+        )
     return model
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import TrainConfig, config_from_dict
+from ..config import LN_EPS, TrainConfig, config_from_dict
 from ..errors import ConfigError
 from ..files import NotReadable, read_json_text
 from .common import fmt_bytes, load_checkpoint, plural
@@ -50,7 +50,7 @@ def run_info(args) -> int:
     from ..checkpoint import CONFIG_FILE, STATE_FILE
 
     path = Path(args.checkpoint)
-    model = load_checkpoint(path)  # validates every file first: a damaged checkpoint is an error here
+    model = load_checkpoint(path, need_tokenizer=False)  # validates every file: a damaged one is an error
     cfg, tok = model.config, model.tokenizer
     extra = json.loads(read_json_text(path / CONFIG_FILE)).get("tinylm")
     extra = extra if isinstance(extra, dict) else {}
@@ -62,10 +62,11 @@ def run_info(args) -> int:
             "model",
             f"GPT-2, {plural(cfg.n_layer, 'layer')}, {plural(cfg.n_head, 'head')} (head size {cfg.head_size}), "
             f"{cfg.n_embd} wide, context {cfg.block_size}, {cfg.positional} positions"
-            + (f", dropout {cfg.dropout:g}" if cfg.dropout else ""),
+            + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
+            + (f", LayerNorm epsilon {cfg.layer_norm_epsilon:g}" if cfg.layer_norm_epsilon != LN_EPS else ""),
         ),
         ("parameters", f"{cfg.num_params():,}"),
-        ("tokenizer", f"{tok.kind}, vocabulary {tok.vocab_size:,}"),
+        ("tokenizer", _tokenizer_row(tok, cfg)),
     ]
     corpus = extra.get("corpus")
     if isinstance(corpus, dict) and corpus:
@@ -113,11 +114,23 @@ def run_info(args) -> int:
                 ("val loss", f"{sparkline(vals)}  {vals[0]:.3f} -> {vals[-1]:.3f} over {len(vals)} evaluations")
             )
     elif not train:
-        rows.append(("training", "none recorded (weights only; cannot resume)"))
+        rows.append(
+            ("training", f"none recorded (weights only; `tinylm train --init {path} --corpus FILE` fine-tunes it)")
+        )
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _tokenizer_row(tok, cfg) -> str:
+    if tok is None:
+        return (
+            f"none (vocabulary {cfg.vocab_size:,}; add tokenizer.json or vocab.json + merges.txt "
+            "for generate and inspect)"
+        )
+    ends = f", end of text id {cfg.eos_token_id}" if cfg.eos_token_id is not None else ""
+    return f"{tok.kind}, vocabulary {tok.vocab_size:,}{ends}"
 
 
 def _history(state_file: Path) -> list[dict]:
