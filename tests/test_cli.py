@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tinylm.core import Sampling, Trainer, TrainingDiverged, load
+from tinylm.core.cli.common import show_token
 from tinylm.core.cli.info import sparkline
 from tinylm.core.cli.inspect import format_matrix
 from tinylm.core.cli.main import main
@@ -209,6 +210,24 @@ def test_inspect_prints_the_trace(ckpt):
     assert len(re.findall(r"^\s+\d+\. .+ id ", out, re.M)) == 10
     # the second row of head 0: the second token attends to the first two
     assert f"{tr['h.0.att'][0][1, 0]:.4f} {tr['h.0.att'][0][1, 1]:.4f}" in out
+
+
+def test_inspect_shows_how_bpe_merged_each_chunk(tmp_path):
+    path = tmp_path / "bpe"
+    assert train(path, "--tokenizer", "bpe", "--vocab-size", "300", steps=2)[0] == 0
+    prompt = "The fox 🦊"
+    status, out, err = run(["inspect", path, "--prompt", prompt])
+    assert status == 0 and "how byte-level BPE made them" in out
+    tok = load(path).tokenizer
+    assert tok.chunks(prompt) == ["The", " fox", " 🦊"]
+    assert "      bytes        ␣ \\xf0 \\x9f \\xa6 \\x8a" in out  # a split character shows its bytes
+    for chunk in tok.chunks(prompt):
+        steps = tok.merge_steps(chunk)
+        final = " ".join(show_token(tok.token_label(i), 12) for i in tok.encode(chunk))
+        assert (steps[-1].ids if steps else tok.chunk_ids(chunk)) == tok.encode(chunk).tolist()
+        for step in steps:  # every merge the tokenizer applied, in rank order, ending at encode's tokens
+            assert re.search(rf"^\s+rank {step.rank}\s", out, re.M)
+        assert final in out
 
 
 def test_inspect_crops_a_long_prompt_and_notes_unseen_characters(ckpt):

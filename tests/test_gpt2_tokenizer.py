@@ -93,6 +93,13 @@ class TestGPT2Tokenizer:
         assert len(ids) > 1
         assert b"".join(gpt2.token_bytes(i) for i in ids) == "🦊".encode()
 
+    def test_token_labels_are_readable(self, gpt2):
+        ids = gpt2.encode(" the 🦊").tolist()
+        labels = [gpt2.token_label(i) for i in ids]
+        assert labels[0] == " the"  # the leading space is part of the token
+        assert all(label.startswith("\\x") or label.startswith(" ") for label in labels[1:])
+        assert "".join(labels[1:]).replace(" ", "") == repr("🦊".encode())[2:-1]  # the fox's bytes, as bytes
+
     def test_merge_steps_explain_a_word(self, gpt2):
         steps = gpt2.merge_steps(" lower")
         assert steps[-1].ids == gpt2.encode(" lower").tolist()

@@ -54,14 +54,13 @@ def show_token(text: str, width: int = 10) -> str:
 def token_label(tokenizer, id: int, quoted: bool = False) -> str:
     """A token's text (quoted: as a Python literal); a byte-level token holding part of a UTF-8
     character shows its bytes: r\\xc3, or b'r\\xc3' quoted."""
-    if tokenizer.byte_level:
+    if quoted and tokenizer.byte_level:
         raw = tokenizer.token_bytes(id)
         try:
-            text = raw.decode("utf-8")
+            return repr(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            return repr(raw) if quoted else repr(raw)[2:-1]
-    else:
-        text = tokenizer.token_text(id)
+            return repr(raw)
+    text = tokenizer.token_label(id)
     return repr(text) if quoted else text
 
 

@@ -121,6 +121,9 @@ def run_inspect(args) -> int:
     out.append("  pos    id  token")
     for t, i in enumerate(tr.ids):
         out.append(f"  {t:>3}  {int(i):>4}  {token_label(model.tokenizer, int(i), quoted=True)}")
+    if model.tokenizer.byte_level:
+        section("how byte-level BPE made them: each chunk's bytes, then every merge, lowest rank first")
+        out += bpe_merges(model.tokenizer, text)
     section(f"token embeddings: wte[id]  ({T} x {C})")
     out += format_matrix(tr["wte"], labels, precision=p)
     kind = "learned" if cfg.positional == "learned" else "fixed sine/cosine"
@@ -153,6 +156,31 @@ def run_inspect(args) -> int:
         out.append(f"  {rank:>2}. {token:<{tok_w}}  id {int(i):>5}  {probs[i]:.4f}  {bar(probs[i])}")
     print("\n".join(out))
     return 0
+
+
+MERGE_CHUNKS = 12  # chunks whose merges are listed; a long prompt would fill the screen
+
+
+def bpe_merges(tokenizer, text: str) -> list[str]:
+    """For each pre-tokenizer chunk: its bytes as tokens, then each merge and the tokens after it."""
+    out = []
+    chunks = tokenizer.chunks(text)
+    for chunk in chunks[:MERGE_CHUNKS]:
+        out.append(f"  {chunk!r}")
+        if chunk in tokenizer.specials:
+            out.append("      a special token: one id, no merges")
+            continue
+
+        def row(ids: list[int]) -> str:
+            return " ".join(show_token(tokenizer.token_label(i), 12) for i in ids)
+
+        out.append(f"      bytes        {row(tokenizer.chunk_ids(chunk))}")
+        for step in tokenizer.merge_steps(chunk):
+            a, b = (show_token(tokenizer.token_label(i), 12) for i in step.pair)
+            out.append(f"      rank {step.rank:<6}  {row(step.ids)}    ({a} + {b})")
+    if len(chunks) > MERGE_CHUNKS:
+        out.append(f"  ({len(chunks) - MERGE_CHUNKS} more chunks not shown)")
+    return out
 
 
 class _Sections:

@@ -36,6 +36,10 @@ class Tokenizer:
     def token_text(self, id: int) -> str:
         raise NotImplementedError
 
+    def token_label(self, id: int) -> str:
+        """One token as people should read it: its text (byte-level kinds: bytes of a split character as \\xHH)."""
+        return self.token_text(id)
+
     def token_bytes(self, id: int) -> bytes:
         """The UTF-8 bytes of one token's display text (BPE overrides with its raw bytes)."""
         return self.token_text(id).encode("utf-8")

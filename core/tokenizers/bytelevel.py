@@ -257,3 +257,10 @@ class ByteLevelBPE(Tokenizer):
 
     def token_text(self, id: int) -> str:
         return self.token_bytes(id).decode("utf-8", errors="replace")
+
+    def token_label(self, id: int) -> str:
+        raw = self.token_bytes(id)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(raw)[2:-1]  # part of a character: its bytes, r\xc3
