@@ -1,5 +1,7 @@
 """tinylm.core: a GPT-2 trained from scratch in numpy + Numba. The public API (the TUI's only door)."""
 
+from tinylm.kernels.backend import available_backends, get_kernels
+
 from . import reference
 from .checkpoint import load, save_checkpoint
 from .config import LN_EPS, ModelConfig, TrainConfig
@@ -8,8 +10,9 @@ from .errors import CheckpointError, CheckpointRecovered, ConfigError, CorpusErr
 from .generate import GenStep, generate
 from .model import GPT
 from .reference import GELU_CUBIC, GELU_SCALE
-from .run import limit_threads, make_trainer, memory_estimate
+from .run import make_trainer, memory_estimate
 from .sampling import Sampling
+from .threads import kernel_settings, limit_threads, parallel_allowed
 from .tokenizers import (
     TOKENIZERS,
     Tokenizer,
@@ -59,4 +62,8 @@ __all__ = [
     "make_trainer",
     "memory_estimate",
     "limit_threads",
+    "kernel_settings",
+    "parallel_allowed",
+    "get_kernels",
+    "available_backends",
 ]

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from tinylm.kernels.decode import attend_one, decode_step, gelu_one, layernorm_one
-from tinylm.kernels.flags import parallel_allowed
-
 from .parallel import ColumnSplit
 from .params import _BLOCK
 from .sampling import Sampling, draw, softmax
+from .threads import parallel_allowed
 
 
 @dataclass
@@ -78,7 +76,7 @@ class KVCache:
         if not self.fused:
             return self._step_blas(int(token))
         m = self.model
-        decode_step(
+        m.kernels.decode_step(
             self.logits,
             self._x,
             self._xn,
@@ -109,27 +107,27 @@ class KVCache:
 
     def _step_split(self, token: int, split: ColumnSplit) -> np.ndarray:
         m, pos = self.model, self.length
-        eps = m.config.layer_norm_epsilon
+        K, eps = m.kernels, m.config.layer_norm_epsilon
         x, xn, qkv, y, fc = self._x, self._xn, self._qkv, self._y, self._fc
         np.add(m._wte[token], self.wpe[pos], out=x)
         for l, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in enumerate(
             m._layer_params
         ):
-            layernorm_one(xn, x, ln1w, ln1b, eps)
+            K.layernorm_one(xn, x, ln1w, ln1b, eps)
             split.matvec(qkv, xn, attn_w)
             qkv += attn_b
-            attend_one(y, self._att, qkv, self.k[l], self.v[l], pos, m.config.n_head)
+            K.attend_one(y, self._att, qkv, self.k[l], self.v[l], pos, m.config.n_head)
             split.matvec(xn, y, aproj_w)
             x += xn
             x += aproj_b
-            layernorm_one(xn, x, ln2w, ln2b, eps)
+            K.layernorm_one(xn, x, ln2w, ln2b, eps)
             split.matvec(fc, xn, fc_w)
             fc += fc_b
-            gelu_one(fc)
+            K.gelu_one(fc)
             split.matvec(xn, fc, mproj_w)
             x += xn
             x += mproj_b
-        layernorm_one(xn, x, m._lnf_w, m._lnf_b, eps)
+        K.layernorm_one(xn, x, m._lnf_w, m._lnf_b, eps)
         split.matvec_t(self.logits, m._wte, xn)  # (V, C) @ (C,): the tied head, last position only
         self.length += 1
         return self.logits

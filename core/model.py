@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from tinylm import kernels as K
+from tinylm.kernels.backend import get_kernels
 
 from .buffers import Activations
 from .config import ModelConfig
@@ -14,14 +14,14 @@ from .errors import ConfigError
 from .params import _BLOCK, ParamLayout, init_params, sincos_table
 
 
-def _dropout(out, mask, rand, inp, p, rng):
-    """out = dropout(inp) with a fresh mask drawn into preallocated buffers; returns out."""
+def _dropout(K, out, mask, rand, inp, p, rng):
+    """out = dropout(inp) with a fresh mask drawn into preallocated buffers (K: the kernels); returns out."""
     rng.random(out=rand, dtype=rand.dtype)
     K.dropout_forward(out, mask, inp, rand, p)
     return out
 
 
-def _residual_add(a, out, res, inp, w, b, proj, dropout_bufs, p, rng):
+def _residual_add(K, a, out, res, inp, w, b, proj, dropout_bufs, p, rng):
     """WRITES out = res + dropout(inp @ w + b), a block's residual branch. With nothing to keep the
     branch for (no dropout, no trace: a.fused_residual) the product is written straight into out;
     dropout_bufs is (output, mask, draws) when dropout is on, else falsy."""
@@ -31,7 +31,7 @@ def _residual_add(a, out, res, inp, w, b, proj, dropout_bufs, p, rng):
         return
     K.matmul_forward(proj, inp, w, b)
     if dropout_bufs:
-        proj = _dropout(*dropout_bufs, proj, p, rng)
+        proj = _dropout(K, *dropout_bufs, proj, p, rng)
     K.residual_forward(out, res, proj)
 
 
@@ -43,9 +43,22 @@ class GPT:
     pass of the same shape, so read them holding `lock`, right after the forward that made them.
     """
 
-    def __init__(self, config: ModelConfig, tokenizer=None, *, seed: int = 1337, dtype=np.float32, init: bool = True):
-        """init=False leaves the weights zero (for a caller that fills them, such as a checkpoint load)."""
+    def __init__(
+        self,
+        config: ModelConfig,
+        tokenizer=None,
+        *,
+        seed: int = 1337,
+        dtype=np.float32,
+        init: bool = True,
+        kernels=None,
+        lock=None,
+    ):
+        """init=False leaves the weights zero (for a caller that fills them, such as a checkpoint load).
+        kernels: the kernel namespace every pass runs on (default: the CPU kernels, tinylm.kernels;
+        tinylm.kernels.backend.get_kernels picks one by name). lock: see use_lock."""
         self.config = config.validate()
+        self.kernels = kernels if kernels is not None else get_kernels("cpu")
         if tokenizer is not None and tokenizer.vocab_size != config.vocab_size:
             raise ConfigError(
                 f"tokenizer has {tokenizer.vocab_size} tokens but the model expects vocab_size {config.vocab_size}"
@@ -67,7 +80,7 @@ class GPT:
         self._layer_params = self._per_layer(self.params)
         self._wte = self.params["transformer.wte.weight"]
         self._lnf_w, self._lnf_b = self.params["transformer.ln_f.weight"], self.params["transformer.ln_f.bias"]
-        self.lock = threading.RLock()  # one forward/backward at a time: buffers are shared
+        self.lock = lock if lock is not None else threading.RLock()  # one pass at a time: buffers are shared
         self._acts: dict[tuple, Activations] = {}
         self.last_activations: Activations | None = None  # what the last forward pass wrote
 
@@ -84,6 +97,12 @@ class GPT:
         twin.grad_flat, twin.grads, twin._acts, twin.last_activations = None, {}, {}, None
         twin.lock = threading.RLock()
         return twin
+
+    def use_lock(self, lock) -> None:
+        """Serialise passes with another reentrant lock (context manager with acquire/release), for
+        example one that serves waiters in arrival order; call while no other thread uses the model.
+        Replicas keep their own locks."""
+        self.lock = lock
 
     def release_buffers(self) -> None:
         """Free the activation and gradient buffers; the next forward or backward makes them again."""
@@ -139,6 +158,7 @@ class GPT:
         first B rows of the logits buffer (generation needs nothing else, and at GPT-2's 50,257
         tokens the head is the largest product)."""
         ids = self._check_ids(ids)
+        K = self.kernels
         B, T = ids.shape
         cfg = self.config
         p = cfg.dropout
@@ -148,19 +168,21 @@ class GPT:
         eps = cfg.layer_norm_epsilon
         K.encoder_forward(a.encoded, a.ids, self._wte, self.wpe)
         if drop:
-            _dropout(a.x0, a.mask0, a.rand0, a.encoded, p, dropout_rng)
+            _dropout(K, a.x0, a.mask0, a.rand0, a.encoded, p, dropout_rng)
         for v, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in zip(
             a.layers, self._layer_params
         ):
             K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, eps)
             K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
             K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
-            _residual_add(a, v.res1, v.x, v.atty, aproj_w, aproj_b, v.attproj, drop and v.attn_dropout, p, dropout_rng)
+            _residual_add(
+                K, a, v.res1, v.x, v.atty, aproj_w, aproj_b, v.attproj, drop and v.attn_dropout, p, dropout_rng
+            )
             K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, eps)
             K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
             K.gelu_forward(v.fch_gelu, v.fch)
             _residual_add(
-                a, v.res2, v.res1, v.fch_gelu, mproj_w, mproj_b, v.fcproj, drop and v.mlp_dropout, p, dropout_rng
+                K, a, v.res2, v.res1, v.fch_gelu, mproj_w, mproj_b, v.fcproj, drop and v.mlp_dropout, p, dropout_rng
             )
         self.last_activations = a
         a.dropout_active = drop
@@ -195,6 +217,7 @@ class GPT:
         """Gradients of loss_scale * the last forward's mean loss into self.grads (overwritten, not
         accumulated); a shard of a batch passes its share of the rows as loss_scale."""
         a = self.last_activations
+        K = self.kernels
         if a is None or not a.has_targets:
             raise RuntimeError("backward() needs a forward pass with targets first")
         self._ensure_grads()

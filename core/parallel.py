@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-from tinylm import kernels as K
-from tinylm.kernels.flags import allow_parallel, parallel_allowed
+from tinylm.kernels.flags import allow_parallel
+
+from .threads import blas_controllers, kernel_settings
 
 # A shard must be worth at least this much work (forward + backward FLOPs) to repay handing it
 # to another thread (~50-100 us); smaller steps (the `slm` model's is ~3 MFLOP) stay in one piece.
@@ -27,7 +28,6 @@ MIN_SHARD_FLOPS = 50e6
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-_blas = None
 
 
 def _serial_worker() -> None:
@@ -43,21 +43,12 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _blas_controllers():
-    """threadpoolctl controllers of every BLAS library loaded (found once: the scan takes ms)."""
-    global _blas
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _blas
-
-
-def shard_count(model, batch_size: int, threads: int) -> int:
-    """How many row shards a training step of this model and batch should run as (1: no split)."""
+def shard_count(model, batch_size: int, threads: int, min_flops: float = MIN_SHARD_FLOPS) -> int:
+    """How many row shards a training step of this model and batch should run as (1: no split), each
+    worth at least min_flops of work (0: as many as there are threads and rows)."""
     cfg = model.config
     step_flops = cfg.flops_per_token() * batch_size * cfg.block_size
-    worth = int(step_flops // MIN_SHARD_FLOPS) if MIN_SHARD_FLOPS > 0 else batch_size
+    worth = int(step_flops // min_flops) if min_flops > 0 else batch_size
     return max(1, min(threads, batch_size, worth))
 
 
@@ -76,22 +67,14 @@ class Shards:
     def map(self, fn) -> list:
         """fn(i) for every shard at once: shard 0 on the calling thread, the rest on the pool, with
         BLAS held to one thread meanwhile (its pool would otherwise put 2 threads on each core)."""
-        blas = _blas_controllers()
-        saved_blas = [lib.get_num_threads() for lib in blas]
-        saved_parallel = parallel_allowed()
-        for lib in blas:
-            lib.set_num_threads(1)
-        allow_parallel(False, this_thread=True)
         futures = []
-        try:
-            futures = [_executor().submit(fn, i) for i in range(1, len(self))]
-            first = fn(0)
-            return [first] + [f.result() for f in futures]
-        finally:
-            wait(futures)  # if shard 0 failed (or Ctrl-C), the others must not outlive this step
-            allow_parallel(saved_parallel, this_thread=True)
-            for lib, n in zip(blas, saved_blas):
-                lib.set_num_threads(n)
+        with kernel_settings(parallel=False, blas_threads=1):
+            try:
+                futures = [_executor().submit(fn, i) for i in range(1, len(self))]
+                first = fn(0)
+                return [first] + [f.result() for f in futures]
+            finally:
+                wait(futures)  # if shard 0 failed (or Ctrl-C), the others must not outlive this step
 
     def train(self, x: np.ndarray, y: np.ndarray, dropout_rng: np.random.Generator | None) -> float:
         """Forward and backward of the batch (x, y) (B, T); the whole batch's mean loss is returned
@@ -110,9 +93,10 @@ class Shards:
             return loss
 
         losses = self.map(run)
+        add_inplace = self.models[0].kernels.add_inplace
         grad = self.models[0].grad_flat
         for replica in self.models[1:]:
-            K.add_inplace(grad, replica.grad_flat)
+            add_inplace(grad, replica.grad_flat)
         return sum(loss * share for loss, share in zip(losses, self.share))
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
@@ -122,7 +106,7 @@ class Shards:
             model, rows = self.models[i], self.rows[i]
             loss = model.forward(x[rows], y[rows])
             a = model.last_activations
-            return loss, K.count_correct(a.logits, a.targets.reshape(-1))
+            return loss, model.kernels.count_correct(a.logits, a.targets.reshape(-1))
 
         results = self.map(run)
         loss = sum(r[0] * share for r, share in zip(results, self.share))
@@ -144,7 +128,7 @@ class ColumnSplit:
         self._saved: list[int] = []
 
     def __enter__(self) -> ColumnSplit:
-        self._blas = _blas_controllers()
+        self._blas = blas_controllers()
         self._saved = [lib.get_num_threads() for lib in self._blas]
         for lib in self._blas:
             lib.set_num_threads(1)

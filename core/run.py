@@ -1,4 +1,4 @@
-"""Putting a run together: corpus -> tokenizer -> model -> trainer, plus sizing and thread caps."""
+"""Putting a run together: corpus -> tokenizer -> model -> trainer, plus its memory estimate."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ def make_trainer(
     tokenizer: Tokenizer | None = None,
     *,
     dtype=np.float32,
+    kernels=None,
 ) -> Trainer:
-    """Train the tokenizer on the corpus, encode it, build a fresh model and its trainer."""
+    """Train the tokenizer on the corpus, encode it, build a fresh model (on the kernel namespace
+    `kernels`, default the CPU one) and its trainer."""
     model_config = model_config or ModelConfig()
     train_config = (train_config or TrainConfig()).validate()
     if tokenizer is None:
@@ -33,7 +35,7 @@ def make_trainer(
     check_memory(model_config, train_config, np.dtype(dtype).itemsize)
     ids = tokenizer.encode(corpus.text)
     check_corpus_length(len(ids), model_config.block_size)
-    model = GPT(model_config, tokenizer, seed=train_config.seed, dtype=dtype)
+    model = GPT(model_config, tokenizer, seed=train_config.seed, dtype=dtype, kernels=kernels)
     return Trainer(model, ids, train_config, corpus=corpus)
 
 
@@ -80,16 +82,3 @@ def check_memory(model_config: ModelConfig, train_config: TrainConfig, itemsize:
 
 def _size(n: int) -> str:
     return f"{n / (1 << 30):,.1f} GiB" if n >= 1 << 30 else f"{max(1, round(n / (1 << 20))):,} MiB"
-
-
-def limit_threads(n: int) -> None:
-    """Cap BLAS and Numba threads at n (for a UI that must keep a core, or a fair benchmark)."""
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    from tinylm.kernels.flags import allow_parallel
-
-    n = max(1, int(n))
-    threadpool_limits(limits=n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    allow_parallel(n > 1)  # one thread: the serial compilation of every kernel

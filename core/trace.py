@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinylm import kernels as K
-
 from .config import LN_EPS
 
 
@@ -81,7 +79,7 @@ def trace(model, text_or_ids) -> Trace:
     out["ln_f.mean"] = f32(a.lnf_mean)
     out["ln_f.rstd"] = f32(a.lnf_rstd)
     out["logits"] = f32(a.logits)
-    K.softmax_forward(a.probs, a.logits)
+    model.kernels.softmax_forward(a.probs, a.logits)
     out["probs"] = f32(a.probs)
     tok = model.tokenizer
     tokens = [tok.token_text(int(i)) for i in ids] if tok is not None else [str(int(i)) for i in ids]

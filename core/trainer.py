@@ -8,14 +8,12 @@ from dataclasses import asdict, dataclass
 import numba
 import numpy as np
 
-from tinylm import kernels as K
-
 from .checkpoint import open_run, restore_trainer_state, save_checkpoint
 from .config import TrainConfig
 from .corpus import split_ids
 from .errors import CorpusError, TinyLMError
 from .interrupts import HeldInterrupts
-from .parallel import Shards, shard_count
+from .parallel import MIN_SHARD_FLOPS, Shards, shard_count
 from .schedule import get_lr
 
 
@@ -68,6 +66,7 @@ class Trainer:
 
     def __init__(self, model, ids: np.ndarray, config: TrainConfig, *, corpus=None):
         self.model, self.config, self.corpus = model, config.validate(), corpus
+        self.kernels = model.kernels  # the optimizer runs on the model's backend
         T, B = model.config.block_size, config.batch_size
         self.train_ids, self.val_ids = split_ids(compact_ids(ids, model.config.vocab_size), config.val_fraction)
         for part, data in (("training", self.train_ids), ("validation", self.val_ids)):
@@ -92,6 +91,8 @@ class Trainer:
         # Threads for data parallelism (see parallel.py); None: the calling thread's Numba thread
         # count, which `limit_threads` and NUMBA_NUM_THREADS set. 1 runs each batch in one piece.
         self.threads: int | None = None
+        # The least work (forward + backward FLOPs) a row shard must carry to be worth a thread.
+        self.min_shard_flops = MIN_SHARD_FLOPS
         self._shards: Shards | None = None
 
     @property
@@ -108,12 +109,12 @@ class Trainer:
 
     def _fill_batch(self, data: np.ndarray, rng: np.random.Generator) -> None:
         rng.random(out=self._uniform)
-        K.gather_windows(self.x, self.y, data, self._uniform)
+        self.kernels.gather_windows(self.x, self.y, data, self._uniform)
 
     def shards(self) -> Shards | None:
         """The row shards this step runs as, or None to run the batch in one piece."""
         B = self.config.batch_size
-        n = shard_count(self.model, B, self.threads or numba.get_num_threads())
+        n = shard_count(self.model, B, self.threads or numba.get_num_threads(), self.min_shard_flops)
         if n == 1:
             return None
         if self._shards is None or len(self._shards) != n:
@@ -152,8 +153,8 @@ class Trainer:
             interrupted = None
             with HeldInterrupts() as held:
                 if c.grad_clip > 0 and norm > c.grad_clip:
-                    K.scale_inplace(model.grad_flat, c.grad_clip / (norm + 1e-6))
-                K.adamw_update(
+                    self.kernels.scale_inplace(model.grad_flat, c.grad_clip / (norm + 1e-6))
+                self.kernels.adamw_update(
                     model.flat,
                     model.grad_flat,
                     self.m,
@@ -195,7 +196,7 @@ class Trainer:
                 f"training diverged at step {self.step_count + 1} (loss {loss}); the weights are those of "
                 f"step {self.step_count}: lower the learning rate and train again"
             )
-        norm = K.grad_norm(model.grad_flat)
+        norm = self.kernels.grad_norm(model.grad_flat)
         if not np.isfinite(norm):
             raise TrainingDiverged(
                 f"training diverged at step {self.step_count + 1} (gradient norm {norm}); the weights are "
@@ -248,7 +249,7 @@ class Trainer:
                 if shards is None:
                     total += model.forward(self.x, self.y)
                     a = model.last_activations
-                    correct += K.count_correct(a.logits, a.targets.reshape(-1))
+                    correct += self.kernels.count_correct(a.logits, a.targets.reshape(-1))
                 else:
                     loss, right = shards.evaluate(self.x, self.y)
                     total, correct = total + loss, correct + right

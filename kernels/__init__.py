@@ -2,6 +2,9 @@
 
 WRITES means the kernel overwrites its outputs; ADDS means it accumulates into them.
 Kernels import only numpy and numba. `reference` holds the slow obvious numpy oracle.
+
+Importing this package sets two environment variables of the process when they are unset (each
+explained where it is set below): NUMBA_CACHE_DIR and OMP_WAIT_POLICY.
 """
 
 import os
@@ -47,6 +50,7 @@ _import_numba_arraymath_without_scipy_blas()
 
 from .attention import attention_backward, attention_forward  # noqa: E402
 from .crossentropy import count_correct, crossentropy_backward, crossentropy_forward  # noqa: E402
+from .decode import attend_one, decode_step, gelu_one, layernorm_one  # noqa: E402
 from .dropout import dropout_backward, dropout_forward  # noqa: E402
 from .encoder import encoder_backward, encoder_forward, gather_windows  # noqa: E402
 from .gelu import gelu_backward, gelu_backward_inplace, gelu_forward  # noqa: E402
@@ -82,4 +86,8 @@ __all__ = [
     "grad_norm",
     "scale_inplace",
     "adamw_update",
+    "decode_step",
+    "layernorm_one",
+    "attend_one",
+    "gelu_one",
 ]

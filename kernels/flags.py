@@ -1,5 +1,6 @@
 """Numba jit options shared by every kernel: one place to change them."""
 
+import contextlib
 import functools
 import threading
 import types
@@ -51,6 +52,30 @@ def allow_parallel(allowed: bool, *, this_thread: bool = False) -> None:
 def parallel_allowed() -> bool:
     """Whether a parallel kernel called from this thread may use the thread pool."""
     return getattr(_thread, "parallel", _parallel_default)
+
+
+@contextlib.contextmanager
+def kernel_settings(*, parallel: bool | None = None, min_parallel_work: int | None = None):
+    """Within the block, this thread's parallel kernels may (or may not) use the thread pool, and
+    (in every thread) a kernel runs its parallel compilation from min_parallel_work elements of work
+    up; None leaves a setting as it is. Both are put back on exit."""
+    global PARALLEL_MIN_WORK
+    saved_thread = getattr(_thread, "parallel", None)  # None: this thread follows the process default
+    saved_work = PARALLEL_MIN_WORK
+    if parallel is not None:
+        _thread.parallel = parallel
+    if min_parallel_work is not None:
+        PARALLEL_MIN_WORK = min_parallel_work
+    try:
+        yield
+    finally:
+        if min_parallel_work is not None:
+            PARALLEL_MIN_WORK = saved_work
+        if parallel is not None:
+            if saved_thread is None:
+                del _thread.parallel
+            else:
+                _thread.parallel = saved_thread
 
 
 def _renamed(fn, suffix: str):

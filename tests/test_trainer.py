@@ -140,19 +140,16 @@ def test_invalid_train_config_names_the_problem(field, value, words):
 # ---------------------------------------------------------------- data parallelism (core/parallel.py)
 
 
-def test_row_shards_give_the_one_piece_losses_gradients_and_evaluation(monkeypatch):
+def test_row_shards_give_the_one_piece_losses_gradients_and_evaluation():
     """Split into 2 or 3 uneven shards on threads, a float64 run matches the batch run in one piece."""
     from threadpoolctl import threadpool_info
 
-    from tinylm.core import parallel
-
-    monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
     whole = small_trainer(np.float64, steps=6, batch_size=5, eval_interval=3)
     whole.threads = 1
     blas_before = [lib["num_threads"] for lib in threadpool_info()]
     for threads, bounds in ((2, [(0, 2), (2, 5)]), (3, [(0, 2), (2, 3), (3, 5)])):
         split = small_trainer(np.float64, steps=6, batch_size=5, eval_interval=3)
-        split.threads = threads
+        split.threads, split.min_shard_flops = threads, 0
         for step in range(6):
             a, b = whole.step() if threads == 2 else whole.history[step], split.step()
             assert b.train_loss == pytest.approx(a.train_loss, rel=1e-12, abs=0)
@@ -166,11 +163,7 @@ def test_row_shards_give_the_one_piece_losses_gradients_and_evaluation(monkeypat
     assert [lib["num_threads"] for lib in threadpool_info()] == blas_before  # BLAS threads restored
 
 
-def test_row_shards_with_dropout_resume_exactly(tmp_path, monkeypatch):
-    from tinylm.core import parallel
-
-    monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
-
+def test_row_shards_with_dropout_resume_exactly(tmp_path):
     def make():
         tr = make_trainer(
             load_corpus("fables"),
@@ -178,7 +171,7 @@ def test_row_shards_with_dropout_resume_exactly(tmp_path, monkeypatch):
             model_config=ModelConfig(**SMALL, dropout=0.2),
             train_config=TrainConfig(batch_size=4, max_steps=10, eval_interval=5, eval_batches=1),
         )
-        tr.threads = 2
+        tr.threads, tr.min_shard_flops = 2, 0
         return tr
 
     full = make()
@@ -189,7 +182,7 @@ def test_row_shards_with_dropout_resume_exactly(tmp_path, monkeypatch):
         part.step()
     part.save(tmp_path / "c")
     resumed = Trainer.resume(tmp_path / "c")
-    resumed.threads = 2
+    resumed.threads, resumed.min_shard_flops = 2, 0
     np.testing.assert_allclose([resumed.step().train_loss for _ in range(6)], straight[4:], rtol=1e-6)
 
 
@@ -243,12 +236,10 @@ def test_corpus_ids_are_kept_compact_and_checked():
     assert tr.train_ids.dtype == np.uint16 and tr.step().train_loss > 0
 
 
-def test_released_buffers_are_made_again_and_training_goes_on_identically(monkeypatch):
-    from tinylm.core import parallel
-
-    monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
+def test_released_buffers_are_made_again_and_training_goes_on_identically():
     a, b = small_trainer(steps=6), small_trainer(steps=6)
     a.threads = b.threads = 2
+    a.min_shard_flops = b.min_shard_flops = 0
     for step in range(6):
         if step in (2, 4):
             b.release_buffers()
@@ -257,16 +248,13 @@ def test_released_buffers_are_made_again_and_training_goes_on_identically(monkey
     np.testing.assert_array_equal(a.model.flat, b.model.flat)
 
 
-def test_a_failing_shard_leaves_no_shard_running(monkeypatch):
+def test_a_failing_shard_leaves_no_shard_running():
     """An error in one shard reaches the caller only after every other shard has finished."""
     import threading
     import time
 
-    from tinylm.core import parallel
-
-    monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)
     tr = small_trainer()
-    tr.threads = 2
+    tr.threads, tr.min_shard_flops = 2, 0
     shards = tr.shards()
     finished = threading.Event()
 

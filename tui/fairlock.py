@@ -69,4 +69,4 @@ class FairRLock:
 def make_fair(model) -> None:
     """Give the model a FairRLock (call while no other thread uses the model)."""
     if not isinstance(model.lock, FairRLock):
-        model.lock = FairRLock()
+        model.use_lock(FairRLock())

@@ -103,29 +103,26 @@ def warm_up(every_path: bool = True) -> None:
     common kernels from the cache the child process wrote: running row shards there from the startup
     thread left the dashboard's training at half speed (measured in tmux, cause not found), and the
     rest loads from the cache in milliseconds on first use."""
-    from tinylm.core import Corpus, ModelConfig, Sampling, TrainConfig, make_trainer, parallel
-    from tinylm.kernels import flags
+    from tinylm.core import Corpus, ModelConfig, Sampling, TrainConfig, kernel_settings, make_trainer, parallel_allowed
 
     corpus = Corpus.from_text("the quick brown fox jumps over the lazy dog. " * 20)
-    saved = parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK
-    phases = [(1, 1 << 62)]  # (threads, smallest parallel work): serial kernels
+    serial = dict(parallel=False)
+    phases = [(1, serial)]  # (threads, kernel settings): one piece, serial kernels
     if every_path:
-        phases.append((2, 1 << 62))  # row shards
-        if flags.parallel_allowed():
-            phases.append((1, 0))  # the parallel compilations
-    try:
-        parallel.MIN_SHARD_FLOPS = 0  # split even this tiny batch
-        for dropout in (0.1, 0.0):
-            trainer = make_trainer(
-                corpus,
-                "char",
-                model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8, dropout=dropout),
-                train_config=TrainConfig(batch_size=2, max_steps=4, warmup_steps=0, eval_interval=1, eval_batches=1),
-            )
-            for threads, min_work in phases:
-                trainer.threads, flags.PARALLEL_MIN_WORK = threads, min_work
+        phases.append((2, serial))  # row shards
+        if parallel_allowed():
+            phases.append((1, dict(parallel=True, min_parallel_work=0)))  # the parallel compilations
+    for dropout in (0.1, 0.0):
+        trainer = make_trainer(
+            corpus,
+            "char",
+            model_config=ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8, dropout=dropout),
+            train_config=TrainConfig(batch_size=2, max_steps=4, warmup_steps=0, eval_interval=1, eval_batches=1),
+        )
+        trainer.min_shard_flops = 0  # split even this tiny batch when there are threads to split it
+        for threads, settings in phases:
+            trainer.threads = threads
+            with kernel_settings(**settings):
                 trainer.step()
                 trainer.model.trace("the fox")
                 next(iter(trainer.model.generate("the", Sampling(seed=0), max_new_tokens=1)))
-    finally:
-        parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK = saved

@@ -184,9 +184,7 @@ class TrainingRun:
                 # Row shards use every core. The UI's own small products (PCA of the embeddings)
                 # between steps would wake a BLAS pool whose workers spin on those cores: keep BLAS
                 # at one thread (a script with a UI-like thread: 38-44 -> 58 steps/s).
-                from threadpoolctl import threadpool_limits
-
-                threadpool_limits(limits=1, user_api="blas")
+                limit_threads(self.threads, blas=1)
         self._sample()
         self._snapshot()
         try:

@@ -281,7 +281,7 @@ def run_train(args) -> int:
     from .progress import Progress, StopOnCtrlC, describe_run, sample_text
 
     if args.threads is not None:
-        from ..run import limit_threads
+        from ..threads import limit_threads
 
         limit_threads(args.threads)
     if args.resume is not None:

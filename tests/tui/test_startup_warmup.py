@@ -37,10 +37,10 @@ print(misses)
 def test_warm_up_compiles_what_the_default_run_calls(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_NUM_THREADS="2")
     code = (
-        "from tinylm.core import parallel; from tinylm.kernels import flags\n"
-        "before = parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK\n"
+        "from tinylm.core import parallel_allowed; from tinylm.kernels import flags\n"
+        "before = flags.PARALLEL_MIN_WORK, parallel_allowed()\n"
         "from tinylm.tui.startup import warm_up; warm_up()\n"
-        "print(before == (parallel.MIN_SHARD_FLOPS, flags.PARALLEL_MIN_WORK))"
+        "print(before == (flags.PARALLEL_MIN_WORK, parallel_allowed()))"
     )
     warm = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert warm.returncode == 0, warm.stderr[-2000:]
