@@ -19,7 +19,7 @@ class Trace:
     """Named intermediates of one forward pass over one prompt (B = 1)."""
 
     ids: np.ndarray  # (T,) token ids
-    tokens: list[str]  # display text of each token
+    tokens: list[str]  # display text of each token (token_label: a split character shows its bytes)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     layer_norm_epsilon: float = LN_EPS  # the model's, for explaining a LayerNorm with its own numbers
 
@@ -82,5 +82,5 @@ def trace(model, text_or_ids) -> Trace:
     model.kernels.softmax_forward(a.probs, a.logits)
     out["probs"] = f32(a.probs)
     tok = model.tokenizer
-    tokens = [tok.token_text(int(i)) for i in ids] if tok is not None else [str(int(i)) for i in ids]
+    tokens = [tok.token_label(int(i)) for i in ids] if tok is not None else [str(int(i)) for i in ids]
     return Trace(ids=ids.copy(), tokens=tokens, arrays=out, layer_norm_epsilon=cfg.layer_norm_epsilon)

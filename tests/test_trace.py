@@ -72,3 +72,11 @@ def test_a_trace_keeps_its_numbers_after_the_model_runs_again(model):
     for name in tr.names:
         np.testing.assert_array_equal(tr[name], kept[name], err_msg=name)
     assert not np.shares_memory(tr["h.1.att"], other["h.1.att"])
+
+
+def test_byte_level_tokens_show_the_bytes_of_a_split_character():
+    tok = train_tokenizer("bpe", TEXT, 260)
+    m = GPT(ModelConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8), tok, seed=2)
+    tr = m.trace("a 🦊")
+    assert tr.tokens == [tok.token_label(int(i)) for i in tr.ids]
+    assert "".join(tr.tokens[-4:]) == r"\xf0\x9f\xa6\x8a"  # not four replacement characters
