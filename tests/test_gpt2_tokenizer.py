@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinylm.core.errors import TokenizerError
-from tinylm.core.tokenizers import GPT2Tokenizer, load_hf_tokenizer, load_tokenizer
+from tinylm.core.tokenizers import GPT2Tokenizer, load_hf_tokenizer, load_tokenizer, tokenizer_from_dict
 from tinylm.core.tokenizers.bytelevel import bytes_to_unicode, merge_chunk, merge_chunk_slow, token_string
 from tinylm.core.tokenizers.pretokenize import GPT2_PATTERN, split_gpt2, split_gpt2_slow
 
@@ -126,6 +126,8 @@ class TestGPT2Tokenizer:
         ):
             assert again.vocab == gpt2.vocab and again.merges == gpt2.merges and again.specials == gpt2.specials
         assert load_tokenizer(tmp_path).encode("Hello world").tolist() == [15496, 995]
+        again = tokenizer_from_dict(json.loads(json.dumps(gpt2.to_dict())))
+        assert again.specials == gpt2.specials and again.encode("a<|endoftext|>b").tolist() == [64, 50256, 65]
 
 
 class TestPreTokenizer:

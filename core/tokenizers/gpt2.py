@@ -86,7 +86,8 @@ class GPT2Tokenizer(ByteLevelBPE):
         return hf_files.write_bytelevel_bpe(directory, self.vocab, self.merges, self.specials, self.pattern)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "version": 1, "pattern": self.pattern, "vocab": self.vocab, "merges": self.merges}
+        d = {"kind": self.kind, "version": 1, "pattern": self.pattern, "vocab": self.vocab, "merges": self.merges}
+        return d | {"specials": self.specials}
 
     @classmethod
     def _from_fields(cls, d: dict) -> GPT2Tokenizer:

@@ -96,7 +96,8 @@ def read_bytelevel_bpe(path: Path) -> dict:
         if not isinstance(t, dict) or not isinstance(t.get("content"), str) or not isinstance(t.get("id"), int):
             raise TokenizerError(f"{path}: damaged entry in added_tokens: {t!r}")
         specials[t["content"]] = t["id"]
-    return dict(vocab=vocab, merges=_parse_merges(model["merges"], path), specials=specials, pattern=pattern)
+    # none listed: <|endoftext|> is still special when the vocabulary has it, as transformers makes it
+    return dict(vocab=vocab, merges=_parse_merges(model["merges"], path), specials=specials or None, pattern=pattern)
 
 
 def _pre_tokenizer_pattern(pre) -> str | None:
