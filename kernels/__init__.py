@@ -48,46 +48,6 @@ def _import_numba_arraymath_without_scipy_blas() -> None:
 
 _import_numba_arraymath_without_scipy_blas()
 
-from .attention import attention_backward, attention_forward  # noqa: E402
-from .crossentropy import count_correct, crossentropy_backward, crossentropy_forward  # noqa: E402
-from .decode import attend_one, decode_step, gelu_one, layernorm_one  # noqa: E402
-from .dropout import dropout_backward, dropout_forward  # noqa: E402
-from .encoder import encoder_backward, encoder_forward, gather_windows  # noqa: E402
-from .gelu import gelu_backward, gelu_backward_inplace, gelu_forward  # noqa: E402
-from .layernorm import layernorm_backward, layernorm_forward  # noqa: E402
-from .matmul import lm_head_backward, lm_head_forward, matmul_backward, matmul_forward  # noqa: E402
-from .optim import adamw_update, grad_norm, scale_inplace  # noqa: E402
-from .residual import add_inplace, residual_forward  # noqa: E402
-from .softmax import softmax_forward  # noqa: E402
+from .names import CPU_ONLY, KERNELS, export  # noqa: E402
 
-__all__ = [
-    "encoder_forward",
-    "encoder_backward",
-    "gather_windows",
-    "layernorm_forward",
-    "layernorm_backward",
-    "matmul_forward",
-    "matmul_backward",
-    "lm_head_forward",
-    "lm_head_backward",
-    "attention_forward",
-    "attention_backward",
-    "gelu_forward",
-    "gelu_backward",
-    "gelu_backward_inplace",
-    "softmax_forward",
-    "residual_forward",
-    "add_inplace",
-    "dropout_forward",
-    "dropout_backward",
-    "crossentropy_forward",
-    "crossentropy_backward",
-    "count_correct",
-    "grad_norm",
-    "scale_inplace",
-    "adamw_update",
-    "decode_step",
-    "layernorm_one",
-    "attend_one",
-    "gelu_one",
-]
+__all__ = export(__name__, globals(), {**KERNELS, **CPU_ONLY})

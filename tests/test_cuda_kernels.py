@@ -511,9 +511,10 @@ def _all_kernel_names():
     from numba import float32
 
     import tinylm.kernels.cuda as K
+    from tinylm.kernels.names import KERNELS
 
     names = set()
-    for mod_name in ("activation", "attention", "crossentropy", "encoder", "layernorm", "matmul", "optim"):
+    for mod_name in sorted(set(KERNELS.values())):
         for attr, value in vars(getattr(K, mod_name)).items():
             if attr.endswith("_kernel") and hasattr(value, "py_func"):
                 names.add(value.py_func.__name__)
@@ -547,6 +548,7 @@ if __name__ == "__main__":
 import pytest  # noqa: E402
 
 import tinylm.kernels as CPU  # noqa: E402
+from tinylm.kernels.names import CPU_ONLY, KERNELS  # noqa: E402
 
 COVERED = sorted({name for names in CHECKS.values() for name in names})
 CHILD_TIMEOUT = 240
@@ -589,7 +591,7 @@ def sim_report():
 
 
 def test_every_kernel_has_a_check():
-    assert set(CPU.__all__) <= set(COVERED), set(CPU.__all__) - set(COVERED)
+    assert set(KERNELS) <= set(COVERED), set(KERNELS) - set(COVERED)
 
 
 @pytest.mark.parametrize("name", COVERED)
@@ -598,11 +600,15 @@ def test_cuda_kernel_matches_reference_under_simulator(sim_report, name):
     assert result["ok"], result["detail"]
 
 
-def test_cuda_namespace_matches_cpu_namespace():
+def test_both_packages_export_every_kernel_of_the_registry_from_its_module():
     import tinylm.kernels.cuda as KC
 
-    for name in CPU.__all__:
-        assert callable(getattr(KC, name)), name
+    for package, names in ((CPU, {**KERNELS, **CPU_ONLY}), (KC, KERNELS)):
+        assert set(names) <= set(package.__all__), set(names) - set(package.__all__)
+        for name, module in names.items():
+            kernel = getattr(package, name)
+            assert callable(kernel) and kernel is getattr(getattr(package, module), name), (package.__name__, name)
+    assert not set(KC.__all__) & set(CPU_ONLY)  # the CUDA package claims no kernel it lacks
 
 
 def test_backend_selection_in_this_process():

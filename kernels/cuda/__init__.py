@@ -13,51 +13,7 @@ launch sizes shrink, see _runtime.BLOCK) and, given libNVVM (CUDA_HOME or the pi
 nvidia-cuda-nvcc-cu12), compiles each one to PTX for a real GPU, which the simulator cannot check.
 """
 
+from ..names import KERNELS, export
 from ._runtime import NO_GPU_MESSAGE, cuda_available, simulator_enabled
-from .activation import (
-    add_inplace,
-    dropout_backward,
-    dropout_forward,
-    gelu_backward,
-    gelu_backward_inplace,
-    gelu_forward,
-    residual_forward,
-    softmax_forward,
-)
-from .attention import attention_backward, attention_forward
-from .crossentropy import count_correct, crossentropy_backward, crossentropy_forward
-from .encoder import encoder_backward, encoder_forward, gather_windows
-from .layernorm import layernorm_backward, layernorm_forward
-from .matmul import lm_head_backward, lm_head_forward, matmul_backward, matmul_forward
-from .optim import adamw_update, grad_norm, scale_inplace
 
-__all__ = [
-    "encoder_forward",
-    "gather_windows",
-    "encoder_backward",
-    "layernorm_forward",
-    "layernorm_backward",
-    "matmul_forward",
-    "matmul_backward",
-    "lm_head_forward",
-    "lm_head_backward",
-    "attention_forward",
-    "attention_backward",
-    "gelu_forward",
-    "gelu_backward",
-    "gelu_backward_inplace",
-    "softmax_forward",
-    "residual_forward",
-    "add_inplace",
-    "dropout_forward",
-    "dropout_backward",
-    "crossentropy_forward",
-    "crossentropy_backward",
-    "count_correct",
-    "grad_norm",
-    "scale_inplace",
-    "adamw_update",
-    "NO_GPU_MESSAGE",
-    "cuda_available",
-    "simulator_enabled",
-]
+__all__ = [*export(__name__, globals(), KERNELS), "NO_GPU_MESSAGE", "cuda_available", "simulator_enabled"]

@@ -171,3 +171,11 @@ def block_max(buf, tid, value):
     best = buf[0]
     cuda.syncthreads()
     return best
+
+
+def elementwise(kernel, first, *rest):
+    """Launch an elementwise kernel over flat views of C-contiguous device arrays, one thread per element."""
+    n = first.size
+    if n == 0:
+        return  # nothing to do, and a zero-size device array may refuse to ravel
+    launch(kernel, blocks_for(n), BLOCK, flat(first), *[flat(a) for a in rest])
