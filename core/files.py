@@ -41,6 +41,22 @@ def size_words(n: int) -> str:
     return f"{n} bytes"
 
 
+def open_regular(path: str | os.PathLike):
+    """A regular file opened for binary reading (FileNotFoundError, or NotReadable for anything else)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise NotReadable(f"cannot be read ({exc.strerror or exc})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotReadable(f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def read_limited(path: str | os.PathLike, limit: int) -> bytes:
     """The bytes of a regular file of at most `limit` bytes; NotReadable (or FileNotFoundError) otherwise.
 

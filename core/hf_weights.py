@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError
+from .files import NotReadable, read_json_text
 from .params import param_shapes
 from .tensorfile import TensorFile
 
@@ -58,9 +59,11 @@ def weight_files(directory: Path) -> list[Path]:
         return [single]
     if index.is_file():
         try:
-            weight_map = json.loads(index.read_text())["weight_map"]
+            weight_map = json.loads(read_json_text(index))["weight_map"]
             names = sorted(set(weight_map.values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            if not all(isinstance(n, str) and n for n in names):
+                raise ValueError("a file name that is not a string")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, NotReadable):
             raise CheckpointError(f"{index} is damaged (no weight_map naming the weight files)") from None
         missing = [n for n in names if not (directory / n).is_file()]
         if missing:

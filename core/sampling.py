@@ -49,6 +49,9 @@ class Sampling:
         return filtered_distribution(logits, self)
 
     def rng(self) -> np.random.Generator:
+        """The sampler's generator (the seed is checked here too: greedy decoding skips validate)."""
+        if self.seed is not None:
+            check_seed(self.seed)
         return np.random.default_rng(self.seed)
 
 

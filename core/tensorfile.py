@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError
+from .files import NotReadable, open_regular
 
 # safetensors dtype names -> numpy dtypes (little-endian, as the format stores them); BF16 is
 # the upper half of a float32 and is widened by hand.
@@ -31,7 +32,7 @@ class TensorFile:
     def __init__(self, path):
         self.path = Path(path)
         try:
-            with open(self.path, "rb") as f:
+            with open_regular(self.path) as f:
                 raw = f.read(8)
                 (n,) = struct.unpack("<Q", raw) if len(raw) == 8 else (-1,)
                 header = json.loads(f.read(n)) if 0 < n <= _MAX_HEADER else None
@@ -40,11 +41,16 @@ class TensorFile:
         except FileNotFoundError:
             where = f"{self.path.parent} has no {self.path.name}"
             raise CheckpointError(f"{where}; is it a tinylm checkpoint directory?") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except NotReadable as exc:
+            raise CheckpointError(f"{self.path} {exc}; re-save or retrain") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise CheckpointError(f"{self.path} is damaged ({exc}); re-save or retrain") from None
         if not isinstance(header, dict):
             raise CheckpointError(f"{self.path} is damaged (no safetensors header); re-save or retrain")
         header.pop("__metadata__", None)
+        for name, entry in header.items():
+            if not _well_formed(entry):
+                raise CheckpointError(f"{self.path} is damaged (tensor {name}'s header entry); re-save or retrain")
         self.entries = header
 
     def names(self) -> set[str]:
@@ -104,6 +110,25 @@ class TensorFile:
                 np.array_equal(part.astype(flat.dtype, copy=False), flat[lo : lo + part.size])
                 for lo, part in self._parts(f, entry, src, flat.size)
             )
+
+
+def _well_formed(entry) -> bool:
+    """A header entry with a dtype name, a shape of sizes and two ordered byte offsets."""
+
+    def size(x):
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str):
+        return False
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    return (
+        isinstance(shape, list)
+        and all(size(n) for n in shape)
+        and isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(size(n) for n in offsets)
+        and offsets[0] <= offsets[1]
+    )
 
 
 def _read_exact(f, buf: memoryview, path: Path) -> None:

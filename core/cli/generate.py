@@ -51,6 +51,7 @@ def run_generate(args) -> int:
     )
     if not args.greedy:
         sampling.validate()
+    sampling.rng()  # checks the seed, which greedy decoding also takes
     model = load_checkpoint(args.checkpoint)
     if args.prompt is not None:
         check_prompt(model, args.prompt)

@@ -77,7 +77,7 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
     if not isinstance(d, dict):
         raise TokenizerError(f"tokenizer data must be a JSON object, got {type(d).__name__}")
     kind = d.get("kind")
-    if kind not in KINDS_BY_NAME:
+    if not isinstance(kind, str) or kind not in KINDS_BY_NAME:
         known = ", ".join(KINDS_BY_NAME)
         raise TokenizerError(f"unknown tokenizer kind {kind!r} in tokenizer data; expected one of {known}")
     version = d.get("version", FORMAT_VERSION)
@@ -89,7 +89,7 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
         return KINDS_BY_NAME[kind].cls._from_fields(d)
     except TokenizerError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
         raise TokenizerError(f"damaged {kind} tokenizer data ({type(exc).__name__}: {exc})") from None
 
 
