@@ -10,7 +10,7 @@ from .errors import CheckpointError, CheckpointRecovered, ConfigError, CorpusErr
 from .generate import GenStep, generate
 from .model import GPT
 from .reference import GELU_CUBIC, GELU_SCALE
-from .run import make_trainer, memory_estimate
+from .run import finetune_trainer, make_trainer, memory_estimate
 from .sampling import Sampling
 from .threads import kernel_settings, limit_threads, parallel_allowed
 from .tokenizers import (
@@ -60,6 +60,7 @@ __all__ = [
     "Trainer",
     "TrainMetrics",
     "make_trainer",
+    "finetune_trainer",
     "memory_estimate",
     "limit_threads",
     "kernel_settings",

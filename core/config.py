@@ -95,6 +95,7 @@ class TrainConfig:
     eval_batches: int = 20  # batches averaged for validation loss and accuracy
     val_fraction: float = 0.1  # last share of the corpus held out
     seed: int = 1337
+    context: int | None = None  # tokens per training window; None = the model's whole context (block_size)
 
     @property
     def decay_steps(self) -> int:
@@ -106,6 +107,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if self.context is not None and (not _is_int(self.context) or self.context <= 0):
+            raise ConfigError(f"context must be a positive whole number or none, got {self.context!r}")
         for name in ("learning_rate", "min_lr", "weight_decay", "beta1", "beta2", "eps", "grad_clip", "val_fraction"):
             value = getattr(self, name)
             if not _is_number(value):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checkpoint import load
 from .config import ModelConfig, TrainConfig
 from .corpus import Corpus, check_corpus_length
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .memory import available_memory
 from .model import GPT
 from .tokenizers import Tokenizer, train_tokenizer
@@ -39,13 +40,39 @@ def make_trainer(
     return Trainer(model, ids, train_config, corpus=corpus)
 
 
+def finetune_trainer(
+    path, corpus: Corpus, train_config: TrainConfig | None = None, *, dropout: float | None = None, dtype=np.float32
+) -> Trainer:
+    """A trainer that continues the model in `path` (a tinylm checkpoint or any Hugging Face GPT-2
+    directory) on `corpus`, with that model's own tokenizer and shape; train_config.context may train
+    on windows shorter than the model's context, and `dropout` replaces the model's."""
+    train_config = (train_config or TrainConfig()).validate()
+    model = load(path, dtype=dtype)
+    if model.tokenizer is None:
+        raise CheckpointError(
+            f"{path} has no tokenizer (tokenizer.json, or vocab.json + merges.txt); fine-tuning reads the corpus "
+            "with the model's own tokenizer"
+        )
+    if dropout is not None:
+        model.config.dropout = dropout
+        model.config.validate()
+    T = train_config.context or model.config.block_size
+    if T > model.config.block_size:
+        raise ConfigError(f"context {T} is longer than the {model.config.block_size} positions of the model in {path}")
+    check_memory(model.config, train_config, model.dtype.itemsize)
+    ids = model.tokenizer.encode(corpus.text)
+    check_corpus_length(len(ids), T)
+    return Trainer(model, ids, train_config, corpus=corpus)
+
+
 def memory_estimate(model_config: ModelConfig, train_config: TrainConfig, itemsize: int = 4) -> int:
     """Bytes of floats training allocates: weights, gradients, both AdamW moments, and the
     activation and activation-gradient buffers (see buffers.py; a second activation set for
     evaluation when dropout is on). Row shards split these buffers, not multiply them, apart from
     one more gradient per extra shard."""
     cfg = model_config
-    B, T, C, L, NH, V = train_config.batch_size, cfg.block_size, cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.vocab_size
+    B, T = train_config.batch_size, train_config.context or cfg.block_size
+    C, L, NH, V = cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.vocab_size
     N, drop = B * T, cfg.dropout > 0
 
     att = B * NH * T * T  # one layer's attention weights
@@ -74,7 +101,7 @@ def check_memory(model_config: ModelConfig, train_config: TrainConfig, itemsize:
         c = model_config
         raise ConfigError(
             f"training this model ({c.n_layer} layer{'s' * (c.n_layer != 1)} x {c.n_embd} wide, "
-            f"context {c.block_size}, vocabulary "
+            f"context {train_config.context or c.block_size}, vocabulary "
             f"{c.vocab_size:,}, batch {train_config.batch_size}) needs about {_size(need)} of memory and "
             f"{_size(max(have, 0))} is available; choose a smaller model, context or batch"
         )

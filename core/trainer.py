@@ -11,7 +11,7 @@ import numpy as np
 from .checkpoint import open_run, restore_trainer_state, save_checkpoint
 from .config import TrainConfig
 from .corpus import split_ids
-from .errors import CorpusError, TinyLMError
+from .errors import ConfigError, CorpusError, TinyLMError
 from .interrupts import HeldInterrupts
 from .parallel import MIN_SHARD_FLOPS, Shards, shard_count
 from .schedule import get_lr
@@ -67,7 +67,11 @@ class Trainer:
     def __init__(self, model, ids: np.ndarray, config: TrainConfig, *, corpus=None):
         self.model, self.config, self.corpus = model, config.validate(), corpus
         self.kernels = model.kernels  # the optimizer runs on the model's backend
-        T, B = model.config.block_size, config.batch_size
+        T, B = config.context or model.config.block_size, config.batch_size
+        if T > model.config.block_size:
+            raise ConfigError(
+                f"training context {T} is longer than the model's context {model.config.block_size} (n_positions)"
+            )
         self.train_ids, self.val_ids = split_ids(compact_ids(ids, model.config.vocab_size), config.val_fraction)
         for part, data in (("training", self.train_ids), ("validation", self.val_ids)):
             if len(data) < T + 1:

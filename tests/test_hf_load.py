@@ -328,3 +328,62 @@ def test_cli_bad_directories_exit_2_with_one_line(tmp_path, damage, words):
     status, out, err = run(["info", path])
     assert status == 2 and err.startswith("tinylm: error: ") and err.count("\n") == 1
     assert words in err
+
+
+# ----- fine-tuning a GPT-2 directory -------------------------------------------------------------------
+
+
+@needs_gpt2_files
+def test_train_init_fine_tunes_with_the_models_tokenizer_and_resumes(gpt2_toy, tmp_path):
+    out = tmp_path / "tuned"
+    argv = ["train", "--init", gpt2_toy, "--corpus", "fables", "--steps", "3", "--context", "16"]
+    status, stdout, err = run([*argv, "--batch-size", "2", "--eval-batches", "1", "--out", out, "--quiet"])
+    assert status == 0, err
+    before, after = load(gpt2_toy), load(out)
+    assert after.config.block_size == 64 and after.config.vocab_size == 50257  # the model's shape is kept
+    assert after.tokenizer.encode("The fox.").tolist() == before.tokenizer.encode("The fox.").tolist()
+    assert not np.array_equal(after.flat, before.flat)
+    saved = json.loads((out / "config.json").read_text())["tinylm"]["train"]
+    assert saved["context"] == 16 and saved["learning_rate"] == 1e-4
+    status, stdout, err = run(["train", "--resume", out, "--steps", "4", "--quiet"])
+    assert status == 0, err
+    assert json.loads((out / "config.json").read_text())["tinylm"]["step"] == 4
+
+
+@needs_gpt2_files
+def test_fine_tuning_resumes_exactly(gpt2_toy, tmp_path):
+    from tinylm.core import TrainConfig, Trainer, finetune_trainer, load_corpus
+
+    corpus = load_corpus("fables")
+    tc = dict(batch_size=2, max_steps=4, context=16, eval_interval=2, eval_batches=1, learning_rate=1e-3)
+    straight = finetune_trainer(gpt2_toy, corpus, TrainConfig(**tc))
+    for _ in range(4):
+        straight.step()
+    first = finetune_trainer(gpt2_toy, corpus, TrainConfig(**tc))
+    first.step(), first.step()
+    first.save(tmp_path / "half")
+    resumed = Trainer.resume(tmp_path / "half", corpus)
+    resumed.step(), resumed.step()
+    np.testing.assert_array_equal(resumed.model.flat, straight.model.flat)
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--layers", "3"], "--layers cannot be set with --init"),
+        (["--tokenizer", "char"], "--tokenizer cannot be set with --init"),
+        (["--resume", "x"], "--init and --resume cannot be combined"),
+        (["--context", "65"], "context 65 is longer than the 64 positions"),
+    ],
+)
+@needs_gpt2_files
+def test_train_init_refuses_conflicting_flags(gpt2_toy, tmp_path, flags, words):
+    status, out, err = run(["train", "--init", gpt2_toy, "--corpus", "fables", "--out", tmp_path / "o", *flags])
+    assert status == 2 and err.count("\n") == 1 and words in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_init_without_tokenizer_says_so(tmp_path):
+    path = hf_dir(tmp_path / "m")
+    status, out, err = run(["train", "--init", path, "--corpus", "fables", "--out", tmp_path / "o"])
+    assert status == 2 and "has no tokenizer" in err and "fine-tuning" in err

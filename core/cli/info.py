@@ -91,7 +91,8 @@ def run_info(args) -> int:
                 "training",
                 f"batch {t.batch_size}, lr {t.learning_rate:g} -> {t.min_lr:g} (warmup "
                 f"{t.warmup_steps}, decay to step {t.decay_steps}), weight decay {t.weight_decay:g}, "
-                f"betas {t.beta1:g}/{t.beta2:g}, clip {t.grad_clip:g}, seed {t.seed}",
+                f"betas {t.beta1:g}/{t.beta2:g}, clip {t.grad_clip:g}, seed {t.seed}"
+                + (f", windows of {t.context} tokens" if t.context else ""),
             )
         )
         rows.append(("step", f"{extra.get('step', '?')} of {t.max_steps}"))

@@ -126,14 +126,14 @@ def numba_threads() -> int:
     return numba.get_num_threads()
 
 
-def describe_run(trainer, out, resumed: bool) -> list[str]:
+def describe_run(trainer, out, resumed: bool, init: str | None = None) -> list[str]:
     """A few lines saying what is about to be trained, on what, and where it will be saved."""
     from ..run import memory_estimate
 
     model, c = trainer.model, trainer.config
     mc, corpus, tok = model.config, trainer.corpus, model.tokenizer
     n_tokens = trainer.n_train_tokens + trainer.n_val_tokens
-    lines = []
+    lines = [f"starting    from the model in {init} (its weights, tokenizer and shape)"] if init else []
     if corpus is not None:
         where = {"builtin": "built-in", "file": "file", "text": "typed text"}.get(corpus.source, corpus.source)
         lines.append(
@@ -149,8 +149,9 @@ def describe_run(trainer, out, resumed: bool) -> list[str]:
         f"~{fmt_bytes(memory_estimate(mc, c, itemsize))} to train in {model.dtype.name}"
     )
     lines.append(
-        f"training    {c.max_steps} steps of {c.batch_size} x {mc.block_size} tokens; AdamW lr {c.learning_rate:g} -> "
-        f"{c.min_lr:g} (warmup {c.warmup_steps}, decay to step {c.decay_steps}), weight decay {c.weight_decay:g}, "
+        f"training    {c.max_steps} steps of {c.batch_size} x {c.context or mc.block_size} tokens; "
+        f"AdamW lr {c.learning_rate:g} -> {c.min_lr:g} (warmup {c.warmup_steps}, decay to step {c.decay_steps}), "
+        f"weight decay {c.weight_decay:g}, "
         f"betas {c.beta1:g}/{c.beta2:g}, clip {c.grad_clip:g}; validation every {c.eval_interval} steps "
         f"({c.eval_batches} batches); seed {c.seed}"
     )

@@ -51,6 +51,7 @@ TRAIN_FLAGS = {
 }
 FIELD_FLAG = {field: "--" + flag.replace("_", "-") for flag, field in {**MODEL_FLAGS, **TRAIN_FLAGS}.items()}
 SAMPLE_CHARS = 200
+FINETUNE_LR = 1e-4  # a pretrained model is nudged, not rebuilt: the from-scratch 1e-3 would wreck GPT-2
 
 TRAIN_EXAMPLES = """
 examples:
@@ -60,6 +61,7 @@ examples:
   tinylm train --text "the cat sat on the mat. " --context 8 --steps 200
   tinylm train --tokenizer bpe --vocab-size 512 --layers 2 --embd 64
   tinylm train --resume runs/fables-char         # continue exactly where Ctrl-C stopped
+  tinylm train --init gpt2/ --corpus my.txt --context 128 --batch-size 4 --steps 200   # fine-tune GPT-2
   tinylm train --resume runs/fables-char --steps 4000   # train an old run longer (at min-lr)
   tinylm train --steps 100 --json-log steps.jsonl --quiet
 
@@ -161,6 +163,13 @@ def add_train_parser(sub) -> None:
     run.add_argument("--overwrite", action="store_true", help="let --out replace a checkpoint of another run")
     run.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR exactly")
     run.add_argument(
+        "--init",
+        metavar="DIR",
+        help="fine-tune: start from the model in DIR (a tinylm checkpoint or any Hugging Face GPT-2 directory) "
+        "with its tokenizer and shape; --context may be shorter than its own; default --lr "
+        f"{FINETUNE_LR:g}",
+    )
+    run.add_argument(
         "--threads", type=positive_int, metavar="N", help="cap BLAS and Numba threads (default: the libraries' own)"
     )
     run.add_argument("--quiet", action="store_true", help="print only where the checkpoint went")
@@ -256,6 +265,25 @@ def _resume(args):
     return trainer
 
 
+def _init(args):
+    """A trainer fine-tuning the model in --init: its tokenizer and shape are fixed, training flags apply."""
+    from ..run import finetune_trainer
+
+    fixed = _given(args, [f for f in MODEL_FLAGS if f not in ("context", "dropout")] + ["tokenizer", "vocab_size"])
+    if fixed:
+        flags = ", ".join("--" + f.replace("_", "-") for f in fixed)
+        raise UsageError(
+            f"{flags} cannot be set with --init: the model in {args.init} keeps its own tokenizer and shape"
+        )
+    if args.lr is None:
+        args.lr = FINETUNE_LR
+    _, tc = configs_from_args(args)
+    tc.context = args.context
+    corpus = _corpus_from_args(args)
+    dtype = np.float64 if args.dtype == "float64" else np.float32
+    return finetune_trainer(args.init, corpus, tc, dropout=args.dropout, dtype=dtype), corpus
+
+
 def _saved_corpus(path) -> dict:
     """The corpus record in a checkpoint's config.json, or {} (a damaged file is reported by resume)."""
     try:
@@ -284,10 +312,16 @@ def run_train(args) -> int:
         from ..threads import limit_threads
 
         limit_threads(args.threads)
+    if args.resume is not None and args.init is not None:
+        raise UsageError("--init and --resume cannot be combined: --resume continues a run, --init starts one")
     if args.resume is not None:
         out = Path(args.out) if args.out is not None else Path(args.resume)
         check_out(out, overwrite=args.overwrite, resumed=Path(args.resume))
         trainer = _resume(args)
+    elif args.init is not None:
+        trainer, corpus = _init(args)
+        out = Path(args.out) if args.out is not None else _default_out(corpus, Path(args.init).resolve().name)
+        check_out(out, overwrite=args.overwrite)
     else:
         from ..run import make_trainer
 
@@ -309,7 +343,7 @@ def run_train(args) -> int:
     check_space(out, trainer)
     before = fingerprint(out)
     if not args.quiet:
-        for line in describe_run(trainer, out, resumed=args.resume is not None):
+        for line in describe_run(trainer, out, resumed=args.resume is not None, init=args.init):
             print(line)
     log = _open_log(args.json_log, append=args.resume is not None)
     progress = Progress(sys.stdout, quiet=args.quiet)
