@@ -108,7 +108,10 @@ def load_hf_tokenizer(directory: str | os.PathLike) -> GPT2Tokenizer | None:
         try:
             return GPT2Tokenizer.from_files(vocab, merges)
         except TokenizerError as exc:
-            raise TokenizerError(f"{vocab} + {merges.name}: {exc}") from None
+            message = str(exc)  # name the files, unless the message already does
+            raise TokenizerError(
+                message if str(directory) in message else f"{vocab} + {merges.name}: {message}"
+            ) from None
     if vocab.is_file() or merges.is_file():
         have, lack = (vocab, merges) if vocab.is_file() else (merges, vocab)
         raise TokenizerError(f"{directory} has {have.name} but no {lack.name}; GPT-2's tokenizer needs both")
