@@ -15,7 +15,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from .screens.registry import SCREENS, ScreenEntry
+from .screens.registry import SCREENS, ScreenEntry, key_of
 from .session import Session
 from .widgets.modebar import Chrome
 
@@ -168,7 +168,8 @@ class TinyLMApp(App):
             return None
         trainer = self.session.trainer
         if trainer is None:
-            self.notify("This model has no trainer: create one on the Config screen (1).", severity="warning")
+            key = key_of("config", self.screen_entries)
+            self.notify(f"This model has no trainer: create one on the Config screen ({key}).", severity="warning")
             return None
         if self.training is not None and self.training.trainer is trainer and self.training.alive:
             return self.training

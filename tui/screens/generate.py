@@ -17,9 +17,9 @@ from textual.widgets import Input, Label, Static
 from ..widgets.compare import CompareView
 from ..widgets.knobs import Knobs, turn
 from ..widgets.probbars import ProbBars, top_tokens
+from .view_state import NO_MODEL
 
 STREAM_DELAY = 0.03  # seconds between streamed tokens, so the stream reads as token by token
-NO_MODEL = "No model yet: press 1 to configure and train one"
 TEMP, TOP_K, TOP_P = (Binding.Group(name, compact=True) for name in ("temp", "top-k", "top-p"))
 
 

@@ -56,6 +56,11 @@ SCREENS = (
 )  # fmt: skip
 
 
+def key_of(mode: str, screens: tuple[ScreenEntry, ...] = SCREENS) -> str:
+    """The key that shows a mode's screen, for messages such as "press 1 to ..."."""
+    return next(entry.key for entry in screens if entry.mode == mode)
+
+
 def key_range(screens: tuple[ScreenEntry, ...] = SCREENS) -> str:
     """The screens' keys for a sentence: "1-6" when they run in order, else "1, 2, 9"."""
     keys = [s.key for s in screens]

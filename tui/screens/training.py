@@ -15,8 +15,8 @@ from ..training_worker import EMBEDDING, TrainingState, history_state
 from ..widgets.chart import BrailleChart, Series
 from ..widgets.heatmap import Heatmap
 from ..widgets.probbars import bar
+from .view_state import CONFIG_KEY, NO_MODEL
 
-NO_MODEL = "No model yet: press 1 to configure and train one"
 CHART_EVERY_S = 0.5  # the chart and metrics redraw at 2 Hz, the progress line at the poll's 5 Hz: less UI work
 # competing with the training thread for the GIL
 
@@ -130,9 +130,9 @@ class TrainingScreen(Screen):
         """A model without a live run: its weights, and how to start."""
         trainer = self.app.session.trainer
         if trainer is None:
-            msg = "This model has no trainer (a checkpoint without trainer state): press 1 to create a run."
+            msg = f"This model has no trainer (a checkpoint without trainer state): press {CONFIG_KEY} to create a run."
         elif trainer.done:
-            msg = f"Finished {trainer.step_count} steps. Press 1 to configure a new run."
+            msg = f"Finished {trainer.step_count} steps. Press {CONFIG_KEY} to configure a new run."
         else:
             msg = f"Ready at step {trainer.step_count}/{trainer.config.max_steps}: press t to train."
         self.query_one("#progress", Static).update(Text(msg, style="bold"))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-NO_MODEL = "No model yet: press 1 to configure and train one"
+from .registry import key_of
+
+CONFIG_KEY = key_of("config")  # where a model is made, named in the messages of the other screens
+NO_MODEL = f"No model yet: press {CONFIG_KEY} to configure and train one"
 LOADING = "Reading the model's weights…"  # shown until the first snapshot (a training step may hold them)
 
 
