@@ -29,6 +29,7 @@ def _losses(dtype, steps=20):
     return np.array([trainer.step().train_loss for _ in range(steps)])
 
 
+@pytest.mark.slow  # trains two models
 def test_float32_losses_match_float64_for_20_steps():
     f32, f64 = _losses(np.float32), _losses(np.float64)
     rel = np.abs(f32 - f64) / np.abs(f64)
@@ -98,6 +99,7 @@ def test_quick_run_reports_every_figure(capsys):
     assert "training" in text and "slm" in text and "targets" in text
 
 
+@pytest.mark.slow  # a benchmark run
 def test_quick_profile_rows_add_up(capsys):
     assert main(["--profile", "--quick", "--json", "--threads", "1"]) == 0
     profile = json.loads(capsys.readouterr().out)

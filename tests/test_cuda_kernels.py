@@ -594,6 +594,7 @@ def test_every_kernel_has_a_check():
     assert set(KERNELS) <= set(COVERED), set(KERNELS) - set(COVERED)
 
 
+@pytest.mark.slow  # the CUDA simulator
 @pytest.mark.parametrize("name", COVERED)
 def test_cuda_kernel_matches_reference_under_simulator(sim_report, name):
     result = sim_report["results"][name]
@@ -684,6 +685,7 @@ def test_package_imports_even_without_numba_cuda():
     assert res.stdout.startswith("CUDA backend requested but no CUDA GPU is available")
 
 
+@pytest.mark.slow  # compiles every CUDA kernel
 def test_cuda_kernels_compile_to_ptx():
     home = nvvm_home()
     if home is None:

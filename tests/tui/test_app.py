@@ -18,7 +18,7 @@ from tinylm.tui.screens.quit import QuitScreen
 from tinylm.tui.screens.registry import SCREENS, ScreenEntry
 from tinylm.tui.session import Session
 
-SIZES = [(80, 24), (200, 60)]
+SIZES = [(80, 24), pytest.param((200, 60), marks=pytest.mark.slow)]
 SCREEN_NAMES = {
     "config": "ConfigScreen",
     "training": "TrainingScreen",
@@ -64,6 +64,7 @@ class TestModes:
             if mode != "config":  # Config is where a model gets made, so it shows the form
                 assert "No model yet" in screen_text(app)
 
+    @pytest.mark.slow  # many resizes on every screen
     async def test_resizing_to_tiny_and_back_never_crashes(self, session, screen_text):
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:
@@ -239,6 +240,7 @@ class TestSnapshots:
 
 
 class TestStartup:
+    @pytest.mark.slow  # loads and warms up in the background
     async def test_opens_a_checkpoint_in_the_background(self, tmp_path):
         import asyncio
 

@@ -42,7 +42,7 @@ def test_pool_averages_visible_cells_and_keeps_the_triangle():
 
 
 class TestAttentionScreen:
-    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    @pytest.mark.parametrize("size", [(80, 24), pytest.param((200, 60), marks=pytest.mark.slow)])
     async def test_every_head_of_the_layer_is_the_models_attention(self, session, size):
         app = create_app(session)
         async with app.run_test(size=size) as pilot:
@@ -109,6 +109,7 @@ class TestAttentionScreen:
             big = screen.query_one("#big", Heatmap)
             assert big.region.bottom <= screen.query_one("#left").region.bottom  # its status line is on screen
 
+    @pytest.mark.slow  # many resizes
     async def test_prompt_with_a_newline_and_tiny_sizes(self, session):
         session.prompt = "ab\nc"
         app = create_app(session)

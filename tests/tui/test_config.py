@@ -41,7 +41,7 @@ async def set_fields(app, pilot, **values: str) -> None:
 
 
 class TestSummary:
-    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    @pytest.mark.parametrize("size", [(80, 24), pytest.param((200, 60), marks=pytest.mark.slow)])
     async def test_numbers_are_computed_from_the_configs(self, session, size):
         app = create_app(session)
         async with app.run_test(size=size) as pilot:

@@ -36,7 +36,7 @@ async def open_generate(app, pilot):
 
 
 class TestBars:
-    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    @pytest.mark.parametrize("size", [(80, 24), pytest.param((200, 60), marks=pytest.mark.slow)])
     async def test_bars_are_the_models_next_token_probabilities(self, session, screen_text, size):
         app = create_app(session)
         async with app.run_test(size=size) as pilot:

@@ -108,7 +108,7 @@ def title(screen) -> str:
 
 
 class TestKeys:
-    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    @pytest.mark.parametrize("size", [(80, 24), pytest.param((200, 60), marks=pytest.mark.slow)])
     async def test_step_through_every_stage_and_back(self, session, size):
         app = make_app(session)
         async with app.run_test(size=size) as pilot:
@@ -210,6 +210,7 @@ class TestKeys:
             assert "No model yet" in str(screen.query_one(".no-model").render())
             await pilot.press("n", "right_square_bracket", "full_stop", "down")  # nothing to step: no crash
 
+    @pytest.mark.slow  # many resizes
     async def test_tiny_terminal_and_back(self, session):
         app = make_app(session)
         async with app.run_test(size=(80, 24)) as pilot:

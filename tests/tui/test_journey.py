@@ -15,7 +15,7 @@ from tinylm.tui.widgets.probbars import ProbBars
 TINY = dict(layers="2", heads="2", embd="16", context="16", batch="4", steps="20", warmup="0")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+@pytest.mark.parametrize("size", [(80, 24), pytest.param((200, 60), marks=pytest.mark.slow)])
 async def test_journey(size, screen_text):
     app = create_app(Session())
     async with app.run_test(size=size) as pilot:

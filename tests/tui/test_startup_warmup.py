@@ -33,6 +33,7 @@ print(misses)
 """
 
 
+@pytest.mark.slow  # compiles every kernel
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="nothing is compiled without JIT")
 def test_warm_up_compiles_what_the_default_run_calls(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_NUM_THREADS="2")

@@ -121,6 +121,7 @@ class TestTrainingScreen:
             np.testing.assert_allclose(heatmap.values, trainer.model.params[EMBEDDING])
             assert "sample at step 20" in text
 
+    @pytest.mark.slow  # trains in the background
     @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
     async def test_pause_resume_stop_keys(self, screen_text, size):
         trainer = tiny_trainer(steps=100_000)

@@ -54,7 +54,7 @@ class TestFunctions:
 
 
 class TestVocabularyScreen:
-    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    @pytest.mark.parametrize("size", [(80, 24), pytest.param((200, 60), marks=pytest.mark.slow)])
     async def test_tables_are_the_weights_and_the_cursor_token_is_explained(self, session, size):
         app = create_app(session)
         async with app.run_test(size=size) as pilot:
@@ -95,6 +95,7 @@ class TestVocabularyScreen:
             await pilot.press("w")
             assert screen.query_one("#tokens", Heatmap).has_focus
 
+    @pytest.mark.slow  # trains, then many resizes
     async def test_follows_new_weights_and_survives_tiny_sizes(self, session):
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:
