@@ -22,6 +22,7 @@ from .config_form import (
     human_count,
     which_field,
 )
+from .registry import key_range
 
 FILE, TYPED = "(file)", "(typed)"  # corpus sources besides the built-in names
 SECTIONS = {"layers": "Model", "batch": "Training"}
@@ -30,7 +31,7 @@ SECTIONS = {"layers": "Model", "batch": "Training"}
 class ConfigScreen(Screen):
     """Choose what to train and how big; the summary on the right follows every change."""
 
-    AUTO_FOCUS = ""  # keys 1-6 must work on arrival; tab enters the form
+    AUTO_FOCUS = ""  # the screen keys must work on arrival; tab enters the form
     BINDINGS = [
         Binding("ctrl+t", "create", "Create & train"),
         Binding("ctrl+o", "open", "Open checkpoint"),
@@ -111,7 +112,9 @@ class ConfigScreen(Screen):
                 yield Static(id="summary")
                 yield Static(id="verdict")
                 yield Button("Create & train", id="create", variant="success", compact=True)
-                yield Static("tab: next field · esc: leave a field\nthen 2-6 show the other screens", id="keys-hint")
+                others = key_range(tuple(entry for entry in self.app.screen_entries if entry.mode != "config"))
+                hint = f"tab: next field · esc: leave a field\nthen {others} show the other screens"
+                yield Static(hint, id="keys-hint")
 
     def on_descendant_focus(self, event) -> None:
         """Show what the focused setting means under the summary."""
