@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
+from tinylm.kernels.backend import get_kernels
+
 from .config import LN_EPS
+from .parallel import ColumnSplit, SplitProducts
+from .threads import kernel_settings, parallel_allowed
 
 
 @dataclass
@@ -40,14 +45,31 @@ def _heads(x: np.ndarray, n_head: int) -> np.ndarray:
     return x.reshape(T, n_head, C // n_head).transpose(1, 0, 2).copy()
 
 
+def _traced_forward(model, ids: np.ndarray):
+    """The forward pass over one prompt, keeping every intermediate; returns its buffers.
+
+    With more than one thread on the CPU kernels, a replica runs it with the products split by
+    columns across the threads (SplitProducts) and every other kernel on this thread: at 64 tokens
+    the kernels are too small for BLAS's or Numba's thread pools, which spin-wait and wake up
+    around every call (on a busy 2-core machine a GPT-2 small trace took 4.2 s that way)."""
+    threads = numba.get_num_threads() if parallel_allowed() else 1
+    if threads == 1 or model.kernels is not get_kernels("cpu"):
+        model.forward(ids[None, :], keep_scores=True)
+        return model.take_activations()
+    twin = model.replica()
+    with ColumnSplit(threads) as split, kernel_settings(parallel=False):
+        twin.kernels = SplitProducts(model.kernels, split)
+        twin.forward(ids[None, :], keep_scores=True)
+    return twin.take_activations()
+
+
 def trace(model, text_or_ids) -> Trace:
     """Run the model on one prompt and collect every stage, named and shaped (see README)."""
     ids = model.encode_prompt(text_or_ids)
     cfg = model.config
     C, NH = cfg.n_embd, cfg.n_head
     with model.lock:
-        model.forward(ids[None, :], keep_scores=True)
-        a = model.take_activations()  # this trace's own from now on
+        a = _traced_forward(model, ids)  # this trace's own buffers from now on
     out: dict[str, np.ndarray] = {}
     f32 = lambda x: x if x.dtype == np.float32 else x.astype(np.float32)  # noqa: E731
     out["wte"] = np.array(model.params["transformer.wte.weight"][ids], dtype=np.float32)  # weights change

@@ -153,3 +153,9 @@ def test_column_split_products_equal_numpys(parts):
         split.matvec_t(out_t, wt, x)
     np.testing.assert_allclose(out, x @ w, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(out_t, wt @ x, rtol=1e-13, atol=1e-13)
+    rows, big, big_t = rng.normal(size=(5, 7)), np.zeros((5, 10)), np.zeros((5, 11))
+    with ColumnSplit(parts) as split:
+        split.matmul(big, rows, w)
+        split.matmul_t(big_t, rows, wt)
+    np.testing.assert_allclose(big, rows @ w, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(big_t, rows @ wt.T, rtol=1e-13, atol=1e-13)

@@ -18,7 +18,9 @@ def model():
 
 def test_trace_logits_equal_model_logits(model):
     tr = model.trace("the lazy dog")
-    np.testing.assert_array_equal(tr["logits"], model.logits(tr.ids[None])[0])
+    # with more than one thread the trace splits its products by columns across threads, which
+    # changes BLAS's blocking and so the last bits: equal to float32 rounding
+    np.testing.assert_allclose(tr["logits"], model.logits(tr.ids[None])[0], rtol=1e-5, atol=1e-6)
     assert tr.tokens == list("the lazy dog")
 
 
@@ -80,3 +82,25 @@ def test_byte_level_tokens_show_the_bytes_of_a_split_character():
     tr = m.trace("a 🦊")
     assert tr.tokens == [tok.token_label(int(i)) for i in tr.ids]
     assert "".join(tr.tokens[-4:]) == r"\xf0\x9f\xa6\x8a"  # not four replacement characters
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_trace_is_the_same_forward_on_any_number_of_threads(model, threads):
+    """One thread: the model's own forward; more: products split by columns across threads."""
+    import numba
+
+    from tinylm.core.threads import kernel_settings
+
+    ids = model.encode_prompt("quick brown fox")
+    model.forward(ids[None])
+    full = model.last_activations.logits.copy()
+    with kernel_settings(parallel=threads > 1):
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            tr = model.trace(ids)
+        finally:
+            numba.set_num_threads(previous)
+    np.testing.assert_allclose(tr["logits"], full, rtol=1e-5, atol=1e-6)
+    ref = reference.forward(model.params, tr.ids, model.config.n_head, model.wpe)
+    np.testing.assert_allclose(tr["h.1.mlp_out"], ref["h.1.mlp_out"], rtol=1e-4, atol=2e-5)
