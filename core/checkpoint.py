@@ -18,6 +18,7 @@ from .files import NotReadable, read_json_text
 from .hf_config import check_fits_in_memory, model_config_from_hf
 from .hf_weights import WEIGHTS_FILE, check_tensors, fill_model, index_tensors, weight_files
 from .model import GPT
+from .params import INIT_STD
 from .safedir import publish, recover, staging_dir
 from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer, load_hf_tokenizer, read_tokenizer_file
@@ -64,7 +65,7 @@ def hf_config(model: GPT, trainer=None) -> dict:
         "resid_pdrop": cfg.dropout,
         "embd_pdrop": cfg.dropout,
         "attn_pdrop": 0.0,  # tinylm has no dropout on attention weights
-        "initializer_range": 0.02,
+        "initializer_range": INIT_STD,
         "scale_attn_weights": True,
         # the opened model's own ids, else GPT-2's <|endoftext|> when the tokenizer has it
         "bos_token_id": cfg.bos_token_id if cfg.bos_token_id is not None else end_of_text,

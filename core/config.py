@@ -10,6 +10,7 @@ from .errors import ConfigError
 
 POSITIONAL_KINDS = ("learned", "sincos")
 LN_EPS = 1e-5  # GPT-2's layer_norm_epsilon: added to the variance in every LayerNorm
+DEFAULT_SEED = 1337  # nanoGPT's: weights and batches are reproducible run to run
 
 
 @dataclass
@@ -94,7 +95,7 @@ class TrainConfig:
     eval_interval: int = 250  # steps between validation runs
     eval_batches: int = 20  # batches averaged for validation loss and accuracy
     val_fraction: float = 0.1  # last share of the corpus held out
-    seed: int = 1337
+    seed: int = DEFAULT_SEED
     context: int | None = None  # tokens per training window; None = the model's whole context (block_size)
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .config import ModelConfig
+from .config import LN_EPS, ModelConfig
 from .errors import CheckpointError, ConfigError
 from .memory import available_memory
 
@@ -20,7 +20,7 @@ HF_DEFAULTS = {
     "n_embd": 768,
     "n_layer": 12,
     "n_head": 12,
-    "layer_norm_epsilon": 1e-5,
+    "layer_norm_epsilon": LN_EPS,
     "activation_function": "gelu_new",
     "resid_pdrop": 0.1,
     "bos_token_id": 50256,

@@ -9,7 +9,7 @@ import numpy as np
 from tinylm.kernels.backend import get_kernels
 
 from .buffers import Activations
-from .config import ModelConfig
+from .config import DEFAULT_SEED, ModelConfig
 from .errors import ConfigError
 from .params import _BLOCK, ParamLayout, init_params, sincos_table
 
@@ -48,7 +48,7 @@ class GPT:
         config: ModelConfig,
         tokenizer=None,
         *,
-        seed: int = 1337,
+        seed: int = DEFAULT_SEED,
         dtype=np.float32,
         init: bool = True,
         kernels=None,

@@ -20,6 +20,7 @@ import numpy as np
 
 from tinylm.kernels.flags import allow_parallel
 
+from .config import MAX_SEED
 from .threads import blas_controllers, kernel_settings
 
 # A shard must be worth at least this much work (forward + backward FLOPs) to repay handing it
@@ -81,7 +82,7 @@ class Shards:
         and its gradient left in the first model's grads."""
         # one generator per shard, drawn from the trainer's so that a resumed run repeats its masks
         rngs = (
-            [np.random.default_rng(s) for s in dropout_rng.integers(0, 2**63 - 1, size=len(self))]
+            [np.random.default_rng(s) for s in dropout_rng.integers(0, MAX_SEED, size=len(self))]
             if dropout_rng is not None
             else [None] * len(self)
         )

@@ -77,10 +77,13 @@ def sincos_table(block_size: int, n_embd: int) -> np.ndarray:
     return table
 
 
+INIT_STD = 0.02  # GPT-2's initializer_range: the standard deviation of the initial weights
+
+
 def init_params(views: dict[str, np.ndarray], cfg: ModelConfig, rng: np.random.Generator) -> None:
-    """GPT-2 initialisation as in nanoGPT: N(0, 0.02), residual projections scaled by 1/sqrt(2L),
+    """GPT-2 initialisation as in nanoGPT: N(0, INIT_STD), residual projections scaled by 1/sqrt(2L),
     zero biases, unit LayerNorm gains."""
-    proj_std = 0.02 / math.sqrt(2 * cfg.n_layer)
+    proj_std = INIT_STD / math.sqrt(2 * cfg.n_layer)
     for name, view in views.items():
         if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
             view[...] = 1.0
@@ -89,4 +92,4 @@ def init_params(views: dict[str, np.ndarray], cfg: ModelConfig, rng: np.random.G
         elif name.endswith(("attn.c_proj.weight", "mlp.c_proj.weight")):
             view[...] = rng.normal(0.0, proj_std, size=view.shape)
         else:
-            view[...] = rng.normal(0.0, 0.02, size=view.shape)
+            view[...] = rng.normal(0.0, INIT_STD, size=view.shape)

@@ -12,7 +12,8 @@ from numba import config, njit
 # and a NaN loss must stay visible instead of being optimised away.
 SAFE_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
-# Every kernel is nogil: training runs in a worker thread next to the UI (see DESIGN.md).
+# Every kernel is nogil: training runs in a worker thread next to the UI, whose key handling a
+# GIL-holding kernel would hold up for as long as the kernel runs.
 # error_model="numpy": numba's default ("python") tests every float division for a zero divisor
 # to raise ZeroDivisionError; that branch stops LLVM vectorising any loop that divides
 # (AdamW, GELU, exp) and costs up to 8x. With "numpy" a division by zero gives inf/nan as in numpy.

@@ -1,9 +1,8 @@
 """GELU, the tanh approximation GPT-2 uses: forward, backward, and backward in place.
 
 The kernels take arrays of any (C-contiguous) shape and work on flat views. Each public kernel is
-itself the jitted entry point: a cached function that calls a parallel one
-can segfault when loaded from numba's cache (numba issue 8578), so parallel kernels are never
-called from other jitted code.
+itself the jitted entry point: a cached function that calls a parallel one can segfault when
+loaded from numba's cache (a numba bug), so parallel kernels are never called from other jitted code.
 """
 
 import math
