@@ -114,6 +114,11 @@ class Shards:
         return loss, sum(r[1] for r in results)
 
 
+# Weights from which an inference pass (a trace) splits its products across threads: below, the
+# products are too small to repay a hand-off to another thread (~30-50 us each, ~50 per pass).
+SPLIT_MIN_BYTES = 32 << 20
+
+
 class ColumnSplit:
     """Matrix-vector products split by output columns, one block per thread (the calling thread and
     the shard pool), each through BLAS held to one thread.
