@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from tinylm.core import GPT, CheckpointError, ModelConfig
+from tinylm.core import GPT, CheckpointError, ModelConfig, save_checkpoint
 from tinylm.core.tensorfile import TensorFile
 
 
@@ -73,7 +73,7 @@ def test_a_file_that_is_not_safetensors_is_a_one_line_error(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
 def test_opening_a_checkpoint_holds_its_weights_about_once(tmp_path):
     cfg = ModelConfig(vocab_size=20000, block_size=64, n_layer=2, n_head=4, n_embd=512)
-    GPT(cfg, seed=0).save(tmp_path / "big")
+    save_checkpoint(tmp_path / "big", GPT(cfg, seed=0))
     code = (
         "from tinylm.core import load\n"
         "from tinylm.core.bench.memory_peak import peak_rss_kb\n"
