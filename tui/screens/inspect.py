@@ -12,6 +12,7 @@ from textual.widgets.option_list import Option
 
 from ..explain import explain
 from ..stages import Stage, all_stages, stage_view
+from ..widgets.blockmap import BlockHeatmap
 from ..widgets.heatmap import Heatmap
 from .trace_view import TraceView
 from .view_state import LOADING
@@ -80,7 +81,7 @@ class InspectScreen(TraceView):
                 yield Static(id="formula")
                 yield Static(id="description")
                 with Container(id="split"):  # grid above the explanation; side by side when wide
-                    yield Heatmap(id="grid")
+                    yield BlockHeatmap(id="grid")
                     with VerticalScroll(id="explain-box"):
                         yield Static(id="explain")
 
@@ -91,6 +92,8 @@ class InspectScreen(TraceView):
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
         self.call_after_refresh(self._rewrap)
+        if self.stages and self.state.trace is not None:
+            self.call_after_refresh(self.show_stage)  # the grid's blocks are sized to the room
 
     # -- data ------------------------------------------------------------------------------------
     def redraw(self) -> None:
@@ -133,11 +136,20 @@ class InspectScreen(TraceView):
         note = f" Prompt cropped to its last {len(trace.ids)} tokens." if self.state.cropped else ""
         self.query_one("#description", Static).update(f"{view.shape}: {stage.description}{note}")
         self._fill_stage_list()
-        grid = self.query_one("#grid", Heatmap)
-        grid.set_data(view.values, view.row_labels, view.col_labels, kind=view.kind, mask=view.mask)
+        grid = self.query_one("#grid", BlockHeatmap)
+        grid.show_matrix(
+            view.values, view.row_labels, view.col_labels, kind=view.kind, mask=view.mask, max_cols=self._grid_room()
+        )
         if stage.key == "chosen":  # start on the token the greedy choice picks
-            grid.set_cursor(0, int(view.values[0].argmax()))
-        self.explain_cell(*grid.cursor)
+            grid.set_real_cursor(0, int(view.values[0].argmax()))
+        self.explain_cell(*grid.real_cursor)
+
+    def _grid_room(self) -> int:
+        """How many cells wide the grid may be: wider matrices are shown in blocks."""
+        width = self.query_one("#main").content_size.width or self.app.size.width - 24
+        if self.has_class("-wide"):
+            width = width * 3 // 5
+        return max((width - 10) // 2, 8)
 
     def _fill_stage_list(self) -> None:
         """List the stages of the current layer (rebuilt only when the layer or model changes)."""
@@ -162,8 +174,9 @@ class InspectScreen(TraceView):
 
     def explain_cell(self, row: int, col: int) -> None:
         """Fill the explanation panel for a cell of the current stage."""
-        grid, stage = self.query_one("#grid", Heatmap), self.stage
-        if not grid.shape[0] or row >= grid.shape[0] or col >= grid.shape[1]:
+        grid, stage = self.query_one("#grid", BlockHeatmap), self.stage
+        rows, cols = grid.real_shape
+        if not rows or row >= rows or col >= cols:
             return
         width = self._explain_width()
         expl = explain(
@@ -176,10 +189,11 @@ class InspectScreen(TraceView):
             vocab=self.state.vocab,
             width=width,
         )
-        row_name = grid.row_labels[row]
-        col_name = grid.col_labels[col] if grid.col_labels else str(col)
         text = Text()
-        text.append(f"[{row_name}, {col_name}] = {grid.values[row, col]:.4f}\n", style="bold")
+        if grid.rule_text():
+            text.append(grid.rule_text() + "\n", style="italic dim")
+        value = f"[{grid.real_row_label(row)}, {grid.real_col_label(col)}] = {grid.full[row, col]:.4f}\n"
+        text.append(value, style="bold")
         text.append("\n".join(expl.lines))
         self.query_one("#explain", Static).update(text)
         self.explained, self._explained_at = expl, (row, col, width)

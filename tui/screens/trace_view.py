@@ -10,7 +10,7 @@ from textual.widgets import Input
 from textual.worker import get_current_worker
 
 from ..widgets.heatmap import Heatmap
-from .view_state import LOADING, NO_MODEL, ViewState, snapshot_key
+from .view_state import LOADING, NO_MODEL, ViewState, is_quick, snapshot_key
 
 FOLLOW_S = 1.0  # how often a shown view checks for new weights while a model trains
 NEWLINE = "⏎"  # a one-line field cannot hold a line break: it is shown (and typed) as this
@@ -38,6 +38,7 @@ class TraceView(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.state = ViewState()
+        self._pending: tuple | None = None  # the snapshot key a worker is computing
 
     def on_mount(self) -> None:
         self.set_interval(FOLLOW_S, self._follow)
@@ -63,8 +64,13 @@ class TraceView(Screen):
             if force:
                 self.apply(self.state)
             return
-        state = ViewState.take(session, blocking=False)
-        if state is None:  # a training step holds the weights: wait for it in a worker, not here
+        key = snapshot_key(session)
+        if key == self._pending:
+            return  # a worker is on it already
+        state = ViewState.take(session, blocking=False) if is_quick(session.model) else None
+        if state is None:  # a large model, or a training step holds the weights: a worker waits, not the UI
+            self._pending = key
+            self.app.status = "tracing…"
             self._take_in_background()
         else:
             self.apply(state)
@@ -74,9 +80,16 @@ class TraceView(Screen):
         state = ViewState.take(self.app.session)
         if not get_current_worker().is_cancelled:
             try:
-                self.app.call_from_thread(self.apply, state)
+                self.app.call_from_thread(self._taken, state)
             except RuntimeError:  # the app is closing
                 pass
+
+    def _taken(self, state: ViewState) -> None:
+        if self._pending == state.key:
+            self._pending = None
+            if self.app.status == "tracing…":
+                self.app.status = "ready"
+        self.apply(state)
 
     def apply(self, state: ViewState) -> None:
         """Show a snapshot (subclasses draw it in `redraw`)."""

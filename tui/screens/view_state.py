@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from ..tokens import token_labels, vocabulary_labels
 from .registry import key_of
 
 CONFIG_KEY = key_of("config")  # where a model is made, named in the messages of the other screens
 NO_MODEL = f"No model yet: press {CONFIG_KEY} to configure and train one"
-LOADING = "Reading the model's weights…"  # shown until the first snapshot (a training step may hold them)
+LOADING = "Tracing the prompt through the model…"  # shown until the first snapshot arrives
+QUICK_PARAMS = 5_000_000  # up to this many weights a snapshot is taken at once; a larger model's in a worker
 
 
 def snapshot_key(session) -> tuple:
@@ -38,6 +42,7 @@ class ViewState:
         from tinylm.core import TinyLMError
 
         state, model = cls(), session.model
+        copy = session.trainer is not None  # only weights a trainer can change need a copy (0.5 GB at GPT-2 size)
         state.key = snapshot_key(session)
         if model is None:
             return state
@@ -46,14 +51,31 @@ class ViewState:
         try:  # the trace and the weights come from the same step (model.trace re-enters the RLock)
             ids = session.prompt_ids()
             state.trace = model.trace(ids) if ids is not None else None
-            state.params = {name: np.array(value, copy=True) for name, value in model.params.items()}
-            state.wpe = np.array(model.wpe, copy=True)
+            state.params = {name: np.array(value, copy=copy) for name, value in model.params.items()}
+            state.wpe = np.array(model.wpe, copy=copy)
         except TinyLMError as exc:
             state.error = str(exc)
         finally:
             model.lock.release()
         tok = model.tokenizer
-        state.vocab = [tok.token_text(i) for i in range(model.config.vocab_size)]
+        state.vocab = labels_of(tok, model.config.vocab_size)
         if state.trace is not None:
+            state.trace = dataclasses.replace(state.trace, tokens=token_labels(tok, state.trace.ids))
             state.cropped = len(tok.encode(session.prompt)) > len(state.trace.ids)
         return state
+
+
+def is_quick(model) -> bool:
+    """Whether a snapshot of this model is quick enough to take on the UI thread."""
+    return model is None or sum(p.size for p in model.params.values()) <= QUICK_PARAMS
+
+
+_labels: tuple = (None, 0, [])  # (tokenizer, vocabulary size, labels): the last vocabulary made visible
+
+
+def labels_of(tokenizer, vocab_size: int) -> list[str]:
+    """Every token's display label, remembered for the last tokenizer (50,257 labels take a while)."""
+    global _labels
+    if _labels[0] is not tokenizer or _labels[1] != vocab_size:
+        _labels = (tokenizer, vocab_size, vocabulary_labels(tokenizer, vocab_size))
+    return _labels[2]

@@ -13,17 +13,14 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from ..tokens import visible
 from . import palette as pal
 
-_ESCAPES = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "␍"}
+__all__ = ["Heatmap", "visible"]
+
 _LABEL = Style(dim=True)
 _LABEL_CURSOR = Style(bold=True, reverse=True)
 _MASKED = Style(dim=True)
-
-
-def visible(text: str) -> str:
-    """A token's text with whitespace and control characters made visible (one glyph each)."""
-    return "".join(_ESCAPES.get(ch, "·" if ord(ch) < 32 or ord(ch) == 127 else ch) for ch in text) or "∅"
 
 
 class Heatmap(Widget, can_focus=True):
@@ -191,7 +188,11 @@ class Heatmap(Widget, can_focus=True):
         self._scroll_to_cursor()
         self._lines.clear()
         self.refresh()
-        self.post_message(self.CellSelected(self, row, col, float(self.values[row, col])))
+        self.post_message(self.cell_selected(row, col))
+
+    def cell_selected(self, row: int, col: int) -> CellSelected:
+        """The message announcing that the cursor is on shown cell (row, col)."""
+        return self.CellSelected(self, row, col, float(self.values[row, col]))
 
     def action_move(self, d_row: int, d_col: int) -> None:
         """Move the cursor by whole cells."""

@@ -1,0 +1,138 @@
+"""A GPT-2-shaped model (scaled down: 4 layers, 4 heads, C=64, V=5,000, T=256) on the screens: blocks, zoom, tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy_gpt2 import numpy_forward
+
+from tinylm.core import DEFAULT_CORPUS, GPT, ModelConfig, Tokenizer, load_corpus, train_tokenizer
+from tinylm.tui.app import create_app
+from tinylm.tui.screens.inspect import InspectScreen
+from tinylm.tui.session import Session
+from tinylm.tui.tokens import bytes_text, token_label
+from tinylm.tui.widgets.blockmap import BlockHeatmap
+from tinylm.tui.widgets.blocks import reduce_blocks
+
+VOCAB = 5000
+PROMPT = "The fox, naïve, said: café 日本"  # multi-byte characters a byte-level BPE may split
+
+
+@pytest.fixture(scope="module")
+def wide_model() -> GPT:
+    """Random weights of a scaled GPT-2 shape around a byte-level BPE grown to 5,000 tokens."""
+    bpe = train_tokenizer("bpe", load_corpus(DEFAULT_CORPUS).text[:20000], 600).to_dict()
+    merges = bpe["merges"]
+    while 256 + len(merges) < VOCAB:  # chain byte pairs into longer tokens until the size is reached
+        merges.append([len(merges) % 256, 255 + len(merges)])
+    tokenizer = Tokenizer.from_dict({**bpe, "merges": merges})
+    config = ModelConfig(n_layer=4, n_head=4, n_embd=64, block_size=256, vocab_size=VOCAB)
+    return GPT(config, tokenizer, seed=3)
+
+
+def block_max_abs(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The reduction rule cell by cell: the value of largest |x| in each block, first one on ties."""
+    R, C = values.shape
+    out = np.zeros((-(-R // rows), -(-C // cols)))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            block = values[i * rows : (i + 1) * rows, j * cols : (j + 1) * cols]
+            out[i, j] = block.flat[int(np.argmax(np.abs(block)))]
+    return out
+
+
+class TestReduceBlocks:
+    def test_each_shown_cell_is_its_blocks_largest_magnitude_with_sign(self):
+        values = np.random.default_rng(0).normal(size=(37, 53))
+        reduced = reduce_blocks(values, 5, 7)
+        np.testing.assert_array_equal(reduced.values, block_max_abs(values, 5, 7).astype(np.float32))
+        r, c = reduced.where_row, reduced.where_col
+        np.testing.assert_array_equal(values[r, c].astype(np.float32), reduced.values)
+
+    def test_masked_cells_lose_unless_the_whole_block_is_masked(self):
+        values = np.arange(16, dtype=np.float64).reshape(4, 4)
+        values[0, 1] = -np.inf  # a masked attention score
+        mask = np.zeros((4, 4), bool)
+        mask[2:, 2:] = True
+        reduced = reduce_blocks(values, 2, 2, mask)
+        assert reduced.values[0, 0] == 5.0 and not reduced.masked[0, 0]
+        assert reduced.masked[1, 1] and not reduced.masked[1, 0]
+
+    def test_one_by_one_blocks_change_nothing(self):
+        values = np.random.default_rng(1).normal(size=(3, 4))
+        reduced = reduce_blocks(values, 1, 1)
+        assert reduced.identity
+        np.testing.assert_array_equal(reduced.values, values.astype(np.float32))
+
+
+class TestTokens:
+    def test_a_leading_space_is_visible_and_split_bytes_are_shown_as_bytes(self, wide_model):
+        tok = wide_model.tokenizer
+        assert token_label(tok, "é".encode()[0]) == "\\xc3"  # the first byte of 'é', alone
+        assert bytes_text("é".encode()) == "é"
+        ids = tok.encode(" the")
+        assert "".join(token_label(tok, i) for i in ids).startswith("␣")
+
+
+async def open_stage(pilot, key: str) -> InspectScreen:
+    pilot.app.switch_mode("inspect")
+    await pilot.pause()
+    screen = pilot.app.screen
+    screen.index = next(i for i, s in enumerate(screen.stages) if s.key == key)
+    screen.show_stage()
+    await pilot.pause()
+    return screen
+
+
+class TestInspectAtScale:
+    async def test_logits_are_shown_in_blocks_by_the_stated_rule_and_zoom_shows_real_values(self, wide_model):
+        app = create_app(Session(wide_model, None, None, prompt=PROMPT))
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_stage(pilot, "logits")
+            grid = screen.query_one("#grid", BlockHeatmap)
+            ids = screen.state.trace.ids
+            logits = numpy_forward(wide_model.params, ids, 4)["logits"]  # (T, V), float64
+            red = grid.reduced
+            assert red.rows == 1 and red.cols > 1 and grid.shape[1] * red.cols >= VOCAB  # all 5,000 columns, no window
+            assert f"1x{red.cols}" in grid.rule_text()  # the rule is on screen
+            np.testing.assert_allclose(grid.values, block_max_abs(logits, 1, red.cols), rtol=1e-4, atol=1e-5)
+
+            await pilot.press("right", "down")
+            real_row, real_col = grid.real_cursor
+            shown = grid.values[grid.cursor]
+            assert shown == pytest.approx(logits[real_row, real_col], rel=1e-4, abs=1e-5)
+            assert real_col // red.cols == grid.cursor[1]  # the cell the block shows lies in that block
+
+            await pilot.press("z")  # zoom: real values around the cell the block showed
+            assert grid.zoomed is not None and grid.real_cursor == (real_row, real_col)
+            r0, c0 = grid.origin
+            rows, cols = grid.shape
+            np.testing.assert_allclose(grid.values, logits[r0 : r0 + rows, c0 : c0 + cols], rtol=1e-4, atol=1e-5)
+            assert "zoomed: real values" in grid.rule_text()
+            for _ in range(cols + 3):  # past the window's edge: it follows the cursor
+                await pilot.press("right")
+            r, c = grid.real_cursor
+            assert c == min(real_col + cols + 3, VOCAB - 1)
+            assert grid.values[grid.cursor] == pytest.approx(logits[r, c], rel=1e-4, abs=1e-5)
+            assert screen.explained.value == pytest.approx(logits[r, c], rel=1e-4, abs=1e-4)  # explained: that cell
+
+            await pilot.press("z")
+            assert grid.zoomed is None and grid.cursor == (r, c // red.cols)
+
+    async def test_every_layer_and_head_can_be_reached(self, wide_model):
+        app = create_app(Session(wide_model, None, None, prompt=PROMPT))
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_stage(pilot, "att")
+            seen = set()
+            for _ in range(4):
+                for _ in range(4):
+                    stage = screen.stage
+                    seen.add((stage.layer, app.session.head))
+                    grid = screen.query_one("#grid", BlockHeatmap)
+                    want = screen.state.trace[f"h.{stage.layer}.att"][app.session.head]
+                    np.testing.assert_array_equal(grid.full, want)
+                    await pilot.press("full_stop")
+                await pilot.press("right_square_bracket")
+            assert seen == {(layer, head) for layer in range(4) for head in range(4)}
+            labels = screen.state.trace.tokens
+            assert any(label.startswith("␣") for label in labels) and any("\\x" in label for label in labels)

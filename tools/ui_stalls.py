@@ -1,0 +1,102 @@
+"""The worst UI stall per screen of tinylm-tui with a large model, measured by timer drift.
+
+    python tools/ui_stalls.py --checkpoint DIR [--size 200x60]
+
+A probe task sleeps 5 ms at a time on the app's event loop; how late it wakes is how long the loop was
+blocked (a message handler, a compose, a render, or a worker thread holding the GIL). Each screen is
+opened, given time to finish its background work, and driven with its keys; the worst lateness seen
+while that screen is shown is its stall. Without --checkpoint a GPT-2-small-shaped model (12 layers,
+12 heads, 768 wide, 1,024 positions) with random weights is built around a byte-level BPE tokenizer
+padded to 50,257 tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+PROBE_S = 0.005
+SCREENS = {  # mode -> keys pressed once the screen is ready
+    "config": ["tab", "tab", "escape"],
+    "inspect": ["n", "n", "n", "n", "n", "right_square_bracket", "full_stop", "right", "right", "z", "right", "z"],
+    "attention": ["right_square_bracket", "full_stop", "full_stop", "down", "down"],
+    "generate": ["n", "plus", "minus", "space", "plus", "minus", "space"],
+    "vocabulary": ["down", "down", "pagedown", "right", "slash", "t", "h", "e", "enter", "w", "w"],
+    "training": ["m", "m"],
+}
+
+
+class Probe:
+    """Records the largest lateness of a 5 ms sleep on the event loop, per label."""
+
+    def __init__(self) -> None:
+        self.label = "start"
+        self.worst: dict[str, float] = {}
+        self.task: asyncio.Task | None = None
+
+    async def run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(PROBE_S)
+            late = time.perf_counter() - start - PROBE_S
+            if late > self.worst.get(self.label, 0.0):
+                self.worst[self.label] = late
+
+
+def gpt2_small_model(vocab_size: int = 50257):
+    """Random weights of GPT-2 small's shape, with a BPE tokenizer grown to the vocabulary size."""
+    from tinylm.core import DEFAULT_CORPUS, GPT, ModelConfig, Tokenizer, load_corpus, train_tokenizer
+
+    bpe = train_tokenizer("bpe", load_corpus(DEFAULT_CORPUS).text[:20000], 1000).to_dict()
+    merges = bpe["merges"]
+    while 256 + len(merges) < vocab_size:  # chain byte pairs into longer tokens until the size is reached
+        merges.append([len(merges) % 256, 255 + len(merges)])
+    tokenizer = Tokenizer.from_dict({**bpe, "merges": merges})
+    config = ModelConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=vocab_size)
+    return GPT(config, tokenizer)
+
+
+async def measure(model, size: tuple[int, int], settle_s: float) -> dict[str, float]:
+    from tinylm.tui.app import create_app
+    from tinylm.tui.session import Session
+
+    app = create_app(Session(model, None, None, prompt="The quick brown fox jumps over the lazy dog. " * 3))
+    probe = Probe()
+    async with app.run_test(size=size) as pilot:
+        probe.task = asyncio.create_task(probe.run())
+        for mode, keys in SCREENS.items():
+            probe.label = f"{mode}: open and load"
+            print(f"{time.strftime('%X')} {mode}", flush=True)
+            app.switch_mode(mode)
+            await asyncio.sleep(settle_s)
+            probe.label = f"{mode}: keys"
+            for key in keys:
+                await pilot.press(key)
+                await asyncio.sleep(0.3)
+            await asyncio.sleep(1.0)
+        probe.task.cancel()
+    return probe.worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="a checkpoint directory (default: build a GPT-2-small-shaped model)")
+    parser.add_argument("--size", default="80x24", help="terminal size, e.g. 200x60")
+    parser.add_argument("--settle", type=float, default=8.0, help="seconds each screen gets to load")
+    args = parser.parse_args()
+    from tinylm.core import load
+
+    start = time.perf_counter()
+    model = load(args.checkpoint) if args.checkpoint else gpt2_small_model()
+    print(f"model ready in {time.perf_counter() - start:.1f} s: {model.config}")
+    model.trace("warm the kernels")
+    width, height = (int(x) for x in args.size.split("x"))
+    worst = asyncio.run(measure(model, (width, height), args.settle))
+    print(f"worst UI stall per screen at {args.size} (event-loop lateness of a {PROBE_S * 1000:.0f} ms timer):")
+    for label, late in worst.items():
+        print(f"  {label:32s} {1000 * late:7.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
