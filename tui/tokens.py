@@ -1,4 +1,4 @@
-"""Tokens as the screens show them: from their bytes, whitespace made visible, broken UTF-8 shown as \\xNN."""
+"""Tokens as the screens show them: the tokenizer's label (a split character's bytes as \\xNN), whitespace visible."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ def visible(text: str) -> str:
     return "".join(_ESCAPES.get(ch, "·" if ord(ch) < 32 or ord(ch) == 127 else ch) for ch in text) or "∅"
 
 
-def bytes_text(data: bytes) -> str:
-    """Bytes as text: valid UTF-8 as its characters, each byte of a split character as \\xNN."""
-    return data.decode("utf-8", errors="backslashreplace")
-
-
 def token_label(tokenizer, id: int) -> str:
     """One token for display: ' the' is '␣the', the first byte of a split 'é' is '\\xc3'."""
-    return visible(bytes_text(tokenizer.token_bytes(int(id))))
+    return visible(tokenizer.token_label(int(id)))
 
 
 def token_labels(tokenizer, ids) -> list[str]:
