@@ -2,7 +2,9 @@
 
 from tinylm.kernels.backend import available_backends, get_kernels
 
-from . import reference
+from . import reference, reference_backward
+from .adamw_step import AdamWStep, apply_adamw_step, explain_adamw_step
+from .backtrace import FD_STEP, BackTrace, FiniteDifference, backtrace, finite_difference, prompt_window
 from .checkpoint import load, save_checkpoint
 from .config import LN_EPS, ModelConfig, TrainConfig
 from .corpus import DEFAULT_CORPUS, Corpus, builtin_corpora, load_corpus
@@ -34,6 +36,16 @@ __all__ = [
     "GELU_SCALE",
     "GELU_CUBIC",
     "reference",
+    "reference_backward",
+    "BackTrace",
+    "backtrace",
+    "prompt_window",
+    "FiniteDifference",
+    "finite_difference",
+    "FD_STEP",
+    "AdamWStep",
+    "explain_adamw_step",
+    "apply_adamw_step",
     "TrainConfig",
     "Corpus",
     "DEFAULT_CORPUS",

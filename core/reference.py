@@ -62,19 +62,29 @@ def forward(
     n_head: int,
     wpe: np.ndarray | None = None,
     eps: float = LN_EPS,
+    nudge: tuple[str, tuple, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every intermediate of the forward pass over one sequence ids (T,), named as the model's Trace.
-    `wpe` is the position table (block_size, C); by default the learned one in `params`."""
+    `wpe` is the position table (block_size, C); by default the learned one in `params`.
+    `nudge` (name, index, delta) adds delta to one cell of the named intermediate as soon as it is
+    computed, so everything after it sees the change (a finite difference of that intermediate);
+    "lm_head" names the token table as the LM head reads it."""
     P = {name: np.asarray(w, dtype=np.float64) for name, w in params.items()}
     wpe = P["transformer.wpe.weight"] if wpe is None else np.asarray(wpe, dtype=np.float64)
     ids = np.asarray(ids)
     T = len(ids)
     out: dict[str, np.ndarray] = {}
 
+    def put(name: str, value: np.ndarray) -> np.ndarray:
+        """out[name] = value, nudged if asked; returns what the next step reads."""
+        if nudge is not None and nudge[0] == name:
+            value = np.array(value, dtype=np.float64)
+            value[nudge[1]] += nudge[2]
+        out[name] = value
+        return value
+
     # Embeddings: each token's row of the token table plus its position's row.
-    out["wte"] = P["transformer.wte.weight"][ids]  # (T, C)
-    out["wpe"] = wpe[:T]  # (T, C)
-    x = out["x0"] = out["wte"] + out["wpe"]  # (T, C): the residual stream
+    x = put("x0", put("wte", P["transformer.wte.weight"][ids]) + put("wpe", wpe[:T]))  # (T, C): the stream
     C = x.shape[-1]
     HS = C // n_head
     future = np.triu(np.ones((T, T), dtype=bool), k=1)  # (T, T): a token may not look ahead
@@ -85,48 +95,61 @@ def forward(
         # Attention: LayerNorm, then per head queries, keys and values, scaled dot products, causal
         # softmax, a weighted sum of values; the heads joined and projected, added to the stream.
         ln1, out[h + "ln_1.mean"], out[h + "ln_1.rstd"] = layernorm(x, P[w + "ln_1.weight"], P[w + "ln_1.bias"], eps)
-        out[h + "ln_1"] = ln1  # (T, C)
+        ln1 = put(h + "ln_1", ln1)  # (T, C)
         qkv = ln1 @ P[w + "attn.c_attn.weight"] + P[w + "attn.c_attn.bias"]  # (T, 3C): q, k, v side by side
-        q, k, v = (split_heads(qkv[:, i * C : (i + 1) * C], n_head) for i in range(3))  # (NH, T, HS) each
-        out[h + "q"], out[h + "k"], out[h + "v"] = q, k, v
+        q, k, v = (put(h + n, split_heads(qkv[:, i * C : (i + 1) * C], n_head)) for i, n in enumerate("qkv"))
         scores = q @ k.transpose(0, 2, 1) / np.sqrt(HS)  # (NH, T, T): query row, key column
         scores[:, future] = -np.inf
-        out[h + "scores"] = scores
-        att = out[h + "att"] = softmax(scores)  # (NH, T, T): each row sums to 1
-        out[h + "head_out"] = att @ v  # (NH, T, HS)
-        out[h + "attn_concat"] = merge_heads(out[h + "head_out"])  # (T, C)
-        out[h + "attn_proj"] = out[h + "attn_concat"] @ P[w + "attn.c_proj.weight"] + P[w + "attn.c_proj.bias"]
-        x = out[h + "res_1"] = x + out[h + "attn_proj"]  # (T, C)
+        scores = put(h + "scores", scores)
+        att = put(h + "att", softmax(scores))  # (NH, T, T): each row sums to 1
+        head_out = put(h + "head_out", att @ v)  # (NH, T, HS)
+        concat = put(h + "attn_concat", merge_heads(head_out))  # (T, C)
+        proj = put(h + "attn_proj", concat @ P[w + "attn.c_proj.weight"] + P[w + "attn.c_proj.bias"])
+        x = put(h + "res_1", x + proj)  # (T, C)
 
         # MLP: LayerNorm, widen to 4C, GELU, back to C, added to the stream.
         ln2, out[h + "ln_2.mean"], out[h + "ln_2.rstd"] = layernorm(x, P[w + "ln_2.weight"], P[w + "ln_2.bias"], eps)
-        out[h + "ln_2"] = ln2  # (T, C)
-        out[h + "mlp_pre"] = ln2 @ P[w + "mlp.c_fc.weight"] + P[w + "mlp.c_fc.bias"]  # (T, 4C)
-        out[h + "mlp_act"] = gelu(out[h + "mlp_pre"])  # (T, 4C)
-        out[h + "mlp_out"] = out[h + "mlp_act"] @ P[w + "mlp.c_proj.weight"] + P[w + "mlp.c_proj.bias"]  # (T, C)
-        x = out[h + "res_2"] = x + out[h + "mlp_out"]  # (T, C)
+        ln2 = put(h + "ln_2", ln2)  # (T, C)
+        pre = put(h + "mlp_pre", ln2 @ P[w + "mlp.c_fc.weight"] + P[w + "mlp.c_fc.bias"])  # (T, 4C)
+        act = put(h + "mlp_act", gelu(pre))  # (T, 4C)
+        mlp = put(h + "mlp_out", act @ P[w + "mlp.c_proj.weight"] + P[w + "mlp.c_proj.bias"])  # (T, C)
+        x = put(h + "res_2", x + mlp)  # (T, C)
 
     # Head: a last LayerNorm, then the token table again (tied weights) scores every vocabulary entry.
-    out["ln_f"], out["ln_f.mean"], out["ln_f.rstd"] = layernorm(
+    lnf, out["ln_f.mean"], out["ln_f.rstd"] = layernorm(
         x, P["transformer.ln_f.weight"], P["transformer.ln_f.bias"], eps
     )
-    out["logits"] = out["ln_f"] @ P["transformer.wte.weight"].T  # (T, V)
-    out["probs"] = softmax(out["logits"])  # (T, V): the next token's distribution at each position
+    lnf = put("ln_f", lnf)
+    head = put("lm_head", P["transformer.wte.weight"])  # (V, C)
+    del out["lm_head"]  # the weights themselves, not an intermediate
+    logits = put("logits", lnf @ head.T)  # (T, V)
+    out["probs"] = softmax(logits)  # (T, V): the next token's distribution at each position
     return out
 
 
 def logits(
-    params: Mapping[str, np.ndarray], ids: np.ndarray, n_head: int, wpe: np.ndarray | None = None, eps: float = LN_EPS
+    params: Mapping[str, np.ndarray],
+    ids: np.ndarray,
+    n_head: int,
+    wpe: np.ndarray | None = None,
+    eps: float = LN_EPS,
+    nudge: tuple[str, tuple, float] | None = None,
 ):
-    """Logits (B, T, V) for a batch of sequences ids (B, T)."""
-    return np.stack([forward(params, row, n_head, wpe, eps)["logits"] for row in np.atleast_2d(ids)])
+    """Logits (B, T, V) for a batch of sequences ids (B, T); nudge as in forward, in every row."""
+    return np.stack([forward(params, row, n_head, wpe, eps, nudge)["logits"] for row in np.atleast_2d(ids)])
 
 
 def loss(
-    params, ids: np.ndarray, targets: np.ndarray, n_head: int, wpe: np.ndarray | None = None, eps: float = LN_EPS
+    params,
+    ids: np.ndarray,
+    targets: np.ndarray,
+    n_head: int,
+    wpe: np.ndarray | None = None,
+    eps: float = LN_EPS,
+    nudge: tuple[str, tuple, float] | None = None,
 ) -> float:
     """Mean cross-entropy of the next-token targets (B, T): -log p(target), averaged."""
-    z = logits(params, ids, n_head, wpe, eps)
+    z = logits(params, ids, n_head, wpe, eps, nudge)
     logp = z - z.max(-1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
     return float(-np.take_along_axis(logp, np.atleast_2d(targets)[..., None], -1).mean())
