@@ -23,15 +23,19 @@ from .config import ModelConfig
 class Activations:
     """Everything the forward pass computes and the backward pass reads, per (B, T)."""
 
-    def __init__(self, cfg: ModelConfig, B: int, T: int, dtype, *, keep_scores: bool = False, dropout: bool = False):
+    def __init__(
+        self, cfg: ModelConfig, B: int, T: int, dtype, kernels, *, keep_scores: bool = False, dropout: bool = False
+    ):
+        """kernels: the kernel namespace the buffers are made for (its zeros allocates them)."""
         L, C, NH, V = cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size
         N = B * T  # rows
-        z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+        self.kernels = kernels
+        z = lambda *shape: kernels.zeros(shape, dtype)  # noqa: E731
         self.B, self.T, self.dropout = B, T, dropout
         self.recompute = not keep_scores  # backward recomputes ln1, ln2, atty, att, fch_gelu (shared buffers)
         self.fused_residual = not keep_scores and not dropout  # res = x + proj(...): no branch buffers
-        self.ids = np.zeros((B, T), dtype=np.int64)
-        self.targets = np.zeros((B, T), dtype=np.int64)
+        self.ids = kernels.zeros((B, T), np.int64)
+        self.targets = kernels.zeros((B, T), np.int64)
         self.has_targets = False
         self.encoded = z(B, T, C)  # token + position embedding
         self.x0 = z(B, T, C) if dropout else self.encoded  # after embedding dropout
@@ -112,7 +116,7 @@ class ActivationGrads:
         N, C = acts.lnf.shape
         NH = acts.att.shape[2]
         V = acts.logits.shape[-1]
-        z = lambda *shape: np.zeros(shape, dtype=acts.lnf.dtype)  # noqa: E731
+        z = lambda *shape: acts.kernels.zeros(shape, acts.lnf.dtype)  # noqa: E731
         self.dres = z(N, C)  # running gradient of the residual stream
         self.dbranch = z(N, C) if acts.dropout else None  # gradient of a branch output before its dropout
         self.dln = z(N, C)

@@ -41,8 +41,9 @@ class KVCache:
         L, NH, T, C = cfg.n_layer, cfg.n_head, cfg.block_size, cfg.n_embd
         dt = model.dtype
         self.model = model
-        self.k = np.zeros((L, NH, T, C // NH), dtype=dt)  # (L, NH, T, HS)
-        self.v = np.zeros((L, NH, T, C // NH), dtype=dt)
+        zeros = model.kernels.zeros
+        self.k = zeros((L, NH, T, C // NH), dt)  # (L, NH, T, HS)
+        self.v = zeros((L, NH, T, C // NH), dt)
         self.length = 0  # positions filled
         off = model.layout.offsets
         self.offs = np.array(
@@ -51,9 +52,9 @@ class KVCache:
         self.lnf_off = np.array([off["transformer.ln_f.weight"], off["transformer.ln_f.bias"]], dtype=np.int64)
         self.wte_off = off["transformer.wte.weight"]
         self.wpe = np.ascontiguousarray(model.wpe)
-        self.logits = np.zeros(cfg.vocab_size, dtype=dt)
-        self._x, self._xn, self._y = (np.zeros(C, dtype=dt) for _ in range(3))
-        self._qkv, self._fc, self._att = np.zeros(3 * C, dt), np.zeros(4 * C, dt), np.zeros(T, dt)
+        self.logits = zeros(cfg.vocab_size, dt)
+        self._x, self._xn, self._y = (zeros(C, dt) for _ in range(3))
+        self._qkv, self._fc, self._att = zeros(3 * C, dt), zeros(4 * C, dt), zeros(T, dt)
         self.fused = model.flat.nbytes < BLAS_DECODE_BYTES if fused is None else fused
 
     def prefill(self, ids: np.ndarray) -> np.ndarray:

@@ -131,7 +131,7 @@ class GPT:
             if len(self._acts) >= 4:
                 self._acts.pop(next(iter(self._acts)))
             acts = self._acts[key] = Activations(
-                self.config, B, T, self.dtype, keep_scores=keep_scores, dropout=dropout
+                self.config, B, T, self.dtype, self.kernels, keep_scores=keep_scores, dropout=dropout
             )
         return acts
 
@@ -206,12 +206,12 @@ class GPT:
 
     def _ensure_grads(self) -> None:
         if self.grad_flat is None:
-            self.grad_flat = np.zeros_like(self.flat)
+            self.grad_flat = self.kernels.zeros(self.flat.shape, self.dtype)
             self.grads = self.layout.views(self.grad_flat)
             self._layer_grads = self._per_layer(self.grads)
             self._dwpe = self.grads.get("transformer.wpe.weight")
             if self._dwpe is None:
-                self._dwpe = np.zeros((0, self.config.n_embd), dtype=self.dtype)  # a fixed table is not trained
+                self._dwpe = self.kernels.zeros((0, self.config.n_embd), self.dtype)  # a fixed table is not trained
 
     def backward(self, loss_scale: float = 1.0) -> None:
         """Gradients of loss_scale * the last forward's mean loss into self.grads (overwritten, not

@@ -84,10 +84,11 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)  # batch positions
         self.dropout_rng = np.random.default_rng(config.seed + 1)
         n = model.flat.size
-        self.m = np.zeros(n, dtype=model.dtype)  # AdamW first moment, same layout as the weights
-        self.v = np.zeros(n, dtype=model.dtype)  # AdamW second moment
-        self.x = np.zeros((B, T), dtype=np.int64)  # (B, T) inputs
-        self.y = np.zeros((B, T), dtype=np.int64)  # (B, T) next-token targets
+        zeros = self.kernels.zeros
+        self.m = zeros(n, model.dtype)  # AdamW first moment, same layout as the weights
+        self.v = zeros(n, model.dtype)  # AdamW second moment
+        self.x = zeros((B, T), np.int64)  # (B, T) inputs
+        self.y = zeros((B, T), np.int64)  # (B, T) next-token targets
         self._uniform = np.zeros(B)  # (B,) draws that place this batch's windows
         self.elapsed_s = 0.0
         self._tokens_per_s = 0.0

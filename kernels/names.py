@@ -32,6 +32,7 @@ KERNELS = {
     "grad_norm": "optim",
     "scale_inplace": "optim",
     "adamw_update": "optim",
+    "zeros": "memory",  # not a kernel: makes the buffers this package's kernels take
 }
 
 # Generation's one-position kernels over a KV cache: the CPU package alone has them so far.

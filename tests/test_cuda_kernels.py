@@ -133,6 +133,14 @@ def check_encoder(env, K, R):
     env.raises(ValueError, K.encoder_forward, env.d(np.zeros((1, 5, 2))), long_ids, wte, wpe)
 
 
+@check("zeros")
+def check_zeros(env, K, R):
+    for shape, dtype in [((3, 5), np.float32), ((2, 0, 4), np.float64), ((4,), np.int64)]:
+        host = env.h(K.zeros(shape, dtype))
+        assert host.shape == shape and host.dtype == dtype, (host.shape, host.dtype)
+        env.equal(host, np.zeros(shape, dtype), "zeros")
+
+
 @check("gather_windows")
 def check_gather_windows(env, K, R):
     for B, T, n in [(1, 1, 2), (3, 4, 9), (5, 7, 50)]:

@@ -77,8 +77,9 @@ def test_a_namespace_passed_in_sees_every_kernel_call(threads):
     assert tokens == plain[3]
     if threads == 2:
         assert len(tr._shards) == 2 and all(m.kernels is recording for m in tr._shards.models)
-    # forward, backward (with dropout and recomputation), optimizer, evaluation, trace, generation
+    # buffers; forward, backward (with dropout and recomputation), optimizer, evaluation, trace, generation
     expected = {
+        "zeros",
         "gather_windows",
         "encoder_forward",
         "layernorm_forward",
