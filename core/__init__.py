@@ -8,7 +8,15 @@ from .backtrace import FD_STEP, BackTrace, FiniteDifference, backtrace, finite_d
 from .checkpoint import load, save_checkpoint
 from .config import LN_EPS, ModelConfig, TrainConfig
 from .corpus import DEFAULT_CORPUS, Corpus, builtin_corpora, load_corpus
-from .errors import CheckpointError, CheckpointRecovered, ConfigError, CorpusError, TinyLMError, TokenizerError
+from .errors import (
+    CheckpointError,
+    CheckpointRecovered,
+    ConfigError,
+    CorpusError,
+    NonFiniteOutput,
+    TinyLMError,
+    TokenizerError,
+)
 from .generate import GenStep, generate
 from .model import GPT
 from .reference import GELU_CUBIC, GELU_SCALE
@@ -57,6 +65,7 @@ __all__ = [
     "TokenizerError",
     "CheckpointError",
     "CheckpointRecovered",
+    "NonFiniteOutput",
     "TrainingDiverged",
     "GenStep",
     "generate",

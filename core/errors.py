@@ -23,3 +23,7 @@ class CheckpointError(TinyLMError):
 
 class CheckpointRecovered(UserWarning):
     """An interrupted save was finished or undone, and its leftovers removed, when a checkpoint was opened."""
+
+
+class NonFiniteOutput(TinyLMError):
+    """A forward pass gave NaN or infinite outputs: weights too large for the float type (damaged or diverged)."""

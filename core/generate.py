@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .finite import check_finite_output
 from .parallel import ColumnSplit
 from .params import _BLOCK
 from .sampling import Sampling, draw, softmax
@@ -144,8 +145,9 @@ def generate(model, prompt, sampling: Sampling | None = None, max_new_tokens: in
     T = model.config.block_size
     context = list(model.encode_prompt(prompt))
     cache = KVCache(model)
-    with model.lock:
+    with model.lock, np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
         logits = cache.prefill(np.array(context, dtype=np.int64))
+    check_finite_output(model, logits, "next-token scores")
     produced = 0
     while max_new_tokens is None or produced < max_new_tokens:
         probs = sampling.distribution(logits)
@@ -154,9 +156,10 @@ def generate(model, prompt, sampling: Sampling | None = None, max_new_tokens: in
         yield GenStep(token, text, probs, softmax(logits))
         produced += 1
         context.append(token)
-        with model.lock:
+        with model.lock, np.errstate(over="ignore", invalid="ignore"):
             if cache.length < T:
                 logits = cache.step(token)
             else:
                 context = context[-(T - max(1, T // 4)) :]
                 logits = cache.prefill(np.array(context, dtype=np.int64))
+        check_finite_output(model, logits, "next-token scores")

@@ -15,6 +15,7 @@ import numpy as np
 from tinylm.kernels.backend import get_kernels
 
 from .config import LN_EPS
+from .finite import check_finite_output
 from .parallel import SPLIT_MIN_BYTES, ColumnSplit, SplitProducts
 from .threads import kernel_settings, parallel_allowed
 
@@ -68,8 +69,9 @@ def trace(model, text_or_ids) -> Trace:
     ids = model.encode_prompt(text_or_ids)
     cfg = model.config
     C, NH = cfg.n_embd, cfg.n_head
-    with model.lock:
+    with model.lock, np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
         a = _traced_forward(model, ids)  # this trace's own buffers from now on
+    check_finite_output(model, a.logits, "next-token scores")
     out: dict[str, np.ndarray] = {}
     f32 = lambda x: x if x.dtype == np.float32 else x.astype(np.float32)  # noqa: E731
     out["wte"] = np.array(model.params["transformer.wte.weight"][ids], dtype=np.float32)  # weights change

@@ -149,7 +149,8 @@ class Trainer:
         lr = self.lr_at(self.step_count)
         dropout_rng = self.dropout_rng if model.config.dropout else None
         rng_state, dropout_state = self.rng.bit_generator.state, self.dropout_rng.bit_generator.state
-        with model.lock:
+        # overflow becomes a NaN or inf loss or norm, which _gradients reports in one line
+        with model.lock, np.errstate(over="ignore", invalid="ignore"):
             try:
                 loss, norm = self._gradients(dropout_rng)
             except BaseException:

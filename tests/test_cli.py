@@ -135,8 +135,8 @@ def test_resume_can_train_longer_but_not_change_settings(ckpt, tmp_path):
     status, _, err = run(["train", "--resume", tmp_path / "run"])
     assert status == 0 and "already trained 30 of 30 steps" in err
     assert_one_line_error(*run(["train", "--resume", tmp_path / "run", "--lr", "0.01"])[::2], "--lr", "resuming")
-    status, out, err = run(["train", "--resume", tmp_path / "run", "--steps", 33, "--quiet"])
-    assert status == 0 and "training to step 33" in err
+    status, out, err = run(["train", "--resume", tmp_path / "run", "--steps", 33])
+    assert status == 0 and "training to step 33 (was 30)" in out and err == ""
     assert Trainer.resume(tmp_path / "run").step_count == 33
 
 
@@ -563,3 +563,30 @@ def test_wrong_types_in_a_checkpoint_are_one_line_errors(ckpt, tmp_path, case):
         if status != 0 or argv[0] == "train":
             assert_one_line_error(status, err)
     assert files_of(tmp_path / "run") == before
+
+
+@pytest.mark.parametrize("tensor", ["transformer.ln_f.weight", "transformer.h.0.attn.c_attn.weight"])
+def test_weights_too_large_for_float32_are_one_line_errors_not_nan(ckpt, tmp_path, tensor):
+    """Finite but huge weights (a flipped exponent bit) overflow the forward pass: every command says
+    so in one line instead of sampling from or printing NaN probabilities."""
+    from safetensors.numpy import load_file, save_file
+
+    from tinylm.core import NonFiniteOutput, Sampling
+
+    path, _, _ = ckpt
+    shutil.copytree(path, tmp_path / "run")
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    weights[tensor][...] = 3e38
+    save_file(weights, str(tmp_path / "run" / "model.safetensors"), metadata={"format": "pt"})
+    model = load(tmp_path / "run")
+    with pytest.raises(NonFiniteOutput, match="not finite"):
+        model.trace("The")
+    with pytest.raises(NonFiniteOutput, match="largest \\|weight\\| 3e\\+38"):
+        next(iter(model.generate("The", Sampling(seed=1), max_new_tokens=3)))
+    for argv in (
+        ["generate", tmp_path / "run", "--tokens", 3, "--seed", 1],
+        ["inspect", tmp_path / "run", "--prompt", "The"],
+        ["train", "--resume", tmp_path / "run", "--steps", 32, "--out", tmp_path / "more"],
+    ):
+        status, _, err = run(argv)
+        assert_one_line_error(status, err)

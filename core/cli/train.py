@@ -257,9 +257,10 @@ def _resume(args):
         if args.steps != c.max_steps:
             if c.lr_decay_steps is None:
                 c.lr_decay_steps = c.max_steps  # keep the schedule of the steps done; later steps run at min_lr
-            note(
-                f"training to step {args.steps} (was {c.max_steps}); the learning rate stays at {c.min_lr:g} "
-                f"after step {c.decay_steps}"
+            # said on stdout with the run's description, so that stderr holds only an error, if any
+            args.extended = (
+                f"longer      training to step {args.steps} (was {c.max_steps}); the learning rate stays at "
+                f"{c.min_lr:g} after step {c.decay_steps}"
             )
             c.max_steps = args.steps
     return trainer
@@ -345,6 +346,8 @@ def run_train(args) -> int:
     if not args.quiet:
         for line in describe_run(trainer, out, resumed=args.resume is not None, init=args.init):
             print(line)
+        if getattr(args, "extended", None):
+            print(args.extended)
     log = _open_log(args.json_log, append=args.resume is not None)
     progress = Progress(sys.stdout, quiet=args.quiet)
     start_step = logged = trainer.step_count
