@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 
 from .common import UsageError, check_prompt, load_checkpoint, non_negative_int, plural, show_token, token_label
+from .export import add_export_arguments, run_export
 
 TOP_K = 10  # next tokens listed
 BAR_WIDTH = 30  # characters for probability 1.0
@@ -17,6 +18,8 @@ examples:
   tinylm inspect runs/fables-char --prompt "The Fox"
   tinylm inspect runs/fables-char --prompt "The Fox" --layer 3 --precision 2
   tinylm inspect runs/fables-char --prompt "The Fox" --all-layers | less -S
+  tinylm inspect runs/fables-char --prompt "The Fox" --backward --export fox.safetensors
+  tinylm inspect runs/fables-char --prompt "The Fox" --csv "h.0.att[1]" > att.csv
 
 Every number comes from one forward pass (the model's trace): token embeddings, position
 embeddings, their sum, each head's attention weights (row = query token, column = key token;
@@ -38,6 +41,7 @@ def add_inspect_parser(sub) -> None:
     layers.add_argument("--layer", type=non_negative_int, metavar="L", help="show block L (default 0)")
     layers.add_argument("--all-layers", action="store_true", help="show every block")
     p.add_argument("--precision", type=non_negative_int, default=3, metavar="D", help="decimals (default 3)")
+    add_export_arguments(p)
     p.set_defaults(func=run_inspect)
 
 
@@ -101,6 +105,10 @@ def run_inspect(args) -> int:
     if args.layer is not None and args.layer >= cfg.n_layer:
         raise UsageError(f"--layer {args.layer} does not exist: the model has layers 0 to {cfg.n_layer - 1}")
     check_prompt(model, args.prompt)
+    if args.export or args.csv:
+        return run_export(model, args)
+    if args.backward or args.overwrite:
+        raise UsageError("--backward and --overwrite go with --export OUT or --csv NAME")
     tr = model.trace(args.prompt)
     p = args.precision
     T, C, NH = len(tr.ids), cfg.n_embd, cfg.n_head
