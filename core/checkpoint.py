@@ -82,8 +82,13 @@ def _weights(model: GPT) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _is_checkpoint(path: Path) -> bool:
-    return (path / CONFIG_FILE).is_file()
+def is_tinylm_checkpoint(path: Path) -> bool:
+    """A directory tinylm wrote (its config.json has the "tinylm" object): the only kind a save may
+    replace. A Hugging Face directory opened here keeps its own files (README, other formats)."""
+    try:
+        return isinstance(json.loads(read_json_text(Path(path) / CONFIG_FILE)).get("tinylm"), dict)
+    except (OSError, ValueError, AttributeError, NotReadable):
+        return False
 
 
 def save_checkpoint(path, model: GPT, trainer=None) -> Path:
@@ -92,7 +97,7 @@ def save_checkpoint(path, model: GPT, trainer=None) -> Path:
     or the new one, complete, and never a half-written one."""
     path = Path(path)
     _recover(path)
-    if path.exists() and not (path.is_dir() and (_is_checkpoint(path) or not any(path.iterdir()))):
+    if path.exists() and not (path.is_dir() and (is_tinylm_checkpoint(path) or not any(path.iterdir()))):
         raise CheckpointError(f"{path} exists and is not a tinylm checkpoint; choose another directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_dir(path)

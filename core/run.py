@@ -41,13 +41,22 @@ def make_trainer(
 
 
 def finetune_trainer(
-    path, corpus: Corpus, train_config: TrainConfig | None = None, *, dropout: float | None = None, dtype=np.float32
+    path,
+    corpus: Corpus,
+    train_config: TrainConfig | None = None,
+    *,
+    dropout: float | None = None,
+    max_context: int | None = None,
+    dtype=np.float32,
 ) -> Trainer:
     """A trainer that continues the model in `path` (a tinylm checkpoint or any Hugging Face GPT-2
     directory) on `corpus`, with that model's own tokenizer and shape; train_config.context may train
-    on windows shorter than the model's context, and `dropout` replaces the model's."""
+    on windows shorter than the model's context (max_context: at most this long, the model's context
+    when shorter), and `dropout` replaces the model's."""
     train_config = (train_config or TrainConfig()).validate()
     model = load(path, dtype=dtype)
+    if max_context is not None and train_config.context is None:
+        train_config.context = min(max_context, model.config.block_size)
     if model.tokenizer is None:
         raise CheckpointError(
             f"{path} has no tokenizer (tokenizer.json, or vocab.json + merges.txt); fine-tuning reads the corpus "

@@ -10,6 +10,8 @@ from typing import Any
 DEFAULT_TOKENIZER = "char"
 DEFAULT_MODEL = dict(n_layer=2, n_head=4, n_embd=64, block_size=64, dropout=0.0, positional="learned")
 DEFAULT_TRAIN = dict(batch_size=16, learning_rate=3e-3, max_steps=600, warmup_steps=30, weight_decay=0.1, seed=1337)
+FINETUNE_CONTEXT = 128  # longest training window when fine-tuning a pretrained model
+FINETUNE_BATCH = 8
 EVAL_POINTS = 10  # validation runs per training run
 EVAL_BATCHES = 8  # batches per validation run: ten runs of 8 cost about 5% of the training time
 
@@ -54,8 +56,10 @@ def build_trainer(
 
 
 def build(corpus_arg: str | None = None, checkpoint: str | None = None) -> Built:
-    """The model the app opens with: a checkpoint when given, else a fresh default model on the corpus."""
-    from tinylm.core import DEFAULT_CORPUS, CheckpointError, Trainer, load, load_corpus
+    """The model the app opens with: a checkpoint when given, else a fresh default model on the corpus.
+    A checkpoint with trainer state resumes; weights only (any GPT-2 directory) open to be looked at, and
+    with a corpus given they are fine-tuned on it."""
+    from tinylm.core import DEFAULT_CORPUS, CheckpointError, Trainer, finetune_trainer, load, load_corpus
 
     if checkpoint:
         corpus = load_corpus(corpus_arg) if corpus_arg else None
@@ -63,10 +67,36 @@ def build(corpus_arg: str | None = None, checkpoint: str | None = None) -> Built
             trainer = Trainer.resume(checkpoint, corpus)
             return Built(trainer.model, trainer, getattr(trainer, "corpus", corpus), checkpoint)
         except CheckpointError:  # weights only, or the corpus is gone: still shows and generates
-            return Built(load(checkpoint), None, corpus, checkpoint)
+            pass
+        if corpus is not None and not _has_trainer_state(checkpoint):
+            _, tc = default_configs()
+            trainer = finetune_trainer(checkpoint, corpus, finetune_config(tc), max_context=FINETUNE_CONTEXT)
+            return Built(trainer.model, trainer, corpus)  # no checkpoint: saving must not overwrite the original
+        model = load(checkpoint)
+        if model.tokenizer is None:
+            raise CheckpointError(
+                f"{checkpoint} has weights but no tokenizer (tokenizer.json, or vocab.json + merges.txt); "
+                "the dashboard shows text, so copy the model's tokenizer files into it"
+            )
+        return Built(model, None, corpus, checkpoint)
     corpus = load_corpus(corpus_arg or DEFAULT_CORPUS)
     trainer = build_trainer(corpus)
     return Built(trainer.model, trainer, corpus)
+
+
+def _has_trainer_state(checkpoint) -> bool:
+    from pathlib import Path
+
+    return (Path(checkpoint) / "trainer_state.json").exists()
+
+
+def finetune_config(tc):
+    """Training settings for fine-tuning a pretrained model: a tenth of the from-scratch learning rate
+    and batches of at most 8 (with windows of at most FINETUNE_CONTEXT tokens: a model's own context,
+    such as GPT-2's 1,024, would need gigabytes of activations)."""
+    tc.learning_rate, tc.min_lr = tc.learning_rate / 10, tc.min_lr / 10
+    tc.batch_size = min(tc.batch_size, FINETUNE_BATCH)
+    return tc
 
 
 def warm_up_in_subprocess(timeout: float = 600) -> str:

@@ -8,10 +8,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..checkpoint import is_tinylm_checkpoint
 from ..errors import CheckpointError, TinyLMError
 from .common import UsageError, fmt_bytes
 
-CONFIG = "config.json"
 HISTORY_BYTES_PER_STEP = 400  # one step's metrics in trainer_state.json
 
 
@@ -40,7 +40,7 @@ def check_out(out: Path, *, overwrite: bool, resumed: Path | None = None) -> Non
         if not out.is_dir():
             raise UsageError(f"--out {out} is a file; give a directory for the checkpoint")
         entries = list(out.iterdir())
-        if entries and not (out / CONFIG).is_file():
+        if entries and not is_tinylm_checkpoint(out):
             raise UsageError(f"--out {out} is a non-empty directory that is not a tinylm checkpoint; choose another")
         same_run = resumed is not None and out.resolve() == resumed.resolve()
         if entries and not same_run and not overwrite:

@@ -35,6 +35,7 @@ class ConfigScreen(Screen):
     BINDINGS = [
         Binding("ctrl+t", "create", "Create & train"),
         Binding("ctrl+o", "open", "Open checkpoint"),
+        Binding("ctrl+f", "finetune", "Fine-tune"),
         Binding("ctrl+s", "save", "Save checkpoint"),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
@@ -321,6 +322,45 @@ class ConfigScreen(Screen):
             self.notify("Type a checkpoint directory first.", severity="warning")
             return
         self.open_checkpoint(path)
+
+    def action_finetune(self) -> None:
+        """Train the model in the checkpoint directory (any GPT-2) on the chosen corpus, with its own
+        tokenizer and shape and the form's training settings."""
+        path = self.checkpoint_dir()
+        info = self.corpus_info
+        if not path:
+            self.notify("Type the directory of the model to fine-tune first.", severity="warning")
+            return
+        if info is None or "corpus" not in info:
+            self.notify("The corpus is still being read.", title="Cannot fine-tune yet", severity="error")
+            return
+        try:
+            _, tc, _ = build_configs(self.values(), self.select("positional"))
+        except ValueError as exc:  # FieldError and ConfigError: the summary names the field too
+            self.notify(str(exc), title="Cannot fine-tune", severity="error")
+            return
+        self.notify(f"Opening {path} to fine-tune it…", timeout=3)
+        self.finetune(path, info["corpus"], tc)
+
+    @work(thread=True, exclusive=True, group="create", exit_on_error=False)
+    def finetune(self, path, corpus, tc) -> None:
+        from tinylm.core import TinyLMError, finetune_trainer
+
+        from ..startup import FINETUNE_CONTEXT, finetune_config
+
+        tc = finetune_config(tc)
+        try:
+            trainer = finetune_trainer(path, corpus, tc, max_context=FINETUNE_CONTEXT)
+        except (TinyLMError, OSError) as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Cannot fine-tune", severity="error", timeout=10)
+            return
+        self.app.call_from_thread(
+            self.notify,
+            f"Fine-tuning {path}: learning rate {tc.learning_rate:g} (a tenth of the form's), "
+            f"batch {tc.batch_size} x {tc.context} tokens.",
+            timeout=6,
+        )
+        self.app.call_from_thread(self._created, trainer, corpus)  # saved elsewhere: the original stays as it is
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def open_checkpoint(self, path: str) -> None:
