@@ -590,3 +590,13 @@ def test_weights_too_large_for_float32_are_one_line_errors_not_nan(ckpt, tmp_pat
     ):
         status, _, err = run(argv)
         assert_one_line_error(status, err)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_json_log_into_a_fifo_nobody_reads_is_refused_and_a_full_disk_does_not_stop_training(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    assert_one_line_error(*train(tmp_path / "run", "--json-log", tmp_path / "fifo")[::2], "no process reads")
+    if os.path.exists("/dev/full"):  # every write fails with ENOSPC
+        status, out, err = train(tmp_path / "run", "--json-log", "/dev/full", "--quiet", steps=3)
+        assert status == 0 and out.strip() == f"saved checkpoint to {tmp_path / 'run'}"
+        assert err.startswith("tinylm: cannot write --json-log /dev/full (No space left on device); the log stops")

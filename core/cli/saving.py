@@ -1,8 +1,11 @@
-"""Where `tinylm train` saves: checked before training, never over another run without --overwrite,
-and a save that fails goes to a rescue directory instead of losing the training."""
+"""Where `tinylm train` writes: the checkpoint, checked before training, never over another run without
+--overwrite, and rescued elsewhere when saving fails; the --json-log, which never blocks or stops a run."""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import json
 import os
 import shutil
 import tempfile
@@ -10,7 +13,7 @@ from pathlib import Path
 
 from ..checkpoint import is_tinylm_checkpoint
 from ..errors import CheckpointError, TinyLMError
-from .common import UsageError, fmt_bytes
+from .common import UsageError, fmt_bytes, note
 
 HISTORY_BYTES_PER_STEP = 400  # one step's metrics in trainer_state.json
 
@@ -116,3 +119,47 @@ def save_or_rescue(trainer, out: Path, before: tuple | None, overwrite: bool) ->
             continue
         raise SavedElsewhere(f"{why}; saved the checkpoint to {place} instead")
     raise SavedElsewhere(f"{why}, nor to any rescue directory ({'; '.join(tried)}); the training is lost")
+
+
+class JsonLog:
+    """--json-log FILE: one JSON line of metrics per step. Opened without blocking, so a FIFO that no
+    process reads is refused instead of waiting forever; a write that fails ends the log, not the run."""
+
+    def __init__(self, path, append: bool):
+        self.path, self.file, self.logged = path, None, 0
+        if path is None:
+            return
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags, 0o666)
+        except OSError as exc:
+            why = "it is a FIFO that no process reads" if exc.errno == errno.ENXIO else exc.strerror or exc
+            raise UsageError(f"cannot write --json-log {path}: {why}") from None
+        os.set_blocking(fd, True)  # a pipe with a reader may be slower than training: wait for it
+        self.file = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, metrics) -> None:
+        """Write the metrics of the steps not logged yet (the list may repeat earlier steps)."""
+        for m in metrics:
+            if m.step <= self.logged:
+                continue
+            self.logged = m.step
+            if self.file is None:
+                continue
+            try:
+                self.file.write(json.dumps(dataclasses.asdict(m)) + "\n")
+                self.file.flush()
+            except OSError as exc:
+                note(
+                    f"cannot write --json-log {self.path} ({exc.strerror or exc}); the log stops here, training goes on"
+                )
+                self.close()
+
+    def close(self) -> None:
+        if self.file is not None:
+            file, self.file = self.file, None
+            try:
+                file.close()
+            except OSError:
+                pass

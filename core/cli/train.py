@@ -7,7 +7,6 @@ import json
 import re
 import shlex
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from ..errors import ConfigError, CorpusError
 from ..files import NotReadable, read_json_text
 from ..tokenizers import TOKENIZERS
 from .common import EXIT_INTERRUPTED, UsageError, note, positive_int
-from .saving import check_out, check_space, fingerprint, save_or_rescue
+from .saving import JsonLog, check_out, check_space, fingerprint, save_or_rescue
 
 DEFAULT_TOKENIZER = "char"
 
@@ -348,9 +347,10 @@ def run_train(args) -> int:
             print(line)
         if getattr(args, "extended", None):
             print(args.extended)
-    log = _open_log(args.json_log, append=args.resume is not None)
+    log = JsonLog(args.json_log, append=args.resume is not None)
+    log.logged = trainer.step_count
     progress = Progress(sys.stdout, quiet=args.quiet)
-    start_step = logged = trainer.step_count
+    start_step = trainer.step_count
     interrupted = False
     try:
         with StopOnCtrlC() as stop:
@@ -359,13 +359,13 @@ def run_train(args) -> int:
                     if stop.requested:
                         raise KeyboardInterrupt
                     metrics = trainer.step()
-                    logged = _write_log(log, [metrics], logged)
+                    log.write([metrics])
                     progress.update(metrics)
             except KeyboardInterrupt:
                 # A second Ctrl-C inside a step arrives at a step boundary (see Trainer.step); a step
                 # whose evaluation it cut short is in the history but was not returned: log it too.
                 interrupted = True
-                logged = _write_log(log, trainer.history, logged)
+                log.write(trainer.history)
             progress.close()
             stop.saving = True  # from here a Ctrl-C only says that the save is under way
             if interrupted and trainer.step_count == start_step:
@@ -374,8 +374,7 @@ def run_train(args) -> int:
             out = save_or_rescue(trainer, out, before, args.overwrite)
     finally:
         progress.close()
-        if log is not None:
-            log.close()
+        log.close()
     if interrupted:
         note(
             f"interrupted at step {trainer.step_count}/{trainer.config.max_steps}; saved to {out}; "
@@ -388,23 +387,3 @@ def run_train(args) -> int:
         print(f"--- sample ({SAMPLE_CHARS} characters, temperature 0.8, seed {trainer.config.seed}) ---")
         print(sample_text(trainer, SAMPLE_CHARS))
     return 0
-
-
-def _write_log(log, metrics, logged: int) -> int:
-    """Write the metrics of steps after `logged` as JSON lines; returns the last step written."""
-    for m in metrics:
-        if m.step > logged:
-            if log is not None:
-                log.write(json.dumps(asdict(m)) + "\n")
-                log.flush()
-            logged = m.step
-    return logged
-
-
-def _open_log(path, append: bool):
-    if path is None:
-        return None
-    try:
-        return open(path, "a" if append else "w", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write --json-log {path}: {exc.strerror or exc}") from None
