@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from textual.widgets import Input
 
-from tinylm.core import Sampling
+from tinylm.core import Sampling, reference
 from tinylm.tui.app import create_app
 from tinylm.tui.screens.generate import GenerateScreen
 from tinylm.tui.session import Session
@@ -45,6 +45,9 @@ class TestBars:
             want_ids, want_probs = expected_bars(session.model, "The fox", Sampling())
             assert ids == want_ids
             np.testing.assert_allclose(probs, want_probs, rtol=1e-6)
+            model = session.model
+            ref = reference.forward(model.params, model.encode_prompt("The fox"), model.config.n_head, model.wpe)
+            np.testing.assert_allclose(probs, ref["probs"][-1][ids], rtol=1e-4)  # the float64 reference's numbers
             text = screen_text(app)
             assert "next token" in text
             assert f"{100 * want_probs[0]:5.1f}%" in text  # the top bar's number as printed
