@@ -155,6 +155,8 @@ def generate(model, prompt, sampling: Sampling | None = None, max_new_tokens: in
         text = model.tokenizer.decode([token]) if model.tokenizer is not None else str(token)
         yield GenStep(token, text, probs, softmax(logits))
         produced += 1
+        if produced == max_new_tokens:
+            return  # no logits after the last token: nobody reads them
         context.append(token)
         with model.lock, np.errstate(over="ignore", invalid="ignore"):
             if cache.length < T:
