@@ -46,8 +46,12 @@ def test_parser_registers_bench_with_run_bench():
 
 
 def test_unknown_configuration_is_a_clear_error(capsys):
-    assert main(["--configs", "huge", "--quick", "--no-torch"]) == 1
-    assert "unknown configuration huge" in capsys.readouterr().err
+    assert main(["--configs", "huge", "--quick", "--no-torch"]) == 2
+    assert capsys.readouterr().err.startswith("tinylm: error: unknown configuration huge")
+    for bad in (["--threads", "0"], ["--rounds", "-1"]):  # refused before anything runs
+        with pytest.raises(SystemExit):
+            main([*bad, "--quick", "--no-torch"])
+        assert "must be a positive whole number" in capsys.readouterr().err
 
 
 def _numbers(node, path=""):
@@ -193,5 +197,5 @@ def test_gpt2_configuration_is_named_and_profile_refuses_it(capsys):
 
     assert config_names(argparse.Namespace(configs="gpt2,baby")) == ["gpt2", "baby"]
     assert "gpt2" not in config_names(argparse.Namespace(configs=None))  # the default stays the training set
-    assert main(["--profile", "--configs", "gpt2", "--quick", "--no-torch"]) == 1
+    assert main(["--profile", "--configs", "gpt2", "--quick", "--no-torch"]) == 2
     assert "training step" in capsys.readouterr().err

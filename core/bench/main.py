@@ -52,6 +52,13 @@ def add_bench_parser(subparsers) -> None:
     p.set_defaults(func=run_bench)
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--configs",
@@ -69,11 +76,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="threads for tinylm (Numba, BLAS) and PyTorch alike (default: all cores, %(default)s)",
     )
-    p.add_argument("--rounds", type=int, default=None, help="tinylm/PyTorch alternations per configuration")
+    p.add_argument("--rounds", type=positive_int, default=None, help="tinylm/PyTorch alternations per configuration")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-cold-start", action="store_true", help="skip the start-up with an empty Numba cache")
 
@@ -439,8 +446,8 @@ def run_bench(args) -> int:
             return 0
         result = run_benchmark(args, log)
     except (BenchError, ValueError) as exc:
-        print(f"tinylm bench: {exc}", file=sys.stderr)
-        return 1
+        print(f"tinylm: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
 
