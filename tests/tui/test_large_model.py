@@ -8,8 +8,9 @@ import pytest
 from tinylm.core import DEFAULT_CORPUS, GPT, ModelConfig, load_corpus, reference, tokenizer_from_dict, train_tokenizer
 from tinylm.tui.app import create_app
 from tinylm.tui.screens.inspect import InspectScreen
+from tinylm.tui.screens.vocabulary import VocabularyScreen, nearest, pca_2d
 from tinylm.tui.session import Session
-from tinylm.tui.tokens import token_label
+from tinylm.tui.tokens import token_label, visible
 from tinylm.tui.widgets.blockmap import BlockHeatmap
 from tinylm.tui.widgets.blocks import reduce_blocks
 
@@ -135,3 +136,51 @@ class TestInspectAtScale:
             assert seen == {(layer, head) for layer in range(4) for head in range(4)}
             labels = screen.state.trace.tokens
             assert any(label.startswith("␣") for label in labels) and any("\\x" in label for label in labels)
+
+
+class TestVocabularyAtScale:
+    @pytest.mark.parametrize("in_worker", [False, True])
+    async def test_typing_a_token_finds_it_and_the_map_is_the_pca(self, wide_model, monkeypatch, in_worker):
+        if in_worker:  # the path a GPT-2-sized table takes: tables and PCA computed in a worker
+            monkeypatch.setattr("tinylm.tui.screens.vocabulary.QUICK_CELLS", 0)
+        app = create_app(Session(wide_model, None, None))
+        async with app.run_test(size=(80, 24)) as pilot:
+            pilot.app.switch_mode("vocabulary")
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            screen = pilot.app.screen
+            assert isinstance(screen, VocabularyScreen) and screen.analysis is not None
+            tokens = screen.query_one("#tokens", BlockHeatmap)
+            wte = wide_model.params["transformer.wte.weight"]
+            red = tokens.reduced
+            assert red.rows == 1 and red.cols > 1  # 64 numbers per token shown in blocks, every token a row
+            np.testing.assert_array_equal(tokens.values, block_max_abs(wte, 1, red.cols).astype(np.float32))
+
+            await pilot.press("slash", "space", "t", "h", "e")
+            row = tokens.real_cursor[0]
+            assert wide_model.tokenizer.token_label(row) == " the"
+            info = str(screen.query_one("#token-info").render())
+            assert info.startswith(f"id {row} '␣the'")
+            await pilot.press("enter")  # the next token that starts with or contains ' the'
+            after = tokens.real_cursor[0]
+            assert after != row and " the" in wide_model.tokenizer.token_label(after)
+            await pilot.press("escape", "down")
+            assert tokens.has_focus and tokens.real_cursor[0] == after + 1
+
+            coords, explained = pca_2d(wte)
+            np.testing.assert_allclose(np.abs(screen.coords), np.abs(coords), rtol=1e-4, atol=1e-6)
+            near = nearest(wte, after + 1, 5)
+            assert f"'{visible(wide_model.tokenizer.token_label(near[0][0]))}' {near[0][1]:.2f}" in str(
+                screen.query_one("#token-info").render()
+            )
+
+    async def test_pressing_keys_before_the_analysis_arrives_does_not_crash(self, wide_model, monkeypatch):
+        monkeypatch.setattr("tinylm.tui.screens.vocabulary.QUICK_CELLS", 0)
+        app = create_app(Session(wide_model, None, None))
+        async with app.run_test(size=(80, 24)) as pilot:
+            pilot.app.switch_mode("vocabulary")
+            await pilot.press("w", "slash", "down", "w")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert pilot.app.screen.analysis is not None

@@ -2,58 +2,76 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from rich.text import Text
-from textual import on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import ContentSwitcher, Static
+from textual.widgets import ContentSwitcher, Input, Static
+from textual.worker import get_current_worker
 
+from ..embedding_map import find_token, nearest, pca_2d, unit_rows
 from ..explain import wrap_numbers
+from ..widgets.blockmap import BlockHeatmap, Prepared, prepare
 from ..widgets.heatmap import Heatmap, visible
 from ..widgets.scatter import Scatter
 from .trace_view import TraceView
 from .view_state import LOADING
 
+__all__ = ["VocabularyScreen", "nearest", "pca_2d"]
 
-def pca_2d(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Coordinates of each row on the first two principal axes, and the share of variance each explains."""
-    x = table.astype(np.float64)
-    x = x - x.mean(axis=0)
-    _, s, vt = np.linalg.svd(x, full_matrices=False)
-    axes = vt[:2]
-    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])
-    axes = axes * np.where(signs == 0, 1.0, signs)[:, None]  # largest loading positive: the same picture every time
-    coords = x @ axes.T
-    if coords.shape[1] < 2:
-        coords = np.hstack([coords, np.zeros((len(x), 2 - coords.shape[1]))])
-    total = float((s**2).sum())
-    explained = (s[:2] ** 2) / total if total > 0 else np.zeros(2)
-    return coords, np.pad(explained, (0, 2 - len(explained)))
+QUICK_CELLS = 1_000_000  # up to this many embedding numbers the screen is drawn at once; above, in a worker
+BUSY = "PCA…"
 
 
-def nearest(table: np.ndarray, index: int, k: int = 5) -> list[tuple[int, float]]:
-    """The k rows most similar (cosine) to row `index`."""
-    x = table.astype(np.float64)
-    norms = np.linalg.norm(x, axis=1)
-    sims = x @ x[index] / np.maximum(norms * norms[index], 1e-12)
-    sims[index] = -np.inf
-    order = np.argsort(-sims, kind="stable")[:k]
-    return [(int(i), float(sims[i])) for i in order]
+@dataclass
+class Analysis:
+    """What the screen shows for one set of weights: tables reduced to the room, PCA, unit rows for cosines."""
+
+    key: tuple
+    wte: np.ndarray  # (V, C)
+    wpe: np.ndarray  # (T, C)
+    labels: list[str]  # "id token" row labels
+    tokens: Prepared
+    positions: Prepared
+    coords: np.ndarray  # (V, 2)
+    explained: np.ndarray  # (2,)
+    unit: np.ndarray  # (V, C) rows of length 1
+    room: int
+
+
+def analyse(key, wte, wpe, vocab, room: int, previous: Analysis | None = None) -> Analysis:
+    """Everything the screen draws from the embeddings (the PCA is kept from `previous` for the same weights)."""
+    tokens = prepare(wte, kind="signed", max_cols=room)
+    positions = prepare(wpe, kind="signed", max_cols=room)
+    if previous is not None and previous.key == key:
+        coords, explained, unit, labels = previous.coords, previous.explained, previous.unit, previous.labels
+    else:
+        coords, explained = pca_2d(wte)
+        unit, labels = unit_rows(wte), [f"{i:>4} {t}" for i, t in enumerate(vocab)]
+    return Analysis(key, wte, wpe, labels, tokens, positions, coords, explained, unit, room)
 
 
 class VocabularyScreen(TraceView):
-    """Token and position embeddings as heatmaps, with a PCA map of the tokens."""
+    """Token and position embeddings as heatmaps, with a PCA map of the tokens and a search by token text."""
 
     AUTO_FOCUS = "#tokens"
-    BINDINGS = [Binding("w", "toggle_table", "Tokens/positions")]
+    BINDINGS = [
+        Binding("w", "toggle_table", "Tokens/positions"),
+        Binding("slash", "find", "Find a token", key_display="/"),
+        Binding("escape", "leave_find", "Back to the table", show=False),
+    ]
     DEFAULT_CSS = """
     VocabularyScreen #vocab-title { height: auto; padding: 0 1; text-style: bold; color: $accent; }
     VocabularyScreen #vocab-body { height: 1fr; }
     VocabularyScreen #tables { width: auto; max-width: 55%; padding: 0 1; }
     VocabularyScreen #switcher { height: 1fr; width: auto; }
     VocabularyScreen #switcher > Heatmap { max-height: 100%; }
+    VocabularyScreen #find { display: none; width: 100%; }
+    VocabularyScreen #find.-shown { display: block; }
     VocabularyScreen #token-info { height: auto; max-height: 9; padding-top: 1; }
     VocabularyScreen #map-box { width: 1fr; border: round $primary-darken-1; padding: 0 1; }
     VocabularyScreen .no-model { height: 1fr; }
@@ -62,6 +80,8 @@ class VocabularyScreen(TraceView):
     def __init__(self) -> None:
         super().__init__()
         self.drawn: tuple | None = None  # (model, version) the tables show
+        self.analysis: Analysis | None = None
+        self._analysing: tuple | None = None  # (key, room) a worker is computing
         self.wte = np.zeros((0, 0))
         self.wpe = np.zeros((0, 0))
         self.vocab: list[str] = []
@@ -73,9 +93,10 @@ class VocabularyScreen(TraceView):
         yield Static(id="vocab-title")
         with Horizontal(id="vocab-body"):
             with Vertical(id="tables"):
+                yield Input(compact=True, id="find", placeholder="a token's text, e.g. ' the'; enter: next match")
                 with ContentSwitcher(initial="tokens", id="switcher"):
-                    yield Heatmap(id="tokens", narrow=True, label_width=10)
-                    yield Heatmap(id="positions", narrow=True, label_width=6)
+                    yield BlockHeatmap(id="tokens", narrow=True, label_width=10)
+                    yield BlockHeatmap(id="positions", narrow=True, label_width=6)
                 yield Static(id="token-info")
             with Vertical(id="map-box"):
                 yield Scatter(id="map")
@@ -83,53 +104,103 @@ class VocabularyScreen(TraceView):
     def grid(self) -> Heatmap:
         return self.query_one(f"#{self.query_one('#switcher', ContentSwitcher).current}", Heatmap)
 
+    def _room(self) -> int:
+        """Cells a table row may take: the tables get up to 55% of the width, less padding and labels."""
+        return max(int(self.app.size.width * 0.55) - 2 - 11, 8)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.analysis is not None and self.analysis.room != self._room():
+            self._start(self.analysis.key)
+
     def redraw(self) -> None:
         """Show the snapshot's embedding tables and their PCA map (recomputed only for new weights)."""
         model = self.app.session.model
         ready = model is not None and bool(self.state.params)
-        for selector in ("#vocab-title", "#vocab-body"):
-            self.query_one(selector).display = ready
+        self.query_one("#vocab-body").display = ready
+        self.query_one("#vocab-title").display = ready
         self.query_one(".no-model", Static).update(self.message())
         self.query_one(".no-model").display = not ready
-        if not ready:
+        if not ready or self.drawn == self.state.key[:2]:
             return
-        if self.drawn == self.state.key[:2]:
+        self._start(self.state.key[:2])
+
+    def _start(self, key: tuple) -> None:
+        """Analyse the snapshot's embeddings: at once when small, else in a worker with a status."""
+        state, room = self.state, self._room()
+        wte, wpe = state.params["transformer.wte.weight"], state.wpe
+        if wte.size + wpe.size <= QUICK_CELLS:
+            self.show_analysis(analyse(key, wte, wpe, state.vocab, room, self.analysis))
             return
-        self.drawn = self.state.key[:2]
-        self.wte = self.state.params["transformer.wte.weight"]
-        self.wpe = self.state.wpe
-        self.vocab = self.state.vocab
-        tok = model.tokenizer
-        self.coords, self.explained = pca_2d(self.wte)
+        if self._analysing == (key, room):
+            return
+        self._analysing = (key, room)
+        V, C = wte.shape
+        if self.analysis is None or self.analysis.key != key:
+            self.query_one("#vocab-title", Static).update(
+                Text(f"Vocabulary: {V:,} tokens x C = {C}: computing the tables and the PCA map in the background…")
+            )
+        self.app.status = BUSY
+        self._analyse(key, wte, wpe, state.vocab, room, self.analysis)
+
+    @work(thread=True, exclusive=True, group="vocabulary", exit_on_error=False)
+    def _analyse(self, key, wte, wpe, vocab, room, previous) -> None:
+        result = analyse(key, wte, wpe, vocab, room, previous)
+        if not get_current_worker().is_cancelled:
+            try:
+                self.app.call_from_thread(self._analysed, result)
+            except RuntimeError:  # the app is closing
+                pass
+
+    def _analysed(self, result: Analysis) -> None:
+        if self._analysing == (result.key, result.room):
+            self._analysing = None
+            if self.app.status == BUSY:
+                self.app.status = "ready"
+        if self.state.key is not None and result.key == self.state.key[:2]:
+            self.show_analysis(result)
+
+    def show_analysis(self, result: Analysis) -> None:
+        """Draw the tables, the title and the map from an analysis."""
+        model = self.app.session.model
+        self.analysis, self.drawn = result, result.key
+        self.refresh_bindings()
+        self.wte, self.wpe, self.vocab = result.wte, result.wpe, self.state.vocab
+        self.coords, self.explained = result.coords, result.explained
         V, C = self.wte.shape
         pos_kind = "learned" if model.config.positional == "learned" else "fixed sine/cosine"
         self.query_one("#vocab-title", Static).update(
             Text.assemble(
-                f"Vocabulary: {V} tokens ({tok.kind} tokenizer), each a vector of C = {C} numbers\n",
+                f"Vocabulary: {V:,} tokens ({model.tokenizer.kind} tokenizer), each a vector of C = {C} numbers\n",
                 (
                     f"Map: PCA of the token embeddings, PC1 {100 * self.explained[0]:.1f}% and PC2 "
-                    f"{100 * self.explained[1]:.1f}% of the variance · w: {pos_kind} position table",
+                    f"{100 * self.explained[1]:.1f}% of the variance · w: {pos_kind} position table · /: find",
                     "not bold dim",
                 ),
             )
         )
-        tokens = self.query_one("#tokens", Heatmap)
-        tokens.set_data(
-            self.wte, [f"{i:>4} {visible(t)}" for i, t in enumerate(self.vocab)], kind="signed", escape=False
+        tokens = self.query_one("#tokens", BlockHeatmap)
+        tokens.show_matrix(
+            self.wte, result.labels, kind="signed", max_cols=result.room, prepared=result.tokens, escape=False
         )
-        self.query_one("#positions", Heatmap).set_data(
-            self.wpe, [f"pos {t}" for t in range(len(self.wpe))], kind="signed", escape=False
+        self.query_one("#positions", BlockHeatmap).show_matrix(
+            self.wpe,
+            [f"pos {t}" for t in range(len(self.wpe))],
+            kind="signed",
+            max_cols=result.room,
+            prepared=result.positions,
+            escape=False,
         )
         self.query_one("#map-box").border_title = "token embeddings, PCA"
-        self.query_one("#map", Scatter).set_points(self.coords, [visible(t) for t in self.vocab], tokens.cursor[0])
-        self.show_token(tokens.cursor[0])
+        self.query_one("#map", Scatter).set_points(self.coords, self.vocab, tokens.real_cursor[0])
+        if self.query_one("#switcher", ContentSwitcher).current == "tokens":
+            self.show_token(tokens.real_cursor[0])
 
     def show_token(self, index: int) -> None:
         """Details of one token: id, text, its embedding's numbers, PCA position, nearest tokens."""
-        if not len(self.wte):
+        if self.analysis is None or not len(self.wte):
             return
         width = max(self.query_one("#token-info").size.width - 1, 36)
-        near = ", ".join(f"'{visible(self.vocab[j])}' {s:.2f}" for j, s in nearest(self.wte, index))
+        near = ", ".join(f"'{self.vocab[j]}' {s:.2f}" for j, s in nearest(self.wte, index, unit=self.analysis.unit))
         x, y = self.coords[index]
         text = Text()
         text.append(f"id {index} '{visible(self.vocab[index])}'  PCA ({x:+.3f}, {y:+.3f})\n", style="bold")
@@ -144,6 +215,8 @@ class VocabularyScreen(TraceView):
         self.query_one("#map", Scatter).set_highlight(index)
 
     def show_position(self, index: int) -> None:
+        if self.analysis is None or index >= len(self.wpe):
+            return
         width = max(self.query_one("#token-info").size.width - 1, 36)
         text = Text()
         text.append(f"position {index}\n", style="bold")
@@ -159,16 +232,54 @@ class VocabularyScreen(TraceView):
         if self.query_one("#switcher", ContentSwitcher).current == "positions":
             self.show_position(message.row)
 
+    # -- finding a token by its text -------------------------------------------------------------
+    def action_find(self) -> None:
+        """Type a token's text; the table jumps to the first token that is, starts with or contains it."""
+        switcher = self.query_one("#switcher", ContentSwitcher)
+        if switcher.current != "tokens":
+            self.action_toggle_table()
+        field = self.query_one("#find", Input)
+        field.add_class("-shown")
+        self.set_focus(field)
+
+    def action_leave_find(self) -> None:
+        self.query_one("#find", Input).remove_class("-shown")
+        self.set_focus(self.query_one("#tokens", BlockHeatmap))
+
+    @on(Input.Changed, "#find")
+    def _find_changed(self, message: Input.Changed) -> None:
+        self.find(message.value)
+
+    @on(Input.Submitted, "#find")
+    def _find_next(self, message: Input.Submitted) -> None:
+        self.find(message.value, after=self.query_one("#tokens", BlockHeatmap).real_cursor[0])
+
+    def find(self, query: str, after: int | None = None) -> int | None:
+        """Move the table's cursor to the token `query` finds (the next match after `after`); says so when none does."""
+        if self.analysis is None or not query:
+            return None
+        found = find_token(self.vocab, query, after)
+        if found is None:
+            self.query_one("#token-info", Static).update(Text(f"no token is, starts with or contains {query!r}"))
+            return None
+        tokens = self.query_one("#tokens", BlockHeatmap)
+        tokens.set_real_cursor(found, tokens.real_cursor[1])
+        return found
+
+    # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        return self.app.session.model is not None if action == "toggle_table" else True
+        if action in ("toggle_table", "find"):
+            return self.analysis is not None
+        return True
 
     def action_toggle_table(self) -> None:
         """Switch the table between token embeddings (wte) and position embeddings (wpe)."""
         switcher = self.query_one("#switcher", ContentSwitcher)
         switcher.current = "positions" if switcher.current == "tokens" else "tokens"
-        grid = self.query_one(f"#{switcher.current}", Heatmap)
+        grid = self.query_one(f"#{switcher.current}", BlockHeatmap)
         self.set_focus(grid)  # at once (widget.focus() is deferred; a key typed next would reach the hidden grid)
         if switcher.current == "tokens":
-            self.show_token(grid.cursor[0])
+            self.show_token(grid.real_cursor[0])
         else:
-            self.show_position(grid.cursor[0])
+            self.query_one("#find", Input).remove_class("-shown")
+            self.show_position(grid.real_cursor[0])

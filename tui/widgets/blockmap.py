@@ -9,10 +9,52 @@ from textual.binding import Binding
 from textual.strip import Strip
 
 from ..tokens import visible
+from . import palette as pal
 from .blocks import Reduced, block_size, reduce_blocks
 from .heatmap import Heatmap
 
 _RULE = Style(dim=True, italic=True)
+
+
+def color_scale(reduced: Reduced, kind: str, vmin: float | None, vmax: float | None) -> dict:
+    """The colour scale of the whole matrix, from its reduction (which holds its largest |x|)."""
+    finite = reduced.values[~reduced.masked]
+    if kind == "auto":
+        kind = "signed" if finite.size and finite.min() < 0 < finite.max() else "sequential"
+    if kind == "signed" and vmax is None and finite.size:
+        vmax = float(np.abs(finite).max())
+    if kind in ("sequential", "prob") and vmax is None and finite.size:
+        vmax = float(finite.max())
+    return dict(kind=kind, vmin=vmin, vmax=vmax)
+
+
+def color_levels(reduced: Reduced, scale: dict) -> np.ndarray:
+    """The colour level of every shown cell, as Heatmap.set_data would compute it for this scale."""
+    values, masked = reduced.values.astype(np.float64), reduced.masked
+    finite = values[~masked]
+    if scale["kind"] == "signed":
+        hi = scale["vmax"] if scale["vmax"] is not None else 0.0
+        return pal.quantise(values, masked, "diverging", -hi, hi)
+    lo = float(finite.min()) if finite.size else 0.0
+    lo = (0.0 if scale["kind"] == "prob" else lo) if scale["vmin"] is None else float(scale["vmin"])
+    hi = scale["vmax"] if scale["vmax"] is not None else (float(finite.max()) if finite.size else 0.0)
+    return pal.quantise(values, masked, "sequential", lo, hi)
+
+
+class Prepared:
+    """A very large matrix's reduction, colour scale and levels, made off the UI thread (see `prepare`)."""
+
+    def __init__(self, reduced: Reduced, scale: dict, levels: np.ndarray) -> None:
+        self.reduced, self.scale, self.levels = reduced, scale, levels
+
+
+def prepare(values, *, kind="auto", mask=None, vmin=None, vmax=None, max_rows=None, max_cols=None) -> Prepared:
+    """Everything `BlockHeatmap.show_matrix` computes from the numbers, for a worker thread to do."""
+    data = np.asarray(values)
+    rows, cols = data.shape
+    reduced = reduce_blocks(data, block_size(rows, max_rows), block_size(cols, max_cols), mask)
+    scale = color_scale(reduced, kind, vmin, vmax)
+    return Prepared(reduced, scale, color_levels(reduced, scale))
 
 
 class BlockHeatmap(Heatmap):
@@ -32,6 +74,7 @@ class BlockHeatmap(Heatmap):
         self.real_row_labels: list[str] = []
         self.real_col_labels: list[str] | None = None
         self._scale: dict = {}
+        self._levels: np.ndarray | None = None
         super().__init__(*args, **kwargs)
 
     # -- data ------------------------------------------------------------------------------------
@@ -47,34 +90,30 @@ class BlockHeatmap(Heatmap):
         vmax: float | None = None,
         max_rows: int | None = None,
         max_cols: int | None = None,
-        reduced: Reduced | None = None,
+        prepared: Prepared | None = None,
         escape: bool = True,
     ) -> None:
         """Show `values` whole: at most max_rows x max_cols cells (None: that axis scrolls instead).
 
-        `reduced` is the reduction made beforehand (in a worker, for very large matrices)."""
+        `prepared` is what `prepare` made beforehand (in a worker, for very large matrices)."""
         full = np.asarray(values)
         if full.ndim != 2:
             full = full.reshape(1, -1) if full.ndim < 2 else full.reshape(full.shape[0], -1)
         R, C = full.shape
-        if reduced is None or reduced.shape != (R, C):
-            reduced = reduce_blocks(full, block_size(R, max_rows), block_size(C, max_cols), mask)
+        if prepared is None or prepared.reduced.shape != (R, C):
+            prepared = prepare(full, kind=kind, mask=mask, vmin=vmin, vmax=vmax, max_rows=max_rows, max_cols=max_cols)
+        reduced = prepared.reduced
         show = visible if escape else str
         keep_zoom = self.zoomed is not None and self.full.shape == full.shape and not reduced.identity
         at = self.real_cursor if keep_zoom else None
         self.full, self.full_mask, self.reduced = full, None if mask is None else np.asarray(mask, bool), reduced
         self.room = (max_rows, max_cols)
-        labels = row_labels if row_labels is not None else range(R)
-        self.real_row_labels = [show(str(s)) for s in labels]
+        if not escape and isinstance(row_labels, list):
+            self.real_row_labels = row_labels  # prepared already: no copy of a 50,000-label list
+        else:
+            self.real_row_labels = [show(str(s)) for s in (row_labels if row_labels is not None else range(R))]
         self.real_col_labels = [show(str(s)) for s in col_labels] if col_labels is not None else None
-        finite = reduced.values[~reduced.masked]  # holds the matrix's largest |x|, so the scale is the whole one
-        if kind == "auto":
-            kind = "signed" if finite.size and finite.min() < 0 < finite.max() else "sequential"
-        if kind == "signed" and vmax is None and finite.size:
-            vmax = float(np.abs(finite).max())
-        if kind in ("sequential", "prob") and vmax is None and finite.size:
-            vmax = float(finite.max())
-        self._scale = dict(kind=kind, vmin=vmin, vmax=vmax)
+        self._scale, self._levels = prepared.scale, prepared.levels
         if self.is_mounted:
             self.refresh_bindings()
         if at is not None:
@@ -89,7 +128,7 @@ class BlockHeatmap(Heatmap):
         cols = self.real_col_labels if red.cols == 1 else None
         if at is not None:
             self.cursor = at
-        self.set_data(red.values, rows, cols, mask=red.masked, escape=False, **self._scale)
+        self.set_data(red.values, rows, cols, mask=red.masked, escape=False, levels=self._levels, **self._scale)
 
     def window(self, row: int, col: int) -> tuple[range, range]:
         """The real rows and columns a zoom shows around real cell (row, col): as many as the room holds,

@@ -23,6 +23,16 @@ _LABEL_CURSOR = Style(bold=True, reverse=True)
 _MASKED = Style(dim=True)
 
 
+def label_width(labels: list[str], cap: int) -> int:
+    """The widest label's cells, or `cap` if one reaches it (a label has at least as many cells as characters,
+    so 50,000 labels are measured only when all are short)."""
+    if not labels:
+        return 0
+    if max(map(len, labels)) >= cap:
+        return cap
+    return min(max(cell_len(s) for s in labels), cap)
+
+
 class Heatmap(Widget, can_focus=True):
     """A matrix as colour cells (2 columns x 1 row each, or half blocks for 2 rows per line)."""
 
@@ -96,10 +106,13 @@ class Heatmap(Widget, can_focus=True):
         vmin: float | None = None,
         vmax: float | None = None,
         escape: bool = True,
+        levels: np.ndarray | None = None,
     ) -> None:
         """Show a matrix (1-D becomes 1xN); non-finite values and `mask` cells are drawn as masked.
 
         Labels are token texts made visible (⏎, ␣) unless `escape` is False (labels already prepared).
+        `levels` are the colour levels `palette.quantise` gives for this colour scale, made beforehand
+        (in a worker, for a very large matrix).
         """
         data = np.asarray(values, dtype=np.float64)
         if data.ndim != 2:  # a vector is one row; a scalar one cell; more dimensions are flattened per row
@@ -122,12 +135,18 @@ class Heatmap(Widget, can_focus=True):
             self.lo = (0.0 if kind == "prob" else lo) if vmin is None else float(vmin)
             self.hi = hi if vmax is None else float(vmax)
             self.palette_kind = "sequential"
-        self.levels = pal.quantise(data, masked, self.palette_kind, self.lo, self.hi)
+        if levels is None or levels.shape != data.shape:
+            levels = pal.quantise(data, masked, self.palette_kind, self.lo, self.hi)
+        self.levels = levels
         n_rows, n_cols = data.shape
+        if row_labels is None:
+            self.row_labels = [str(i) for i in range(n_rows)]
+        elif not escape and isinstance(row_labels, list):
+            self.row_labels = row_labels  # prepared already: no copy of a 50,000-label list
+        else:
+            show = visible if escape else str
+            self.row_labels = [show(str(s)) for s in row_labels]
         show = visible if escape else str
-        self.row_labels = (
-            [show(str(s)) for s in row_labels] if row_labels is not None else [str(i) for i in range(n_rows)]
-        )
         self.col_labels = [show(str(s)) for s in col_labels] if col_labels is not None else None
         self._layout_labels()
         row, col = self.cursor
@@ -151,8 +170,8 @@ class Heatmap(Widget, can_focus=True):
         if not self.show_labels:
             self.label_gutter, self.header = 0, []
             return
-        widths = [cell_len(s) for s in self.row_labels] or [0]
-        longest = max(widths) if not self.compact else 2 * max(widths) + 1
+        widest = label_width(self.row_labels, self.max_label_width)
+        longest = widest if not self.compact else 2 * widest + 1
         self.label_gutter = min(longest, self.max_label_width) + 1
         cw, labels = self.cell_width, self.col_labels
         if labels is None:

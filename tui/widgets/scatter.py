@@ -66,10 +66,9 @@ class Scatter(Widget):
             for row in grid:
                 row[x0] = ("┼" if row[x0][0] == "─" else "│", _AXIS)
         taken = [[False] * width for _ in range(height)]
-        order = list(range(len(self.points)))
-        if self.highlight is not None and 0 <= self.highlight < len(order):
-            order.remove(self.highlight)
-            order.insert(0, self.highlight)
+        order = self._candidates(width, height)
+        if self.highlight is not None and 0 <= self.highlight < len(self.points):
+            order = [self.highlight] + [i for i in order if i != self.highlight]
         for i in order:
             text = self.labels[i][:4] if i < len(self.labels) else str(i)
             w = max(cell_len(text), 1)
@@ -77,14 +76,25 @@ class Scatter(Widget):
             col = min(max(col, 0), max(width - w, 0))
             span = range(max(col - 1, 0), min(col + w + 1, width))  # keep one blank cell between labels
             if not 0 <= row < height or any(taken[row][c] for c in span):
-                self.hidden += 1
                 continue
             style = _HIGHLIGHT if i == self.highlight else _LABEL
             for k, ch in enumerate(text[: width - col]):
                 grid[row][col + k] = (ch, style)
                 taken[row][col + k] = True
             self.placed[i] = (col, row)
+        self.hidden = len(self.points) - len(self.placed)
         return grid
+
+    def _candidates(self, width: int, height: int) -> list[int]:
+        """The first point (lowest index) of every character cell: two points in one cell could not both show
+        a label, so 50,000 points come down to at most one per cell before labels are placed."""
+        lo, hi = self.points.min(0), self.points.max(0)
+        span = np.where(hi - lo > 0, hi - lo, 1.0)
+        cols = np.rint((self.points[:, 0] - lo[0]) / span[0] * max(width - 1, 0)).astype(np.int64)
+        rows = np.rint((hi[1] - self.points[:, 1]) / span[1] * max(height - 1, 0)).astype(np.int64)
+        _, first = np.unique(rows * max(width, 1) + cols, return_index=True)
+        first.sort()
+        return first.tolist()
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
