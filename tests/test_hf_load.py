@@ -387,3 +387,27 @@ def test_train_init_without_tokenizer_says_so(tmp_path):
     path = hf_dir(tmp_path / "m")
     status, out, err = run(["train", "--init", path, "--corpus", "fables", "--out", tmp_path / "o"])
     assert status == 2 and "has no tokenizer" in err and "fine-tuning" in err
+
+
+@needs_gpt2_files
+def test_ctrl_c_while_fine_tuning_saves_a_run_that_resumes(gpt2_toy, tmp_path, monkeypatch):
+    from tinylm.core import Trainer
+
+    step = Trainer.step
+
+    def interrupted_at_2(self):
+        if self.step_count == 2:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "step", interrupted_at_2)
+    out = tmp_path / "tuned"
+    argv = ["train", "--init", gpt2_toy, "--corpus", "fables", "--steps", "4", "--context", "16"]
+    status, _, err = run([*argv, "--batch-size", "2", "--eval-batches", "1", "--out", out, "--quiet"])
+    assert status == 130 and "Traceback" not in err
+    assert f"interrupted at step 2/4; saved to {out}; resume with: tinylm train --resume {out}" in err
+    monkeypatch.setattr(Trainer, "step", step)
+    status, _, err = run(["train", "--resume", out, "--quiet"])
+    assert status == 0, err
+    resumed = Trainer.resume(out)
+    assert resumed.step_count == 4 and resumed.model.tokenizer.kind == "gpt2" and resumed.config.context == 16
