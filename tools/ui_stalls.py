@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import sys
+import threading
 import time
+import traceback
 
 PROBE_S = 0.005
 SCREENS = {  # mode -> keys pressed once the screen is ready
@@ -22,26 +26,58 @@ SCREENS = {  # mode -> keys pressed once the screen is ready
     "inspect": ["n", "n", "n", "n", "n", "right_square_bracket", "full_stop", "right", "right", "z", "right", "z"],
     "attention": ["right_square_bracket", "full_stop", "full_stop", "down", "down"],
     "generate": ["n", "plus", "minus", "space", "plus", "minus", "space"],
-    "vocabulary": ["down", "down", "pagedown", "right", "slash", "t", "h", "e", "enter", "w", "w"],
+    "vocabulary": [
+        "down",
+        "down",
+        "pagedown",
+        "right",
+        "z",
+        "z",
+        "slash",
+        "space",
+        "t",
+        "h",
+        "e",
+        "enter",
+        "escape",
+        "w",
+        "w",
+    ],
     "training": ["m", "m"],
 }
 
 
 class Probe:
-    """Records the largest lateness of a 5 ms sleep on the event loop, per label."""
+    """Records the largest lateness of a 5 ms sleep on the event loop, per label; a watchdog thread notes
+    where the UI thread was whenever the loop has not ticked for 100 ms (the cause of each long stall)."""
 
     def __init__(self) -> None:
         self.label = "start"
         self.worst: dict[str, float] = {}
         self.task: asyncio.Task | None = None
+        self.last_tick = time.perf_counter()
+        self.where: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.ui_thread = threading.get_ident()
+        threading.Thread(target=self._watch, daemon=True).start()
 
     async def run(self) -> None:
         while True:
             start = time.perf_counter()
             await asyncio.sleep(PROBE_S)
-            late = time.perf_counter() - start - PROBE_S
+            self.last_tick = now = time.perf_counter()
+            late = now - start - PROBE_S
             if late > self.worst.get(self.label, 0.0):
                 self.worst[self.label] = late
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.05)
+            if time.perf_counter() - self.last_tick > 0.1:
+                frame = sys._current_frames().get(self.ui_thread)
+                stack = traceback.extract_stack(frame) if frame is not None else []
+                ours = [f"{f.filename.split('/')[-1]}:{f.lineno} {f.name}" for f in stack if "tinylm" in f.filename]
+                ours += [f"{f.filename.split('/')[-1]}:{f.lineno} {f.name}" for f in stack[-1:]]
+                self.where[self.label][" < ".join(reversed(ours[-4:]))] += 1
 
 
 def gpt2_small_model(vocab_size: int = 50257):
@@ -63,20 +99,21 @@ async def measure(model, size: tuple[int, int], settle_s: float) -> dict[str, fl
 
     app = create_app(Session(model, None, None, prompt="The quick brown fox jumps over the lazy dog. " * 3))
     probe = Probe()
-    async with app.run_test(size=size) as pilot:
-        probe.task = asyncio.create_task(probe.run())
-        for mode, keys in SCREENS.items():
-            probe.label = f"{mode}: open and load"
-            print(f"{time.strftime('%X')} {mode}", flush=True)
-            app.switch_mode(mode)
-            await asyncio.sleep(settle_s)
-            probe.label = f"{mode}: keys"
-            for key in keys:
-                await pilot.press(key)
-                await asyncio.sleep(0.3)
-            await asyncio.sleep(1.0)
-        probe.task.cancel()
-    return probe.worst
+    try:
+        async with app.run_test(size=size) as pilot:
+            probe.task = asyncio.create_task(probe.run())
+            for mode, keys in SCREENS.items():
+                probe.label = f"{mode}: open and load"
+                app.switch_mode(mode)
+                await asyncio.sleep(settle_s)
+                probe.label = f"{mode}: keys"
+                for key in keys:
+                    await pilot.press(key)
+                    await asyncio.sleep(0.3)
+                await asyncio.sleep(1.0)
+            probe.task.cancel()
+    finally:
+        return probe  # noqa: B012  (the figures so far, even when a screen failed)
 
 
 def main() -> None:
@@ -92,10 +129,14 @@ def main() -> None:
     print(f"model ready in {time.perf_counter() - start:.1f} s: {model.config}")
     model.trace("warm the kernels")
     width, height = (int(x) for x in args.size.split("x"))
-    worst = asyncio.run(measure(model, (width, height), args.settle))
+    probe = asyncio.run(measure(model, (width, height), args.settle))
     print(f"worst UI stall per screen at {args.size} (event-loop lateness of a {PROBE_S * 1000:.0f} ms timer):")
-    for label, late in worst.items():
+    for label, late in probe.worst.items():
         print(f"  {label:32s} {1000 * late:7.0f} ms")
+    for label, places in probe.where.items():
+        print(f"where the UI thread was during stalls over 100 ms ({label}, 50 ms samples):")
+        for place, n in places.most_common(4):
+            print(f"  {n:4d}  {place}")
 
 
 if __name__ == "__main__":

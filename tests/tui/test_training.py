@@ -99,6 +99,16 @@ class TestTrainingRun:
         np.testing.assert_array_equal(run.state().matrices[name], trainer.model.params[name])
 
 
+def block_max_abs(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The maps' rule cell by cell: the value of largest |x| in each rows x cols block."""
+    out = np.zeros((-(-values.shape[0] // rows), -(-values.shape[1] // cols)))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            block = values[i * rows : (i + 1) * rows, j * cols : (j + 1) * cols]
+            out[i, j] = block.flat[int(np.argmax(np.abs(block)))]
+    return out
+
+
 class TestTrainingScreen:
     async def test_finished_run_shows_its_numbers(self, screen_text):
         trainer = tiny_trainer(steps=20)
@@ -118,7 +128,11 @@ class TestTrainingScreen:
             assert f"{100 * last_val.accuracy:.1f}%" in text
             assert f"{last.grad_norm:.3f}" in text and f"{last.lr:.2e}" in text
             heatmap = app.screen.query_one("#wte", Heatmap)
-            np.testing.assert_allclose(heatmap.values, trainer.model.params[EMBEDDING])
+            wte = trainer.model.params[EMBEDDING]
+            np.testing.assert_allclose(heatmap.full, wte)  # the whole table, in blocks of the stated size
+            red = heatmap.reduced
+            assert f"max|x| of {red.rows}x{red.cols}" in text or red.identity
+            np.testing.assert_allclose(heatmap.values, block_max_abs(wte, red.rows, red.cols))
             assert "sample at step 20" in text
 
     @pytest.mark.slow  # trains in the background
@@ -152,7 +166,10 @@ class TestTrainingScreen:
             await pilot.pause()
             second = screen.current_matrix()
             assert second != first
-            np.testing.assert_allclose(screen.query_one("#weights", Heatmap).values, app.session.model.params[second])
+            grid = screen.query_one("#weights", Heatmap)
+            np.testing.assert_allclose(grid.full, app.session.model.params[second])
+            weights, red = app.session.model.params[second], grid.reduced
+            np.testing.assert_allclose(grid.values, block_max_abs(weights, red.rows, red.cols))
 
     async def test_diverged_run_shows_the_message(self, monkeypatch, screen_text):
         trainer = tiny_trainer(steps=50)

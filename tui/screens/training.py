@@ -5,18 +5,22 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from ..training_worker import EMBEDDING, TrainingState, history_state
+from ..widgets.blockmap import BlockHeatmap, prepare
 from ..widgets.chart import BrailleChart, Series
 from ..widgets.heatmap import Heatmap
 from ..widgets.probbars import bar
-from .view_state import CONFIG_KEY, NO_MODEL
+from .view_state import CONFIG_KEY, NO_MODEL, labels_of
 
+QUICK_CELLS = 1_000_000  # weight maps up to this many numbers are reduced at once; larger ones in a worker
 CHART_EVERY_S = 0.5  # the chart and metrics redraw at 2 Hz, the progress line at the poll's 5 Hz: less UI work
 # competing with the training thread for the GIL
 
@@ -64,9 +68,9 @@ class TrainingScreen(Screen):
                 yield Static(id="metrics")
             with Vertical(id="right"):
                 yield Static("token embeddings wte (V x C)", id="wte-title", classes="map-title")
-                yield Heatmap(compact=True, show_status=False, id="wte")
+                yield BlockHeatmap(compact=True, show_status=False, id="wte")
                 yield Static(id="weights-title", classes="map-title")
-                yield Heatmap(compact=True, show_status=False, id="weights")
+                yield BlockHeatmap(compact=True, show_status=False, id="weights")
         yield Static(id="sample")
 
     def on_screen_resume(self) -> None:
@@ -139,8 +143,7 @@ class TrainingScreen(Screen):
         if self._shown[0] != 0:
             model = self.app.session.model
             names = (EMBEDDING, self.current_matrix())
-            with model.lock:
-                mats = {n: model.params[n].copy() for n in names if n in model.params}
+            mats = {n: model.params[n] for n in names if n in model.params}  # no run: nothing changes them
             self.show_matrices(mats, trainer.step_count if trainer else 0)
             if trainer is not None and trainer.history:
                 self.show_chart(history_state(trainer))
@@ -199,21 +202,53 @@ class TrainingScreen(Screen):
         self.query_one("#sample", Static).update(text)
 
     def show_matrices(self, mats: dict, step: int) -> None:
+        """Draw the token embeddings and the chosen weight matrix whole, in blocks when larger than their maps
+        (a GPT-2 wte is reduced in a worker: 38 million numbers take about a second)."""
         model = self.app.session.model
-        tok = model.tokenizer
+        jobs = []
         if EMBEDDING in mats:
-            labels = [tok.token_text(i) for i in range(mats[EMBEDDING].shape[0])]
-            self.query_one("#wte", Heatmap).set_data(mats[EMBEDDING], labels, kind="signed")
-            self.query_one("#wte-title", Static).update(
-                f"token embeddings wte {mats[EMBEDDING].shape[0]}x{mats[EMBEDDING].shape[1]} · step {step}"
-            )
+            V, C = mats[EMBEDDING].shape
+            labels = labels_of(model.tokenizer, V) if model.tokenizer is not None else None
+            jobs.append(("#wte", mats[EMBEDDING], labels, ("token embeddings wte", f"{V}x{C}", f"step {step}")))
         name = self.current_matrix()
         if name in mats:
+            rows, cols = mats[name].shape
             short = name.removeprefix("transformer.")
-            self.query_one("#weights", Heatmap).set_data(mats[name], kind="signed")
-            self.query_one("#weights-title", Static).update(
-                f"{short} {mats[name].shape[0]}x{mats[name].shape[1]} · m: next"
+            jobs.append(("#weights", mats[name], None, (short, f"{rows}x{cols}", "m: next")))
+        jobs = [(where, m, labels, title, *self._map_room(where)) for where, m, labels, title in jobs]
+        if sum(job[1].size for job in jobs) <= QUICK_CELLS:
+            self._show_maps([(*job, prepare(job[1], kind="signed", max_rows=job[4], max_cols=job[5])) for job in jobs])
+        else:
+            self._prepare_maps(jobs)
+
+    def _map_room(self, where: str) -> tuple[int, int]:
+        """Data rows and columns a weight map can show (half blocks: two rows a line; labels take 10 columns)."""
+        width, height = self.query_one(where, Heatmap).size
+        if not width or not height:  # before the first layout
+            width, height = self.app.size.width // 2, max(self.app.size.height // 2 - 4, 4)
+        return max((height - 1) * 2, 2), max(width - 10, 4)
+
+    @work(thread=True, exclusive=True, group="weight-maps", exit_on_error=False)
+    def _prepare_maps(self, jobs: list) -> None:
+        done = [(*job, prepare(job[1], kind="signed", max_rows=job[4], max_cols=job[5])) for job in jobs]
+        if not get_current_worker().is_cancelled:
+            try:
+                self.app.call_from_thread(self._show_maps, done)
+            except RuntimeError:  # the app is closing
+                pass
+
+    def _show_maps(self, done: list) -> None:
+        for where, matrix, labels, title, rows, cols, prepared in done:
+            grid = self.query_one(where, BlockHeatmap)
+            grid.show_matrix(
+                matrix, labels, kind="signed", max_rows=rows, max_cols=cols, prepared=prepared, escape=False
             )
+            red, (name, shape, tail) = prepared.reduced, title
+            if red.identity:
+                line = f"{name} {shape} · {tail}"
+            else:  # the rule first: it says what the colours are
+                line = f"{name.split()[-1]} {shape} · cell=max|x| of {red.rows}x{red.cols} · {tail}"
+            self.query_one(f"{where}-title", Static).update(Text(line, no_wrap=True, overflow="ellipsis"))
 
     # -- actions ---------------------------------------------------------------------------------
     def action_train(self) -> None:
