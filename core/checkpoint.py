@@ -174,8 +174,9 @@ def _tokenizer(path: Path, vocab_size: int) -> Tokenizer | None:
     damaged or when its size is not the model's vocabulary."""
     try:  # exists, not is_file: a FIFO or device in its place is refused, not skipped
         tokenizer = read_tokenizer_file(path) if (path / TOKENIZER_FILE).exists() else load_hf_tokenizer(path)
-    except TinyLMError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+    except TinyLMError as exc:  # the message names the file; the directory is added where it does not
+        message = str(exc)
+        raise CheckpointError(message if str(path) in message else f"{path}: {message}") from None
     if tokenizer is not None and tokenizer.vocab_size != vocab_size:
         source = next(n for n in (TOKENIZER_FILE, "tokenizer.json", "vocab.json") if (path / n).is_file())
         raise CheckpointError(

@@ -304,11 +304,15 @@ def test_tokenizer_of_another_size_is_refused(tmp_path):
     assert "vocab.json: tokenizer has 50257 tokens but the model has vocab_size 97" in err
 
 
-def test_damaged_tokenizer_json_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "text", ['{"model": {"type": "BPE", "vocab": ', '{"model": {"type": "WordPiece", "vocab": {"a": 0}}}']
+)
+def test_damaged_or_foreign_tokenizer_json_is_refused(tmp_path, text):
     path = hf_dir(tmp_path / "m")
-    (path / "tokenizer.json").write_text('{"model": {"type": "BPE", "vocab": ')
+    (path / "tokenizer.json").write_text(text)
     status, out, err = run(["info", path])
-    assert status == 2 and err.count("\n") == 1 and "tokenizer.json" in err
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith(f"tinylm: error: {path}/tokenizer.json")
 
 
 @pytest.mark.parametrize(
