@@ -4,6 +4,7 @@ optimizer and trainer state. Written atomically, validated on load, no pickle.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -19,7 +20,7 @@ from .hf_config import check_fits_in_memory, model_config_from_hf
 from .hf_weights import WEIGHTS_FILE, check_tensors, fill_model, index_tensors, weight_files
 from .model import GPT
 from .params import INIT_STD
-from .safedir import publish, recover, staging_dir
+from .safedir import holds_cwd, publish, recover, staging_dir
 from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer, load_hf_tokenizer, read_tokenizer_file
 
@@ -95,7 +96,13 @@ def save_checkpoint(path, model: GPT, trainer=None) -> Path:
     """Write the checkpoint into a temporary directory beside `path`, flush it to disk, then swap it
     in (see safedir.py), so a crash, a kill or a full disk at any moment leaves the previous checkpoint
     or the new one, complete, and never a half-written one."""
-    path = Path(path)
+    given = path
+    path = Path(os.path.realpath(path))  # a link to a checkpoint: replace what it points to, keep the link
+    if holds_cwd(path):
+        raise CheckpointError(
+            f"cannot save to {given}: it is the current directory (or holds it), which a save replaces; "
+            "save from its parent or to another directory"
+        )
     _recover(path)
     if path.exists() and not (path.is_dir() and (is_tinylm_checkpoint(path) or not any(path.iterdir()))):
         raise CheckpointError(f"{path} exists and is not a tinylm checkpoint; choose another directory")
@@ -118,12 +125,12 @@ def save_checkpoint(path, model: GPT, trainer=None) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
+    return Path(given)
 
 
 def _recover(path: Path) -> None:
     """Finish or undo an interrupted save of `path` and clean its leftovers, saying so as a warning."""
-    done = recover(path)
+    done = recover(Path(os.path.realpath(path)))
     if done:
         warnings.warn(done, CheckpointRecovered, stacklevel=3)
 

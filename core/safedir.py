@@ -24,6 +24,17 @@ TMP, OLD = ".tmp-", ".old-"
 _EXCHANGE_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM}
 
 
+def holds_cwd(path: Path) -> bool:
+    """Whether `path` is the current directory or one of its ancestors (replacing it would pull the
+    directory out from under the process, and the root cannot be renamed at all)."""
+    try:
+        here = Path.cwd().resolve()
+    except OSError:  # the current directory is gone
+        return False
+    target = Path(os.path.realpath(path))
+    return target == here or target in here.parents
+
+
 def staging_dir(path: Path) -> Path:
     """An empty directory beside `path` to write the new version into, readable as umask allows."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP}{os.getpid()}-", dir=path.parent))

@@ -600,3 +600,19 @@ def test_json_log_into_a_fifo_nobody_reads_is_refused_and_a_full_disk_does_not_s
         status, out, err = train(tmp_path / "run", "--json-log", "/dev/full", "--quiet", steps=3)
         assert status == 0 and out.strip() == f"saved checkpoint to {tmp_path / 'run'}"
         assert err.startswith("tinylm: cannot write --json-log /dev/full (No space left on device); the log stops")
+
+
+def test_out_as_the_current_directory_is_refused_and_a_link_keeps_pointing_at_the_checkpoint(
+    ckpt, tmp_path, monkeypatch
+):
+    path, _, _ = ckpt
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    assert_one_line_error(*train(".")[::2], "--out . is the current directory")
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(path, tmp_path / "target")
+    (tmp_path / "link").symlink_to("target")
+    status, _, err = train("link", "--overwrite", "--quiet", "--seed", 4, steps=3)
+    assert status == 0, err
+    assert (tmp_path / "link").is_symlink() and Trainer.resume(tmp_path / "target").config.seed == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "link", "target"]

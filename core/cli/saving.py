@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..checkpoint import is_tinylm_checkpoint
 from ..errors import CheckpointError, TinyLMError
+from ..safedir import holds_cwd
 from .common import UsageError, fmt_bytes, note
 
 HISTORY_BYTES_PER_STEP = 400  # one step's metrics in trainer_state.json
@@ -39,6 +40,11 @@ def _nearest_existing(path: Path) -> Path:
 
 def check_out(out: Path, *, overwrite: bool, resumed: Path | None = None) -> None:
     """Refuse an --out that saving would fail on, or that holds another run, before any training."""
+    if holds_cwd(out):
+        raise UsageError(
+            f"--out {out} is the current directory (or holds it), which saving replaces; "
+            "give a directory of its own, such as runs/NAME"
+        )
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise UsageError(f"--out {out} is a file; give a directory for the checkpoint")
