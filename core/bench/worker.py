@@ -58,13 +58,13 @@ def _timed_loop(step, spec: dict) -> list[float]:
             return times
 
 
-def _build(spec: dict):
+def _build(spec: dict, kernels=None):
     import numpy as np
 
     from tinylm.core import GPT, ModelConfig, Trainer, tokenizer_from_dict
 
     tokenizer = tokenizer_from_dict(spec["tokenizer"])
-    model = GPT(ModelConfig(**spec["model"]), tokenizer, seed=spec["seed"])
+    model = GPT(ModelConfig(**spec["model"]), tokenizer, seed=spec["seed"], kernels=kernels)
     return Trainer(model, np.load(spec["ids_path"]), train_config(spec["train"]["batch_size"]))
 
 
@@ -122,7 +122,7 @@ def run_startup(spec: dict) -> dict:
     return {"engine": "tinylm", "imported_at": imported, "built_at": built, "finished_at": time.time()}
 
 
-# ----- profile: a timing shim around every public kernel --------------------------------------
+# ----- profile: a kernel namespace that times every call ---------------------------------------
 
 _ROLES = {(1, 3): "attn.c_attn", (1, 1): "attn.c_proj", (1, 4): "mlp.c_fc", (4, 1): "mlp.c_proj"}
 
@@ -149,36 +149,45 @@ def _label_and_flops(name: str, args) -> tuple[str, float]:
     return name, 0.0
 
 
+class _TimedKernels:
+    """A kernel namespace passing every call on to another one, timed and counted by row name."""
+
+    def __init__(self, kernels):
+        self._kernels = kernels
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every call timed so far."""
+        self.seconds, self.calls, self.flops = defaultdict(float), defaultdict(int), defaultdict(float)
+
+    def __getattr__(self, name):
+        fn = getattr(self._kernels, name)
+
+        def timed(*args):
+            started = time.perf_counter()
+            out = fn(*args)
+            elapsed = time.perf_counter() - started
+            label, f = _label_and_flops(name, args)
+            self.seconds[label] += elapsed
+            self.calls[label] += 1
+            self.flops[label] += f
+            return out
+
+        self.__dict__[name] = timed  # made once per name
+        return timed
+
+
 def run_profile(spec: dict) -> dict:
-    import tinylm.kernels as K
+    from tinylm.core import get_kernels
 
     trainer = _build(spec)
     plain = _timed_loop(trainer.step, {**spec, "min_steps": spec["steps"], "max_steps": spec["steps"]})
-    seconds, calls, flops = defaultdict(float), defaultdict(int), defaultdict(float)
-    originals = {name: getattr(K, name) for name in K.__all__}
-
-    def shim(name, fn):
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            out = fn(*args, **kwargs)
-            elapsed = time.perf_counter() - started
-            label, f = _label_and_flops(name, args)
-            seconds[label] += elapsed
-            calls[label] += 1
-            flops[label] += f
-            return out
-
-        return timed
-
-    for name, fn in originals.items():
-        setattr(K, name, shim(name, fn))
-    try:
-        shimmed = _timed_loop(
-            trainer.step, {**spec, "warmup": 0, "min_steps": spec["steps"], "max_steps": spec["steps"]}
-        )
-    finally:
-        for name, fn in originals.items():
-            setattr(K, name, fn)
+    timing = _TimedKernels(get_kernels("cpu"))
+    profiled = _build(spec, kernels=timing)  # the same run, on the timing namespace
+    profiled.step()  # buffers made, as the plain run's warm-up made them
+    timing.reset()
+    shimmed = _timed_loop(profiled.step, {**spec, "warmup": 0, "min_steps": spec["steps"], "max_steps": spec["steps"]})
+    seconds, calls, flops = timing.seconds, timing.calls, timing.flops
     n = len(shimmed)
     rows = [
         {"op": k, "ms": 1e3 * v / n, "calls": calls[k] / n, "gflops": flops[k] / v / 1e9 if flops[k] else None}
