@@ -13,6 +13,7 @@ from tinylm.tui.session import Session
 from tinylm.tui.tokens import token_label, visible
 from tinylm.tui.widgets.blockmap import BlockHeatmap
 from tinylm.tui.widgets.blocks import reduce_blocks
+from tinylm.tui.widgets.probbars import ProbBars
 
 VOCAB = 5000
 PROMPT = "The fox, naïve, said: café 日本"  # multi-byte characters a byte-level BPE may split
@@ -184,3 +185,40 @@ class TestVocabularyAtScale:
             await app.workers.wait_for_complete()
             await pilot.pause()
             assert pilot.app.screen.analysis is not None
+
+
+class TestGenerateAtScale:
+    async def test_a_large_models_passes_run_in_workers_and_the_temperature_keys_stay_live(
+        self, wide_model, monkeypatch
+    ):
+        monkeypatch.setattr("tinylm.tui.screens.view_state.QUICK_PARAMS", 0)  # the path GPT-2 takes
+        app = create_app(Session(wide_model, None, None, prompt="The fox"))
+        async with app.run_test(size=(80, 24)) as pilot:
+            pilot.app.switch_mode("generate")
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            screen = pilot.app.screen
+            ids = wide_model.tokenizer.encode("The fox")
+            logits = reference.forward(wide_model.params, ids, 4, wide_model.wpe)["logits"][-1]
+
+            def shown() -> tuple[list[int], np.ndarray]:
+                items = screen.query_one("#bars", ProbBars).items
+                return [it.id for it in items], np.array([it.prob for it in items])
+
+            def softmax(z: np.ndarray) -> np.ndarray:
+                e = np.exp(z - z.max())
+                return e / e.sum()
+
+            top, probs = shown()
+            np.testing.assert_allclose(probs, softmax(logits)[top], rtol=1e-4, atol=1e-7)
+            await pilot.press("plus")  # temperature up: the bars follow without a new pass
+            temperature = screen.sampling.temperature
+            assert temperature > 1.0
+            top, probs = shown()
+            np.testing.assert_allclose(probs, softmax(logits / temperature)[top], rtol=1e-4, atol=1e-7)
+
+            await pilot.press("n")  # one token, sampled in a worker
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert len(screen.generated) == 1 and screen.generated[0][0] in range(VOCAB)

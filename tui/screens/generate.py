@@ -17,7 +17,7 @@ from textual.widgets import Input, Label, Static
 from ..widgets.compare import CompareView
 from ..widgets.knobs import Knobs, turn
 from ..widgets.probbars import ProbBars, top_tokens
-from .view_state import NO_MODEL
+from .view_state import NO_MODEL, is_quick
 
 STREAM_DELAY = 0.03  # seconds between streamed tokens, so the stream reads as token by token
 TEMP, TOP_K, TOP_P = (Binding.Group(name, compact=True) for name in ("temp", "top-k", "top-p"))
@@ -64,6 +64,7 @@ class GenerateScreen(Screen):
         self._stream_run = 0  # tokens from an older stream are ignored
         self._raw_key: tuple = ("", -1, 0)  # (text, session version, model id) of the cached probabilities
         self._raw = None  # raw next-token probabilities (V,) for _raw_key
+        self._predicting: tuple | None = None  # the key a worker is computing probabilities for
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -128,19 +129,20 @@ class GenerateScreen(Screen):
         """(raw probs, sampling probs) of the next token after the text, or None while not known.
 
         The raw probabilities are cached per (text, weights version), so turning a knob only re-filters
-        them. When the trainer holds the weights, the forward pass runs in a worker instead of making
-        the key wait for the step to end."""
+        them. For a large model, or when the trainer holds the weights, the forward pass runs in a worker
+        instead of making the key wait for it."""
         model = self.app.session.model
         if not self.text:
             return None
         key = (self.text, self.app.session.version, id(model))
-        if key != self._raw_key:
-            if model.lock.acquire(blocking=False):
+        if key != self._raw_key and key != self._predicting:
+            if is_quick(model) and model.lock.acquire(blocking=False):
                 try:
                     self._raw_key, self._raw = key, model.next_token_probs(self.text)
                 finally:
                     model.lock.release()
             else:
+                self._predicting = key
                 self.predict(key)
         if self._raw is None or self._raw_key[0] != self.text:
             return None
@@ -154,6 +156,8 @@ class GenerateScreen(Screen):
         self.app.call_from_thread(self._predicted, key, raw)
 
     def _predicted(self, key: tuple, raw) -> None:
+        if key == self._predicting:
+            self._predicting = None
         if key[0] == self.text and not self.streaming:
             self._raw_key, self._raw = key, raw
             self.show_prediction()
@@ -242,9 +246,22 @@ class GenerateScreen(Screen):
         self.stop_stream()
         s = self.sampling
         seeded = Sampling(s.temperature, s.top_k, s.top_p, s.greedy, (s.seed or 0) + len(self.generated))
-        step = next(iter(model.generate(self.text, seeded, max_new_tokens=1)))
-        self.append(step)
-        self.refresh_view()
+        if is_quick(model):
+            self.append(next(iter(model.generate(self.text, seeded, max_new_tokens=1))))
+            self.refresh_view()
+        else:  # a large model's pass over the whole text takes longer than a key may wait
+            self.query_one("#bars-title", Static).update("computing the next token…")
+            self.step_in_background(self.text, seeded)
+
+    @work(thread=True, exclusive=True, group="step", exit_on_error=False)
+    def step_in_background(self, text: str, sampling) -> None:
+        step = next(iter(self.app.session.model.generate(text, sampling, max_new_tokens=1)))
+        self.app.call_from_thread(self._stepped, text, step)
+
+    def _stepped(self, text: str, step) -> None:
+        if text == self.text and not self.streaming:  # nothing else changed the text meanwhile
+            self.append(step)
+            self.refresh_view()
 
     def append(self, step) -> None:
         self.generated.append((step.id, step.text))
