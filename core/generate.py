@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from .finite import check_finite_output
-from .parallel import ColumnSplit
+from .parallel import ColumnSplit, inference_pass
 from .params import _BLOCK
 from .sampling import Sampling, draw, softmax
 from .threads import parallel_allowed
@@ -63,14 +63,15 @@ class KVCache:
         m = self.model
         C, NH = m.config.n_embd, m.config.n_head
         T = len(ids)
-        m.forward(ids[None, :], last_only=True)
-        a = m.last_activations
-        for l in range(m.config.n_layer):
-            qkv = a.qkv[l]  # (T, 3C) with B = 1
-            self.k[l, :, :T] = qkv[:, C : 2 * C].reshape(T, NH, C // NH).transpose(1, 0, 2)
-            self.v[l, :, :T] = qkv[:, 2 * C :].reshape(T, NH, C // NH).transpose(1, 0, 2)
+        with inference_pass(m) as runner:
+            runner.forward(ids[None, :], last_only=True)
+            a = runner.last_activations
+            for l in range(m.config.n_layer):
+                qkv = a.qkv[l]  # (T, 3C) with B = 1
+                self.k[l, :, :T] = qkv[:, C : 2 * C].reshape(T, NH, C // NH).transpose(1, 0, 2)
+                self.v[l, :, :T] = qkv[:, 2 * C :].reshape(T, NH, C // NH).transpose(1, 0, 2)
+            self.logits[:] = a.logits[0]
         self.length = T
-        self.logits[:] = a.logits[0]
         return self.logits
 
     def step(self, token: int) -> np.ndarray:

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
+import numba
 import numpy as np
 
+from tinylm.kernels.backend import get_kernels
 from tinylm.kernels.flags import allow_parallel
 
 from .config import MAX_SEED
-from .threads import blas_controllers, kernel_settings
+from .threads import blas_controllers, kernel_settings, parallel_allowed
 
 # A shard must be worth at least this much work (forward + backward FLOPs) to repay handing it
 # to another thread (~50-100 us); smaller steps (the `slm` model's is ~3 MFLOP) stay in one piece.
@@ -204,3 +207,26 @@ class SplitProducts:
     def lm_head_forward(self, out, inp, wte) -> None:
         """WRITES out (N, V) = inp (N, C) @ wte (V, C).T."""
         self._split.matmul_t(out, inp, wte)
+
+
+@contextmanager
+def inference_pass(model):
+    """The model to run one forward pass without gradients on (a trace, a generation prefill), with
+    the threads used the way such a pass needs them: its kernels are too small for BLAS's and
+    Numba's thread pools, which spin-wait and wake up around every call (on a busy 2-core machine
+    a GPT-2 small trace took 4.2 s at 2 threads against 0.7 s at one, a baby prefill 18 ms a product).
+    One thread or another backend: the model as it is. A small model: the model, BLAS held to one
+    thread and Numba's kernels serial. A large one (SPLIT_MIN_BYTES): a replica whose products are
+    split by columns across the threads (SplitProducts), every other kernel serial on this thread.
+    Read what the pass left (last_activations) inside the block."""
+    threads = numba.get_num_threads() if parallel_allowed() else 1
+    if threads == 1 or model.kernels is not get_kernels("cpu"):
+        yield model
+    elif model.flat.nbytes < SPLIT_MIN_BYTES:
+        with kernel_settings(parallel=False, blas_threads=1):
+            yield model
+    else:
+        twin = model.replica()
+        with ColumnSplit(threads) as split, kernel_settings(parallel=False):
+            twin.kernels = SplitProducts(model.kernels, split)
+            yield twin

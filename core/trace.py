@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
-
-from tinylm.kernels.backend import get_kernels
 
 from .config import LN_EPS
 from .finite import check_finite_output
-from .parallel import SPLIT_MIN_BYTES, ColumnSplit, SplitProducts
-from .threads import kernel_settings, parallel_allowed
+from .parallel import inference_pass
 
 
 @dataclass
@@ -47,21 +43,11 @@ def _heads(x: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def _traced_forward(model, ids: np.ndarray):
-    """The forward pass over one prompt, keeping every intermediate; returns its buffers.
-
-    With more than one thread on the CPU kernels and a large model, a replica runs it with the products split by
-    columns across the threads (SplitProducts) and every other kernel on this thread: at 64 tokens
-    the kernels are too small for BLAS's or Numba's thread pools, which spin-wait and wake up
-    around every call (on a busy 2-core machine a GPT-2 small trace took 4.2 s that way)."""
-    threads = numba.get_num_threads() if parallel_allowed() else 1
-    if threads == 1 or model.kernels is not get_kernels("cpu") or model.flat.nbytes < SPLIT_MIN_BYTES:
-        model.forward(ids[None, :], keep_scores=True)
-        return model.take_activations()
-    twin = model.replica()
-    with ColumnSplit(threads) as split, kernel_settings(parallel=False):
-        twin.kernels = SplitProducts(model.kernels, split)
-        twin.forward(ids[None, :], keep_scores=True)
-    return twin.take_activations()
+    """The forward pass over one prompt, keeping every intermediate; returns its buffers (this
+    trace's own from now on). inference_pass picks how the pass uses the threads."""
+    with inference_pass(model) as runner:
+        runner.forward(ids[None, :], keep_scores=True)
+        return runner.take_activations()
 
 
 def trace(model, text_or_ids) -> Trace:

@@ -53,6 +53,7 @@ def test_large_models_decode_through_blas_and_both_paths_generate_the_same_token
     assert KVCache(model).fused  # a small model: one fused call per token
     fused = [s.id for s in model.generate("the fox", Sampling(greedy=True), 30)]
     monkeypatch.setattr(gen, "BLAS_DECODE_BYTES", 0)
+    monkeypatch.setattr("tinylm.core.parallel.SPLIT_MIN_BYTES", 0)  # prefills on a split replica too
     assert not KVCache(model).fused
     steps = list(model.generate("the fox", Sampling(greedy=True), 30))  # through two cache refills
     assert [s.id for s in steps] == fused

@@ -92,7 +92,7 @@ def test_the_trace_is_the_same_forward_on_any_number_of_threads(model, threads, 
 
     from tinylm.core.threads import kernel_settings
 
-    monkeypatch.setattr("tinylm.core.trace.SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr("tinylm.core.parallel.SPLIT_MIN_BYTES", 0)
 
     ids = model.encode_prompt("quick brown fox")
     model.forward(ids[None])
