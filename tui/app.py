@@ -57,6 +57,7 @@ class TinyLMApp(App):
         Binding("question_mark", "help", "Help", show=False),  # the mode bar shows it
         Binding("q", "quit", "Quit"),
         Binding("ctrl+p", "command_palette", "Commands", show=False),
+        Binding("ctrl+e", "save_screen", "Save the screen (SVG + text)", show=False),
     ]
     status: reactive[str] = reactive("")
 
@@ -227,6 +228,17 @@ class TinyLMApp(App):
         return path
 
     # -- actions ---------------------------------------------------------------------------------
+    def action_save_screen(self) -> None:
+        """Save the current screen as SVG and plain text in the working directory (or home, or /tmp)."""
+        from .screenshot import save_screen
+
+        try:
+            svg, txt = save_screen(self, f"tinylm-{self.current_mode or 'screen'}")
+        except OSError as exc:
+            self.notify(f"Could not save the screen: {exc}", severity="error", timeout=10)
+            return
+        self.notify(f"Saved the screen to {svg} and {txt.name}", timeout=8)
+
     def action_help(self) -> None:
         from .screens.help import HelpScreen
 
@@ -271,6 +283,7 @@ class TinyLMApp(App):
                 partial(self.switch_mode, entry.mode),
             )
         yield SystemCommand("Help", "List every key (key ?)", self.action_help)
+        yield SystemCommand("Save the screen", "as SVG and plain text (key ctrl+e)", self.action_save_screen)
         seen = set()
         for active in screen.active_bindings.values():
             binding, node = active.binding, active.node

@@ -26,6 +26,7 @@ SCREEN_NAMES = {
     "attention": "AttentionScreen",
     "generate": "GenerateScreen",
     "vocabulary": "VocabularyScreen",
+    "backward": "BackwardScreen",
 }
 
 
@@ -138,28 +139,29 @@ class ToyScreen(Screen):
 
 
 class TestRegistry:
-    TOY = ScreenEntry("7", "toy", "Toy", "Toy", f"{__name__}:ToyScreen", "a toy screen from the tests")
+    KEY = str(len(SCREENS) + 1)  # the key after the last screen's
+    TOY = ScreenEntry(KEY, "toy", "Toy", "Toy", f"{__name__}:ToyScreen", "a toy screen from the tests")
 
     async def test_one_registry_line_adds_a_screen_everywhere(self, session, screen_text):
         app = create_app(session, screens=(*SCREENS, self.TOY))
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
-            await pilot.press("7")  # its key
+            await pilot.press(self.TOY.key)  # its key
             await pilot.pause()
             assert app.current_mode == "toy" and type(app.screen).__name__ == "ToyScreen"
             text = screen_text(app)
-            assert "toy screen body" in text and "7 Toy" in text  # its mode bar tab
+            assert "toy screen body" in text and f"{self.TOY.key} Toy" in text  # its mode bar tab
             assert "Zap the toy" in text  # its keys in the footer
             titles = {c.title: c.help for c in app.get_system_commands(app.screen)}
-            assert titles["Screen: Toy"] == "a toy screen from the tests (key 7)"  # its palette entry
+            assert titles["Screen: Toy"] == f"a toy screen from the tests (key {self.KEY})"  # its palette entry
             assert "Zap the toy" in titles
             await pilot.press("question_mark")
             await pilot.pause()
             table = app.screen.key_table()
             keys, what = [str(c) for c in table.columns[0]._cells], [str(c) for c in table.columns[1]._cells]
-            assert ("7 Toy", "a toy screen from the tests") in zip(keys, what)  # its help line
+            assert (f"{self.TOY.key} Toy", "a toy screen from the tests") in zip(keys, what)  # its help line
             assert ("z", "Zap the toy") in zip(keys, what)  # and its keys
-            assert "Keys 1-7 switch screens" in screen_text(app)
+            assert f"Keys 1-{self.TOY.key} switch screens" in screen_text(app)
 
     def test_every_entry_is_distinct_and_importable(self):
         for field in ("key", "mode", "label", "short", "target"):

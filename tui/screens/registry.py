@@ -53,6 +53,10 @@ SCREENS = (
         "6", "vocabulary", "Vocabulary", "Vocab", "tinylm.tui.screens.vocabulary:VocabularyScreen",
         "token embeddings, positions and a PCA map",
     ),
+    ScreenEntry(
+        "7", "backward", "Backward", "Back", "tinylm.tui.screens.backward:BackwardScreen",
+        "one window's gradients from the loss to the embeddings; an AdamW step",
+    ),
 )  # fmt: skip
 
 

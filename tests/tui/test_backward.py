@@ -1,0 +1,170 @@
+"""Backward: every shown gradient and chain-rule value recomputed from the core, the finite-difference key,
+the AdamW panel and its apply key, and saving the screen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinylm.core import backtrace, explain_adamw_step, finite_difference, prompt_window, reference_backward
+from tinylm.tui.app import create_app
+from tinylm.tui.backexplain import explain_back
+from tinylm.tui.backstages import BackStage, all_back_stages, stage_matrix
+from tinylm.tui.screens.backward import BackwardScreen
+from tinylm.tui.session import Session
+
+
+def window_trace(session):
+    return backtrace(session.model, *prompt_window(session.model, session.prompt))
+
+
+class TestChainRule:
+    def test_every_cell_of_every_stage_is_recomputed_from_its_operands(self, session):
+        model = session.model
+        bt = window_trace(session)
+        params = dict(model.params)
+        checked = 0
+        for stage in all_back_stages(model.config.n_layer):
+            for head in range(model.config.n_head if stage.per_head else 1):
+                shown = stage_matrix(bt, stage, head)
+                rows, cols = shown.shape
+                for r in range(rows):
+                    for c in range(0, cols, max(1, cols // 20)):
+                        value = explain_back(stage, bt, params, r, c, head).value
+                        scale = np.abs(shown).max() + 1e-12
+                        assert value == pytest.approx(float(shown[r, c]), rel=1e-4, abs=1e-5 * scale), (stage, r, c)
+                        checked += 1
+        assert checked > 1000
+
+    def test_every_stage_is_the_float64_reference_backward(self, session):
+        model = session.model
+        ids, targets = prompt_window(model, session.prompt)
+        bt = backtrace(model, ids, targets)
+        _, ref = reference_backward.backward(model.params, ids, targets, model.config.n_head, model.wpe)
+        for stage in all_back_stages(model.config.n_layer):
+            if stage.key == "loss":
+                continue
+            want = ref[stage.name]
+            for head in range(model.config.n_head if stage.per_head else 1):
+                w = want[head] if stage.per_head else want
+                scale = np.abs(w).max() + 1e-12
+                np.testing.assert_allclose(stage_matrix(bt, stage, head) / scale, w / scale, atol=1e-4)
+
+
+async def _open(app, pilot):
+    await pilot.press("7")
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, BackwardScreen) and screen.bt is not None
+    return screen
+
+
+async def _settle(app, pilot):
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+class TestKeys:
+    async def test_walks_from_the_loss_to_the_embeddings(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _open(app, pilot)
+            bt = window_trace(session)
+            assert screen.stage == BackStage("loss") and screen.bt.loss == pytest.approx(bt.loss, rel=1e-6)
+            text = screen_text(app)
+            assert f"loss {bt.loss:.4f}" in text and "L = mean_t −log p_t[y_t]" in text
+            await pilot.press("n")
+            assert screen.stage == BackStage("logits")
+            await pilot.press("right", "right")
+            row, col = screen.query_one("#grid").real_cursor
+            assert screen.explained.value == pytest.approx(float(bt["d.logits"][row, col]), rel=1e-4, abs=1e-7)
+            for _ in range(len(screen.stages)):
+                await pilot.press("n")
+            assert screen.stage == BackStage("wpe")
+            assert "d.x0" in screen_text(app)
+            for line in screen_text(app).splitlines():
+                assert len(line) <= 80
+
+    async def test_layer_and_head_keys(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _open(app, pilot)
+            await pilot.press(*"n" * 4)
+            assert screen.stage == BackStage("res_2", 1)
+            await pilot.press("left_square_bracket")
+            assert screen.stage == BackStage("res_2", 0)
+            screen.index = screen.stages.index(BackStage("scores", 0))
+            screen.show_stage()
+            await pilot.press("full_stop", "down", "down")
+            bt = window_trace(session)
+            r, c = screen.query_one("#grid").real_cursor
+            assert session.head == 1
+            want = float(bt["d.h.0.scores"][1, r, c])
+            assert screen.explained.value == pytest.approx(want, rel=1e-4, abs=1e-9)
+
+    async def test_f_checks_the_cell_by_finite_differences(self, session, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _open(app, pilot)
+            screen.index = screen.stages.index(BackStage("mlp_pre", 1))
+            screen.show_stage()
+            await pilot.press("down", "right", "f")
+            await _settle(app, pilot)
+            r, c = screen.query_one("#grid").real_cursor
+            check = screen.checks[("d.h.1.mlp_pre", (r, c))]
+            want = finite_difference(session.model, window_trace(session), "d.h.1.mlp_pre", (r, c))
+            assert check.estimate == pytest.approx(want.estimate, rel=1e-9)
+            assert abs(check.difference) < 1e-4 * np.abs(screen.bt["d.h.1.mlp_pre"]).max() + 1e-8
+            assert f"{check.difference:.2e}" in screen_text(app) and "step 1e-05" in screen_text(app)
+
+    async def test_u_explains_one_adamw_step_and_a_applies_it(self, screen_text):
+        session = Session.demo(seed=1, steps=3)  # its own model: this test changes the weights
+        model, trainer = session.model, session.trainer
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _open(app, pilot)
+            screen.index = screen.stages.index(BackStage("w_mlp_fc", 0))
+            screen.show_stage()
+            await pilot.press("down", "u")
+            await _settle(app, pilot)
+            u = screen.update_shown
+            cell = screen.query_one("#grid").real_cursor
+            assert u is not None and u.name == "transformer.h.0.mlp.c_fc.weight" and u.index == cell
+            want = explain_adamw_step(model, screen.bt.ids, screen.bt.targets, u.name, u.index, trainer)
+            for field in ("grad", "grad_clipped", "m", "v", "lr", "weight_after", "loss_before", "loss_after"):
+                assert getattr(u, field) == pytest.approx(getattr(want, field), rel=1e-6), field
+            text = screen_text(app)
+            assert f"{u.loss_before:.5f} → {u.loss_after:.5f}" in text and "AdamW step 4" in text
+            before = model.params[u.name][u.index]
+            await pilot.press("a")
+            await _settle(app, pilot)
+            assert model.params[u.name][u.index] == np.float32(u.weight_after) != before
+            assert trainer.step_count == 4
+            assert screen.bt.loss == pytest.approx(u.loss_after, rel=1e-5)  # recomputed with the new weights
+
+    async def test_u_on_an_activation_says_where_it_works(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await _open(app, pilot)
+            await pilot.press("n", "u")
+            await _settle(app, pilot)
+            assert screen.update_shown is None
+
+
+async def test_ctrl_e_saves_the_screen_as_svg_and_text(session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(app, pilot)
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        await pilot.press("ctrl+e")  # a second save takes a new name
+        await pilot.pause()
+    svgs, txts = sorted(tmp_path.glob("tinylm-backward-*.svg")), sorted(tmp_path.glob("tinylm-backward-*.txt"))
+    assert len(svgs) == len(txts) == 2
+    assert svgs[0].read_text().lstrip().startswith("<svg")
+    text = txts[0].read_text()
+    assert "Loss" in text and "7 Back" in text and len(text.splitlines()) >= 23

@@ -1,0 +1,392 @@
+"""Backward: one training window's backward pass, stage by stage from the loss to the embeddings, with the
+chain rule of the selected cell, its finite-difference check, and one AdamW step of a chosen weight."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from ..backexplain import explain_back, num, op
+from ..backstages import BackStage, all_back_stages, fd_cell, stage_matrix, weight_cell
+from ..tokens import token_labels
+from ..widgets.blockmap import BlockHeatmap
+from ..widgets.heatmap import Heatmap
+from .view_state import LOADING, NO_MODEL, labels_of, snapshot_key
+
+STAGE = Binding.Group("Stage")
+LAYER = Binding.Group("Layer")
+HEAD = Binding.Group("Head")
+FOLLOW_S = 1.0  # how often the screen looks for new weights or a new prompt
+
+
+class BackwardScreen(Screen):
+    """Step backward through one window's gradients; f checks a cell, u explains an AdamW step, a applies it."""
+
+    AUTO_FOCUS = "#grid"
+    BINDINGS = [
+        Binding("n", "stage(1)", "Next stage", group=STAGE),
+        Binding("p", "stage(-1)", "Previous stage", group=STAGE),
+        Binding("right_square_bracket", "layer(1)", "Next layer", key_display="]", group=LAYER),
+        Binding("left_square_bracket", "layer(-1)", "Previous layer", key_display="[", group=LAYER),
+        Binding("full_stop", "head(1)", "Next head", key_display=".", group=HEAD),
+        Binding("comma", "head(-1)", "Previous head", key_display=",", group=HEAD),
+        Binding("f", "check", "Finite difference"),
+        Binding("u", "update", "AdamW step"),
+        Binding("a", "apply", "Apply the step"),
+        Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
+    ]
+    DEFAULT_CSS = """
+    BackwardScreen #body { height: 1fr; }
+    BackwardScreen #stages { width: 22; height: 1fr; border: none; border-right: solid $primary-darken-2;
+                             scrollbar-size-vertical: 1; }
+    BackwardScreen #main { width: 1fr; padding: 0 0 0 1; }
+    BackwardScreen #stage-title { text-style: bold; color: $accent; }
+    BackwardScreen #formula { text-style: bold; }
+    BackwardScreen #description { color: $text-muted; }
+    BackwardScreen #split { height: 1fr; }
+    BackwardScreen BlockHeatmap { max-height: 50%; }
+    BackwardScreen #explain-box { height: 1fr; min-height: 4; border-top: solid $primary-darken-2;
+                                  scrollbar-size-vertical: 1; }
+    BackwardScreen .no-model { height: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bt = None  # the BackTrace on screen
+        self.params: dict = {}  # the weights it was computed with (copies while a trainer can change them)
+        self.key: tuple | None = None  # snapshot_key of bt
+        self.error = ""
+        self.vocab: list[str] = []
+        self.stages: list[BackStage] = []
+        self.index = 0
+        self.explained = None  # the Explanation on screen, for tests
+        self.checks: dict = {}  # (name, index) -> FiniteDifference
+        self.update_shown = None  # the AdamWStep on screen, or None
+        self.applied = None  # the AdamWStep last applied
+        self._pending: tuple | None = None
+        self._listed: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(LOADING, classes="no-model")
+        with Horizontal(id="body"):
+            yield OptionList(id="stages")
+            with Vertical(id="main"):
+                yield Static(id="stage-title")
+                yield Static(id="formula")
+                yield Static(id="description")
+                with Container(id="split"):
+                    yield BlockHeatmap(id="grid")
+                    with VerticalScroll(id="explain-box"):
+                        yield Static(id="explain")
+
+    def on_mount(self) -> None:
+        self.query_one("#stages", OptionList).can_focus = False
+        self.set_interval(FOLLOW_S, self._follow)
+        self.redraw()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def _follow(self) -> None:
+        if self.is_current:
+            self.reload()
+
+    # -- data ------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Compute the window's backward trace in a worker when the model, weights or prompt changed."""
+        session = self.app.session
+        key = snapshot_key(session)
+        if key == self.key or key == self._pending:
+            return
+        self._pending = key
+        self._compute(key)
+
+    @work(thread=True, exclusive=True, group="backtrace", exit_on_error=False)
+    def _compute(self, key: tuple) -> None:
+        import numpy as np
+
+        from tinylm.core import TinyLMError, backtrace, prompt_window
+
+        session = self.app.session
+        model, bt, params, error, vocab = session.model, None, {}, "", []
+        if model is not None:
+            copy = session.trainer is not None
+            try:
+                with model.lock:  # the gradients and the weights shown beside them from the same step
+                    bt = backtrace(model, *prompt_window(model, session.prompt))
+                    params = {name: np.array(w, copy=copy) for name, w in model.params.items()}
+                vocab = labels_of(model.tokenizer, model.config.vocab_size)
+            except TinyLMError as exc:
+                error = f"{exc} (the window is the prompt: edit it on Inspect)"
+        if not get_current_worker().is_cancelled:
+            try:
+                self.app.call_from_thread(self._computed, key, bt, params, error, vocab)
+            except RuntimeError:  # the app is closing
+                pass
+
+    def _computed(self, key, bt, params, error, vocab) -> None:
+        if self._pending == key:
+            self._pending = None
+        self.key, self.bt, self.params, self.error, self.vocab = key, bt, params, error, vocab
+        self.checks, self.update_shown = {}, None
+        self.redraw()
+
+    def redraw(self) -> None:
+        ready = self.bt is not None
+        message = LOADING if self.key is None else NO_MODEL if self.app.session.model is None else self.error
+        self.query_one(".no-model", Static).update(message)
+        self.query_one(".no-model").display = not ready
+        self.query_one("#body").display = ready
+        if not ready:
+            return
+        current = self.stages[self.index] if self.stages else BackStage("loss")
+        self.stages = all_back_stages(self.app.session.n_layer)
+        layer = self.app.session.layer if current.layer is not None else None
+        self.index = next((i for i, s in enumerate(self.stages) if s == BackStage(current.key, layer)), 0)
+        self.show_stage()
+
+    @property
+    def stage(self) -> BackStage:
+        return self.stages[self.index]
+
+    def show_stage(self) -> None:
+        session, stage, bt = self.app.session, self.stage, self.bt
+        if stage.layer is not None:
+            session.layer = stage.layer
+        head = session.head
+        values = stage_matrix(bt, stage, head)
+        tokens = token_labels(session.model.tokenizer, bt.ids) if session.model is not None else bt.tokens
+        targets = token_labels(session.model.tokenizer, bt.targets) if session.model is not None else []
+        rows, cols = self._labels(stage, tokens, targets)
+        where = f" · layer {stage.layer}" if stage.layer is not None else ""
+        heads = f" · head {head}/{session.n_head}" if stage.per_head else ""
+        self.query_one("#stage-title", Static).update(
+            f"{stage.title}{where}{heads}  ({self.index + 1}/{len(self.stages)}) · loss {bt.loss:.4f}"
+        )
+        self.query_one("#formula", Static).update(Text(stage.formula))
+        shape = " x ".join(str(n) for n in bt[stage.name].shape) if stage.key != "loss" else f"{len(bt.ids)}"
+        self.query_one("#description", Static).update(f"({shape}) {stage.name}: {stage.description}")
+        self._fill_stage_list()
+        grid = self.query_one("#grid", BlockHeatmap)
+        mask = None
+        if stage.key in ("att", "scores"):
+            import numpy as np
+
+            mask = np.triu(np.ones(values.shape, dtype=bool), 1)
+        width = self.query_one("#main").content_size.width or self.app.size.width - 24
+        grid.show_matrix(values, rows, cols, kind="signed", mask=mask, max_cols=max((width - 10) // 2, 8))
+        self.explain_cell(*grid.real_cursor)
+
+    def _labels(self, stage: BackStage, tokens: list[str], targets: list[str]):
+        """Row and column labels: positions as 'token→target', vocabulary entries, or indices."""
+        pos = [f"{t}→{y}" for t, y in zip(tokens, targets)] if stage.key in ("loss", "logits") else tokens
+        if stage.key == "lm_head":
+            return self.vocab, None
+        if stage.key.startswith("w_"):
+            return None, None
+        cols = tokens if stage.key in ("att", "scores") else self.vocab if stage.key == "logits" else None
+        return pos, cols
+
+    def _fill_stage_list(self) -> None:
+        stages_list = self.query_one("#stages", OptionList)
+        layer = self.app.session.layer
+        if self._listed != (layer, len(self.stages)):
+            self._listed = (layer, len(self.stages))
+            options: list[Option | None] = []
+            for i, stage in enumerate(self.stages):
+                if stage.layer is not None and stage.layer != layer:
+                    continue
+                if stage.key == "res_2":
+                    options.append(Option(Text(f"─ layer {layer} ─", style="dim"), disabled=True))
+                options.append(Option(stage.title, id=f"stage-{i}"))
+            stages_list.clear_options()
+            stages_list.add_options(options)
+        stages_list.highlighted = stages_list.get_option_index(f"stage-{self.index}")
+
+    def explain_cell(self, row: int, col: int) -> None:
+        """The selected cell: its value, the chain rule with its operands, the check and the update if asked."""
+        grid, stage, bt = self.query_one("#grid", BlockHeatmap), self.stage, self.bt
+        R, C = grid.real_shape
+        if not R or row >= R or col >= C:
+            return
+        head = self.app.session.head
+        expl = explain_back(stage, bt, self.params, row, col, head)
+        text = Text()
+        if self.update_shown is not None:
+            text.append(self._update_text(self.update_shown))
+            self.query_one("#explain", Static).update(text)
+            return
+        if grid.rule_text():
+            text.append(grid.rule_text() + "\n", style="italic dim")
+        label = f"[{grid.real_row_label(row)}, {grid.real_col_label(col)}]"
+        text.append(f"{label} = {num(float(grid.full[row, col]))}\n", style="bold")
+        text.append("\n".join(expl.lines) + "\n")
+        cell = fd_cell(stage, row, col, head)
+        check = self.checks.get(cell) if cell else None
+        if check is not None:
+            text.append(
+                f"finite difference (float64, step {check.step:g}): {num(check.estimate)}\n"
+                f"backprop {num(check.backprop)} − estimate = {check.difference:.2e}\n",
+                style="bold",
+            )
+        elif cell is not None:
+            hint = "f: check against a finite difference"
+            if weight_cell(bt, stage, row, col, "transformer.wpe.weight" in self.params) is not None:
+                hint += " · u: one AdamW step of this weight"
+            text.append(hint + "\n", style="dim")
+        self.query_one("#explain", Static).update(text)
+        self.explained = expl
+
+    @on(Heatmap.CellSelected, "#grid")
+    def _cell_selected(self, message: Heatmap.CellSelected) -> None:
+        if self.bt is not None and self.stages:
+            self.update_shown = None
+            self.explain_cell(message.row, message.col)
+
+    @on(OptionList.OptionSelected, "#stages")
+    def _stage_clicked(self, message: OptionList.OptionSelected) -> None:
+        if message.option_id:
+            self.index = int(message.option_id.split("-")[1])
+            self.update_shown = None
+            self.show_stage()
+
+    # -- actions ---------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("stage", "layer", "head", "check", "update", "apply"):
+            return self.bt is not None and bool(self.stages)
+        return True
+
+    def action_focus_grid(self) -> None:
+        self.set_focus(self.query_one("#grid"))
+
+    def action_stage(self, delta: int) -> None:
+        """Step toward the embeddings (n) or back toward the loss (p)."""
+        self.index = max(0, min(self.index + delta, len(self.stages) - 1))
+        self.update_shown = None
+        self.show_stage()
+
+    def action_layer(self, delta: int) -> None:
+        session = self.app.session
+        session.select(layer=session.layer + delta)
+        key = self.stage.key if self.stage.layer is not None else "res_2"
+        self.index = next(i for i, s in enumerate(self.stages) if s == BackStage(key, session.layer))
+        self.update_shown = None
+        self.show_stage()
+
+    def action_head(self, delta: int) -> None:
+        self.app.session.select(head=self.app.session.head + delta)
+        self.show_stage()
+
+    def _cursor(self) -> tuple[int, int]:
+        return self.query_one("#grid", BlockHeatmap).real_cursor
+
+    def action_check(self) -> None:
+        """Check the selected cell against a float64 central difference of the loss (in a worker)."""
+        cell = fd_cell(self.stage, *self._cursor(), self.app.session.head)
+        if cell is None:
+            self.notify("The loss itself has no gradient to check: press n for ∂L/∂logits.")
+            return
+        self.notify(f"Checking {cell[0]}{list(cell[1])} by finite differences…")
+        self._check(self.bt, *cell)
+
+    @work(thread=True, group="check", exit_on_error=False)
+    def _check(self, bt, name: str, index: tuple) -> None:
+        from tinylm.core import finite_difference
+
+        result = finite_difference(self.app.session.model, bt, name, index)
+        try:
+            self.app.call_from_thread(self._checked, bt, result)
+        except RuntimeError:
+            pass
+
+    def _checked(self, bt, result) -> None:
+        if bt is not self.bt:
+            return  # the weights moved on meanwhile
+        self.checks[(result.name, result.index)] = result
+        self.explain_cell(*self._cursor())
+
+    def action_update(self) -> None:
+        """Explain one AdamW step of the selected weight, on this window (computed on copies)."""
+        if self.update_shown is not None:
+            self.update_shown = None
+            self.explain_cell(*self._cursor())
+            return
+        target = weight_cell(self.bt, self.stage, *self._cursor(), "transformer.wpe.weight" in self.params)
+        if target is None:
+            self.notify("u works on a weight's gradient: the ∂L/∂W stages, the LM head and the wte/wpe rows.")
+            return
+        self._explain_update(self.bt, *target)
+
+    @work(thread=True, exclusive=True, group="update", exit_on_error=False)
+    def _explain_update(self, bt, name: str, index: tuple) -> None:
+        from tinylm.core import explain_adamw_step
+
+        session = self.app.session
+        update = explain_adamw_step(session.model, bt.ids, bt.targets, name, index, session.trainer)
+        try:
+            self.app.call_from_thread(self._updated, bt, update)
+        except RuntimeError:
+            pass
+
+    def _updated(self, bt, update) -> None:
+        if bt is self.bt:
+            self.update_shown = update
+            self.explain_cell(*self._cursor())
+
+    def action_apply(self) -> None:
+        """Take the AdamW step on screen for real; the gradients are computed again for the new weights."""
+        from tinylm.core import TinyLMError, apply_adamw_step
+
+        update = self.update_shown
+        if update is None:
+            self.notify("Press u on a weight's gradient first to see the step.")
+            return
+        training = getattr(self.app, "training", None)
+        if training is not None and training.alive():
+            self.notify("Training is running: stop or finish it before stepping by hand.", severity="warning")
+            return
+        try:
+            apply_adamw_step(self.app.session.model, update)
+        except TinyLMError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.applied = update
+        self.app.session.bump()
+        self.notify(f"Applied: loss on this window {update.loss_before:.4f} → {update.loss_after:.4f}")
+        self.reload()
+
+    @staticmethod
+    def _update_text(u) -> str:
+        """The AdamW step as lines: each quantity with the numbers it came from."""
+        clip = (
+            f"clip: ‖g‖ = {u.grad_norm:.4f} > {u.grad_clip:g}, factor {u.grad_clip:g}/(‖g‖+1e-6) = {u.clip_factor:.4f}"
+            if u.clip_factor != 1.0
+            else f"clip: ‖g‖ = {u.grad_norm:.4f} ≤ {u.grad_clip:g}: none"
+        )
+        decay = (
+            f"decay: −lr·wd·w = −{u.lr:.3g}×{u.weight_decay:g}×{num(u.weight_before)} = {num(u.decay_change)}"
+            if u.decayed
+            else "decay: none (biases and LayerNorm parameters do not decay)"
+        )
+        return "\n".join(
+            [
+                f"AdamW step {u.step} of {u.name}{list(u.index)}   (u: back, a: apply)",
+                f"loss on this window {u.loss_before:.5f} → {u.loss_after:.5f} (every weight takes its step)",
+                f"w {num(u.weight_before)} → {num(u.weight_after)} (change {num(u.change)})",
+                f"g = {num(u.grad)}   {clip}   ĝ = {num(u.grad_clipped)}",
+                f"lr = {u.lr:.4g} ({u.phase}; peak {u.learning_rate:g}, warmup {u.warmup_steps}, "
+                f"floor {u.min_lr:g} after {u.decay_steps})",
+                f"m = {u.beta1:g}·{op(u.m_prev)} + {1 - u.beta1:.2g}·ĝ = {num(u.m)}",
+                f"v = {u.beta2:g}·{op(u.v_prev)} + {1 - u.beta2:.2g}·ĝ² = {num(u.v)}",
+                f"m̂ = m/(1−β1^{u.step}) = m/{u.bias_correction1:.4g} = {num(u.m_hat)}",
+                f"v̂ = v/(1−β2^{u.step}) = v/{u.bias_correction2:.4g} = {num(u.v_hat)}",
+                f"adam −lr·m̂/(√v̂+{u.eps:g}) = {num(u.adam_change)}   {decay}",
+            ]
+        )
