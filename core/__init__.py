@@ -18,6 +18,7 @@ from .errors import (
     TokenizerError,
 )
 from .generate import GenStep, generate
+from .intervene import Ablation, Effect, Intervention, greedy_continuation, intervened_probs, rank_heads
 from .model import GPT
 from .reference import GELU_CUBIC, GELU_SCALE
 from .run import finetune_trainer, make_trainer, memory_estimate
@@ -67,6 +68,12 @@ __all__ = [
     "CheckpointRecovered",
     "NonFiniteOutput",
     "TrainingDiverged",
+    "Ablation",
+    "Intervention",
+    "Effect",
+    "intervened_probs",
+    "greedy_continuation",
+    "rank_heads",
     "GenStep",
     "generate",
     "Sampling",

@@ -289,11 +289,12 @@ class GPT:
             self.backward()
             return loss, {name: grad.copy() for name, grad in self.grads.items()}
 
-    def trace(self, text_or_ids):
-        """Every intermediate of one forward pass over a prompt (see trace.py)."""
+    def trace(self, text_or_ids, intervention=None):
+        """Every intermediate of one forward pass over a prompt (see trace.py), with an optional
+        intervention (intervene.Intervention or Ablation: parts knocked out, tokens replaced)."""
         from .trace import trace
 
-        return trace(self, text_or_ids)
+        return trace(self, text_or_ids, intervention)
 
     def encode_prompt(self, prompt) -> np.ndarray:
         """Token ids of a prompt (text or ids), keeping the last block_size tokens as GPT-2 does."""

@@ -63,12 +63,25 @@ def forward(
     wpe: np.ndarray | None = None,
     eps: float = LN_EPS,
     nudge: tuple[str, tuple, float] | None = None,
+    ablate: Mapping[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every intermediate of the forward pass over one sequence ids (T,), named as the model's Trace.
     `wpe` is the position table (block_size, C); by default the learned one in `params`.
     `nudge` (name, index, delta) adds delta to one cell of the named intermediate as soon as it is
     computed, so everything after it sees the change (a finite difference of that intermediate);
-    "lm_head" names the token table as the LM head reads it."""
+    "lm_head" names the token table as the LM head reads it.
+    `ablate` knocks parts out: {"1.3": mode} head 3 of layer 1 (its weighted sum of values),
+    {"1.attn": mode} layer 1's attention branch (after c_proj), {"1.mlp": mode} its MLP branch;
+    mode "zero" puts 0 in their place, "mean" their mean over the positions."""
+    ablate = dict(ablate or {})
+
+    def knock(key: str, value: np.ndarray) -> np.ndarray:
+        """value (T, width) replaced as ablate[key] says, or unchanged."""
+        mode = ablate.get(key)
+        if mode is None:
+            return value
+        return np.zeros_like(value) if mode == "zero" else np.broadcast_to(value.mean(0), value.shape).copy()
+
     P = {name: np.asarray(w, dtype=np.float64) for name, w in params.items()}
     wpe = P["transformer.wpe.weight"] if wpe is None else np.asarray(wpe, dtype=np.float64)
     ids = np.asarray(ids)
@@ -102,9 +115,11 @@ def forward(
         scores[:, future] = -np.inf
         scores = put(h + "scores", scores)
         att = put(h + "att", softmax(scores))  # (NH, T, T): each row sums to 1
-        head_out = put(h + "head_out", att @ v)  # (NH, T, HS)
+        head_out = np.stack([knock(f"{l}.{i}", hv) for i, hv in enumerate(att @ v)])
+        head_out = put(h + "head_out", head_out)  # (NH, T, HS)
         concat = put(h + "attn_concat", merge_heads(head_out))  # (T, C)
-        proj = put(h + "attn_proj", concat @ P[w + "attn.c_proj.weight"] + P[w + "attn.c_proj.bias"])
+        proj = concat @ P[w + "attn.c_proj.weight"] + P[w + "attn.c_proj.bias"]
+        proj = put(h + "attn_proj", knock(f"{l}.attn", proj))
         x = put(h + "res_1", x + proj)  # (T, C)
 
         # MLP: LayerNorm, widen to 4C, GELU, back to C, added to the stream.
@@ -112,7 +127,7 @@ def forward(
         ln2 = put(h + "ln_2", ln2)  # (T, C)
         pre = put(h + "mlp_pre", ln2 @ P[w + "mlp.c_fc.weight"] + P[w + "mlp.c_fc.bias"])  # (T, 4C)
         act = put(h + "mlp_act", gelu(pre))  # (T, 4C)
-        mlp = put(h + "mlp_out", act @ P[w + "mlp.c_proj.weight"] + P[w + "mlp.c_proj.bias"])  # (T, C)
+        mlp = put(h + "mlp_out", knock(f"{l}.mlp", act @ P[w + "mlp.c_proj.weight"] + P[w + "mlp.c_proj.bias"]))
         x = put(h + "res_2", x + mlp)  # (T, C)
 
     # Head: a last LayerNorm, then the token table again (tied weights) scores every vocabulary entry.

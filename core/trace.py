@@ -13,6 +13,7 @@ import numpy as np
 
 from .config import LN_EPS
 from .finite import check_finite_output
+from .intervene import ablated_forward, as_intervention
 from .parallel import inference_pass
 
 
@@ -42,21 +43,29 @@ def _heads(x: np.ndarray, n_head: int) -> np.ndarray:
     return x.reshape(T, n_head, C // n_head).transpose(1, 0, 2).copy()
 
 
-def _traced_forward(model, ids: np.ndarray):
+def _traced_forward(model, ids: np.ndarray, intervention=None):
     """The forward pass over one prompt, keeping every intermediate; returns its buffers (this
     trace's own from now on). inference_pass picks how the pass uses the threads."""
     with inference_pass(model) as runner:
-        runner.forward(ids[None, :], keep_scores=True)
+        if intervention:
+            ablated_forward(runner, ids, intervention)
+        else:
+            runner.forward(ids[None, :], keep_scores=True)
         return runner.take_activations()
 
 
-def trace(model, text_or_ids) -> Trace:
-    """Run the model on one prompt and collect every stage, named and shaped (see README)."""
+def trace(model, text_or_ids, intervention=None) -> Trace:
+    """Run the model on one prompt and collect every stage, named and shaped (see README).
+    intervention (an intervene.Intervention or Ablation): the pass with those parts knocked out and
+    those tokens replaced; the trace then shows the changed pass's numbers."""
     ids = model.encode_prompt(text_or_ids)
+    iv = as_intervention(intervention)
+    if iv:
+        ids = iv.check(model.config).edited_ids(ids, model.config.vocab_size)
     cfg = model.config
     C, NH = cfg.n_embd, cfg.n_head
     with model.lock, np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
-        a = _traced_forward(model, ids)  # this trace's own buffers from now on
+        a = _traced_forward(model, ids, iv)  # this trace's own buffers from now on
     check_finite_output(model, a.logits, "next-token scores")
     out: dict[str, np.ndarray] = {}
     f32 = lambda x: x if x.dtype == np.float32 else x.astype(np.float32)  # noqa: E731
