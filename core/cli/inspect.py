@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 
+from .ablate import add_ablate_arguments, run_ablation, wants_ablation
 from .common import UsageError, check_prompt, load_checkpoint, non_negative_int, plural, show_token, token_label
 from .export import add_export_arguments, run_export
 
@@ -20,6 +21,8 @@ examples:
   tinylm inspect runs/fables-char --prompt "The Fox" --all-layers | less -S
   tinylm inspect runs/fables-char --prompt "The Fox" --backward --export fox.safetensors
   tinylm inspect runs/fables-char --prompt "The Fox" --csv "h.0.att[1]" > att.csv
+  tinylm inspect runs/fables-char --prompt "The Fox" --ablate 1.3 --ablate 0.mlp
+  tinylm inspect runs/fables-char --prompt "The Fox" --rank-heads --ablate-mode mean
 
 Every number comes from one forward pass (the model's trace): token embeddings, position
 embeddings, their sum, each head's attention weights (row = query token, column = key token;
@@ -42,6 +45,7 @@ def add_inspect_parser(sub) -> None:
     layers.add_argument("--all-layers", action="store_true", help="show every block")
     p.add_argument("--precision", type=non_negative_int, default=3, metavar="D", help="decimals (default 3)")
     add_export_arguments(p)
+    add_ablate_arguments(p)
     p.set_defaults(func=run_inspect)
 
 
@@ -105,6 +109,10 @@ def run_inspect(args) -> int:
     if args.layer is not None and args.layer >= cfg.n_layer:
         raise UsageError(f"--layer {args.layer} does not exist: the model has layers 0 to {cfg.n_layer - 1}")
     check_prompt(model, args.prompt)
+    if wants_ablation(args):
+        if args.export or args.csv:
+            raise UsageError("--ablate and --rank-heads print their own report: leave out --export and --csv")
+        return run_ablation(model, args)
     if args.export or args.csv:
         return run_export(model, args)
     if args.backward or args.overwrite:
