@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from .config import TrainConfig, config_from_dict, config_to_dict
+from .config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from .corpus import Corpus, load_corpus
 from .errors import CheckpointError, CheckpointRecovered, ConfigError, TinyLMError
 from .files import NotReadable, read_json_text
@@ -191,6 +191,12 @@ def _tokenizer(path: Path, vocab_size: int) -> Tokenizer | None:
             "(config.json); they must be the same vocabulary"
         )
     return tokenizer
+
+
+def read_model_config(path) -> ModelConfig:
+    """The ModelConfig of a checkpoint directory, from its config.json alone (nothing else is read)."""
+    path = _checkpoint_dir(path)
+    return model_config_from_hf(_read_json(path / CONFIG_FILE, "config.json"), path)
 
 
 def load(path, *, dtype=np.float32) -> GPT:

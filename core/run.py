@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checkpoint import load
+from .checkpoint import load, read_model_config
 from .config import ModelConfig, TrainConfig
 from .corpus import Corpus, check_corpus_length
 from .errors import CheckpointError, ConfigError
@@ -54,21 +54,23 @@ def finetune_trainer(
     on windows shorter than the model's context (max_context: at most this long, the model's context
     when shorter), and `dropout` replaces the model's."""
     train_config = (train_config or TrainConfig()).validate()
-    model = load(path, dtype=dtype)
+    cfg = read_model_config(path)  # every check that needs only the config comes before the weights are read
     if max_context is not None and train_config.context is None:
-        train_config.context = min(max_context, model.config.block_size)
+        train_config.context = min(max_context, cfg.block_size)
+    T = train_config.context or cfg.block_size
+    if T > cfg.block_size:
+        raise ConfigError(f"context {T} is longer than the {cfg.block_size} positions of the model in {path}")
+    if dropout is not None:
+        cfg.dropout = dropout
+        cfg.validate()
+    check_memory(cfg, train_config, np.dtype(dtype).itemsize)
+    model = load(path, dtype=dtype)
     if model.tokenizer is None:
         raise CheckpointError(
             f"{path} has no tokenizer (tokenizer.json, or vocab.json + merges.txt); fine-tuning reads the corpus "
             "with the model's own tokenizer"
         )
-    if dropout is not None:
-        model.config.dropout = dropout
-        model.config.validate()
-    T = train_config.context or model.config.block_size
-    if T > model.config.block_size:
-        raise ConfigError(f"context {T} is longer than the {model.config.block_size} positions of the model in {path}")
-    check_memory(model.config, train_config, model.dtype.itemsize)
+    model.config.dropout = cfg.dropout
     ids = model.tokenizer.encode(corpus.text)
     check_corpus_length(len(ids), T)
     return Trainer(model, ids, train_config, corpus=corpus)
