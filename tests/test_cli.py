@@ -616,3 +616,27 @@ def test_out_as_the_current_directory_is_refused_and_a_link_keeps_pointing_at_th
     assert status == 0, err
     assert (tmp_path / "link").is_symlink() and Trainer.resume(tmp_path / "target").config.seed == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "link", "target"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no TERM/HUP signals here")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_kill_or_a_closed_terminal_stops_after_the_step_and_saves(tmp_path, sig):
+    """`kill` (TERM) and a hang-up (a closed terminal or SSH connection) save the run like Ctrl-C."""
+    import time
+
+    exe = shutil.which("tinylm")
+    if exe is None:
+        pytest.skip("the tinylm console script is not installed (pip install -e .)")
+    log = tmp_path / "log.jsonl"
+    argv = [exe, "train", *TINY, "--steps", 100000, "--out", tmp_path / "run", "--json-log", log, "--quiet"]
+    child = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 5) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(getattr(signal, sig))
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert f"{sig} received: stopping after this step and saving" in err
+    steps = read_log(log)[-1]["step"]
+    assert f"interrupted at step {steps}/100000; saved to {tmp_path / 'run'}" in err
+    assert Trainer.resume(tmp_path / "run").step_count == steps

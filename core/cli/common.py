@@ -27,7 +27,10 @@ class Parser(argparse.ArgumentParser):
 
 def note(message: str) -> None:
     """A one-line remark on stderr, so stdout stays clean for text and logs."""
-    print(f"tinylm: {message}", file=sys.stderr, flush=True)
+    try:
+        print(f"tinylm: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # no stderr any more (a closed terminal): the work goes on
+        pass
 
 
 def positive_int(text: str) -> int:

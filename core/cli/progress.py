@@ -49,11 +49,21 @@ class Progress:
                 self._last_draw = now
                 width = shutil.get_terminal_size((100, 24)).columns - 1
                 # Cut to the width: a wrapped line cannot be redrawn in place with \r.
-                self.stream.write("\r" + self.line(m, with_val=True)[:width] + "\x1b[K")
-                self.stream.flush()
+                self._write("\r" + self.line(m, with_val=True)[:width] + "\x1b[K")
                 self._line_shown = True
         elif last or m.step == 1 or m.step % max(1, m.max_steps // PLAIN_LINES) == 0:
-            print(self.line(m, with_val=False), file=self.stream, flush=True)
+            self._write(self.line(m, with_val=False) + "\n")
+
+    def _write(self, text: str) -> None:
+        """Write and flush; a stream that fails (a terminal closed under the run) ends the progress
+        output, not the training."""
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.stream = None
 
     def line(self, m: TrainMetrics, with_val: bool) -> str:
         """Time first, so a narrow terminal that cuts the line still shows how long is left."""
@@ -74,49 +84,66 @@ class Progress:
         if self.quiet:
             return
         if self._line_shown:
-            self.stream.write("\r\x1b[K")
+            self._write("\r\x1b[K")
             self._line_shown = False
-        print(text, file=self.stream, flush=True)
+        self._write(text + "\n")
 
     def close(self) -> None:
         """End the updating line so that what follows starts on a fresh one."""
         if self._line_shown:
-            self.stream.write("\n")
-            self.stream.flush()
+            self._write("\n")
             self._line_shown = False
 
 
+# Signals that ask a run to stop after its step and save: `kill` (TERM) and a closed terminal or SSH
+# connection (HUP) would otherwise end the process with its training unsaved.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _say(text: str) -> None:
+    """A line on stderr, if there still is one (after SIGHUP the terminal may be gone)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 class StopOnCtrlC:
-    """The first Ctrl-C asks training to stop after the current step; a second one interrupts at once
-    (the trainer still stops at a step boundary, so the saved state stays exact); while saving,
-    Ctrl-C waits for the save."""
+    """The first Ctrl-C (or a TERM or HUP signal) asks training to stop after the current step; a
+    second Ctrl-C interrupts at once (the trainer still stops at a step boundary, so the saved state
+    stays exact); while saving, Ctrl-C waits for the save."""
 
     def __init__(self):
         self.requested = False
         self.saving = False  # set while the checkpoint is written: Ctrl-C then only says so
-        self._previous = None
+        self._previous = {}
 
     def _handler(self, signum, frame):
         if self.saving:
-            print(
-                "\ntinylm: saving the checkpoint, a moment (a kill now keeps the previous checkpoint)",
-                file=sys.stderr,
-                flush=True,
-            )
+            _say("\ntinylm: saving the checkpoint, a moment (a kill now keeps the previous checkpoint)")
             return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\ntinylm: stopping after this step (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+        _say("\ntinylm: stopping after this step (Ctrl-C again to stop now)")
+
+    def _stop_handler(self, signum, frame):
+        if not self.requested and not self.saving:
+            self.requested = True
+            _say(f"\ntinylm: {signal.Signals(signum).name} received: stopping after this step and saving")
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handler)
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's choice stands
+                    self._previous[sig] = signal.signal(sig, self._stop_handler)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
         return False
 
 
