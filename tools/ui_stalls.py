@@ -75,7 +75,12 @@ class Probe:
             if time.perf_counter() - self.last_tick > 0.1:
                 frame = sys._current_frames().get(self.ui_thread)
                 stack = traceback.extract_stack(frame) if frame is not None else []
-                ours = [f"{f.filename.split('/')[-1]}:{f.lineno} {f.name}" for f in stack if "tinylm" in f.filename]
+                mine = ("/tui/", "/core/", "/kernels/", "/tinylm/")
+                ours = [
+                    f"{f.filename.split('/')[-1]}:{f.lineno} {f.name}"
+                    for f in stack
+                    if any(m in f.filename for m in mine)
+                ]
                 ours += [f"{f.filename.split('/')[-1]}:{f.lineno} {f.name}" for f in stack[-1:]]
                 self.where[self.label][" < ".join(reversed(ours[-4:]))] += 1
 

@@ -70,8 +70,7 @@ class VocabularyScreen(TraceView):
     VocabularyScreen #tables { width: auto; max-width: 55%; padding: 0 1; }
     VocabularyScreen #switcher { height: 1fr; width: auto; }
     VocabularyScreen #switcher > Heatmap { max-height: 100%; }
-    VocabularyScreen #find { display: none; width: 100%; }
-    VocabularyScreen #find.-shown { display: block; }
+    VocabularyScreen #find { width: 100%; }
     VocabularyScreen #token-info { height: auto; max-height: 9; padding-top: 1; }
     VocabularyScreen #map-box { width: 1fr; border: round $primary-darken-1; padding: 0 1; }
     VocabularyScreen .no-model { height: 1fr; }
@@ -107,6 +106,10 @@ class VocabularyScreen(TraceView):
     def _room(self) -> int:
         """Cells a table row may take: the tables get up to 55% of the width, less padding and labels."""
         return max(int(self.app.size.width * 0.55) - 2 - 11, 8)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#find", Input).display = False  # until / asks for it
 
     def on_resize(self, event: events.Resize) -> None:
         if self.analysis is not None and self.analysis.room != self._room():
@@ -239,11 +242,11 @@ class VocabularyScreen(TraceView):
         if switcher.current != "tokens":
             self.action_toggle_table()
         field = self.query_one("#find", Input)
-        field.add_class("-shown")
+        field.display = True  # at once (a class would apply on the next refresh, too late for set_focus)
         self.set_focus(field)
 
     def action_leave_find(self) -> None:
-        self.query_one("#find", Input).remove_class("-shown")
+        self.query_one("#find", Input).display = False
         self.set_focus(self.query_one("#tokens", BlockHeatmap))
 
     @on(Input.Changed, "#find")
@@ -281,5 +284,5 @@ class VocabularyScreen(TraceView):
         if switcher.current == "tokens":
             self.show_token(grid.real_cursor[0])
         else:
-            self.query_one("#find", Input).remove_class("-shown")
+            self.query_one("#find", Input).display = False
             self.show_position(grid.real_cursor[0])

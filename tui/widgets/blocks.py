@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK_CELLS = 1 << 20  # cells reduced at a time: bounded memory, and the GIL is free between chunks
+CHUNK_CELLS = 1 << 18  # cells reduced at a time: bounded memory, and the GIL is free between chunks
 
 
 @dataclass
@@ -65,15 +65,16 @@ def reduce_blocks(values, rows: int, cols: int, mask=None) -> Reduced:
         masked = ~np.isfinite(data) if mask is None else ~np.isfinite(data) | np.asarray(mask, dtype=bool)
         where_row, where_col = np.indices((R, C))
         return Reduced(data.astype(np.float32), masked, where_row, where_col, 1, 1, (R, C))
-    invalid = ~np.isfinite(data)
-    if mask is not None:
-        invalid |= np.asarray(mask, dtype=bool)
+    masks = None if mask is None else np.asarray(mask, dtype=bool)
     best = np.empty((nr, nc), dtype=np.int64)
     step = rows * max(1, CHUNK_CELLS // (rows * nc * cols))  # whole block rows, a few MB at a time
     for start in range(0, R, step):
         part = data[start : start + step]
         magnitude = np.abs(part, dtype=np.float32)
-        magnitude[invalid[start : start + step]] = -1.0  # below every real magnitude
+        invalid = ~np.isfinite(magnitude)
+        if masks is not None:
+            invalid |= masks[start : start + step]
+        magnitude[invalid] = -1.0  # below every real magnitude
         n = -(-len(part) // rows)
         padded = np.full((n * rows, nc * cols), -2.0, dtype=np.float32)  # padding loses even to masked cells
         padded[: len(part), :C] = magnitude
@@ -83,5 +84,7 @@ def reduce_blocks(values, rows: int, cols: int, mask=None) -> Reduced:
     where_row = np.arange(nr)[:, None] * rows + best // cols
     where_col = np.arange(nc)[None, :] * cols + best % cols
     shown = data[where_row, where_col].astype(np.float32)
-    masked = invalid[where_row, where_col]
+    masked = ~np.isfinite(shown)
+    if masks is not None:
+        masked |= masks[where_row, where_col]
     return Reduced(shown, masked, where_row, where_col, rows, cols, (R, C))

@@ -24,6 +24,8 @@ class Scatter(Widget):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.points = np.zeros((0, 2))
+        self._lo, self._hi = np.zeros(2), np.zeros(2)
+        self._extent = (0.0, 0.0, 0.0, 0.0)
         self.labels: list[str] = []
         self.highlight: int | None = None
         self.hidden = 0  # labels left out because their place was taken
@@ -33,6 +35,8 @@ class Scatter(Widget):
     def set_points(self, points: np.ndarray, labels: list[str], highlight: int | None = None) -> None:
         """Show these points (N, 2) with their labels; `highlight` is drawn last, reversed, always."""
         self.points, self.labels, self.highlight = np.asarray(points, dtype=np.float64), list(labels), highlight
+        self._lo, self._hi = (self.points.min(0), self.points.max(0)) if len(self.points) else (np.zeros(2),) * 2
+        self._extent = (*self._lo.tolist(), *self._hi.tolist())
         self._grid = None
         self.refresh()
 
@@ -47,11 +51,10 @@ class Scatter(Widget):
 
     def cell_of(self, x: float, y: float, width: int, height: int, label_width: int = 1) -> tuple[int, int]:
         """The character cell of a data point (y grows upwards, as on paper)."""
-        lo, hi = self.points.min(0), self.points.max(0)
-        span = np.where(hi - lo > 0, hi - lo, 1.0)
-        col = int(round((x - lo[0]) / span[0] * max(width - label_width, 0)))
-        row = int(round((hi[1] - y) / span[1] * max(height - 1, 0)))
-        return col, row
+        x0, y0, x1, y1 = self._extent  # measured once per set of points
+        fx = (x - x0) / (x1 - x0 if x1 > x0 else 1.0)
+        fy = (y1 - y) / (y1 - y0 if y1 > y0 else 1.0)
+        return int(round(fx * max(width - label_width, 0))), int(round(fy * max(height - 1, 0)))
 
     def _layout(self, width: int, height: int) -> list[list[tuple[str, Style]]]:
         """Place every label that fits, the highlighted one first so it is never crowded out."""
@@ -69,10 +72,11 @@ class Scatter(Widget):
         order = self._candidates(width, height)
         if self.highlight is not None and 0 <= self.highlight < len(self.points):
             order = [self.highlight] + [i for i in order if i != self.highlight]
+        xs, ys = self.points[:, 0].tolist(), self.points[:, 1].tolist()
         for i in order:
             text = self.labels[i][:4] if i < len(self.labels) else str(i)
             w = max(cell_len(text), 1)
-            col, row = self.cell_of(*self.points[i], width, height, w)
+            col, row = self.cell_of(xs[i], ys[i], width, height, w)
             col = min(max(col, 0), max(width - w, 0))
             span = range(max(col - 1, 0), min(col + w + 1, width))  # keep one blank cell between labels
             if not 0 <= row < height or any(taken[row][c] for c in span):
@@ -88,7 +92,7 @@ class Scatter(Widget):
     def _candidates(self, width: int, height: int) -> list[int]:
         """The first point (lowest index) of every character cell: two points in one cell could not both show
         a label, so 50,000 points come down to at most one per cell before labels are placed."""
-        lo, hi = self.points.min(0), self.points.max(0)
+        lo, hi = self._lo, self._hi
         span = np.where(hi - lo > 0, hi - lo, 1.0)
         cols = np.rint((self.points[:, 0] - lo[0]) / span[0] * max(width - 1, 0)).astype(np.int64)
         rows = np.rint((hi[1] - self.points[:, 1]) / span[1] * max(height - 1, 0)).astype(np.int64)
