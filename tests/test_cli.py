@@ -271,6 +271,7 @@ def bad_files(tmp):
         (["--corpus", "{tmp}"], ["directory"]),
         (["--corpus", "{tmp}/fifo"], ["FIFO", "not a regular file"]),
         (["--corpus", "/dev/zero"], ["character device", "not a regular file"]),
+        (["--corpus", "{tmp}/\x1b[2Jgone\r.txt"], ["\\x1b[2Jgone .txt", "not found"]),
         (["--corpus", "nosuchcorpus"], ["unknown built-in corpus"]),
         (["--text", "too short"], ["context"]),
         (["--layers", "0"], ["n_layer", "--layers"]),

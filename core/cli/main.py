@@ -110,7 +110,10 @@ def _notice_or(shown):
 
 
 def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """The message on one line, with control characters (from a path or a value the user gave, such as
+    an escape sequence) written as escapes so that none reaches the terminal."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 if __name__ == "__main__":
