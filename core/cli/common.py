@@ -25,10 +25,15 @@ class Parser(argparse.ArgumentParser):
 # ----- small helpers shared by the subcommands ----------------------------------------------------
 
 
+def printable(text: str) -> str:
+    """Text with control characters (a user's path may hold an escape sequence) written as escapes."""
+    return "".join(ch if ch.isprintable() or ch == "\n" else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def note(message: str) -> None:
     """A one-line remark on stderr, so stdout stays clean for text and logs."""
     try:
-        print(f"tinylm: {message}", file=sys.stderr, flush=True)
+        print(f"tinylm: {printable(message)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):  # no stderr any more (a closed terminal): the work goes on
         pass
 

@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ..bench.main import add_bench_parser
 from ..errors import CheckpointRecovered, TinyLMError
-from .common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, note
+from .common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, note, printable
 from .generate import add_generate_parser
 from .info import add_info_parser
 from .inspect import add_inspect_parser
@@ -112,8 +112,7 @@ def _notice_or(shown):
 def _one_line(exc: Exception) -> str:
     """The message on one line, with control characters (from a path or a value the user gave, such as
     an escape sequence) written as escapes so that none reaches the terminal."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return printable(" ".join(str(exc).split()) or type(exc).__name__)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from ..corpus import DEFAULT_CORPUS, builtin_corpora
 from ..errors import ConfigError, CorpusError
 from ..files import NotReadable, read_json_text
 from ..tokenizers import TOKENIZERS
-from .common import EXIT_INTERRUPTED, UsageError, note, positive_int
+from .common import EXIT_INTERRUPTED, UsageError, note, positive_int, printable
 from .saving import JsonLog, check_out, check_space, fingerprint, save_or_rescue
 
 DEFAULT_TOKENIZER = "char"
@@ -381,7 +381,7 @@ def run_train(args) -> int:
             f"resume with: {_resume_command(out, trainer.corpus, args.corpus)}"
         )
         return EXIT_INTERRUPTED
-    print(f"saved checkpoint to {out}")
+    print(f"saved checkpoint to {printable(str(out))}")
     trainer.release_buffers()  # the sample below needs none of them: keep the process's peak the training's
     if not args.quiet:
         print(f"--- sample ({SAMPLE_CHARS} characters, temperature 0.8, seed {trainer.config.seed}) ---")
