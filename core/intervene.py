@@ -209,16 +209,20 @@ class Effect:
     p_before: float
     p_after: float
     top_after: int  # the most likely next token with the part knocked out
+    token: int  # the token whose probability is measured
 
     @property
     def delta(self) -> float:
         return self.p_after - self.p_before
 
 
-def rank_heads(model, prompt, token: int | None = None, mode: str = "zero", *, cancelled=None) -> list[Effect]:
+def rank_heads(
+    model, prompt, token: int | None = None, mode: str = "zero", *, cancelled=None, progress=None
+) -> list[Effect]:
     """Every head, each layer's attention and each layer's MLP knocked out alone (mode), ranked by
     how much the probability of `token` (default: the unablated most likely next token) changes,
-    largest change first. cancelled: a callable checked between passes (a worker's stop flag)."""
+    largest change first. cancelled: a callable checked between passes (a worker's stop flag);
+    progress(done, total): called after each pass."""
     cfg = model.config
     ids = model.encode_prompt(prompt)
     # Latest layer first: a pass from layer l rewrites only blocks l and later, so the blocks before
@@ -242,6 +246,8 @@ def rank_heads(model, prompt, token: int | None = None, mode: str = "zero", *, c
             with model.lock:
                 logits = ablated_forward(twin, ids, Intervention((ab,)), from_layer=ab.layer, last_only=True)
                 p = _softmax64(logits)
-            effects.append(Effect(ab, before, float(p[token]), int(np.argmax(p))))
+            effects.append(Effect(ab, before, float(p[token]), int(np.argmax(p)), token))
+            if progress is not None:
+                progress(len(effects), len(parts))
     effects.sort(key=lambda e: -abs(e.delta))
     return effects

@@ -29,6 +29,8 @@ class Session:
         self.layer = 0  # selection shared by Inspect and Attention
         self.head = 0
         self.checkpoint_path: str | None = None  # where the model was last loaded from or saved to
+        self.ablations: tuple = ()  # parts knocked out on the Attention screen (tinylm.core.Ablation)
+        self.ablation_mode = "zero"  # or "mean": a knocked-out part's mean over the positions
         self.settings: dict[str, Any] = {}  # the Config screen's last values, kept across screen switches
         self._trace_key: tuple[int, str, int] | None = None
         self._trace: Trace | None = None
@@ -39,6 +41,7 @@ class Session:
         """Install a new model (and optionally its trainer and corpus); clamps the layer/head selection."""
         self.model = model
         self.trainer = trainer
+        self.ablations = ()  # they name parts of the old model
         if corpus is not None:
             self.corpus = corpus
         if model is not None:

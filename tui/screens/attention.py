@@ -11,6 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from ..widgets.heatmap import Heatmap, visible
+from .ablation import ABLATION_BINDINGS, AblationControls
 from .inspect import HEAD, LAYER
 from .trace_view import TraceView
 from .view_state import LOADING
@@ -41,7 +42,7 @@ def pool(weights: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray
     return mean, count == 0
 
 
-class AttentionScreen(TraceView):
+class AttentionScreen(AblationControls, TraceView):
     """Attention weights of the selected layer: all heads small, the selected head large."""
 
     AUTO_FOCUS = "#big"
@@ -53,6 +54,7 @@ class AttentionScreen(TraceView):
         Binding("comma", "head(-1)", "Previous head", key_display=",", group=HEAD),
         Binding("e", "edit_prompt", "Edit prompt"),
         Binding("escape", "leave_prompt", "Back to the grid", show=False),
+        *ABLATION_BINDINGS,
     ]
     DEFAULT_CSS = """
     AttentionScreen .row { height: 1; padding: 0 1; }
@@ -70,6 +72,7 @@ class AttentionScreen(TraceView):
     AttentionScreen .thumb > Label { color: $text-muted; }
     AttentionScreen .thumb.-selected > Label { color: $accent; text-style: bold reverse; }
     AttentionScreen .no-model { height: 1fr; }
+    AttentionScreen #ablation { height: auto; margin-bottom: 1; display: none; }
     """
 
     def __init__(self) -> None:
@@ -91,6 +94,7 @@ class AttentionScreen(TraceView):
                 yield Static(id="attends")  # above the map, so a tall map never pushes it off screen
                 yield Heatmap(id="big")
             with VerticalScroll(id="heads-box"):
+                yield Static(id="ablation")
                 yield Static("All heads (. , or a click)", classes="hint")
                 yield Grid(id="heads")
 
@@ -139,9 +143,25 @@ class AttentionScreen(TraceView):
             mean, blocks_masked = pool(att[h], mask, factor)
             small.set_data(mean, kind="prob", mask=blocks_masked, vmin=0.0, vmax=1.0)
             thumb.set_class(h == head, "-selected")
-            self.thumb_labels[h].update(f"head {h}" + (f" ({factor}x{factor} mean)" if factor > 1 else ""))
+            out = any(a.part == "head" and (a.layer, a.head) == (layer, h) for a in session.ablations)
+            self.thumb_labels[h].update(
+                f"head {h}" + (" ✗" if out else "") + (f" ({factor}x{factor} mean)" if factor > 1 else "")
+            )
         self._fit_grid(-(-T // factor))
         self.update_attends(big.cursor[0])
+        self.refresh_ablation()
+
+    def ablations_changed(self) -> None:
+        self.show()  # the thumbnails mark the knocked-out heads; show() recomputes the panel
+
+    def show_ablation(self, text: Text | None) -> None:
+        panel = self.query_one("#ablation", Static)
+        panel.display = text is not None
+        if text is not None:
+            panel.update(text)
+
+    def ablation_width(self) -> int:
+        return max(self.query_one("#heads-box").scrollable_content_region.width, 20)
 
     def _build_thumbnails(self, n_head: int) -> None:
         key = (n_head, self.state.key[0])
@@ -186,7 +206,7 @@ class AttentionScreen(TraceView):
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("layer", "head"):
+        if action in ("layer", "head", "ablate", "which_parts"):
             return self.state.trace is not None
         return True
 

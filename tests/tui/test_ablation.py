@@ -1,0 +1,109 @@
+"""Knock-outs on the Attention screen: the shown probabilities are recomputed from the float64 reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from textual.widgets import DataTable, Static
+
+from tinylm.core import reference
+from tinylm.tui.app import create_app
+from tinylm.tui.screens.ablation import RankScreen
+from tinylm.tui.screens.attention import AttentionScreen
+from tinylm.tui.session import Session
+
+
+@pytest.fixture
+def session(trained_session):
+    return Session(trained_session.model, None, trained_session.corpus, prompt="the quick fox")
+
+
+def ref_probs(session, ablate=None):
+    m = session.model
+    ids = m.tokenizer.encode(session.prompt)
+    return reference.forward(m.params, ids, m.config.n_head, m.wpe, ablate=ablate)["probs"][-1]
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def panel_text(screen) -> str:
+    return str(screen.query_one("#ablation", Static).render())
+
+
+async def test_keys_knock_out_the_head_the_mlp_and_switch_to_the_mean(session):
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.switch_mode("attention")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AttentionScreen)
+        assert not screen.query_one("#ablation").display  # nothing knocked out: no panel
+
+        await pilot.press("a")
+        await settle(pilot)
+        before, after = ref_probs(session), ref_probs(session, {"0.0": "zero"})
+        chosen = int(np.argmax(before))
+        result = screen.ablation_result
+        assert result.chosen == chosen
+        np.testing.assert_allclose(result.before, before, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(result.after, after, rtol=1e-4, atol=1e-7)
+        text = panel_text(screen)
+        assert f"{100 * before[chosen]:.1f}% → {100 * after[chosen]:.1f}%" in text
+        assert f"({100 * (after[chosen] - before[chosen]):+.2f} points)" in text
+        assert "L0 H0" in text and "head 0 ✗" in str(screen.thumb_labels[0].render())
+
+        await pilot.press("right_square_bracket", "m", "z")
+        await settle(pilot)
+        assert "(mean)" in panel_text(screen)
+        np.testing.assert_allclose(
+            screen.ablation_result.after, ref_probs(session, {"0.0": "mean", "1.mlp": "mean"}), rtol=1e-4, atol=1e-7
+        )
+        # the greedy continuation shown is the reference's argmax, token after token, with the knock-outs
+        ids = list(session.model.tokenizer.encode(session.prompt))
+        for tok in screen.ablation_result.greedy_after:
+            m = session.model
+            ref = reference.forward(m.params, np.array(ids[-16:]), 2, m.wpe, ablate={"0.0": "mean", "1.mlp": "mean"})
+            assert tok == int(np.argmax(ref["probs"][-1]))
+            ids.append(tok)
+
+        await pilot.press("x")
+        await settle(pilot)
+        assert session.ablations == () and not screen.query_one("#ablation").display
+
+
+async def test_which_heads_matter_table_is_every_part_recomputed(session):
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.switch_mode("attention")
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        rank = app.screen
+        assert isinstance(rank, RankScreen)
+        table = rank.query_one(DataTable)
+        assert table.row_count == 2 * 2 + 2 * 2  # 2 layers x 2 heads, 2 attention layers, 2 MLPs
+        before = ref_probs(session)
+        chosen = int(np.argmax(before))
+        keys = {"H": lambda l, x: f"{l}.{x[1:]}", "a": lambda l, x: f"{l}.attn", "m": lambda l, x: f"{l}.mlp"}
+        for r in range(table.row_count):
+            _, part, p_before, p_after, change, _ = table.get_row_at(r)
+            layer, what = part[1:].split(" ")
+            ref = ref_probs(session, {keys[what[0]](layer, what): "zero"})[chosen]
+            assert float(p_before) == pytest.approx(before[chosen], abs=1e-4)
+            assert float(p_after) == pytest.approx(ref, abs=1e-4), part
+            assert float(change) == pytest.approx(ref - before[chosen], abs=2e-4), part
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, AttentionScreen)
+
+
+def test_the_keys_are_in_the_help():
+    from tinylm.tui.screens.help import screen_bindings
+
+    described = {b.key: b.description for b in screen_bindings(AttentionScreen)}
+    for key in ("a", "A", "m", "z", "x", "w"):
+        assert described.get(key), key

@@ -1,0 +1,263 @@
+"""Interventions on a screen: knock out the selected head, the layer's attention or its MLP by key and
+see the next token and a greedy continuation change; a table of which parts matter most."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
+
+from ..widgets.probbars import bar, display_token
+
+TOP = 5  # next tokens listed with and without
+CONTINUE = 8  # greedy tokens shown with and without
+
+ABLATION_BINDINGS = [
+    Binding("a", "ablate('head')", "Knock out head"),
+    Binding("A", "ablate('attn')", "Knock out the layer's attention (again: put it back)", show=False),
+    Binding("m", "ablate('mlp')", "Knock out the layer's MLP", show=False),
+    Binding("z", "ablation_mode", "Knock-out mode: zero / mean over positions", show=False),
+    Binding("x", "clear_ablations", "Put every part back", show=False),
+    Binding("w", "which_parts", "Which heads matter"),
+]
+
+
+@dataclass
+class AblationResult:
+    """The next token and a greedy continuation, without and with the knock-outs (the model's numbers)."""
+
+    key: tuple  # (view snapshot key, ablations) it was computed for
+    ablations: tuple
+    before: np.ndarray  # (V,) next-token probabilities as the model is
+    after: np.ndarray  # (V,) with the parts knocked out
+    chosen: int  # the most likely next token as the model is
+    greedy_before: list[int]
+    greedy_after: list[int]
+
+    @property
+    def delta(self) -> float:
+        return float(self.after[self.chosen] - self.before[self.chosen])
+
+
+def compute_ablation(model, ids: np.ndarray, key: tuple) -> AblationResult:
+    """What the knock-outs (key[1]) do to the prompt ids' next token and greedy continuation."""
+    from tinylm.core import Intervention, greedy_continuation, intervened_probs
+
+    ablations = key[1]
+    iv = Intervention(tuple(ablations))
+    before = intervened_probs(model, ids)
+    after = intervened_probs(model, ids, iv)
+    return AblationResult(
+        key,
+        tuple(ablations),
+        before,
+        after,
+        int(np.argmax(before)),
+        greedy_continuation(model, ids, CONTINUE),
+        greedy_continuation(model, ids, CONTINUE, iv),
+    )
+
+
+def short_label(ablation) -> str:
+    """'L1 H3', 'L1 attn', 'L1 mlp'."""
+    a = ablation
+    return f"L{a.layer} " + (f"H{a.head}" if a.part == "head" else a.part)
+
+
+def ablation_text(result: AblationResult, tokenizer, width: int = 36) -> Text:
+    """The panel: what is knocked out, the top next tokens without -> with, the chosen token's change
+    and the greedy continuations."""
+    label = lambda i: display_token(tokenizer.token_text(int(i)), 8)  # noqa: E731
+    parts = ", ".join(short_label(a) for a in result.ablations)
+    mode = result.ablations[0].mode if result.ablations else "zero"
+    out = Text(no_wrap=True, overflow="crop")
+    out.append(f"Knocked out ({mode}): {parts}\n", style="bold")
+    out.append("next token   without → with\n", style="dim")
+    bar_w = max(width - 28, 3)
+    for i in np.lexsort((np.arange(result.before.size), -result.before))[:TOP]:
+        b, a = float(result.before[i]), float(result.after[i])
+        out.append(f"{label(i):<8} {100 * b:5.1f}% → {100 * a:5.1f}% ")
+        out.append(bar(a, bar_w) + "\n", style="bold yellow" if int(i) == result.chosen else "green")
+    c = result.chosen
+    out.append(f"p({label(c)}) {100 * result.before[c]:.1f}% → {100 * result.after[c]:.1f}% ", style="bold")
+    out.append(f"({100 * result.delta:+.2f} points)\n", style="bold red" if result.delta < 0 else "bold green")
+    text = lambda ids: display_token(tokenizer.decode(ids), width - 9)  # noqa: E731
+    out.append(f"greedy:  {text(result.greedy_before)}\n")
+    out.append(f"with ko: {text(result.greedy_after)}")
+    return out
+
+
+class AblationControls:
+    """Mixin for a screen with a prompt trace (self.state.trace) and the session's layer/head selection:
+    keys knock parts out, a worker recomputes, `show_ablation(text or None)` draws the panel."""
+
+    ablation_result: AblationResult | None = None
+
+    def ablation_target(self, part: str):
+        from tinylm.core import Ablation
+
+        s = self.app.session
+        return Ablation(s.layer, part, s.head if part == "head" else None, s.ablation_mode)
+
+    def action_ablate(self, part: str) -> None:
+        """Knock out (or put back) the selected head, the layer's attention or its MLP."""
+        s = self.app.session
+        target = self.ablation_target(part)
+        same = [a for a in s.ablations if (a.layer, a.part, a.head) == (target.layer, target.part, target.head)]
+        s.ablations = tuple(a for a in s.ablations if a not in same) + (() if same else (target,))
+        self.ablations_changed()
+
+    def action_ablation_mode(self) -> None:
+        """Switch every knock-out between zero and the part's mean over the positions."""
+        s = self.app.session
+        s.ablation_mode = "mean" if s.ablation_mode == "zero" else "zero"
+        s.ablations = tuple(replace(a, mode=s.ablation_mode) for a in s.ablations)
+        self.app.notify(f"knock-outs now {'zero' if s.ablation_mode == 'zero' else 'the mean over positions'}")
+        self.ablations_changed()
+
+    def action_clear_ablations(self) -> None:
+        self.app.session.ablations = ()
+        self.ablations_changed()
+
+    def ablations_changed(self) -> None:
+        """Redraw what depends on the knock-outs (a screen may mark the parts too)."""
+        self.refresh_ablation()
+
+    def action_which_parts(self) -> None:
+        """The table of every head, attention layer and MLP ranked by the change they make."""
+        trace = self.state.trace
+        if trace is not None and self.app.session.model is not None:
+            self.app.push_screen(RankScreen(trace.ids, self.app.session.ablation_mode))
+
+    def refresh_ablation(self) -> None:
+        """Recompute the panel for the current prompt and knock-outs (in a worker), or hide it."""
+        s, trace = self.app.session, self.state.trace
+        if not s.ablations or trace is None or s.model is None:
+            self.ablation_result = None
+            self.show_ablation(None)
+            return
+        key = (self.state.key, tuple(s.ablations))  # the snapshot's model, weights' version and prompt
+        if self.ablation_result is not None and self.ablation_result.key == key:
+            self.show_ablation(ablation_text(self.ablation_result, s.model.tokenizer, self.ablation_width()))
+            return
+        self.show_ablation(Text("knocking out " + ", ".join(short_label(a) for a in s.ablations) + "…", style="dim"))
+        self.app.status = "ablating…"
+        self._ablate_in_background(s.model, trace.ids, key)
+
+    @work(thread=True, exclusive=True, group="ablation", exit_on_error=False)
+    def _ablate_in_background(self, model, ids, key) -> None:
+        from tinylm.core import TinyLMError
+
+        try:
+            result = compute_ablation(model, ids, key)
+        except TinyLMError as exc:
+            result = exc
+        if not get_current_worker().is_cancelled:
+            try:
+                self.app.call_from_thread(self._ablated, result)
+            except RuntimeError:  # the app is closing
+                pass
+
+    def _ablated(self, result) -> None:
+        if self.app.status == "ablating…":
+            self.app.status = "ready"
+        if isinstance(result, Exception):
+            self.show_ablation(Text(str(result), style="red"))
+            return
+        self.ablation_result = result
+        s = self.app.session
+        if result.key == (self.state.key, tuple(s.ablations)):
+            self.show_ablation(ablation_text(result, s.model.tokenizer, self.ablation_width()))
+
+    def ablation_width(self) -> int:
+        return 36
+
+    def show_ablation(self, text: Text | None) -> None:
+        raise NotImplementedError
+
+
+class RankScreen(ModalScreen[None]):
+    """Every head, attention layer and MLP knocked out alone, ranked by the change in the chosen
+    token's probability; computed in a worker, row by row progress in the title."""
+
+    BINDINGS = [Binding("escape,w,q", "dismiss", "Close the table")]
+    DEFAULT_CSS = """
+    RankScreen { align: center middle; }
+    RankScreen > Vertical { width: 90%; max-width: 80; height: 90%; border: round $accent;
+                            background: $surface; padding: 0 1; }
+    RankScreen #rank-status { height: auto; }
+    RankScreen DataTable { height: 1fr; }
+    """
+
+    def __init__(self, ids: np.ndarray, mode: str) -> None:
+        super().__init__()
+        self.ids, self.mode = np.array(ids), mode
+        self.effects: list = []
+        self.chosen: int | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Which parts matter: knocking out each alone…", id="rank-status")
+            yield DataTable(id="rank-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("rank", "part", "p before", "p after", "change", "top then")
+        self.app.status = "ranking parts…"
+        self._rank(self.app.session.model)
+
+    @work(thread=True, exclusive=True, group="rank", exit_on_error=False)
+    def _rank(self, model) -> None:
+        from tinylm.core import rank_heads
+
+        worker = get_current_worker()
+
+        def progress(done: int, total: int) -> None:
+            if done % 4 == 0 or done == total:
+                self.app.call_from_thread(self._progress, done, total)
+
+        effects = rank_heads(model, self.ids, mode=self.mode, cancelled=lambda: worker.is_cancelled, progress=progress)
+        if not worker.is_cancelled:
+            try:
+                self.app.call_from_thread(self._ranked, effects, model.tokenizer)
+            except RuntimeError:
+                pass
+
+    def _progress(self, done: int, total: int) -> None:
+        self.query_one("#rank-status", Static).update(f"Which parts matter: knocked out {done} of {total}…")
+
+    def _ranked(self, effects, tokenizer) -> None:
+        if self.app.status == "ranking parts…":
+            self.app.status = "ready"
+        self.effects = effects
+        table = self.query_one(DataTable)
+        if not effects:
+            return
+        for rank, e in enumerate(effects, 1):
+            table.add_row(
+                str(rank),
+                short_label(e.ablation),
+                f"{e.p_before:.4f}",
+                f"{e.p_after:.4f}",
+                f"{e.delta:+.4f}",
+                display_token(tokenizer.token_text(e.top_after), 10),
+            )
+        chosen = display_token(tokenizer.token_text(effects[0].token), 10)
+        self.query_one("#rank-status", Static).update(
+            f"Each part knocked out alone ({self.mode}); change in p({chosen}), the most likely next token, "
+            "largest first. esc closes."
+        )
+
+    def action_dismiss(self) -> None:
+        if self.app.status == "ranking parts…":
+            self.app.status = "ready"
+        self.workers.cancel_group(self, "rank")
+        self.dismiss(None)
