@@ -168,3 +168,41 @@ async def test_ctrl_e_saves_the_screen_as_svg_and_text(session, tmp_path, monkey
     assert svgs[0].read_text().lstrip().startswith("<svg")
     text = txts[0].read_text()
     assert "Loss" in text and "7 Back" in text and len(text.splitlines()) >= 23
+
+
+async def test_a_check_on_screen_holds_the_view_until_the_stage_changes(session):
+    from tinylm.tui.screens.view_state import snapshot_key
+
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        await pilot.press("n", "f")
+        await _settle(app, pilot)
+        held = screen.key
+        session.bump()  # as a training step does
+        screen._follow()
+        await _settle(app, pilot)
+        assert screen.key == held and screen.checks  # the check stays beside the numbers it checked
+        await pilot.press("n")
+        screen._follow()
+        await _settle(app, pilot)
+        assert screen.key == snapshot_key(session) and not screen.checks
+
+
+async def test_a_is_refused_while_training_runs(session):
+    from types import SimpleNamespace
+
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        screen.index = screen.stages.index(BackStage("lm_head"))
+        screen.show_stage()
+        await pilot.press("u")
+        await _settle(app, pilot)
+        assert screen.update_shown is not None
+        before = session.model.flat.copy()
+        app.training = SimpleNamespace(alive=True)  # a run whose thread is alive (set for this call only)
+        screen.action_apply()
+        app.training = None
+        np.testing.assert_array_equal(session.model.flat, before)
+        assert screen.applied is None

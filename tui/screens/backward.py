@@ -37,9 +37,9 @@ class BackwardScreen(Screen):
         Binding("left_square_bracket", "layer(-1)", "Previous layer", key_display="[", group=LAYER),
         Binding("full_stop", "head(1)", "Next head", key_display=".", group=HEAD),
         Binding("comma", "head(-1)", "Previous head", key_display=",", group=HEAD),
-        Binding("f", "check", "Finite difference"),
+        Binding("f", "check", "Check (finite diff.)"),
         Binding("u", "update", "AdamW step"),
-        Binding("a", "apply", "Apply the step"),
+        Binding("a", "apply", "Apply step"),
         Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
     ]
     DEFAULT_CSS = """
@@ -72,6 +72,8 @@ class BackwardScreen(Screen):
         self.applied = None  # the AdamWStep last applied
         self._pending: tuple | None = None
         self._listed: tuple | None = None
+        self._busy = 0  # checks and steps being computed
+        self.step: int | None = None  # the trainer's step the weights are from
 
     def compose(self) -> ComposeResult:
         yield Static(LOADING, classes="no-model")
@@ -95,7 +97,9 @@ class BackwardScreen(Screen):
         self.reload()
 
     def _follow(self) -> None:
-        if self.is_current:
+        """Follow new weights (training) unless a check or a step is on screen or on its way: those
+        belong to the weights shown, so the view holds still until the user leaves the stage."""
+        if self.is_current and not (self.checks or self.update_shown or self._busy):
             self.reload()
 
     # -- data ------------------------------------------------------------------------------------
@@ -115,26 +119,28 @@ class BackwardScreen(Screen):
         from tinylm.core import TinyLMError, backtrace, prompt_window
 
         session = self.app.session
-        model, bt, params, error, vocab = session.model, None, {}, "", []
+        model, bt, params, error, vocab, step = session.model, None, {}, "", [], None
         if model is not None:
             copy = session.trainer is not None
             try:
                 with model.lock:  # the gradients and the weights shown beside them from the same step
                     bt = backtrace(model, *prompt_window(model, session.prompt))
                     params = {name: np.array(w, copy=copy) for name, w in model.params.items()}
+                    step = session.trainer.step_count if session.trainer is not None else None
                 vocab = labels_of(model.tokenizer, model.config.vocab_size)
             except TinyLMError as exc:
                 error = f"{exc} (the window is the prompt: edit it on Inspect)"
         if not get_current_worker().is_cancelled:
             try:
-                self.app.call_from_thread(self._computed, key, bt, params, error, vocab)
+                self.app.call_from_thread(self._computed, key, bt, params, error, vocab, step)
             except RuntimeError:  # the app is closing
                 pass
 
-    def _computed(self, key, bt, params, error, vocab) -> None:
+    def _computed(self, key, bt, params, error, vocab, step) -> None:
         if self._pending == key:
             self._pending = None
         self.key, self.bt, self.params, self.error, self.vocab = key, bt, params, error, vocab
+        self.step = step
         self.checks, self.update_shown = {}, None
         self.redraw()
 
@@ -167,8 +173,9 @@ class BackwardScreen(Screen):
         rows, cols = self._labels(stage, tokens, targets)
         where = f" · layer {stage.layer}" if stage.layer is not None else ""
         heads = f" · head {head}/{session.n_head}" if stage.per_head else ""
+        at = f" at step {self.step}" if self.step is not None else ""
         self.query_one("#stage-title", Static).update(
-            f"{stage.title}{where}{heads}  ({self.index + 1}/{len(self.stages)}) · loss {bt.loss:.4f}"
+            f"{stage.title}{where}{heads}  ({self.index + 1}/{len(self.stages)}) · loss {bt.loss:.4f}{at}"
         )
         self.query_one("#formula", Static).update(Text(stage.formula))
         shape = " x ".join(str(n) for n in bt[stage.name].shape) if stage.key != "loss" else f"{len(bt.ids)}"
@@ -181,7 +188,8 @@ class BackwardScreen(Screen):
 
             mask = np.triu(np.ones(values.shape, dtype=bool), 1)
         width = self.query_one("#main").content_size.width or self.app.size.width - 24
-        grid.show_matrix(values, rows, cols, kind="signed", mask=mask, max_cols=max((width - 10) // 2, 8))
+        kind = "sequential" if stage.key == "loss" else "signed"  # losses are >= 0; gradients have signs
+        grid.show_matrix(values, rows, cols, kind=kind, mask=mask, max_cols=max((width - 10) // 2, 8))
         self.explain_cell(*grid.real_cursor)
 
     def _labels(self, stage: BackStage, tokens: list[str], targets: list[str]):
@@ -254,7 +262,7 @@ class BackwardScreen(Screen):
     def _stage_clicked(self, message: OptionList.OptionSelected) -> None:
         if message.option_id:
             self.index = int(message.option_id.split("-")[1])
-            self.update_shown = None
+            self._leave_stage()
             self.show_stage()
 
     # -- actions ---------------------------------------------------------------------------------
@@ -269,7 +277,7 @@ class BackwardScreen(Screen):
     def action_stage(self, delta: int) -> None:
         """Step toward the embeddings (n) or back toward the loss (p)."""
         self.index = max(0, min(self.index + delta, len(self.stages) - 1))
-        self.update_shown = None
+        self._leave_stage()
         self.show_stage()
 
     def action_layer(self, delta: int) -> None:
@@ -277,12 +285,17 @@ class BackwardScreen(Screen):
         session.select(layer=session.layer + delta)
         key = self.stage.key if self.stage.layer is not None else "res_2"
         self.index = next(i for i, s in enumerate(self.stages) if s == BackStage(key, session.layer))
-        self.update_shown = None
+        self._leave_stage()
         self.show_stage()
 
     def action_head(self, delta: int) -> None:
         self.app.session.select(head=self.app.session.head + delta)
+        self._leave_stage()
         self.show_stage()
+
+    def _leave_stage(self) -> None:
+        """Another stage: the checks and the step shown go, and the view follows the weights again."""
+        self.checks, self.update_shown = {}, None
 
     def _cursor(self) -> tuple[int, int]:
         return self.query_one("#grid", BlockHeatmap).real_cursor
@@ -294,19 +307,27 @@ class BackwardScreen(Screen):
             self.notify("The loss itself has no gradient to check: press n for ∂L/∂logits.")
             return
         self.notify(f"Checking {cell[0]}{list(cell[1])} by finite differences…")
+        self._busy += 1
         self._check(self.bt, *cell)
 
     @work(thread=True, group="check", exit_on_error=False)
     def _check(self, bt, name: str, index: tuple) -> None:
         from tinylm.core import finite_difference
 
-        result = finite_difference(self.app.session.model, bt, name, index)
+        try:
+            result = finite_difference(self.app.session.model, bt, name, index)
+        except Exception as exc:  # noqa: BLE001 - reported on screen, and the screen must not stay busy
+            result = exc
         try:
             self.app.call_from_thread(self._checked, bt, result)
         except RuntimeError:
             pass
 
     def _checked(self, bt, result) -> None:
+        self._busy -= 1
+        if isinstance(result, Exception):
+            self.notify(f"The check failed: {result}", severity="error")
+            return
         if bt is not self.bt:
             return  # the weights moved on meanwhile
         self.checks[(result.name, result.index)] = result
@@ -322,21 +343,28 @@ class BackwardScreen(Screen):
         if target is None:
             self.notify("u works on a weight's gradient: the ∂L/∂W stages, the LM head and the wte/wpe rows.")
             return
+        self._busy += 1
         self._explain_update(self.bt, *target)
 
-    @work(thread=True, exclusive=True, group="update", exit_on_error=False)
+    @work(thread=True, group="update", exit_on_error=False)
     def _explain_update(self, bt, name: str, index: tuple) -> None:
         from tinylm.core import explain_adamw_step
 
         session = self.app.session
-        update = explain_adamw_step(session.model, bt.ids, bt.targets, name, index, session.trainer)
+        try:
+            update = explain_adamw_step(session.model, bt.ids, bt.targets, name, index, session.trainer)
+        except Exception as exc:  # noqa: BLE001 - reported on screen, and the screen must not stay busy
+            update = exc
         try:
             self.app.call_from_thread(self._updated, bt, update)
         except RuntimeError:
             pass
 
     def _updated(self, bt, update) -> None:
-        if bt is self.bt:
+        self._busy -= 1
+        if isinstance(update, Exception):
+            self.notify(f"The step could not be computed: {update}", severity="error")
+        elif bt is self.bt:
             self.update_shown = update
             self.explain_cell(*self._cursor())
 
@@ -349,7 +377,7 @@ class BackwardScreen(Screen):
             self.notify("Press u on a weight's gradient first to see the step.")
             return
         training = getattr(self.app, "training", None)
-        if training is not None and training.alive():
+        if training is not None and training.alive:
             self.notify("Training is running: stop or finish it before stepping by hand.", severity="warning")
             return
         try:
