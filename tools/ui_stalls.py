@@ -87,13 +87,13 @@ class Probe:
 
 def gpt2_small_model(vocab_size: int = 50257):
     """Random weights of GPT-2 small's shape, with a BPE tokenizer grown to the vocabulary size."""
-    from tinylm.core import DEFAULT_CORPUS, GPT, ModelConfig, Tokenizer, load_corpus, train_tokenizer
+    from tinylm.core import DEFAULT_CORPUS, GPT, ModelConfig, load_corpus, tokenizer_from_dict, train_tokenizer
 
     bpe = train_tokenizer("bpe", load_corpus(DEFAULT_CORPUS).text[:20000], 1000).to_dict()
     merges = bpe["merges"]
     while 256 + len(merges) < vocab_size:  # chain byte pairs into longer tokens until the size is reached
         merges.append([len(merges) % 256, 255 + len(merges)])
-    tokenizer = Tokenizer.from_dict({**bpe, "merges": merges})
+    tokenizer = tokenizer_from_dict({**bpe, "merges": merges})
     config = ModelConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=vocab_size)
     return GPT(config, tokenizer)
 
