@@ -19,6 +19,7 @@ from .errors import (
 )
 from .generate import GenStep, generate
 from .intervene import Ablation, Effect, Intervention, greedy_continuation, intervened_probs, rank_heads
+from .kvwatch import CacheStep, KVWatch, decode_flops, kv_bytes, recompute_flops
 from .model import GPT
 from .reference import GELU_CUBIC, GELU_SCALE
 from .run import finetune_trainer, make_trainer, memory_estimate
@@ -74,6 +75,11 @@ __all__ = [
     "intervened_probs",
     "greedy_continuation",
     "rank_heads",
+    "KVWatch",
+    "CacheStep",
+    "kv_bytes",
+    "decode_flops",
+    "recompute_flops",
     "GenStep",
     "generate",
     "Sampling",
