@@ -337,6 +337,7 @@ def test_cli_bad_directories_exit_2_with_one_line(tmp_path, damage, words):
 # ----- fine-tuning a GPT-2 directory -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fine-tunes and resumes
 @needs_gpt2_files
 def test_train_init_fine_tunes_with_the_models_tokenizer_and_resumes(gpt2_toy, tmp_path):
     out = tmp_path / "tuned"
@@ -393,6 +394,7 @@ def test_train_init_without_tokenizer_says_so(tmp_path):
     assert status == 2 and "has no tokenizer" in err and "fine-tuning" in err
 
 
+@pytest.mark.slow  # fine-tunes and resumes
 @needs_gpt2_files
 def test_ctrl_c_while_fine_tuning_saves_a_run_that_resumes(gpt2_toy, tmp_path, monkeypatch):
     from tinylm.core import Trainer

@@ -48,6 +48,7 @@ def test_build_opens_a_gpt2_directory_to_look_at(tmp_path):
     assert built.model.config.vocab_size == 50257
 
 
+@pytest.mark.slow  # fine-tunes
 @needs_gpt2_files
 def test_build_with_a_corpus_fine_tunes_and_never_points_saving_at_the_original(tmp_path):
     path = hf_directory(tmp_path / "gpt2", block_size=256)
@@ -96,6 +97,7 @@ async def test_bad_directory_gives_a_message_and_the_app_stays_up(tmp_path, dama
         assert app.is_running
 
 
+@pytest.mark.slow  # fine-tunes in the app
 @needs_gpt2_files
 async def test_config_fine_tunes_the_directory_typed_in_its_checkpoint_field(tmp_path):
     from textual.widgets import Input

@@ -86,6 +86,7 @@ async def open_stage(pilot, key: str) -> InspectScreen:
 
 
 class TestInspectAtScale:
+    @pytest.mark.slow  # every block of a GPT-2-wide vocabulary
     async def test_logits_are_shown_in_blocks_by_the_stated_rule_and_zoom_shows_real_values(self, wide_model):
         app = create_app(Session(wide_model, None, None, prompt=PROMPT))
         async with app.run_test(size=(80, 24)) as pilot:
@@ -140,6 +141,7 @@ class TestInspectAtScale:
 
 
 class TestVocabularyAtScale:
+    @pytest.mark.slow  # the PCA of a GPT-2-wide table, twice
     @pytest.mark.parametrize("in_worker", [False, True])
     async def test_typing_a_token_finds_it_and_the_map_is_the_pca(self, wide_model, monkeypatch, in_worker):
         if in_worker:  # the path a GPT-2-sized table takes: tables and PCA computed in a worker
