@@ -18,7 +18,8 @@ _blas_lock = threading.Lock()
 
 
 def blas_controllers():
-    """threadpoolctl controllers of every BLAS library loaded (found once: the scan takes ms)."""
+    """threadpoolctl controllers of every BLAS library loaded at the first call (found once: the scan takes
+    ms and row shards ask every step). A BLAS library loaded later (torch's, say) is not capped."""
     global _blas
     with _blas_lock:
         if _blas is None:
