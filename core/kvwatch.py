@@ -71,6 +71,7 @@ class KVWatch:
             t0 = time.perf_counter()
             self.logits = np.array(self.cache.prefill(np.array(self.context, dtype=np.int64)), dtype=np.float64)
             self.prefill_s = time.perf_counter() - t0
+        self.prompt_length = len(self.context)  # tokens the prefill ran over
         self.prefill_flops = recompute_flops(self.config, len(self.context))
 
     @property

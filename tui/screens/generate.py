@@ -17,6 +17,7 @@ from textual.widgets import Input, Label, Static
 from ..widgets.compare import CompareView
 from ..widgets.knobs import Knobs, turn
 from ..widgets.probbars import ProbBars, top_tokens
+from .kvcache import KVCacheScreen
 from .view_state import NO_MODEL, is_quick
 
 STREAM_DELAY = 0.03  # seconds between streamed tokens, so the stream reads as token by token
@@ -46,6 +47,7 @@ class GenerateScreen(Screen):
         Binding("P", "knob('top_p', 1)", "Top-p up", group=TOP_P),
         Binding("g", "knob('greedy')", "Greedy"),
         Binding("c", "compare", "Compare"),
+        Binding("v", "kv_cache", "KV cache", show=False),
         Binding("r", "reseed", "New seed", show=False),
         Binding("s", "edit_seed", "Set seed", show=False),
         Binding("e", "edit_prompt", "Edit prompt", show=False),
@@ -319,6 +321,12 @@ class GenerateScreen(Screen):
 
     def on_screen_suspend(self) -> None:
         self.stop_stream()
+
+    def action_kv_cache(self) -> None:
+        """The KV cache over the current text, filling token by token, with the work it saves."""
+        if self.app.session.model is not None and self.text:
+            self.stop_stream()
+            self.app.push_screen(KVCacheScreen(self.text))
 
     def action_compare(self) -> None:
         view = self.query_one(CompareView)
