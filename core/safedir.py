@@ -15,12 +15,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 TMP, OLD = ".tmp-", ".old-"
+_OURS = re.compile(r"[0-9]+-[A-Za-z0-9_]+")  # PID-XXXX, as staging_dir names them
 _EXCHANGE_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM}
 
 
@@ -131,8 +133,10 @@ def _leftovers(path: Path) -> list[tuple[Path, str, str, bool]]:
             head = f".{path.name}{kind}"
             if entry.name.startswith(head):
                 suffix = entry.name[len(head) :]
-                pid = suffix.partition("-")[0]
-                live = pid.isdigit() and (int(pid) == os.getpid() or _pid_alive(int(pid)))
+                if not _OURS.fullmatch(suffix):  # not a name a save makes: not ours to touch
+                    continue
+                pid = int(suffix.partition("-")[0])
+                live = pid == os.getpid() or _pid_alive(pid)
                 found.append((entry, kind, suffix, live))
     return found
 

@@ -238,15 +238,16 @@ def test_recovery_of_each_leftover(states, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
 
 
-def test_a_save_in_progress_in_a_live_process_is_left_alone(states, tmp_path):
+def test_a_save_in_progress_in_a_live_process_and_names_a_save_never_makes_are_left_alone(states, tmp_path):
     _, old_dir, old, _ = states
     ckpt = tmp_path / "ckpt"
     shutil.copytree(old_dir, ckpt)
     busy = leftover(ckpt, ".tmp-", f"{os.getppid()}-xyz", None)  # a running process: ours' parent
+    mine = leftover(ckpt, ".tmp-", "notes", None)  # a user's own file that only looks like a leftover
     with warnings.catch_warnings():
         warnings.simplefilter("error", CheckpointRecovered)
         load(ckpt)
-    assert busy.exists() and snapshot(ckpt) == old
+    assert busy.exists() and mine.exists() and snapshot(ckpt) == old
 
 
 def test_every_file_and_directory_is_flushed_before_it_is_published(states, tmp_path, monkeypatch):
