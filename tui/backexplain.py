@@ -220,3 +220,32 @@ def _merge(x: np.ndarray) -> np.ndarray:
     """(NH, T, HS) -> (T, C)."""
     NH, T, HS = x.shape
     return x.transpose(1, 0, 2).reshape(T, NH * HS)
+
+
+def adamw_text(u) -> str:
+    """The AdamW step as lines: each quantity with the numbers it came from."""
+    clip = (
+        f"clip: ‖g‖ = {u.grad_norm:.4f} > {u.grad_clip:g}, factor {u.grad_clip:g}/(‖g‖+1e-6) = {u.clip_factor:.4f}"
+        if u.clip_factor != 1.0
+        else f"clip: ‖g‖ = {u.grad_norm:.4f} ≤ {u.grad_clip:g}: none"
+    )
+    decay = (
+        f"decay: −lr·wd·w = −{u.lr:.3g}×{u.weight_decay:g}×{num(u.weight_before)} = {num(u.decay_change)}"
+        if u.decayed
+        else "decay: none (biases and LayerNorm parameters do not decay)"
+    )
+    return "\n".join(
+        [
+            f"AdamW step {u.step} of {u.name}{list(u.index)}   (u: back, a: apply)",
+            f"loss on this window {u.loss_before:.5f} → {u.loss_after:.5f} (every weight takes its step)",
+            f"w {num(u.weight_before)} → {num(u.weight_after)} (change {num(u.change)})",
+            f"g = {num(u.grad)}   {clip}   ĝ = {num(u.grad_clipped)}",
+            f"lr = {u.lr:.4g} ({u.phase}; peak {u.learning_rate:g}, warmup {u.warmup_steps}, "
+            f"floor {u.min_lr:g} after {u.decay_steps})",
+            f"m = {u.beta1:g}·{op(u.m_prev)} + {1 - u.beta1:.2g}·ĝ = {num(u.m)}",
+            f"v = {u.beta2:g}·{op(u.v_prev)} + {1 - u.beta2:.2g}·ĝ² = {num(u.v)}",
+            f"m̂ = m/(1−β1^{u.step}) = m/{u.bias_correction1:.4g} = {num(u.m_hat)}",
+            f"v̂ = v/(1−β2^{u.step}) = v/{u.bias_correction2:.4g} = {num(u.v_hat)}",
+            f"adam −lr·m̂/(√v̂+{u.eps:g}) = {num(u.adam_change)}   {decay}",
+        ]
+    )

@@ -13,7 +13,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from ..backexplain import explain_back, num, op
+from ..backexplain import adamw_text, explain_back, num
 from ..backstages import BackStage, all_back_stages, fd_cell, stage_matrix, weight_cell
 from ..tokens import token_labels
 from ..widgets.blockmap import BlockHeatmap
@@ -110,6 +110,7 @@ class BackwardScreen(Screen):
         if key == self.key or key == self._pending:
             return
         self._pending = key
+        self.app.status = "backward pass…"
         self._compute(key)
 
     @work(thread=True, exclusive=True, group="backtrace", exit_on_error=False)
@@ -139,6 +140,8 @@ class BackwardScreen(Screen):
     def _computed(self, key, bt, params, error, vocab, step) -> None:
         if self._pending == key:
             self._pending = None
+            if self.app.status == "backward pass…":
+                self.app.status = "ready"
         self.key, self.bt, self.params, self.error, self.vocab = key, bt, params, error, vocab
         self.step = step
         self.checks, self.update_shown = {}, None
@@ -189,7 +192,11 @@ class BackwardScreen(Screen):
             mask = np.triu(np.ones(values.shape, dtype=bool), 1)
         width = self.query_one("#main").content_size.width or self.app.size.width - 24
         kind = "sequential" if stage.key == "loss" else "signed"  # losses are >= 0; gradients have signs
-        grid.show_matrix(values, rows, cols, kind=kind, mask=mask, max_cols=max((width - 10) // 2, 8))
+        # the LM head's gradient has a row per vocabulary entry (50,257 for GPT-2): shown whole, in blocks
+        max_rows = max(self.query_one("#split").content_size.height // 2, 8) if stage.key == "lm_head" else None
+        grid.show_matrix(
+            values, rows, cols, kind=kind, mask=mask, max_rows=max_rows, max_cols=max((width - 10) // 2, 8)
+        )
         self.explain_cell(*grid.real_cursor)
 
     def _labels(self, stage: BackStage, tokens: list[str], targets: list[str]):
@@ -228,7 +235,7 @@ class BackwardScreen(Screen):
         expl = explain_back(stage, bt, self.params, row, col, head)
         text = Text()
         if self.update_shown is not None:
-            text.append(self._update_text(self.update_shown))
+            text.append(adamw_text(self.update_shown))
             self.query_one("#explain", Static).update(text)
             return
         if grid.rule_text():
@@ -343,6 +350,7 @@ class BackwardScreen(Screen):
         if target is None:
             self.notify("u works on a weight's gradient: the ∂L/∂W stages, the LM head and the wte/wpe rows.")
             return
+        self.notify(f"Computing one AdamW step of {target[0]}{list(target[1])} on this window…")
         self._busy += 1
         self._explain_update(self.bt, *target)
 
@@ -389,32 +397,3 @@ class BackwardScreen(Screen):
         self.app.session.bump()
         self.notify(f"Applied: loss on this window {update.loss_before:.4f} → {update.loss_after:.4f}")
         self.reload()
-
-    @staticmethod
-    def _update_text(u) -> str:
-        """The AdamW step as lines: each quantity with the numbers it came from."""
-        clip = (
-            f"clip: ‖g‖ = {u.grad_norm:.4f} > {u.grad_clip:g}, factor {u.grad_clip:g}/(‖g‖+1e-6) = {u.clip_factor:.4f}"
-            if u.clip_factor != 1.0
-            else f"clip: ‖g‖ = {u.grad_norm:.4f} ≤ {u.grad_clip:g}: none"
-        )
-        decay = (
-            f"decay: −lr·wd·w = −{u.lr:.3g}×{u.weight_decay:g}×{num(u.weight_before)} = {num(u.decay_change)}"
-            if u.decayed
-            else "decay: none (biases and LayerNorm parameters do not decay)"
-        )
-        return "\n".join(
-            [
-                f"AdamW step {u.step} of {u.name}{list(u.index)}   (u: back, a: apply)",
-                f"loss on this window {u.loss_before:.5f} → {u.loss_after:.5f} (every weight takes its step)",
-                f"w {num(u.weight_before)} → {num(u.weight_after)} (change {num(u.change)})",
-                f"g = {num(u.grad)}   {clip}   ĝ = {num(u.grad_clipped)}",
-                f"lr = {u.lr:.4g} ({u.phase}; peak {u.learning_rate:g}, warmup {u.warmup_steps}, "
-                f"floor {u.min_lr:g} after {u.decay_steps})",
-                f"m = {u.beta1:g}·{op(u.m_prev)} + {1 - u.beta1:.2g}·ĝ = {num(u.m)}",
-                f"v = {u.beta2:g}·{op(u.v_prev)} + {1 - u.beta2:.2g}·ĝ² = {num(u.v)}",
-                f"m̂ = m/(1−β1^{u.step}) = m/{u.bias_correction1:.4g} = {num(u.m_hat)}",
-                f"v̂ = v/(1−β2^{u.step}) = v/{u.bias_correction2:.4g} = {num(u.v_hat)}",
-                f"adam −lr·m̂/(√v̂+{u.eps:g}) = {num(u.adam_change)}   {decay}",
-            ]
-        )
