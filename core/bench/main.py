@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli.common import positive_int
 from ..config import ModelConfig
 from . import gpt2
+from .children import KIB_TO_MIB, BenchError, idle_rss_mib, run_child
 from .report import TARGETS, code_version, format_profile, format_report, machine_info
 from .worker import CONFIGS, corpus_path, train_config
 
@@ -36,10 +37,6 @@ FULL = dict(rounds=3, warmup=5, min_steps=10, min_time=2.0, max_steps=3000, gen_
 QUICK = dict(rounds=1, warmup=2, min_steps=3, min_time=0.2, max_steps=200, gen_tokens=200, warm_starts=1)
 
 
-class BenchError(RuntimeError):
-    """A benchmark child process failed."""
-
-
 def add_bench_parser(subparsers) -> None:
     """Register `bench` on the CLI's subparsers; the CLI calls args.func(args) and exits with its result."""
     p = subparsers.add_parser(
@@ -50,13 +47,6 @@ def add_bench_parser(subparsers) -> None:
     )
     _add_arguments(p)
     p.set_defaults(func=run_bench)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,58 +80,6 @@ def torch_available() -> bool:
 
 
 # ----- child processes ------------------------------------------------------------------------
-
-
-def _child_env(threads: int, **extra) -> dict:
-    env = dict(os.environ, **extra)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[var] = str(threads)
-    return env
-
-
-def run_child(engine: str, spec: dict, workdir: Path, **env_extra) -> dict:
-    """Run one measurement in a fresh interpreter and return its JSON answer."""
-    path = workdir / f"spec-{engine}-{spec['mode']}.json"
-    path.write_text(json.dumps(spec), encoding="utf-8")
-    if engine == "torch":
-        cmd = [sys.executable, str(Path(__file__).with_name("torch_gpt.py")), str(path)]
-    else:
-        cmd = [sys.executable, "-m", "tinylm.core.bench.worker", str(path)]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=_child_env(spec["threads"], **env_extra), timeout=1800
-    )
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise BenchError(f"{engine} {spec['mode']} child failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1])
-
-
-# Memory is reported in MiB (2^20 bytes), the unit of ru_maxrss / 1024 and of the memory target
-# (1 MiB = 1.049 MB).
-KIB_TO_MIB = 1 / 1024
-
-
-def idle_rss_mib(threads: int, modules: str) -> float:
-    """Peak resident memory of an interpreter that only imported `modules`."""
-    peak = Path(__file__).with_name("memory_peak.py")  # run by path: the torch child must not import tinylm
-    code = f"import runpy, {modules}; print(runpy.run_path({str(peak)!r})['peak_rss_kb']())"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(threads), check=True
-    )
-    return int(out.stdout.strip()) * KIB_TO_MIB
-
-
-def matmul_peak_gflops(threads: int, n: int = 2048, reps: int = 5) -> float:
-    """Best float32 n x n matrix product through numpy's BLAS, in GFLOP/s."""
-    from threadpoolctl import threadpool_limits
-
-    rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
-    out = np.empty((n, n), dtype=np.float32)
-    with threadpool_limits(limits=threads, user_api="blas"):
-        np.matmul(a, b, out=out)
-        best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(reps))
-    return 2 * n**3 / best / 1e9
 
 
 def _timed(fn) -> float:
@@ -462,3 +400,16 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def matmul_peak_gflops(threads: int, n: int = 2048, reps: int = 5) -> float:
+    """Best float32 n x n matrix product through numpy's BLAS, in GFLOP/s."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    out = np.empty((n, n), dtype=np.float32)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        np.matmul(a, b, out=out)
+        best = min(_timed(lambda: np.matmul(a, b, out=out)) for _ in range(reps))
+    return 2 * n**3 / best / 1e9
