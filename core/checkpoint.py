@@ -20,7 +20,7 @@ from .hf_config import check_fits_in_memory, model_config_from_hf
 from .hf_weights import WEIGHTS_FILE, check_tensors, fill_model, index_tensors, weight_files
 from .model import GPT
 from .params import INIT_STD
-from .safedir import holds_cwd, publish, recover, staging_dir
+from .safedir import carry_over, holds_cwd, publish, recover, staging_dir
 from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer, load_hf_tokenizer, read_tokenizer_file
 
@@ -92,10 +92,30 @@ def is_tinylm_checkpoint(path: Path) -> bool:
         return False
 
 
+# What a save writes or supersedes: the model's own state, never carried over from the previous version
+# (stale moments or tokenizer files beside new weights would be a checkpoint that is not one).
+MODEL_FILES = {
+    CONFIG_FILE,
+    STATE_FILE,
+    TOKENIZER_FILE,
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+}
+
+
+def is_model_file(name: str) -> bool:
+    """Whether a file of a checkpoint directory is model state (weights, optimizer, tokenizer, config)."""
+    return name in MODEL_FILES or name.endswith((".safetensors", ".safetensors.index.json"))
+
+
 def save_checkpoint(path, model: GPT, trainer=None) -> Path:
     """Write the checkpoint into a temporary directory beside `path`, flush it to disk, then swap it
     in (see safedir.py), so a crash, a kill or a full disk at any moment leaves the previous checkpoint
-    or the new one, complete, and never a half-written one."""
+    or the new one, complete, and never a half-written one. Files a user keeps in the directory besides
+    the model's (notes, a log) stay."""
     given = path
     path = Path(os.path.realpath(path))  # a link to a checkpoint: replace what it points to, keep the link
     if holds_cwd(path):
@@ -121,6 +141,8 @@ def save_checkpoint(path, model: GPT, trainer=None) -> Path:
                         moments[f"{key}.{name}"] = np.ascontiguousarray(view)
                 save_file(moments, str(tmp / OPTIMIZER_FILE), metadata={"format": "np"})
                 (tmp / STATE_FILE).write_text(json.dumps(trainer.state_dict()) + "\n")
+        if path.is_dir():
+            carry_over(path, tmp, is_model_file)
         publish(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

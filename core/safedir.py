@@ -87,6 +87,33 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
+def carry_over(old: Path, new: Path, replaced) -> int:
+    """Put into `new` what a user keeps in `old` besides the files being replaced (notes, a log, a
+    subdirectory), so that a swap loses none of them: hard links (the same files, and an open log
+    goes on writing into its one copy), copies where linking fails. `replaced(name)` says which
+    names the new version supersedes. Returns how many entries moved over."""
+    moved = 0
+    for entry in sorted(old.iterdir()):
+        target = new / entry.name
+        if replaced(entry.name) or target.exists() or target.is_symlink():
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+        moved += 1
+    return moved
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def publish(tmp: Path, path: Path) -> None:
     """Make the complete directory `tmp` appear as `path`, replacing what was there."""
     fsync_tree(tmp)

@@ -641,3 +641,22 @@ def test_kill_or_a_closed_terminal_stops_after_the_step_and_saves(tmp_path, sig)
     steps = read_log(log)[-1]["step"]
     assert f"interrupted at step {steps}/100000; saved to {tmp_path / 'run'}" in err
     assert Trainer.resume(tmp_path / "run").step_count == steps
+
+
+def test_files_kept_beside_the_model_survive_a_save_and_a_log_inside_keeps_growing(ckpt, tmp_path):
+    """Notes, a subdirectory and the run's own --json-log kept in the checkpoint directory: a resumed
+    run's save swaps the directory but loses none of them, and is not mistaken for another run's."""
+    path, _, _ = ckpt
+    run_dir = tmp_path / "run"
+    shutil.copytree(path, run_dir)
+    (run_dir / "notes.txt").write_text("lr 1e-3 looked best")
+    (run_dir / "plots").mkdir()
+    (run_dir / "plots" / "loss.svg").write_text("<svg/>")
+    log = run_dir / "steps.jsonl"
+    status, out, err = run(["train", "--resume", run_dir, "--steps", 34, "--json-log", log, "--quiet"])
+    assert status == 0 and out.strip() == f"saved checkpoint to {run_dir}", err
+    assert Trainer.resume(run_dir).step_count == 34
+    assert (run_dir / "notes.txt").read_text() == "lr 1e-3 looked best"
+    assert (run_dir / "plots" / "loss.svg").read_text() == "<svg/>"
+    assert [m["step"] for m in read_log(log)] == [31, 32, 33, 34]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..checkpoint import is_tinylm_checkpoint
+from ..checkpoint import is_model_file, is_tinylm_checkpoint
 from ..errors import CheckpointError, TinyLMError
 from ..safedir import holds_cwd
 from .common import UsageError, fmt_bytes, note
@@ -24,9 +24,11 @@ class SavedElsewhere(TinyLMError):
 
 
 def fingerprint(out: Path) -> tuple | None:
-    """What is in `out` now (names, sizes, modification times), to see whether it changes while training."""
-    try:
-        return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in out.iterdir()))
+    """What model files `out` holds now (names, sizes, modification times), to see whether another run
+    saves there while this one trains."""
+    try:  # the model's files only: a log or notes kept beside them may change meanwhile
+        files = [f for f in out.iterdir() if is_model_file(f.name)]
+        return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
     except OSError:
         return None
 
