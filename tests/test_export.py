@@ -109,6 +109,8 @@ def test_csv_of_a_gradient_needs_backward(ckpt):
         (["--csv", "x0[1]"], ["not split by heads"]),
         (["--backward"], ["--export OUT or --csv NAME"]),
         (["--export", "/"], ["directory"]),
+        (["--export", "no/such/folder/x.safetensors"], ["does not exist"]),
+        (["--backward", "--csv", "x0", "--prompt", "t"], ["at least 2 tokens"]),
     ],
 )
 def test_bad_export_input_gets_one_line(ckpt, argv, words):

@@ -67,13 +67,16 @@ def write_safetensors(path: str, tensors: dict, meta: dict, overwrite: bool) -> 
         raise UsageError(f"--export {path} is a directory: give a file name such as {out / 'trace.safetensors'}")
     if out.exists() and not overwrite:
         raise UsageError(f"--export {path} already exists: choose another name or add --overwrite")
+    if not out.parent.is_dir():
+        raise UsageError(f"--export {path}: the folder {out.parent} does not exist; create it or choose another")
     tmp = out.with_name(out.name + ".tmp")
     try:
         save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(out)
-    except OSError as exc:
+    except Exception as exc:  # OSError, or safetensors' own error for the same causes
         tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write --export {path} ({exc.strerror or exc}); choose a writable place") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"cannot write --export {path} ({reason}); choose a writable place") from None
 
 
 _NAME = re.compile(r"^(?P<name>[\w.]+?)(\[(?P<head>\d+)\])?$")
