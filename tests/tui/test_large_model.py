@@ -171,6 +171,12 @@ class TestVocabularyAtScale:
             await pilot.press("escape", "down")
             assert tokens.has_focus and tokens.real_cursor[0] == after + 1
 
+            await pilot.press("z")  # the real numbers around the cursor: a stretch of rows, the room's columns
+            (r0, c0), (rows, cols) = tokens.origin, tokens.shape
+            assert rows <= 256 and r0 <= after + 1 < r0 + rows
+            np.testing.assert_array_equal(tokens.values, wte[r0 : r0 + rows, c0 : c0 + cols])
+            await pilot.press("z")
+
             coords, explained = pca_2d(wte)
             np.testing.assert_allclose(np.abs(screen.coords), np.abs(coords), rtol=1e-4, atol=1e-6)
             near = nearest(wte, after + 1, 5)

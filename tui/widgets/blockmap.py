@@ -14,6 +14,7 @@ from .blocks import Reduced, block_size, reduce_blocks
 from .heatmap import Heatmap
 
 _RULE = Style(dim=True, italic=True)
+ZOOM_SCROLL = 256  # real rows a zoom shows along an axis that scrolls (the window moves with the cursor)
 
 
 def color_scale(reduced: Reduced, kind: str, vmin: float | None, vmax: float | None) -> dict:
@@ -136,7 +137,7 @@ class BlockHeatmap(Heatmap):
         R, C = self.real_shape
 
         def span(at: int, n: int, room: int | None, current: int | None) -> range:
-            size = n if room is None else min(max(room, 1), n)
+            size = min(ZOOM_SCROLL if room is None else max(room, 1), n)  # a scrolling axis: a stretch of it
             if current is not None and current <= at < current + size:
                 start = current
             elif current is not None and at >= current + size:

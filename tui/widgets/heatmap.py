@@ -114,17 +114,21 @@ class Heatmap(Widget, can_focus=True):
         `levels` are the colour levels `palette.quantise` gives for this colour scale, made beforehand
         (in a worker, for a very large matrix).
         """
-        data = np.asarray(values, dtype=np.float64)
+        prepared = levels is not None and mask is not None and kind == "signed" and vmax is not None
+        data = np.asarray(values, dtype=None if prepared else np.float64)
         if data.ndim != 2:  # a vector is one row; a scalar one cell; more dimensions are flattened per row
             data = data.reshape(1, -1) if data.ndim < 2 else data.reshape(data.shape[0], -1)
         self.values = data
-        masked = ~np.isfinite(data)
-        if mask is not None:
-            masked |= np.asarray(mask, dtype=bool)
+        if prepared:  # levels, mask and scale made beforehand: no pass over millions of cells here
+            masked, lo, hi = np.asarray(mask, dtype=bool), -float(vmax), float(vmax)
+        else:
+            masked = ~np.isfinite(data)
+            if mask is not None:
+                masked |= np.asarray(mask, dtype=bool)
+            finite = data[~masked]
+            lo = float(finite.min()) if finite.size else 0.0
+            hi = float(finite.max()) if finite.size else 0.0
         self.masked = masked
-        finite = data[~masked]
-        lo = float(finite.min()) if finite.size else 0.0
-        hi = float(finite.max()) if finite.size else 0.0
         if kind == "auto":
             kind = "signed" if lo < 0 < hi else "sequential"
         self.kind = kind
