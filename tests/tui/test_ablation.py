@@ -70,7 +70,7 @@ async def test_keys_knock_out_the_head_the_mlp_and_switch_to_the_mean(session):
             assert tok == int(np.argmax(ref["probs"][-1]))
             ids.append(tok)
 
-        await pilot.press("x")
+        await pilot.press("u")
         await settle(pilot)
         assert session.ablations == () and not screen.query_one("#ablation").display
 
@@ -105,5 +105,23 @@ def test_the_keys_are_in_the_help():
     from tinylm.tui.screens.help import screen_bindings
 
     described = {b.key: b.description for b in screen_bindings(AttentionScreen)}
-    for key in ("a", "A", "m", "z", "x", "w"):
+    for key in ("a", "A", "m", "z", "u", "w"):
         assert described.get(key), key
+
+
+async def test_generate_shows_the_knock_outs_for_its_text(session):
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5")
+        await settle(pilot)
+        await pilot.press("n", "n", "A")  # two tokens appended, then layer 0's attention knocked out
+        await settle(pilot)
+        screen = app.screen
+        m = session.model
+        ids = m.tokenizer.encode(screen.text)
+        ref = reference.forward(m.params, ids, m.config.n_head, m.wpe, ablate={"0.attn": "zero"})["probs"][-1]
+        np.testing.assert_allclose(screen.ablation_result.after, ref, rtol=1e-4, atol=1e-7)
+        text = panel_text(screen)
+        chosen = screen.ablation_result.chosen
+        assert f"→ {100 * ref[chosen]:.1f}%" in text and "L0 attn" in text
+        assert text.splitlines()[-1].startswith("knocked:")  # the continuation fits at 80x24

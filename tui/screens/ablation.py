@@ -25,7 +25,7 @@ ABLATION_BINDINGS = [
     Binding("A", "ablate('attn')", "Knock out the layer's attention (again: put it back)", show=False),
     Binding("m", "ablate('mlp')", "Knock out the layer's MLP", show=False),
     Binding("z", "ablation_mode", "Knock-out mode: zero / mean over positions", show=False),
-    Binding("x", "clear_ablations", "Put every part back", show=False),
+    Binding("u", "clear_ablations", "Put every knocked-out part back", show=False),
     Binding("w", "which_parts", "Which heads matter"),
 ]
 
@@ -72,7 +72,7 @@ def short_label(ablation) -> str:
     return f"L{a.layer} " + (f"H{a.head}" if a.part == "head" else a.part)
 
 
-def ablation_text(result: AblationResult, tokenizer, width: int = 36) -> Text:
+def ablation_text(result: AblationResult, tokenizer, width: int = 36, top: int = TOP) -> Text:
     """The panel: what is knocked out, the top next tokens without -> with, the chosen token's change
     and the greedy continuations."""
     label = lambda i: display_token(tokenizer.token_text(int(i)), 8)  # noqa: E731
@@ -82,7 +82,7 @@ def ablation_text(result: AblationResult, tokenizer, width: int = 36) -> Text:
     out.append(f"Knocked out ({mode}): {parts}\n", style="bold")
     out.append("next token   without → with\n", style="dim")
     bar_w = max(width - 28, 3)
-    for i in np.lexsort((np.arange(result.before.size), -result.before))[:TOP]:
+    for i in np.lexsort((np.arange(result.before.size), -result.before))[:top]:
         b, a = float(result.before[i]), float(result.after[i])
         out.append(f"{label(i):<8} {100 * b:5.1f}% → {100 * a:5.1f}% ")
         out.append(bar(a, bar_w) + "\n", style="bold yellow" if int(i) == result.chosen else "green")
@@ -91,7 +91,7 @@ def ablation_text(result: AblationResult, tokenizer, width: int = 36) -> Text:
     out.append(f"({100 * result.delta:+.2f} points)\n", style="bold red" if result.delta < 0 else "bold green")
     text = lambda ids: display_token(tokenizer.decode(ids), width - 9)  # noqa: E731
     out.append(f"greedy:  {text(result.greedy_before)}\n")
-    out.append(f"with ko: {text(result.greedy_after)}")
+    out.append(f"knocked: {text(result.greedy_after)}")
     return out
 
 
@@ -133,24 +133,31 @@ class AblationControls:
 
     def action_which_parts(self) -> None:
         """The table of every head, attention layer and MLP ranked by the change they make."""
+        source = self.ablation_source()
+        if source is not None:
+            self.app.push_screen(RankScreen(source[1], self.app.session.ablation_mode))
+
+    def ablation_source(self) -> tuple | None:
+        """(what the numbers depend on: model, weights' version, text; the prompt's ids), or None."""
         trace = self.state.trace
-        if trace is not None and self.app.session.model is not None:
-            self.app.push_screen(RankScreen(trace.ids, self.app.session.ablation_mode))
+        if trace is None or self.app.session.model is None:
+            return None
+        return self.state.key, trace.ids
 
     def refresh_ablation(self) -> None:
         """Recompute the panel for the current prompt and knock-outs (in a worker), or hide it."""
-        s, trace = self.app.session, self.state.trace
-        if not s.ablations or trace is None or s.model is None:
+        s, source = self.app.session, self.ablation_source()
+        if not s.ablations or source is None:
             self.ablation_result = None
             self.show_ablation(None)
             return
-        key = (self.state.key, tuple(s.ablations))  # the snapshot's model, weights' version and prompt
+        key = (source[0], tuple(s.ablations))
         if self.ablation_result is not None and self.ablation_result.key == key:
-            self.show_ablation(ablation_text(self.ablation_result, s.model.tokenizer, self.ablation_width()))
+            self.show_ablation(self.ablation_panel(self.ablation_result))
             return
         self.show_ablation(Text("knocking out " + ", ".join(short_label(a) for a in s.ablations) + "…", style="dim"))
         self.app.status = "ablating…"
-        self._ablate_in_background(s.model, trace.ids, key)
+        self._ablate_in_background(s.model, source[1], key)
 
     @work(thread=True, exclusive=True, group="ablation", exit_on_error=False)
     def _ablate_in_background(self, model, ids, key) -> None:
@@ -174,11 +181,17 @@ class AblationControls:
             return
         self.ablation_result = result
         s = self.app.session
-        if result.key == (self.state.key, tuple(s.ablations)):
-            self.show_ablation(ablation_text(result, s.model.tokenizer, self.ablation_width()))
+        source = self.ablation_source()
+        if source is not None and result.key == (source[0], tuple(s.ablations)):
+            self.show_ablation(self.ablation_panel(result))
 
     def ablation_width(self) -> int:
         return 36
+
+    def ablation_panel(self, result: AblationResult) -> Text:
+        return ablation_text(result, self.app.session.model.tokenizer, self.ablation_width(), self.ablation_top)
+
+    ablation_top = TOP  # next tokens the panel lists
 
     def show_ablation(self, text: Text | None) -> None:
         raise NotImplementedError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 from rich.text import Text
@@ -17,6 +18,7 @@ from textual.widgets import Input, Label, Static
 from ..widgets.compare import CompareView
 from ..widgets.knobs import Knobs, turn
 from ..widgets.probbars import ProbBars, top_tokens
+from .ablation import ABLATION_BINDINGS, AblationControls
 from .kvcache import KVCacheScreen
 from .view_state import NO_MODEL, is_quick
 
@@ -32,7 +34,7 @@ class TokenStreamed(Message):
         self.step, self.run = step, run
 
 
-class GenerateScreen(Screen):
+class GenerateScreen(AblationControls, Screen):
     """Type a prompt, watch the next-token probabilities, step or stream tokens, turn the knobs."""
 
     AUTO_FOCUS = ""
@@ -53,6 +55,7 @@ class GenerateScreen(Screen):
         Binding("e", "edit_prompt", "Edit prompt", show=False),
         Binding("x", "reset", "Reset text", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
+        *(replace(b, show=False) for b in ABLATION_BINDINGS),  # on the head selected on Attention
     ]
 
     def __init__(self) -> None:
@@ -82,6 +85,7 @@ class GenerateScreen(Screen):
             with Vertical(id="bars-box"):
                 yield Static(id="bars-title")
                 yield ProbBars(id="bars")
+                yield Static(id="ablation")
         yield CompareView()
 
     def on_mount(self) -> None:
@@ -176,6 +180,28 @@ class GenerateScreen(Screen):
         raw, probs = pred
         title.update(Text(f"next token · {self.sampling.describe()}", no_wrap=True, overflow="ellipsis"))
         self.query_one("#bars", ProbBars).set_items(top_tokens(probs, model.tokenizer, 10, raw))
+        self.refresh_ablation()
+
+    # -- knock-outs (the mixin's keys act on the layer and head selected on the Attention screen) ----
+    def ablation_source(self) -> tuple | None:
+        model = self.app.session.model
+        if model is None or not self.text or self.streaming:
+            return None
+        return (id(model), self.app.session.version, self.text), model.encode_prompt(self.text)
+
+    ablation_top = 3  # under the ten bars: the panel must fit at 80x24
+
+    def ablations_changed(self) -> None:
+        self.refresh_ablation()
+
+    def show_ablation(self, text: Text | None) -> None:
+        panel = self.query_one("#ablation", Static)
+        panel.display = text is not None
+        if text is not None:
+            panel.update(text)
+
+    def ablation_width(self) -> int:
+        return max(self.query_one("#bars-box").scrollable_content_region.width, 20)
 
     def training_tick(self, state) -> None:
         """While a model trains, let the bars follow its weights (called by the app's poll)."""
