@@ -94,3 +94,27 @@ def test_out_of_range_parts_are_one_line_errors(ckpt, part, words):
     assert err.startswith("tinylm: error: --ablate") and err.count("\n") == 1
     for w in words:
         assert w in err
+
+
+def test_set_token_runs_the_edited_prompt(ckpt):
+    path, m = ckpt
+    status, out, err = run(["inspect", path, "--prompt", PROMPT, "--set-token=-1=x", "--ablate", "0.2"])
+    assert status == 0, err
+    ids = m.tokenizer.encode(PROMPT)
+    ids[-1] = m.tokenizer.encode("x")[0]
+    after = reference.forward(m.params, ids, m.config.n_head, m.wpe, ablate={"0.2": "zero"})["probs"][-1]
+    before = ref_probs(m)
+    chosen = int(np.argmax(before))
+    line = next(s for s in out.splitlines() if s.startswith("p("))
+    assert float(re.findall(r"\d\.\d{4}", line)[1]) == pytest.approx(after[chosen], abs=1e-4)
+    assert "token -1 'y' replaced by 'x'" in out
+
+
+@pytest.mark.parametrize(
+    "value, words", [("30=x", ["position 30", "13 tokens"]), ("3=xy", ["2 tokens"]), ("3", ["POS=TOKEN"])]
+)
+def test_bad_set_token_is_a_one_line_error(ckpt, value, words):
+    status, out, err = run(["inspect", ckpt[0], "--prompt", PROMPT, f"--set-token={value}"])
+    assert status == 2 and out == "" and err.count("\n") == 1
+    for w in words:
+        assert w in err
