@@ -206,3 +206,18 @@ async def test_a_is_refused_while_training_runs(session):
         app.training = None
         np.testing.assert_array_equal(session.model.flat, before)
         assert screen.applied is None
+
+
+async def test_e_edits_the_window(session):
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        await pilot.press("e", "ctrl+a", "ctrl+k", *"the", "enter")  # "the": ids "th", targets "he"
+        await _settle(app, pilot)
+        assert session.prompt == "the" and len(screen.bt.ids) == 2
+        want = backtrace(session.model, *prompt_window(session.model, "the"))
+        assert screen.bt.loss == pytest.approx(want.loss, rel=1e-6)
+        await pilot.press("e", "ctrl+a", "ctrl+k", "t", "enter")  # one token is no window
+        await _settle(app, pilot)
+        assert screen.bt is None and "at least 2 tokens" in str(screen.query_one(".no-model").render())
+        assert screen.query_one("#prompt-row").display

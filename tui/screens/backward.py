@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import OptionList, Static
+from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -18,6 +18,7 @@ from ..backstages import BackStage, all_back_stages, fd_cell, stage_matrix, weig
 from ..tokens import token_labels
 from ..widgets.blockmap import BlockHeatmap
 from ..widgets.heatmap import Heatmap
+from .trace_view import field_text, prompt_text
 from .view_state import LOADING, NO_MODEL, labels_of, snapshot_key
 
 STAGE = Binding.Group("Stage")
@@ -40,9 +41,14 @@ class BackwardScreen(Screen):
         Binding("f", "check", "Check (finite diff.)"),
         Binding("u", "update", "AdamW step"),
         Binding("a", "apply", "Apply step"),
+        Binding("e", "edit_prompt", "Edit prompt"),
+        Binding("escape", "leave_prompt", "Back to the grid", show=False),
         Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
     ]
     DEFAULT_CSS = """
+    BackwardScreen #prompt-row { height: 1; padding: 0 1; }
+    BackwardScreen #prompt-row > Label { width: auto; padding-right: 1; color: $accent; text-style: bold; }
+    BackwardScreen #prompt { width: 1fr; }
     BackwardScreen #body { height: 1fr; }
     BackwardScreen #stages { width: 22; height: 1fr; border: none; border-right: solid $primary-darken-2;
                              scrollbar-size-vertical: 1; }
@@ -77,6 +83,9 @@ class BackwardScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(LOADING, classes="no-model")
+        with Horizontal(id="prompt-row"):
+            yield Label("window")
+            yield Input(compact=True, id="prompt", placeholder="a prompt: each token's target is the next one")
         with Horizontal(id="body"):
             yield OptionList(id="stages")
             with Vertical(id="main"):
@@ -106,6 +115,9 @@ class BackwardScreen(Screen):
     def reload(self) -> None:
         """Compute the window's backward trace in a worker when the model, weights or prompt changed."""
         session = self.app.session
+        field = self.query_one("#prompt", Input)
+        if not field.has_focus:
+            field.value = field_text(session.prompt)
         key = snapshot_key(session)
         if key == self.key or key == self._pending:
             return
@@ -130,7 +142,7 @@ class BackwardScreen(Screen):
                     step = session.trainer.step_count if session.trainer is not None else None
                 vocab = labels_of(model.tokenizer, model.config.vocab_size)
             except TinyLMError as exc:
-                error = f"{exc} (the window is the prompt: edit it on Inspect)"
+                error = f"{exc}: press e to edit the window"
         if not get_current_worker().is_cancelled:
             try:
                 self.app.call_from_thread(self._computed, key, bt, params, error, vocab, step)
@@ -153,6 +165,7 @@ class BackwardScreen(Screen):
         self.query_one(".no-model", Static).update(message)
         self.query_one(".no-model").display = not ready
         self.query_one("#body").display = ready
+        self.query_one("#prompt-row").display = self.app.session.model is not None and self.key is not None
         if not ready:
             return
         current = self.stages[self.index] if self.stages else BackStage("loss")
@@ -280,6 +293,21 @@ class BackwardScreen(Screen):
 
     def action_focus_grid(self) -> None:
         self.set_focus(self.query_one("#grid"))
+
+    def action_edit_prompt(self) -> None:
+        self.set_focus(self.query_one("#prompt", Input))
+
+    def action_leave_prompt(self) -> None:
+        self.query_one("#prompt", Input).value = field_text(self.app.session.prompt)
+        self.set_focus(self.query_one("#grid"))
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, message: Input.Submitted) -> None:
+        """A new window: the prompt is shared with Inspect, so both show the same tokens."""
+        self.app.session.prompt = prompt_text(message.value)
+        self._leave_stage()
+        self.set_focus(self.query_one("#grid"))
+        self.reload()
 
     def action_stage(self, delta: int) -> None:
         """Step toward the embeddings (n) or back toward the loss (p)."""
