@@ -31,6 +31,7 @@ class Session:
         self.checkpoint_path: str | None = None  # where the model was last loaded from or saved to
         self.ablations: tuple = ()  # parts knocked out on the Attention screen (tinylm.core.Ablation)
         self.ablation_mode = "zero"  # or "mean": a knocked-out part's mean over the positions
+        self.forced_tokens: tuple[str, dict[int, int]] = ("", {})  # (prompt, {position: token id}) replaced
         self.settings: dict[str, Any] = {}  # the Config screen's last values, kept across screen switches
         self._trace_key: tuple[int, str, int] | None = None
         self._trace: Trace | None = None
@@ -42,6 +43,7 @@ class Session:
         self.model = model
         self.trainer = trainer
         self.ablations = ()  # they name parts of the old model
+        self.forced_tokens = ("", {})
         if corpus is not None:
             self.corpus = corpus
         if model is not None:

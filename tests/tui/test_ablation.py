@@ -124,4 +124,30 @@ async def test_generate_shows_the_knock_outs_for_its_text(session):
         text = panel_text(screen)
         chosen = screen.ablation_result.chosen
         assert f"→ {100 * ref[chosen]:.1f}%" in text and "L0 attn" in text
-        assert text.splitlines()[-1].startswith("knocked:")  # the continuation fits at 80x24
+        assert text.splitlines()[-1].startswith("changed:")  # the continuation fits at 80x24
+
+
+async def test_t_forces_the_cursor_rows_token(session):
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.switch_mode("attention")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("down", "down", "t")
+        await pilot.pause()
+        await pilot.press("x", "enter")
+        await settle(pilot)
+        m = session.model
+        ids = m.tokenizer.encode(session.prompt)
+        ids[2] = m.tokenizer.encode("x")[0]
+        ref = reference.forward(m.params, ids, m.config.n_head, m.wpe)["probs"][-1]
+        np.testing.assert_allclose(screen.ablation_result.after, ref, rtol=1e-4, atol=1e-7)
+        assert "Token 2 forced to x" in panel_text(screen)
+        await pilot.press("t")
+        await pilot.pause()
+        await pilot.press("x", "y", "enter")  # two tokens: refused, nothing changes
+        await settle(pilot)
+        assert session.forced_tokens[1] == {2: int(ids[2])}
+        await pilot.press("u")
+        await settle(pilot)
+        assert not screen.query_one("#ablation").display

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
 from ..widgets.probbars import bar, display_token
@@ -34,8 +34,9 @@ ABLATION_BINDINGS = [
 class AblationResult:
     """The next token and a greedy continuation, without and with the knock-outs (the model's numbers)."""
 
-    key: tuple  # (view snapshot key, ablations) it was computed for
+    key: tuple  # (view snapshot key, ablations, forced tokens) it was computed for
     ablations: tuple
+    forced: tuple  # ((position, token id), ...) replaced in the prompt
     before: np.ndarray  # (V,) next-token probabilities as the model is
     after: np.ndarray  # (V,) with the parts knocked out
     chosen: int  # the most likely next token as the model is
@@ -48,16 +49,18 @@ class AblationResult:
 
 
 def compute_ablation(model, ids: np.ndarray, key: tuple) -> AblationResult:
-    """What the knock-outs (key[1]) do to the prompt ids' next token and greedy continuation."""
+    """What the knock-outs (key[1]) and the forced tokens (key[2]) do to the prompt ids' next token
+    and greedy continuation."""
     from tinylm.core import Intervention, greedy_continuation, intervened_probs
 
-    ablations = key[1]
-    iv = Intervention(tuple(ablations))
+    ablations, forced = key[1], key[2]
+    iv = Intervention(tuple(ablations), dict(forced))
     before = intervened_probs(model, ids)
     after = intervened_probs(model, ids, iv)
     return AblationResult(
         key,
         tuple(ablations),
+        tuple(forced),
         before,
         after,
         int(np.argmax(before)),
@@ -79,7 +82,10 @@ def ablation_text(result: AblationResult, tokenizer, width: int = 36, top: int =
     parts = ", ".join(short_label(a) for a in result.ablations)
     mode = result.ablations[0].mode if result.ablations else "zero"
     out = Text(no_wrap=True, overflow="crop")
-    out.append(f"Knocked out ({mode}): {parts}\n", style="bold")
+    if result.ablations:
+        out.append(f"Knocked out ({mode}): {parts}\n", style="bold")
+    for pos, tok in result.forced:
+        out.append(f"Token {pos} forced to {label(tok)}\n", style="bold")
     out.append("next token   without → with\n", style="dim")
     bar_w = max(width - 28, 3)
     for i in np.lexsort((np.arange(result.before.size), -result.before))[:top]:
@@ -90,8 +96,8 @@ def ablation_text(result: AblationResult, tokenizer, width: int = 36, top: int =
     out.append(f"p({label(c)}) {100 * result.before[c]:.1f}% → {100 * result.after[c]:.1f}% ", style="bold")
     out.append(f"({100 * result.delta:+.2f} points)\n", style="bold red" if result.delta < 0 else "bold green")
     text = lambda ids: display_token(tokenizer.decode(ids), width - 9)  # noqa: E731
-    out.append(f"greedy:  {text(result.greedy_before)}\n")
-    out.append(f"knocked: {text(result.greedy_after)}")
+    out.append(f"as is:   {text(result.greedy_before)}\n")
+    out.append(f"changed: {text(result.greedy_after)}")
     return out
 
 
@@ -125,6 +131,7 @@ class AblationControls:
 
     def action_clear_ablations(self) -> None:
         self.app.session.ablations = ()
+        self.app.session.forced_tokens = ("", {})
         self.ablations_changed()
 
     def ablations_changed(self) -> None:
@@ -144,18 +151,23 @@ class AblationControls:
             return None
         return self.state.key, trace.ids
 
+    def forced(self) -> tuple:
+        """((position, token id), ...) replaced in this screen's prompt; none by default."""
+        return ()
+
     def refresh_ablation(self) -> None:
         """Recompute the panel for the current prompt and knock-outs (in a worker), or hide it."""
         s, source = self.app.session, self.ablation_source()
-        if not s.ablations or source is None:
+        forced = self.forced()
+        if not (s.ablations or forced) or source is None:
             self.ablation_result = None
             self.show_ablation(None)
             return
-        key = (source[0], tuple(s.ablations))
+        key = (source[0], tuple(s.ablations), forced)
         if self.ablation_result is not None and self.ablation_result.key == key:
             self.show_ablation(self.ablation_panel(self.ablation_result))
             return
-        self.show_ablation(Text("knocking out " + ", ".join(short_label(a) for a in s.ablations) + "…", style="dim"))
+        self.show_ablation(Text("recomputing with the changes…", style="dim"))
         self.app.status = "ablating…"
         self._ablate_in_background(s.model, source[1], key)
 
@@ -182,7 +194,7 @@ class AblationControls:
         self.ablation_result = result
         s = self.app.session
         source = self.ablation_source()
-        if source is not None and result.key == (source[0], tuple(s.ablations)):
+        if source is not None and result.key == (source[0], tuple(s.ablations), self.forced()):
             self.show_ablation(self.ablation_panel(result))
 
     def ablation_width(self) -> int:
@@ -273,4 +285,33 @@ class RankScreen(ModalScreen[None]):
         if self.app.status == "ranking parts…":
             self.app.status = "ready"
         self.workers.cancel_group(self, "rank")
+        self.dismiss(None)
+
+
+class ForceTokenScreen(ModalScreen[str | None]):
+    """Asks for the token to put at one position of the prompt."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    ForceTokenScreen { align: center middle; }
+    ForceTokenScreen > Vertical { width: 60; height: auto; border: round $accent; background: $surface;
+                                  padding: 0 1; }
+    """
+
+    def __init__(self, position: int, current: str) -> None:
+        super().__init__()
+        self.position, self.current = position, current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(f"Replace token {self.position} ('{self.current}') by (one token; enter: apply, esc: cancel)")
+            yield Input(compact=True, id="force-token")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
         self.dismiss(None)

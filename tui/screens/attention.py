@@ -11,7 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from ..widgets.heatmap import Heatmap, visible
-from .ablation import ABLATION_BINDINGS, AblationControls
+from .ablation import ABLATION_BINDINGS, AblationControls, ForceTokenScreen
 from .inspect import HEAD, LAYER
 from .trace_view import TraceView
 from .view_state import LOADING
@@ -55,6 +55,7 @@ class AttentionScreen(AblationControls, TraceView):
         Binding("e", "edit_prompt", "Edit prompt"),
         Binding("escape", "leave_prompt", "Back to the grid", show=False),
         *ABLATION_BINDINGS,
+        Binding("t", "force_token", "Replace the cursor row's token", show=False),
     ]
     DEFAULT_CSS = """
     AttentionScreen .row { height: 1; padding: 0 1; }
@@ -151,6 +152,33 @@ class AttentionScreen(AblationControls, TraceView):
         self.update_attends(big.cursor[0])
         self.refresh_ablation()
 
+    def forced(self) -> tuple:
+        prompt, tokens = self.app.session.forced_tokens
+        return tuple(sorted(tokens.items())) if prompt == self.app.session.prompt else ()
+
+    def action_force_token(self) -> None:
+        """Put another token at the cursor row's position (the panel shows what changes)."""
+        trace = self.state.trace
+        if trace is None:
+            return
+        row = self.query_one("#big", Heatmap).cursor[0]
+
+        def apply(text: str | None) -> None:
+            if not text:
+                return
+            ids = self.app.session.model.tokenizer.encode(text)
+            if len(ids) != 1:
+                self.app.notify(f"{text!r} is {len(ids)} tokens: type text that is one token", severity="error")
+                return
+            session = self.app.session
+            prompt, tokens = session.forced_tokens
+            tokens = dict(tokens) if prompt == session.prompt else {}
+            tokens[int(row)] = int(ids[0])
+            session.forced_tokens = (session.prompt, tokens)
+            self.ablations_changed()
+
+        self.app.push_screen(ForceTokenScreen(int(row), visible(trace.tokens[row])), apply)
+
     def ablations_changed(self) -> None:
         self.show()  # the thumbnails mark the knocked-out heads; show() recomputes the panel
 
@@ -206,7 +234,7 @@ class AttentionScreen(AblationControls, TraceView):
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("layer", "head", "ablate", "which_parts"):
+        if action in ("layer", "head", "ablate", "which_parts", "force_token"):
             return self.state.trace is not None
         return True
 
