@@ -38,7 +38,7 @@ async def test_the_cache_fills_row_by_row_and_is_rebuilt_when_full(session):
             np.argmax(reference.forward(m.params, np.array(w.context[:-1]), cfg.n_head, m.wpe)["logits"][-1])
         )
         summary = str(screen.query_one("#kv-summary", Static).render())
-        assert f"{w.length} of {cfg.block_size} positions" in summary
+        assert f"{w.length}/{cfg.block_size} positions" in summary
         assert f"{kv_bytes(cfg, w.length) / 1024:.1f} KiB" in summary or f"{kv_bytes(cfg, w.length)} B" in summary
         grid = str(screen.query_one("#kv-grid", Static).render()).splitlines()[1:]
         assert len(grid) == 2 * cfg.n_layer

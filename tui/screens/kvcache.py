@@ -16,6 +16,7 @@ from ..widgets.probbars import display_token
 
 SHOWN_STEPS = 6  # latest steps listed
 BURST = 8  # tokens appended by the space key
+MAX_GRID_ROWS = 8  # more layers than this many rows' worth: one row per layer for K and V
 
 
 def fmt_flops(n: float) -> str:
@@ -45,11 +46,20 @@ def cache_grid(watch, width: int) -> Text:
     room = max(width - 8, 8)
     per = -(-T // room)  # positions per character
     cols = -(-T // per)
-    rows = [(l, kv) for l in range(cfg.n_layer) for kv in "KV"]
+    split = 2 * cfg.n_layer <= MAX_GRID_ROWS  # K and V on rows of their own when they fit
+    rows = (
+        [(l, kv) for l in range(cfg.n_layer) for kv in ("K", "V")] if split else [(l, "KV") for l in range(cfg.n_layer)]
+    )
     out = Text(no_wrap=True, overflow="crop")
-    out.append(f"positions 0..{T - 1}" + (f", {per} per character" if per > 1 else "") + "\n", style="dim")
+    out.append(
+        f"positions 0..{T - 1}"
+        + (f", {per} per character" if per > 1 else "")
+        + ("" if split else "; a row: a layer's K and V")
+        + "\n",
+        style="dim",
+    )
     for l, kv in rows:
-        out.append(f"L{l:<2} {kv}  ", style="bold")
+        out.append(f"L{l:<2} {kv:<2} ", style="bold")
         for c in range(cols):
             lo, hi = c * per, min((c + 1) * per, T)
             if last is not None and lo <= last < hi:
@@ -66,8 +76,8 @@ def summary(watch) -> Text:
     cfg = watch.config
     out = Text()
     out.append(
-        f"{watch.length} of {cfg.block_size} positions · {cfg.n_layer} layers × K,V × {cfg.n_head} heads × "
-        f"{cfg.head_size} = {fmt_bytes(watch.bytes_used)} of {fmt_bytes(watch.bytes_total)}\n",
+        f"{watch.length}/{cfg.block_size} positions, {cfg.n_layer} layers × K,V × {cfg.n_head}×{cfg.head_size}: "
+        f"{fmt_bytes(watch.bytes_used)} / {fmt_bytes(watch.bytes_total)}\n",
         style="bold",
     )
     out.append(
