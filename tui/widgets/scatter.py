@@ -31,13 +31,14 @@ class Scatter(Widget):
         self.hidden = 0  # labels left out because their place was taken
         self.placed: dict[int, tuple[int, int]] = {}  # point -> (x, y) cell of its label's first character
         self._grid: list[list[tuple[str, Style]]] | None = None
+        self._base: tuple | None = None  # (width, height, grid, placed) of the labels without the highlight
 
     def set_points(self, points: np.ndarray, labels: list[str], highlight: int | None = None) -> None:
         """Show these points (N, 2) with their labels; `highlight` is drawn last, reversed, always."""
         self.points, self.labels, self.highlight = np.asarray(points, dtype=np.float64), list(labels), highlight
         self._lo, self._hi = (self.points.min(0), self.points.max(0)) if len(self.points) else (np.zeros(2),) * 2
         self._extent = (*self._lo.tolist(), *self._hi.tolist())
-        self._grid = None
+        self._grid = self._base = None
         self.refresh()
 
     def set_highlight(self, index: int | None) -> None:
@@ -47,7 +48,7 @@ class Scatter(Widget):
             self.refresh()
 
     def on_resize(self) -> None:
-        self._grid = None
+        self._grid = self._base = None
 
     def cell_of(self, x: float, y: float, width: int, height: int, label_width: int = 1) -> tuple[int, int]:
         """The character cell of a data point (y grows upwards, as on paper)."""
@@ -57,11 +58,38 @@ class Scatter(Widget):
         return int(round(fx * max(width - label_width, 0))), int(round(fy * max(height - 1, 0)))
 
     def _layout(self, width: int, height: int) -> list[list[tuple[str, Style]]]:
-        """Place every label that fits, the highlighted one first so it is never crowded out."""
+        """Every label that fits, with the highlighted one drawn over them so it is never crowded out (the
+        others are placed once per set of points and size: a cursor move only redraws the highlight)."""
+        if self._base is None or self._base[:2] != (width, height):
+            grid, placed = self._place(width, height)
+            self._base = (width, height, grid, placed)
+        grid, self.placed = [list(row) for row in self._base[2]], dict(self._base[3])
+        i = self.highlight
+        if i is not None and 0 <= i < len(self.points) and width >= 2 and height >= 1:
+            text = self.labels[i][:4] if i < len(self.labels) else str(i)
+            w = max(cell_len(text), 1)
+            col, row = self.cell_of(*self.points[i].tolist(), width, height, w)
+            col, row = min(max(col, 0), max(width - w, 0)), min(max(row, 0), height - 1)
+            for other, (c, r) in list(self.placed.items()):  # labels the highlight covers are not shown
+                if (
+                    r == row
+                    and other != i
+                    and c < col + w + 1
+                    and col - 1 < c + max(cell_len(self.labels[other][:4]), 1)
+                ):
+                    del self.placed[other]
+            for k, ch in enumerate(text[: width - col]):
+                grid[row][col + k] = (ch, _HIGHLIGHT)
+            self.placed[i] = (col, row)
+        self.hidden = len(self.points) - len(self.placed)
+        return grid
+
+    def _place(self, width: int, height: int) -> tuple[list, dict]:
+        """The axes and every label that fits without touching another, lowest index first."""
         grid = [[(" ", _AXIS) for _ in range(width)] for _ in range(height)]
-        self.placed, self.hidden = {}, 0
+        placed: dict[int, tuple[int, int]] = {}
         if len(self.points) == 0 or width < 2 or height < 1:
-            return grid
+            return grid, placed
         x0, y0 = self.cell_of(0.0, 0.0, width, height)
         if 0 <= y0 < height:  # the axes through the origin, faintly
             grid[y0] = [("─", _AXIS)] * width
@@ -70,8 +98,6 @@ class Scatter(Widget):
                 row[x0] = ("┼" if row[x0][0] == "─" else "│", _AXIS)
         taken = [[False] * width for _ in range(height)]
         order = self._candidates(width, height)
-        if self.highlight is not None and 0 <= self.highlight < len(self.points):
-            order = [self.highlight] + [i for i in order if i != self.highlight]
         xs, ys = self.points[:, 0].tolist(), self.points[:, 1].tolist()
         for i in order:
             text = self.labels[i][:4] if i < len(self.labels) else str(i)
@@ -81,13 +107,11 @@ class Scatter(Widget):
             span = range(max(col - 1, 0), min(col + w + 1, width))  # keep one blank cell between labels
             if not 0 <= row < height or any(taken[row][c] for c in span):
                 continue
-            style = _HIGHLIGHT if i == self.highlight else _LABEL
             for k, ch in enumerate(text[: width - col]):
-                grid[row][col + k] = (ch, style)
+                grid[row][col + k] = (ch, _LABEL)
                 taken[row][col + k] = True
-            self.placed[i] = (col, row)
-        self.hidden = len(self.points) - len(self.placed)
-        return grid
+            placed[i] = (col, row)
+        return grid, placed
 
     def _candidates(self, width: int, height: int) -> list[int]:
         """The first point (lowest index) of every character cell: two points in one cell could not both show
