@@ -130,3 +130,13 @@ def fd_cell(stage: BackStage, row: int, col: int, head: int) -> tuple[str, tuple
     if stage.key == "loss":
         return None
     return stage.name, ((head, row, col) if stage.per_head else (row, col))
+
+
+def training_window(trainer, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, targets) of the training text from token `start` (wrapped into range): one row of a
+    training batch, as long as the trainer's windows, each target the next token of the text."""
+    T = trainer.x.shape[1]
+    data = trainer.train_ids
+    start = start % (len(data) - T)
+    ids = np.asarray(data[start : start + T], dtype=np.int64)
+    return ids, np.asarray(data[start + 1 : start + T + 1], dtype=np.int64)

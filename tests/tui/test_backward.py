@@ -186,7 +186,7 @@ async def test_a_check_on_screen_holds_the_view_until_the_stage_changes(session)
         await pilot.press("n")
         screen._follow()
         await _settle(app, pilot)
-        assert screen.key == snapshot_key(session) and not screen.checks
+        assert screen.key == (*snapshot_key(session), None) and not screen.checks
 
 
 async def test_a_is_refused_while_training_runs(session):
@@ -221,3 +221,27 @@ async def test_e_edits_the_window(session):
         await _settle(app, pilot)
         assert screen.bt is None and "at least 2 tokens" in str(screen.query_one(".no-model").render())
         assert screen.query_one("#prompt-row").display
+
+
+async def test_b_takes_a_window_of_the_training_text():
+    from tinylm.tui.backstages import training_window
+
+    session = Session.demo(seed=2, steps=1)
+    trainer = session.trainer
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        await pilot.press("b")
+        await _settle(app, pilot)
+        ids, targets = training_window(trainer, screen.row_start)
+        assert len(ids) == trainer.x.shape[1] == 16
+        np.testing.assert_array_equal(screen.bt.ids, ids)
+        np.testing.assert_array_equal(screen.bt.targets, targets)
+        text = trainer.train_ids
+        start = screen.row_start % (len(text) - 16)
+        np.testing.assert_array_equal(ids, text[start : start + 16])
+        np.testing.assert_array_equal(targets, text[start + 1 : start + 17])  # the text shifted by one
+        assert screen.bt.loss == pytest.approx(backtrace(session.model, ids, targets).loss, rel=1e-6)
+        await pilot.press("e", "enter")  # back to the prompt
+        await _settle(app, pilot)
+        assert screen.row_start is None and len(screen.bt.ids) == len(session.prompt) - 1

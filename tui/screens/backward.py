@@ -3,6 +3,8 @@ chain rule of the selected cell, its finite-difference check, and one AdamW step
 
 from __future__ import annotations
 
+import random
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,7 +16,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from ..backexplain import adamw_text, explain_back, num
-from ..backstages import BackStage, all_back_stages, fd_cell, stage_matrix, weight_cell
+from ..backstages import BackStage, all_back_stages, fd_cell, stage_matrix, training_window, weight_cell
 from ..tokens import token_labels
 from ..widgets.blockmap import BlockHeatmap
 from ..widgets.heatmap import Heatmap
@@ -42,6 +44,7 @@ class BackwardScreen(Screen):
         Binding("u", "update", "AdamW step"),
         Binding("a", "apply", "Apply step"),
         Binding("e", "edit_prompt", "Edit prompt"),
+        Binding("b", "batch_row", "Training window"),
         Binding("escape", "leave_prompt", "Back to the grid", show=False),
         Binding("up,down,left,right", "focus_grid", "Move the cell cursor (arrows or h j k l)", show=False),
     ]
@@ -80,6 +83,8 @@ class BackwardScreen(Screen):
         self._listed: tuple | None = None
         self._busy = 0  # checks and steps being computed
         self.step: int | None = None  # the trainer's step the weights are from
+        self.row_start: int | None = None  # a training window from this token of the text, else the prompt
+        self._rows = random.Random(0)  # where the next training window starts
 
     def compose(self) -> ComposeResult:
         yield Static(LOADING, classes="no-model")
@@ -117,16 +122,21 @@ class BackwardScreen(Screen):
         session = self.app.session
         field = self.query_one("#prompt", Input)
         if not field.has_focus:
-            field.value = field_text(session.prompt)
-        key = snapshot_key(session)
+            field.value = field_text(session.prompt) if self.row_start is None else ""
+            field.placeholder = (
+                "a prompt: each token's target is the next one"
+                if self.row_start is None
+                else f"training text from token {self.row_start} (b: another, e: a prompt)"
+            )
+        key = (*snapshot_key(session), self.row_start)
         if key == self.key or key == self._pending:
             return
         self._pending = key
         self.app.status = "backward pass…"
-        self._compute(key)
+        self._compute(key, self.row_start)
 
     @work(thread=True, exclusive=True, group="backtrace", exit_on_error=False)
-    def _compute(self, key: tuple) -> None:
+    def _compute(self, key: tuple, row_start: int | None) -> None:
         import numpy as np
 
         from tinylm.core import TinyLMError, backtrace, prompt_window
@@ -137,7 +147,11 @@ class BackwardScreen(Screen):
             copy = session.trainer is not None
             try:
                 with model.lock:  # the gradients and the weights shown beside them from the same step
-                    bt = backtrace(model, *prompt_window(model, session.prompt))
+                    if row_start is not None and session.trainer is not None:
+                        window = training_window(session.trainer, row_start)
+                    else:
+                        window = prompt_window(model, session.prompt)
+                    bt = backtrace(model, *window)
                     params = {name: np.array(w, copy=copy) for name, w in model.params.items()}
                     step = session.trainer.step_count if session.trainer is not None else None
                 vocab = labels_of(model.tokenizer, model.config.vocab_size)
@@ -295,16 +309,29 @@ class BackwardScreen(Screen):
         self.set_focus(self.query_one("#grid"))
 
     def action_edit_prompt(self) -> None:
-        self.set_focus(self.query_one("#prompt", Input))
+        field = self.query_one("#prompt", Input)
+        field.value = field_text(self.app.session.prompt)
+        self.set_focus(field)
+
+    def action_batch_row(self) -> None:
+        """A window of the training text, as a batch row holds it, instead of the prompt."""
+        trainer = self.app.session.trainer
+        if trainer is None:
+            self.notify("This model has no training text here: train one (Config) or press e for a prompt.")
+            return
+        self.row_start = self._rows.randrange(len(trainer.train_ids))
+        self._leave_stage()
+        self.reload()
 
     def action_leave_prompt(self) -> None:
-        self.query_one("#prompt", Input).value = field_text(self.app.session.prompt)
+        self.query_one("#prompt", Input).value = field_text(self.app.session.prompt) if self.row_start is None else ""
         self.set_focus(self.query_one("#grid"))
 
     @on(Input.Submitted, "#prompt")
     def _prompt_submitted(self, message: Input.Submitted) -> None:
         """A new window: the prompt is shared with Inspect, so both show the same tokens."""
         self.app.session.prompt = prompt_text(message.value)
+        self.row_start = None
         self._leave_stage()
         self.set_focus(self.query_one("#grid"))
         self.reload()
