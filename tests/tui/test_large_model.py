@@ -199,7 +199,7 @@ class TestGenerateAtScale:
     async def test_a_large_models_passes_run_in_workers_and_the_temperature_keys_stay_live(
         self, wide_model, monkeypatch
     ):
-        monkeypatch.setattr("tinylm.tui.screens.view_state.QUICK_PARAMS", 0)  # the path GPT-2 takes
+        monkeypatch.setattr("tinylm.tui.screens.view_state.QUICK_WORK", 0)  # the path GPT-2 takes
         app = create_app(Session(wide_model, None, None, prompt="The fox"))
         async with app.run_test(size=(80, 24)) as pilot:
             pilot.app.switch_mode("generate")

@@ -142,7 +142,7 @@ class GenerateScreen(AblationControls, Screen):
             return None
         key = (self.text, self.app.session.version, id(model))
         if key != self._raw_key and key != self._predicting:
-            if is_quick(model) and model.lock.acquire(blocking=False):
+            if is_quick(model, len(self.text)) and model.lock.acquire(blocking=False):
                 try:
                     self._raw_key, self._raw = key, model.next_token_probs(self.text)
                 finally:
@@ -274,7 +274,7 @@ class GenerateScreen(AblationControls, Screen):
         self.stop_stream()
         s = self.sampling
         seeded = Sampling(s.temperature, s.top_k, s.top_p, s.greedy, (s.seed or 0) + len(self.generated))
-        if is_quick(model):
+        if is_quick(model, len(self.text)):
             self.append(next(iter(model.generate(self.text, seeded, max_new_tokens=1))))
             self.refresh_view()
         else:  # a large model's pass over the whole text takes longer than a key may wait

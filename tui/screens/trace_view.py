@@ -67,7 +67,7 @@ class TraceView(Screen):
         key = snapshot_key(session)
         if key == self._pending:
             return  # a worker is on it already
-        state = ViewState.take(session, blocking=False) if is_quick(session.model) else None
+        state = ViewState.take(session, blocking=False) if is_quick(session.model, len(session.prompt)) else None
         if state is None:  # a large model, or a training step holds the weights: a worker waits, not the UI
             self._pending = key
             self.app.status = "tracing…"

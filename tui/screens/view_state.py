@@ -12,7 +12,7 @@ from .registry import key_of
 CONFIG_KEY = key_of("config")  # where a model is made, named in the messages of the other screens
 NO_MODEL = f"No model yet: press {CONFIG_KEY} to configure and train one"
 LOADING = "Tracing the prompt through the model…"  # shown until the first snapshot arrives
-QUICK_PARAMS = 5_000_000  # up to this many weights a snapshot is taken at once; a larger model's in a worker
+QUICK_WORK = 20_000_000  # weights x tokens a forward pass may touch on the UI thread (tens of ms); more: a worker
 
 
 def snapshot_key(session) -> tuple:
@@ -65,9 +65,9 @@ class ViewState:
         return state
 
 
-def is_quick(model) -> bool:
-    """Whether a snapshot of this model is quick enough to take on the UI thread."""
-    return model is None or sum(p.size for p in model.params.values()) <= QUICK_PARAMS
+def is_quick(model, tokens: int = 1) -> bool:
+    """Whether a forward pass of this model over `tokens` tokens is quick enough for the UI thread."""
+    return model is None or sum(p.size for p in model.params.values()) * max(tokens, 1) <= QUICK_WORK
 
 
 _labels: tuple = (None, 0, [])  # (tokenizer, vocabulary size, labels): the last vocabulary made visible

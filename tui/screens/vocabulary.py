@@ -23,7 +23,7 @@ from .view_state import LOADING
 
 __all__ = ["VocabularyScreen", "nearest", "pca_2d"]
 
-QUICK_CELLS = 1_000_000  # up to this many embedding numbers the screen is drawn at once; above, in a worker
+QUICK_CELLS = 100_000  # up to this many embedding numbers the screen is drawn at once (an SVD); above, a worker
 BUSY = "PCA…"
 
 
