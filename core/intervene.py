@@ -13,11 +13,13 @@ a layer's attention or MLP output is the branch added to the residual stream (af
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import ConfigError
+from .parallel import inference_pass
 
 MODES = ("zero", "mean")
 PARTS = ("head", "attn", "mlp")
@@ -179,8 +181,8 @@ def intervened_probs(model, prompt, intervention=None) -> np.ndarray:
     iv = as_intervention(intervention) or Intervention()
     iv.check(model.config)
     ids = iv.edited_ids(model.encode_prompt(prompt), model.config.vocab_size)
-    with model.lock, np.errstate(over="ignore", invalid="ignore"):
-        logits = ablated_forward(model, ids, iv, last_only=True).copy()
+    with model.lock, np.errstate(over="ignore", invalid="ignore"), inference_pass(model) as runner:
+        logits = ablated_forward(runner, ids, iv, last_only=True).copy()
     return _softmax64(logits)
 
 
@@ -193,12 +195,21 @@ def greedy_continuation(model, prompt, n: int, intervention=None) -> list[int]:
     out = []
     T = model.config.block_size
     for _ in range(n):
-        with model.lock, np.errstate(over="ignore", invalid="ignore"):
-            logits = ablated_forward(model, np.array(ids[-T:], dtype=np.int64), iv, last_only=True)
+        with model.lock, np.errstate(over="ignore", invalid="ignore"), inference_pass(model) as runner:
+            logits = ablated_forward(runner, np.array(ids[-T:], dtype=np.int64), iv, last_only=True)
             tok = int(np.argmax(logits))
         out.append(tok)
         ids.append(tok)
     return out
+
+
+@contextmanager
+def _pass(twin):
+    """inference_pass on twin, whose buffers the runner writes into (inference_pass may hand out a
+    replica, which would start with buffers of its own: the ranking reuses the earlier blocks')."""
+    with inference_pass(twin) as runner:
+        runner._acts = twin._acts
+        yield runner
 
 
 @dataclass(frozen=True)
@@ -234,8 +245,8 @@ def rank_heads(
     twin = model.replica()  # its own buffers: other passes on the model between ours cannot touch them
     effects = []
     with np.errstate(over="ignore", invalid="ignore"):
-        with model.lock:
-            clean = _softmax64(ablated_forward(twin, ids, Intervention(), last_only=True))
+        with model.lock, _pass(twin) as runner:
+            clean = _softmax64(ablated_forward(runner, ids, Intervention(), last_only=True))
         token = int(np.argmax(clean)) if token is None else int(token)
         if not 0 <= token < cfg.vocab_size:
             raise ConfigError(f"token id {token} is outside the vocabulary [0, {cfg.vocab_size})")
@@ -243,8 +254,8 @@ def rank_heads(
         for ab in parts:
             if cancelled is not None and cancelled():
                 break
-            with model.lock:
-                logits = ablated_forward(twin, ids, Intervention((ab,)), from_layer=ab.layer, last_only=True)
+            with model.lock, _pass(twin) as runner:
+                logits = ablated_forward(runner, ids, Intervention((ab,)), from_layer=ab.layer, last_only=True)
                 p = _softmax64(logits)
             effects.append(Effect(ab, before, float(p[token]), int(np.argmax(p)), token))
             if progress is not None:
