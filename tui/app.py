@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +14,9 @@ from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
 
+from .safe_text import one_line, printable
 from .screens.registry import SCREENS, ScreenEntry, key_of
 from .session import Session
 from .widgets.modebar import Chrome
@@ -22,12 +24,40 @@ from .widgets.modebar import Chrome
 if TYPE_CHECKING:  # numpy and the core load in the background, so the first screen paints at once
     from .training_worker import TrainingRun
 
+DEFAULT_CHECKPOINT = str(Path("checkpoints") / "tinylm-tui")
 POLL_HZ = 5  # how often the UI reads the training slot: often enough to look live, never once per step
 
 
 def screen_class(entry: ScreenEntry) -> type[Screen]:
     """The Screen class of a registry entry, with the mode bar and footer added at the bottom."""
     return with_chrome(entry.screen_class())
+
+
+def holds_another(path: str, own: str | None) -> bool:
+    """True when `path` exists and is not empty, and is not the directory this model came from or went to."""
+    target = Path(path)
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return False
+    return own is None or target.resolve() != Path(own).resolve()
+
+
+def free_path(path: str) -> str:
+    """`path-2`, `path-3`, ...: the first that does not exist."""
+    n = 2
+    while Path(f"{path}-{n}").exists():
+        n += 1
+    return f"{path}-{n}"
+
+
+def extend_training(trainer) -> int:
+    """Let a finished trainer run as many steps again; the cosine schedule keeps the steps done and the
+    new ones run at its final learning rate. Returns the number of steps added."""
+    config = trainer.config
+    more = max(config.max_steps, 1)
+    if config.lr_decay_steps is None:
+        config.lr_decay_steps = config.max_steps
+    config.max_steps += more
+    return more
 
 
 _CHROMED: dict[type, type] = {}
@@ -91,6 +121,12 @@ class TinyLMApp(App):
         if theme:
             self.theme = theme
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout=None, markup=False) -> None:
+        """A toast whose text (often an error naming a file or quoting a corpus) is shown as it is:
+        control characters made visible, brackets not read as markup."""
+        message, title = printable(str(message)), one_line(title)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     # -- lifecycle -------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.set_interval(1 / POLL_HZ, self.poll_training)
@@ -112,8 +148,9 @@ class TinyLMApp(App):
         self.call_from_thread(self._core_ready)
         try:
             built = build(self._corpus_arg, self._checkpoint_arg)
-        except TinyLMError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Could not load", severity="error", timeout=10)
+        except Exception as exc:  # noqa: BLE001 - a damaged checkpoint may raise anything: say so and go on
+            message = str(exc) if isinstance(exc, TinyLMError) else f"{type(exc).__name__}: {exc}"
+            self.call_from_thread(self.notify, message, title="Could not load", severity="error", timeout=10)
             built = None
         if self._warm_up:
             self.call_from_thread(self.set_status, "compiling kernels…")
@@ -124,10 +161,18 @@ class TinyLMApp(App):
         if built is None and self._checkpoint_arg:
             try:  # a bad checkpoint still opens the app, on the default model
                 built = build(self._corpus_arg)
-            except TinyLMError as exc:
+            except Exception as exc:  # noqa: BLE001 - reported on screen, never a stuck status
                 self.call_from_thread(self._loaded, None, str(exc))
                 return
         self.call_from_thread(self._loaded, built, "")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that failed with an error nobody caught still reaches the screen, as one message."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{type(error).__name__}: {error}", title="Something failed", severity="error", timeout=10)
+            if event.worker.group == "startup":
+                self._loaded(None, "")
 
     def _core_ready(self) -> None:
         self.core_loaded = True
@@ -137,8 +182,7 @@ class TinyLMApp(App):
     def _loaded(self, built, error: str) -> None:
         self.building = False
         if built is not None and self.session.model is None:  # unless a model was made meanwhile
-            self.session.set_model(built.model, built.trainer, built.corpus)
-            self.session.checkpoint_path = built.checkpoint
+            self.session.set_model(built.model, built.trainer, built.corpus, checkpoint=built.checkpoint)
         if self.session.model is None:
             self.status = "no model"
             if error:
@@ -175,8 +219,8 @@ class TinyLMApp(App):
         if self.training is not None and self.training.trainer is trainer and self.training.alive:
             return self.training
         if trainer.done:
-            self.notify(f"Training already finished ({trainer.step_count} steps).")
-            return None
+            more = extend_training(trainer)
+            self.notify(f"Training {more} more steps, to step {trainer.config.max_steps} (at the final learning rate).")
         self.training = TrainingRun(trainer, sample_prompt=self.session.prompt or "\n", threads=self.threads)
         self.training.start()
         return self.training
@@ -208,24 +252,65 @@ class TinyLMApp(App):
         icon = {"running": "▶", "paused": "⏸", "finished": "✔", "stopped": "■"}.get(state.status, "✖")
         self.status = f"{icon} {100 * state.fraction:.0f}% {state.step}/{state.max_steps}"
 
-    def save_checkpoint(self, path: str | None = None) -> str | None:
-        """Save the model (and trainer state) atomically; returns the path or None after a message."""
-        from tinylm.core import TinyLMError, save_checkpoint
-
+    def save_checkpoint(self, path: str | None = None, then: Callable[[], object] | None = None) -> str | None:
+        """Save the model (and trainer state) atomically, then call `then`. A directory that holds something
+        other than this model's own checkpoint is never replaced without asking (the answer comes later,
+        so the return value is the path saved to now, or None: not saved, or waiting for the answer)."""
         model = self.session.model
         if model is None:
             self.notify("No model to save yet.", severity="warning")
             return None
-        path = path or self.session.checkpoint_path or str(Path("checkpoints") / "tinylm-tui")
+        path = path or self.session.checkpoint_path or DEFAULT_CHECKPOINT
+        if holds_another(path, self.session.checkpoint_path):
+            from .screens.ask import Ask
+
+            other = free_path(path)
+            question = f"{path} already holds another checkpoint (or other files). Replace it?"
+            choices = [("n", f"save as {other}", "new"), ("o", "overwrite it", "overwrite")]
+
+            def answer(choice: str | None) -> None:
+                if choice is not None:
+                    self._save_now(other if choice == "new" else path, then)
+
+            self.push_screen(Ask(question, choices), answer)
+            return None
+        return self._save_now(path, then)
+
+    def _save_now(self, path: str, then: Callable[[], object] | None) -> str | None:
+        from tinylm.core import TinyLMError, save_checkpoint
+
         try:
-            with model.lock:
-                save_checkpoint(path, model, trainer=self.session.trainer)
+            with self.session.model.lock:
+                save_checkpoint(path, self.session.model, trainer=self.session.trainer)
         except (TinyLMError, OSError) as exc:
             self.notify(f"Could not save: {exc}", severity="error", timeout=10)
             return None
-        self.session.checkpoint_path = path
+        self.session.mark_saved(path)
         self.notify(f"Saved to {path}")
+        if then is not None:
+            then()
         return path
+
+    def replace_model(self, proceed: Callable[[], object], doing: str = "replacing it") -> None:
+        """Run `proceed` (which installs another model) once the current one's unsaved training is saved,
+        or the user has said it may go; a live run is stopped first either way."""
+        if not self.session.unsaved and not self.training_active:
+            proceed()
+            return
+        from .screens.ask import Ask
+
+        def answer(choice: str | None) -> None:
+            if choice is None:
+                return
+            self.stop_training()
+            if choice == "save":
+                self.save_checkpoint(then=proceed)
+            else:
+                proceed()
+
+        state = "is training" if self.training_active else "has unsaved training"
+        question = f"The current model ({self.session.steps_done} steps) {state}. Save it before {doing}?"
+        self.push_screen(Ask(question, [("y", "save it first", "save"), ("n", "discard it", "discard")]), answer)
 
     # -- actions ---------------------------------------------------------------------------------
     def action_save_screen(self) -> None:
@@ -246,12 +331,17 @@ class TinyLMApp(App):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        """Quit; while a run is training, ask whether to save it first."""
-        if self.training_active:
+        """Quit; while a run is training, or trained weights are not saved, ask whether to save first."""
+        if self.training_active or self.session.unsaved:
             from .screens.quit import QuitScreen
 
             if not isinstance(self.screen, QuitScreen):
-                self.push_screen(QuitScreen(), self._quit_answer)
+                if self.training_active:
+                    question = QuitScreen()
+                else:
+                    situation = f"The model trained {self.session.steps_done} steps and is not saved."
+                    question = QuitScreen(situation, "stay")
+                self.push_screen(question, self._quit_answer)
             return
         self.shutdown()
 
@@ -259,9 +349,7 @@ class TinyLMApp(App):
         if answer == "save":
             if self.training is not None:
                 self.training.stop()
-            if self.save_checkpoint() is None:
-                return  # the message explains why; stay so nothing is lost
-            self.shutdown()
+            self.save_checkpoint(then=self.shutdown)  # on failure the message explains why; nothing is lost
         elif answer == "quit":
             self.shutdown()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the core is imported lazily so `import tinylm.tui.session` stays cheap
@@ -28,7 +29,8 @@ class Session:
         self.version = 0  # bumped whenever the weights change (training seen by the UI, load, create)
         self.layer = 0  # selection shared by Inspect and Attention
         self.head = 0
-        self.checkpoint_path: str | None = None  # where the model was last loaded from or saved to
+        self.checkpoint_path: str | None = None  # where this model was last loaded from or saved to
+        self._saved: tuple[weakref.ref, int] | None = None  # (model, trainer step) a checkpoint holds
         self.ablations: tuple = ()  # parts knocked out on the Attention screen (tinylm.core.Ablation)
         self.ablation_mode = "zero"  # or "mean": a knocked-out part's mean over the positions
         self.forced_tokens: tuple[str, dict[int, int]] = ("", {})  # (prompt, {position: token id}) replaced
@@ -38,18 +40,49 @@ class Session:
         self._trace_lock = threading.Lock()
 
     # -- model lifecycle -------------------------------------------------------------------------
-    def set_model(self, model: GPT | None, trainer: Trainer | None = None, corpus: Corpus | None = None) -> None:
-        """Install a new model (and optionally its trainer and corpus); clamps the layer/head selection."""
+    def set_model(
+        self,
+        model: GPT | None,
+        trainer: Trainer | None = None,
+        corpus: Corpus | None = None,
+        checkpoint: str | None = None,
+    ) -> None:
+        """Install a new model (and optionally its trainer, corpus and the checkpoint it was opened from);
+        clamps the layer/head selection. A model without a checkpoint has no directory of its own yet."""
         self.model = model
         self.trainer = trainer
         self.ablations = ()  # they name parts of the old model
         self.forced_tokens = ("", {})
         if corpus is not None:
             self.corpus = corpus
+        self.checkpoint_path = checkpoint
+        if checkpoint is not None:
+            self.mark_saved(checkpoint)
         if model is not None:
             self.layer = min(self.layer, model.config.n_layer - 1)
             self.head = min(self.head, model.config.n_head - 1)
         self.bump()
+
+    def mark_saved(self, path: str) -> None:
+        """Record that the checkpoint at `path` holds the weights as they are now."""
+        self.checkpoint_path = path
+        if self.model is not None:
+            self._saved = (weakref.ref(self.model), self.steps_done)
+
+    @property
+    def steps_done(self) -> int:
+        return self.trainer.step_count if self.trainer is not None else 0
+
+    @property
+    def unsaved(self) -> bool:
+        """True when trained weights exist that no checkpoint holds (quitting or replacing them asks first).
+
+        An untrained model is not counted: it is made again from its settings and seed."""
+        if self.model is None or self.trainer is None:
+            return False
+        if self._saved is not None and self._saved[0]() is self.model:
+            return self.steps_done != self._saved[1]
+        return self.steps_done > 0
 
     def bump(self) -> None:
         """Mark the weights as changed, so traces and views recompute."""

@@ -65,9 +65,11 @@ def build(corpus_arg: str | None = None, checkpoint: str | None = None) -> Built
         corpus = load_corpus(corpus_arg) if corpus_arg else None
         try:  # with trainer state and its corpus, training can continue exactly
             trainer = Trainer.resume(checkpoint, corpus)
-            return Built(trainer.model, trainer, getattr(trainer, "corpus", corpus), checkpoint)
         except CheckpointError:  # weights only, or the corpus is gone: still shows and generates
-            pass
+            trainer = None
+        if trainer is not None:
+            check_viewable(trainer.model, checkpoint)
+            return Built(trainer.model, trainer, getattr(trainer, "corpus", corpus), checkpoint)
         if corpus is not None and not _has_trainer_state(checkpoint):
             _, tc = default_configs()
             trainer = finetune_trainer(checkpoint, corpus, finetune_config(tc), max_context=FINETUNE_CONTEXT)
@@ -78,10 +80,34 @@ def build(corpus_arg: str | None = None, checkpoint: str | None = None) -> Built
                 f"{checkpoint} has weights but no tokenizer (tokenizer.json, or vocab.json + merges.txt); "
                 "the dashboard shows text, so copy the model's tokenizer files into it"
             )
+        check_viewable(model, checkpoint)
         return Built(model, None, corpus, checkpoint)
     corpus = load_corpus(corpus_arg or DEFAULT_CORPUS)
     trainer = build_trainer(corpus)
     return Built(trainer.model, trainer, corpus)
+
+
+def check_viewable(model, where: str) -> None:
+    """Refuse a model whose forward pass overflows (every probability would be NaN): a CheckpointError
+    naming the directory and the largest weight, so the app opens on the default model instead."""
+    import numpy as np
+
+    from tinylm.core import CheckpointError, TinyLMError
+
+    ids = model.tokenizer.encode("The ")[: model.config.block_size] if model.tokenizer is not None else []
+    if len(ids) == 0:
+        ids = np.zeros(1, dtype=np.int64)
+    try:
+        with np.errstate(all="ignore"):
+            finite = bool(np.all(np.isfinite(model.next_token_probs(np.asarray(ids, dtype=np.int64)))))
+    except TinyLMError:
+        finite = False
+    if not finite:
+        largest = max(float(np.abs(p).max()) for p in model.params.values() if p.size)
+        raise CheckpointError(
+            f"{where}: the forward pass overflows (largest weight magnitude {largest:.3g}), so every "
+            "probability would be NaN; the weights are damaged"
+        )
 
 
 def _has_trainer_state(checkpoint) -> bool:

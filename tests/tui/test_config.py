@@ -100,9 +100,9 @@ class TestInvalidSettings:
         [
             ("heads", "3", "not divisible"),
             ("lr", "abc", "'abc' is not a number"),
-            ("layers", "0", "n_layer must be a positive"),
+            ("layers", "0", "layers must be a positive"),
             ("dropout", "1.5", "dropout must be in [0, 1)"),
-            ("warmup", "900", "warmup_steps 900 must be fewer"),
+            ("warmup", "900", "warmup 900 must be fewer"),
             ("context", "100000", "fewer than context"),
         ],
     )

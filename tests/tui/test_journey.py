@@ -9,6 +9,7 @@ from textual.widgets import Input
 
 from tinylm.core import Sampling
 from tinylm.tui.app import create_app
+from tinylm.tui.screens.quit import QuitScreen
 from tinylm.tui.session import Session
 from tinylm.tui.widgets.probbars import ProbBars
 
@@ -70,10 +71,13 @@ async def test_journey(size, screen_text):
         with np.errstate(divide="ignore"):
             want = Sampling(temperature=1.2).distribution(np.log(raw))
         items = screen.query_one("#bars", ProbBars).items
-        np.testing.assert_allclose([it.prob for it in items], np.sort(want)[::-1][:10], rtol=1e-6)
-        assert "T 1.2" in screen_text(app)
+        np.testing.assert_allclose([it.prob for it in items], np.sort(want)[::-1][: len(items)], rtol=1e-6)
+        assert "temp 1.2" in screen_text(app)
 
-        # quitting after training finished needs no question
+        # quitting with trained weights that no checkpoint holds asks first; n quits without saving
         await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("n")
         await pilot.pause()
     assert app.return_code == 0

@@ -10,6 +10,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
+from ..safe_text import one_line, printable
 from .config_form import (
     DEFAULTS,
     FIELDS_BY_ID,
@@ -20,12 +21,23 @@ from .config_form import (
     format_value,
     human_bytes,
     human_count,
+    in_form_words,
     which_field,
 )
 from .registry import key_range
 
+DEFAULT_CHECKPOINT = "checkpoints/tinylm-tui"
 FILE, TYPED = "(file)", "(typed)"  # corpus sources besides the built-in names
 SECTIONS = {"layers": "Model", "batch": "Training"}
+OTHER_HINTS = {
+    "source": "corpus: a built-in text, a file or text typed here",
+    "path": "file path: a UTF-8 text file",
+    "text": "typed text: the corpus itself",
+    "tokenizer": "tokenizer: char, word or BPE pieces",
+    "positional": "positions: learned or sine/cosine",
+    "ckpt": "directory: where ctrl+s saves, ctrl+o opens",
+    "create": "enter: create the model and train it",
+}
 
 
 class ConfigScreen(Screen):
@@ -46,6 +58,8 @@ class ConfigScreen(Screen):
         self.corpus_info: dict | None = None  # corpus, tokenizer, n_tokens (or error)
         self.error: str | None = None  # why training is blocked, or None
         self._pending = None
+        self._filled_for = None  # the model whose settings the form shows
+        self.idle_hint = ""  # the hint while no field has the focus
 
     def corpus_options(self) -> list[tuple[str, str]]:
         """The source choices: built-in corpora (once the core is imported), a file, typed text."""
@@ -108,22 +122,54 @@ class ConfigScreen(Screen):
                             )
                     yield Static("Checkpoint", classes="section")
                     yield Label("directory")
-                    yield Input("checkpoints/tinylm-tui", compact=True, id="ckpt")
+                    yield Input(DEFAULT_CHECKPOINT, compact=True, id="ckpt")
             with Vertical(id="side"):
                 yield Static(id="summary")
                 yield Static(id="verdict")
                 yield Button("Create & train", id="create", variant="success", compact=True)
                 others = key_range(tuple(entry for entry in self.app.screen_entries if entry.mode != "config"))
-                hint = f"tab: next field · esc: leave a field\nthen {others} show the other screens"
-                yield Static(hint, id="keys-hint")
+                self.idle_hint = f"tab: next field · esc: leave a field\nthen {others} show the other screens"
+                yield Static(self.idle_hint, id="keys-hint")
 
     def on_descendant_focus(self, event) -> None:
-        """Show what the focused setting means under the summary."""
-        spec = FIELDS_BY_ID.get(event.widget.id or "")
+        """Show what the focused setting means under the summary (every focusable field has a hint)."""
+        self.show_hint(event.widget)
+
+    def on_descendant_blur(self, event) -> None:
+        self.call_after_refresh(lambda: self.show_hint(self.focused))
+
+    def show_hint(self, widget) -> None:
+        for label in self.query(".fields > Label.-current"):
+            label.remove_class("-current")
+        parent = getattr(widget, "parent", None)
+        if widget is not None and parent is not None and widget in parent.children:
+            index = parent.children.index(widget)
+            if index > 0 and isinstance(parent.children[index - 1], Label):
+                parent.children[index - 1].add_class("-current")
+        wid = getattr(widget, "id", None) or ""
+        spec = FIELDS_BY_ID.get(wid)
         if spec is not None:
-            self.query_one("#keys-hint", Static).update(f"{spec.label}: {spec.hint}\nesc: leave the field")
+            hint = f"{spec.label}: {spec.hint}"
+        elif wid in OTHER_HINTS:
+            hint = OTHER_HINTS[wid]
+        else:
+            self.query_one("#keys-hint", Static).update(self.idle_hint)
+            return
+        self.query_one("#keys-hint", Static).update(f"{hint}\nesc: leave the field")
+
+    def on_key(self, event) -> None:
+        """While a field has the focus, digits belong to it, never to the screen switcher: a Select or
+        the button takes no digits, so say how to switch instead of switching under the user's hands."""
+        if event.character and event.character.isdigit() and isinstance(self.focused, (Select, Button)):
+            event.stop()
+            event.prevent_default()
+            keys = key_range(tuple(self.app.screen_entries))
+            self.notify(f"esc leaves the field; then {keys} switch screens.", timeout=3)
 
     def on_mount(self) -> None:
+        self.query_one("#form").can_focus = False  # tab goes from field to field, never to the scroll box
+        if self.app.core_loaded:
+            self.fill_from_session()
         self.show_source()
         self.recompute()
 
@@ -136,6 +182,8 @@ class ConfigScreen(Screen):
         if self.app.core_loaded and len(tokenizer._options) <= 1:  # the registry arrived with the core
             tokenizer.set_options(self.tokenizer_options())
             tokenizer.value = DEFAULTS["tokenizer"]
+        if self.app.core_loaded:
+            self.fill_from_session()
         self.recompute()
 
     # -- reading the form ------------------------------------------------------------------------
@@ -240,7 +288,7 @@ class ConfigScreen(Screen):
             self.error = info["error"]
         else:
             corpus = info["corpus"]
-            lines.append(f"corpus     {corpus.name} ({len(corpus.text):,} chars)\n")
+            lines.append(f"corpus     {one_line(corpus.name)} ({len(corpus.text):,} chars)\n")
             lines.append(f"tokens     {info['n_tokens']:,}\n")
             lines.append(f"vocab      {vocab:,} ({info['tokenizer'].kind})\n")
         try:
@@ -255,7 +303,7 @@ class ConfigScreen(Screen):
             field = exc.field_id if isinstance(exc, FieldError) else which_field(str(exc))
             if field:
                 self.query_one(f"#{field}", Input).add_class("-invalid")
-            self.error = self.error or str(exc)
+            self.error = self.error or in_form_words(str(exc))
         else:
             if vocab is not None:
                 tokens_per_step = tc.batch_size * mc.block_size
@@ -266,7 +314,7 @@ class ConfigScreen(Screen):
         self.query_one("#summary", Static).update(lines)
         verdict = self.query_one("#verdict", Static)
         if self.error:
-            verdict.update(Text(f"✖ {self.error}", style="bold red"))
+            verdict.update(Text(f"✖ {printable(self.error)}", style="bold red"))
         elif info is None:
             verdict.update(Text("…", style="dim"))
         else:
@@ -286,8 +334,12 @@ class ConfigScreen(Screen):
             self.notify(self.error or "The corpus is still being read.", title="Cannot train yet", severity="error")
             return
         mc, tc, vocab = build_configs(self.values(), self.select("positional"))
-        self.notify("Building the model…", timeout=2)
-        self.create_trainer(info["corpus"], info["tokenizer"], mc, tc)
+
+        def create() -> None:
+            self.notify("Building the model…", timeout=2)
+            self.create_trainer(info["corpus"], info["tokenizer"], mc, tc)
+
+        self.app.replace_model(create, "creating a new one")
 
     @work(thread=True, exclusive=True, group="create", exit_on_error=False)
     def create_trainer(self, corpus, tokenizer, mc, tc) -> None:
@@ -295,15 +347,16 @@ class ConfigScreen(Screen):
 
         try:
             trainer = make_trainer(corpus, tokenizer.kind, model_config=mc, train_config=tc, tokenizer=tokenizer)
-        except TinyLMError as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Cannot train", severity="error")
+        except (TinyLMError, ValueError, MemoryError) as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Cannot train", severity="error", timeout=10)
             return
         self.app.call_from_thread(self._created, trainer, corpus)
 
     def _created(self, trainer, corpus) -> None:
         app = self.app
         app.stop_training()
-        app.session.set_model(trainer.model, trainer, corpus)
+        app.session.set_model(trainer.model, trainer, corpus)  # a new model: no directory of its own yet
+        self._filled_for = trainer.model
         app.start_training()
         app.switch_mode("training")
 
@@ -321,7 +374,7 @@ class ConfigScreen(Screen):
         if not path:
             self.notify("Type a checkpoint directory first.", severity="warning")
             return
-        self.open_checkpoint(path)
+        self.app.replace_model(lambda: self.open_checkpoint(path), f"opening {path}")
 
     def action_finetune(self) -> None:
         """Train the model in the checkpoint directory (any GPT-2) on the chosen corpus, with its own
@@ -364,13 +417,12 @@ class ConfigScreen(Screen):
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def open_checkpoint(self, path: str) -> None:
-        from tinylm.core import TinyLMError
 
         from ..startup import build
 
         try:
             built = build(checkpoint=path)
-        except (TinyLMError, OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged directory raises, it is a message
             self.app.call_from_thread(
                 self.notify, str(exc), title="Could not open checkpoint", severity="error", timeout=10
             )
@@ -380,16 +432,46 @@ class ConfigScreen(Screen):
     def _opened(self, built) -> None:
         app = self.app
         app.stop_training()
-        app.session.set_model(built.model, built.trainer, built.corpus)
-        app.session.checkpoint_path = built.checkpoint
-        self.fill_from(built.model.config, built.trainer.config if built.trainer else None)
+        app.session.set_model(built.model, built.trainer, built.corpus, checkpoint=built.checkpoint)
+        self.fill_from_session()
         step = built.trainer.step_count if built.trainer else "?"
         self.notify(f"Opened {built.checkpoint} (step {step}).")
 
-    def fill_from(self, mc, tc) -> None:
-        """Show a loaded model's settings in the form."""
+    def fill_from_session(self) -> None:
+        """Show the settings of the session's model in the form (once per model): its sizes, its training
+        settings, its corpus and tokenizer and its directory, so that ctrl+t and ctrl+s start from them."""
+        session = self.app.session
+        model = session.model
+        if model is None or self._filled_for is model:
+            return
+        self._filled_for = model
+        mc, tc = model.config, session.trainer.config if session.trainer is not None else None
         for spec in NUMBER_FIELDS:
             source = mc if spec.target == "model" else tc if spec.target == "train" else None
             if source is not None and hasattr(source, spec.attr):
                 self.query_one(f"#{spec.id}", Input).value = format_value(getattr(source, spec.attr))
         self.query_one("#positional", Select).value = mc.positional
+        tokenizer = model.tokenizer
+        kinds = [value for _, value in self.tokenizer_options()]
+        if tokenizer is not None and tokenizer.kind in kinds:
+            self.query_one("#tokenizer", Select).value = tokenizer.kind
+            vocab = format_value(tokenizer.vocab_size) if tokenizer.kind != "char" else ""
+            self.query_one("#vocab", Input).value = vocab
+        self.fill_corpus(session.corpus)
+        self.query_one("#ckpt", Input).value = session.checkpoint_path or DEFAULT_CHECKPOINT
+
+    def fill_corpus(self, corpus) -> None:
+        """Choose the corpus source the model was made from (a built-in name, a file or typed text)."""
+        if corpus is None:
+            return
+        source = self.query_one("#source", Select)
+        names = [value for _, value in self.corpus_options()]
+        if corpus.source == "builtin" and corpus.name in names:
+            source.value = corpus.name
+        elif corpus.source == "file" and corpus.path:
+            source.value = FILE
+            self.query_one("#path", Input).value = corpus.path
+        elif corpus.source == "text":
+            source.value = TYPED
+            self.query_one("#text", TextArea).text = corpus.text
+        self.show_source()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,13 @@ def parse(spec: FieldSpec, text: str) -> Any:
         raise FieldError(spec.id, f"{spec.label}: {text!r} is not {kind}") from None
 
 
+def in_form_words(message: str) -> str:
+    """A config error in the words of the form: `n_embd 64` becomes `embedding 64`."""
+    for spec in sorted(NUMBER_FIELDS, key=lambda f: -len(f.attr)):
+        message = re.sub(rf"\b{spec.attr}\b", spec.label, message)
+    return message
+
+
 def which_field(message: str) -> str | None:
     """The field a ConfigError message is about (it names the config attribute first)."""
     hits = [(message.find(f.attr), f.id) for f in NUMBER_FIELDS if f.attr in message]
@@ -82,6 +90,8 @@ def build_configs(values: dict[str, str], positional: str, vocab_size: int | Non
     from tinylm.core import ModelConfig, TrainConfig
 
     parsed = {f.id: parse(f, values.get(f.id, "")) for f in NUMBER_FIELDS}
+    if parsed["seed"] < 0:
+        raise FieldError("seed", f"seed: {parsed['seed']} is negative; use 0 or more")
     mc = ModelConfig(positional=positional, **{f.attr: parsed[f.id] for f in MODEL_FIELDS})
     if vocab_size is not None:
         mc.vocab_size = vocab_size

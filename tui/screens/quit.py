@@ -1,7 +1,8 @@
-"""Asked when quitting while a model trains: save a checkpoint first, quit anyway, or go back."""
+"""Asked when quitting while a model trains or trained weights are unsaved: save first, quit anyway, or stay."""
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -15,7 +16,7 @@ class QuitScreen(ModalScreen[str | None]):
     BINDINGS = [
         Binding("y,s", "answer('save')", "Save & quit"),
         Binding("n", "answer('quit')", "Quit without saving"),
-        Binding("escape,c", "answer(None)", "Keep training"),
+        Binding("escape,c", "answer(None)", "Stay"),
     ]
     DEFAULT_CSS = """
     QuitScreen { align: center middle; }
@@ -25,11 +26,15 @@ class QuitScreen(ModalScreen[str | None]):
     QuitScreen Button { margin: 0 1; min-width: 10; }
     """
 
+    def __init__(self, situation: str = "A model is training.", stay: str = "keep training") -> None:
+        super().__init__()
+        self.situation, self.stay = situation, stay
+
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(
-                "A model is training. Save a checkpoint before quitting?\n"
-                "[b]y[/b] save & quit   [b]n[/b] quit without saving   [b]esc[/b] keep training"
+                f"{escape(self.situation)} Save a checkpoint before quitting?\n"
+                f"[b]y[/b] save & quit   [b]n[/b] quit without saving   [b]esc[/b] {self.stay}"
             )
             with Horizontal():
                 yield Button("Save & quit", id="save", variant="primary", compact=True)
