@@ -233,13 +233,13 @@ def stage_view(stage: Stage, trace, head: int, vocab: list[str]) -> StageView:
     T = len(tokens)
     if stage.key == "tokenize":
         ids = np.asarray(trace.ids, dtype=np.float64)[None, :]
-        return StageView(ids, ["id"], tokens, "sequential", None, f"(T,) = ({T},)")
+        return StageView(ids, ["id"], tokens, "sequential", None, f"(T,) = ({T},) (T tokens)")
     full = trace[stage.trace_name]
     if stage.key == "chosen":
-        return StageView(full[-1:], [tokens[-1]], vocab, "prob", None, f"(V,) = ({full.shape[1]},)")
+        return StageView(full[-1:], [tokens[-1]], vocab, "prob", None, f"(V,) = ({full.shape[1]},) (V vocabulary)")
     if stage.per_head:
         values = full[head]
-        shape = f"(NH,T,{'T' if stage.key in ('scores', 'att') else 'HS'}) = {full.shape}, head {head}"
+        shape = f"(NH,T,{'T' if stage.key in ('scores', 'att') else 'HS'}) = {full.shape}, head {head + 1}"
     else:
         values = full
         letters = {"logits": "(T,V)", "probs": "(T,V)", "mlp_pre": "(T,4C)", "mlp_act": "(T,4C)"}.get(
@@ -248,4 +248,13 @@ def stage_view(stage: Stage, trace, head: int, vocab: list[str]) -> StageView:
         shape = f"{letters} = {full.shape}"
     cols = tokens if stage.key in ("scores", "att") else vocab if stage.key in ("logits", "probs") else None
     mask = np.triu(np.ones((T, T), dtype=bool), 1) if stage.key == "att" else None
-    return StageView(values, tokens, cols, stage.kind, mask, shape)
+    return StageView(values, tokens, cols, stage.kind, mask, f"{shape} ({shape_words(shape)})")
+
+
+SHAPE_WORDS = {"NH": "heads", "T": "tokens", "HS": "head size", "C": "embedding", "4C": "MLP width", "V": "vocabulary"}
+
+
+def shape_words(shape: str) -> str:
+    """What the letters of a shape such as (NH,T,HS) stand for: 'NH heads, T tokens, HS head size'."""
+    letters = shape[shape.index("(") + 1 : shape.index(")")].split(",")
+    return ", ".join(f"{x} {SHAPE_WORDS[x]}" for x in dict.fromkeys(letters) if x in SHAPE_WORDS)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from .safe_text import one_line
+
 _ESCAPES = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "␍"}
 
 
 def visible(text: str) -> str:
     """A token's text with whitespace and control characters made visible (one glyph each)."""
-    return "".join(_ESCAPES.get(ch, "·" if ord(ch) < 32 or ord(ch) == 127 else ch) for ch in text) or "∅"
+    shown = "".join(_ESCAPES.get(ch, "·" if ord(ch) < 32 or ord(ch) == 127 else ch) for ch in text)
+    return one_line(shown) or "∅"  # and the rarer ones (C1 controls, line separators) as stand-ins
 
 
 def token_label(tokenizer, id: int) -> str:

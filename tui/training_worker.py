@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .fairlock import make_fair
+from .safe_text import shown_piece
 
 EMBEDDING = "transformer.wte.weight"
 
@@ -136,6 +137,11 @@ class TrainingRun:
             self._snapshot()
 
     @property
+    def watched(self) -> tuple[str, ...]:
+        """The weights copied into the slot."""
+        return self._watched
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -219,7 +225,7 @@ class TrainingRun:
             for g in self.model.generate(
                 self.sample_prompt, Sampling(temperature=0.8, seed=0), max_new_tokens=self.sample_tokens
             ):
-                pieces.append(g.text)
+                pieces.append(shown_piece(self.model.tokenizer, g.id, g.text))
             text = self.sample_prompt + "".join(pieces)
         except (TinyLMError, ValueError) as exc:
             text = f"(no sample: {exc})"

@@ -104,7 +104,7 @@ def test_new_user_tour(tui):
     t.keys("x", "n", "n", "n")
     time.sleep(0.5)
     t.keys("+")
-    t.wait_for(r"T 1\.2")
+    t.wait_for(r"temp 1\.2")
     t.keys("g")
     t.wait_for(r"greedy on")
     t.keys("?")
@@ -292,3 +292,52 @@ def test_training_speed_matches_tinylm_train(tui, tmp_path):
         if ratios[-1] >= 0.9:
             break
     assert max(ratios) >= 0.9, ratios
+
+
+def broken_borders(screen: str, size=(80, 24)) -> list[str]:
+    """What is wrong with a Generate frame's geometry: every row of the output panel must keep its right
+    border at the same column, no row may be longer than the terminal, and the fixed rows stay in place."""
+    lines = screen.split("\n")[: size[1]]
+    problems = [f"row {i} is {len(line)} columns" for i, line in enumerate(lines) if len(line) > size[0]]
+    if not lines[0].startswith(" prompt"):
+        problems.append(f"prompt row: {lines[0]!r}")
+    if not lines[1].lstrip().startswith("temp"):
+        problems.append(f"settings row: {lines[1]!r}")
+    if "1 Config" not in lines[size[1] - 2]:
+        problems.append(f"mode bar row: {lines[size[1] - 2]!r}")
+    column = lines[2].find("│")
+    if column < 0:
+        return [*problems, f"no border on row 2: {lines[2]!r}"]
+    for i in range(2, size[1] - 2):
+        row = lines[i] if i < len(lines) else ""
+        if len(row) <= column or row[column] != "│":
+            problems.append(f"row {i} lost the border at column {column}: {row!r}")
+    return problems
+
+
+def test_streaming_keeps_the_screen_geometry(tmp_path):
+    """Stream on Generate from a corpus full of line breaks and tabs; every captured frame keeps its borders."""
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("ab\tcd\nef gh\n\n" * 400)
+    session = Tmux(["--threads", "1", "--corpus", str(corpus)], cwd=tmp_path)
+    try:
+        session.wait_for(r"ready", timeout=300)
+        session.keys("5")
+        session.wait_for(r"next token")
+        bad: list[str] = []
+        frames = 0
+        for _ in range(3):
+            session.keys("Space")
+            session.wait_for(r"streaming")
+            end = time.monotonic() + 3.0
+            while time.monotonic() < end:
+                screen = session.capture()
+                frames += 1
+                bad += broken_borders(screen)
+            session.keys("Space")
+            time.sleep(0.3)
+            bad += broken_borders(session.capture())
+        assert frames > 20
+        assert not bad, "\n".join(bad[:10])
+    finally:
+        session.close()

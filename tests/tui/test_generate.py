@@ -42,8 +42,8 @@ class TestBars:
         async with app.run_test(size=size) as pilot:
             await open_generate(app, pilot)
             ids, probs = shown_bars(app)
-            want_ids, want_probs = expected_bars(session.model, "The fox", Sampling())
-            assert ids == want_ids
+            want_ids, want_probs = expected_bars(session.model, "The fox", Sampling(), len(ids))
+            assert len(ids) >= 10 and ids == want_ids  # as many bars as the panel has rows
             np.testing.assert_allclose(probs, want_probs, rtol=1e-6)
             model = session.model
             ref = reference.forward(model.params, model.encode_prompt("The fox"), model.config.n_head, model.wpe)
@@ -59,21 +59,21 @@ class TestBars:
             await pilot.press("plus")
             assert screen.sampling.temperature == 1.2
             ids, probs = shown_bars(app)
-            want_ids, want_probs = expected_bars(session.model, "The fox", Sampling(temperature=1.2))
+            want_ids, want_probs = expected_bars(session.model, "The fox", Sampling(temperature=1.2), len(ids))
             assert ids == want_ids
             np.testing.assert_allclose(probs, want_probs, rtol=1e-6)
-            assert "T 1.2" in screen_text(app)
+            assert "temp 1.2" in screen_text(app)
             for _ in range(3):
                 await pilot.press("minus")
             assert screen.sampling.temperature == 0.7
             await pilot.press("k", "k", "k")  # off -> 50 -> 20 -> 10
             assert screen.sampling.top_k == 10
             ids, probs = shown_bars(app)
-            _, want = expected_bars(session.model, "The fox", Sampling(temperature=0.7, top_k=10))
+            _, want = expected_bars(session.model, "The fox", Sampling(temperature=0.7, top_k=10), len(ids))
             np.testing.assert_allclose(probs, want, rtol=1e-6)
             await pilot.press("p", "p")  # off -> 0.95 -> 0.9
             assert screen.sampling.top_p == 0.9
-            _, want = expected_bars(session.model, "The fox", Sampling(temperature=0.7, top_k=10, top_p=0.9))
+            _, want = expected_bars(session.model, "The fox", Sampling(temperature=0.7, top_k=10, top_p=0.9), len(ids))
             np.testing.assert_allclose(shown_bars(app)[1], want, rtol=1e-6)
             await pilot.press("g")
             ids, probs = shown_bars(app)
@@ -87,8 +87,9 @@ class TestBars:
             screen.query_one("#prompt", Input).value = "Zürich ☃ 日本"
             await pilot.pause()
             ids, probs = shown_bars(app)
-            assert len(ids) == 10
-            np.testing.assert_allclose(probs, expected_bars(session.model, "Zürich ☃ 日本", Sampling())[1], rtol=1e-6)
+            assert len(ids) >= 10
+            want = expected_bars(session.model, "Zürich ☃ 日本", Sampling(), len(ids))[1]
+            np.testing.assert_allclose(probs, want, rtol=1e-6)
             screen.query_one("#prompt", Input).value = ""
             await pilot.pause()
             assert "type a prompt" in screen_text(app)
@@ -114,8 +115,9 @@ class TestGenerating:
                 step = next(iter(session.model.generate(text, Sampling(seed=i), max_new_tokens=1)))
                 assert (token, piece) == (step.id, step.text)
                 text += piece
-            assert screen.text == text == app.session.prompt
-            assert screen.query_one("#prompt", Input).value == text
+            assert screen.text == text  # the generated text follows the prompt on screen,
+            assert app.session.prompt == "The fox"  # but the prompt stays as typed (t takes the text)
+            assert screen.query_one("#prompt", Input).value == "The fox"
 
     async def test_seed_is_settable_and_reproducible(self, session, screen_text):
         app = create_app(session)
@@ -157,9 +159,9 @@ class TestGenerating:
             await app.workers.wait_for_complete()
             await pilot.pause()
             for i, (_label, sampling) in enumerate(strategies(0)):
-                want = "".join(
-                    g.text for g in session.model.generate("The fox", sampling, max_new_tokens=COMPARE_TOKENS)
-                )
+                steps = session.model.generate("The fox", sampling, max_new_tokens=COMPARE_TOKENS)
+                tok = session.model.tokenizer  # the unknown token is named, not shown as U+FFFD
+                want = "".join(tok.token_text(g.id) if g.id == tok.unk_id else g.text for g in steps)
                 shown = str(app.screen.query_one(f"#cmp-{i}").content)
                 assert shown == want.replace("\n", "⏎ ")
             text = screen_text(app)

@@ -12,7 +12,7 @@ from textual.widgets import Input, Label, Static
 
 from ..widgets.heatmap import Heatmap, visible
 from .ablation import ABLATION_BINDINGS, AblationControls, ForceTokenScreen
-from .inspect import HEAD, LAYER
+from .inspect import HEAD, LAYER, WIDEN_FROM
 from .trace_view import TraceView
 from .view_state import LOADING
 
@@ -127,7 +127,7 @@ class AttentionScreen(AblationControls, TraceView):
         mask = np.triu(np.ones((T, T), dtype=bool), 1)
         self.query_one("#att-title", Static).update(
             Text.assemble(
-                f"Attention weights · layer {layer}/{session.n_layer} · head {head}/{session.n_head}\n",
+                f"Attention weights · layer {layer + 1} of {session.n_layer} · head {head + 1} of {session.n_head}\n",
                 (
                     "Each row is a token looking back at the tokens before it (columns); its weights sum to 1.",
                     "not bold dim",
@@ -137,6 +137,9 @@ class AttentionScreen(AblationControls, TraceView):
         big = self.query_one("#big", Heatmap)
         big.styles.max_height = max(self.query_one("#left").size.height - 3, 3)  # the attends-to lines keep 3
         big.set_data(att[head], trace.tokens, trace.tokens, kind="prob", mask=mask, vmin=0.0, vmax=1.0)
+        # On a large terminal the big map may take three fifths of the width; at 80 columns the thumbnails
+        # need the room beside it, so cells stay two columns wide.
+        big.widen_cells(self.size.width * 3 // 5 - 2 if self.size.width >= WIDEN_FROM else 0)
         self._build_thumbnails(att.shape[0])
         room = self.query_one("#heads-box").scrollable_content_region.width
         factor = -(-T // max(room, 8)) if room else 1  # whole blocks, so a long prompt's thumbnail still fits
@@ -146,7 +149,7 @@ class AttentionScreen(AblationControls, TraceView):
             thumb.set_class(h == head, "-selected")
             out = any(a.part == "head" and (a.layer, a.head) == (layer, h) for a in session.ablations)
             self.thumb_labels[h].update(
-                f"head {h}" + (" ✗" if out else "") + (f" ({factor}x{factor} mean)" if factor > 1 else "")
+                f"head {h + 1}" + (" ✗" if out else "") + (f" ({factor}x{factor} mean)" if factor > 1 else "")
             )
         self._fit_grid(-(-T // factor))
         self.update_attends(big.cursor[0])
@@ -202,7 +205,7 @@ class AttentionScreen(AblationControls, TraceView):
         for h in range(n_head):
             small = Heatmap(compact=True, show_status=False, show_labels=False, show_cursor=False, name=str(h))
             small.can_focus = False  # arrows belong to the big map
-            label = Label(f"head {h}")
+            label = Label(f"head {h + 1}")
             self.thumbs.append((Vertical(label, small, classes="thumb"), small))
             self.thumb_labels.append(label)
         grid.mount_all(thumb for thumb, _ in self.thumbs)

@@ -15,14 +15,17 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
+from ..safe_text import printable, shown_piece
 from ..widgets.compare import CompareView
-from ..widgets.knobs import Knobs, turn
+from ..widgets.knobs import Knobs, describe, turn
 from ..widgets.probbars import ProbBars, top_tokens
 from .ablation import ABLATION_BINDINGS, AblationControls
 from .kvcache import KVCacheScreen
+from .trace_view import field_text, prompt_text
 from .view_state import NO_MODEL, is_quick
 
 STREAM_DELAY = 0.03  # seconds between streamed tokens, so the stream reads as token by token
+OVERFLOW = "the probabilities are not finite (NaN): the weights overflow the forward pass"
 TEMP, TOP_K, TOP_P = (Binding.Group(name, compact=True) for name in ("temp", "top-k", "top-p"))
 
 
@@ -54,6 +57,7 @@ class GenerateScreen(AblationControls, Screen):
         Binding("s", "edit_seed", "Set seed", show=False),
         Binding("e", "edit_prompt", "Edit prompt", show=False),
         Binding("x", "reset", "Reset text", show=False),
+        Binding("t", "use_as_prompt", "Use as prompt", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
         *(replace(b, show=False) for b in ABLATION_BINDINGS),  # on the head selected on Attention
     ]
@@ -63,7 +67,7 @@ class GenerateScreen(AblationControls, Screen):
         from tinylm.core import Sampling
 
         self.sampling = Sampling(temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=0)
-        self.base = ""  # the prompt as typed; generated text follows it
+        self.base = ""  # the prompt as typed; generated text follows it but never enters the prompt field
         self.generated: list[tuple[int, str]] = []  # (id, text) of tokens appended since the prompt
         self.streaming = False
         self._stream_run = 0  # tokens from an older stream are ignored
@@ -88,17 +92,29 @@ class GenerateScreen(AblationControls, Screen):
                 yield Static(id="ablation")
         yield CompareView()
 
+    def on_resize(self, event) -> None:
+        """The bars' panel takes two fifths of a wide terminal (48 columns at 80), and as many bars as fit."""
+        self.query_one("#bars-box").styles.width = max(48, event.size.width * 2 // 5)
+        if self.is_mounted and self.app.session.model is not None and not self.streaming:
+            self.call_after_refresh(self.show_prediction)
+
     def on_mount(self) -> None:
-        self.base = self.app.session.prompt
-        self.query_one("#prompt", Input).value = self.base
+        self.show_base(self.app.session.prompt)
         self.query_one("#seed", Input).value = str(self.sampling.seed)
 
     def on_screen_resume(self) -> None:
         session = self.app.session
-        if session.prompt != self.text:  # another screen changed the shared prompt
-            self.base, self.generated = session.prompt, []
-            self.query_one("#prompt", Input).value = self.base
+        if session.prompt != self.base:  # another screen changed the shared prompt
+            self.show_base(session.prompt)
+            self.generated = []
         self.refresh_view()
+
+    def show_base(self, prompt: str) -> None:
+        """Make `prompt` the prompt, shown in its one-line field with line breaks as ⏎."""
+        self.base = prompt
+        field = self.query_one("#prompt", Input)
+        with field.prevent(Input.Changed):
+            field.value = field_text(prompt)
 
     @property
     def text(self) -> str:
@@ -123,11 +139,14 @@ class GenerateScreen(AblationControls, Screen):
 
     def show_output(self) -> None:
         text = Text()
-        text.append(self.base, style="bold")
-        for _, piece in self.generated:
-            text.append(piece, style="green")
+        text.append(printable(self.base), style="bold")
+        tokenizer = self.app.session.model.tokenizer if self.app.session.model is not None else None
+        for token_id, piece in self.generated:
+            text.append(printable(shown_piece(tokenizer, token_id, piece)), style="green")
         if not self.generated:
             text.append("\n\nn: next token · space: stream · c: compare strategies · e: edit the prompt", style="dim")
+        else:
+            text.append("\n\nx: clear the generated text · t: take it all as the prompt", style="dim")
         self.query_one("#output", Static).update(text)
         self.query_one("#output-box", VerticalScroll).scroll_end(animate=False)
 
@@ -178,9 +197,20 @@ class GenerateScreen(AblationControls, Screen):
                 self.query_one("#bars", ProbBars).set_items([])
             return
         raw, probs = pred
-        title.update(Text(f"next token · {self.sampling.describe()}", no_wrap=True, overflow="ellipsis"))
-        self.query_one("#bars", ProbBars).set_items(top_tokens(probs, model.tokenizer, 10, raw))
+        if not np.all(np.isfinite(raw)):
+            title.update(Text(OVERFLOW, style="bold red"))
+            self.query_one("#bars", ProbBars).set_items([])
+            return
+        note = " · (%) before sampling" if describe(self.sampling) != "temp 1" else ""
+        title.update(Text(f"next token · {describe(self.sampling)}{note}", no_wrap=True, overflow="ellipsis"))
+        self.query_one("#bars", ProbBars).set_items(top_tokens(probs, model.tokenizer, self.bar_count(), raw))
         self.refresh_ablation()
+
+    def bar_count(self) -> int:
+        """As many bars as the panel has rows (ten at least; ten while the knock-out panel is under them)."""
+        if self.app.session.ablations:
+            return 10
+        return max(10, self.query_one("#bars-box").size.height - 1)
 
     # -- knock-outs (the mixin's keys act on the layer and head selected on the Attention screen) ----
     def ablation_source(self) -> tuple | None:
@@ -217,13 +247,14 @@ class GenerateScreen(AblationControls, Screen):
 
     @on(Input.Changed, "#prompt")
     def _prompt_changed(self, event: Input.Changed) -> None:
-        if event.value != self.text:
+        if prompt_text(event.value) != self.base:
             self.set_prompt(event.value)
 
     def set_prompt(self, value: str) -> None:
+        """The field's text (⏎ for line breaks) becomes the prompt shared with Inspect and Attention."""
         self.stop_stream()
-        self.base, self.generated = value, []
-        self.app.session.prompt = value
+        self.base, self.generated = prompt_text(value), []
+        self.app.session.prompt = self.base
         self.refresh_view()
 
     @on(Input.Submitted, "#seed")
@@ -253,8 +284,18 @@ class GenerateScreen(AblationControls, Screen):
     def action_reset(self) -> None:
         self.stop_stream()
         self.generated = []
-        self.app.session.prompt = self.base
-        self.query_one("#prompt", Input).value = self.base
+        self.refresh_view()
+
+    def action_use_as_prompt(self) -> None:
+        """Make the prompt and the generated text the new prompt (also of Inspect and Attention)."""
+        if not self.generated:
+            self.notify("Nothing generated yet: n adds a token, space streams.")
+            return
+        self.stop_stream()
+        text = self.text
+        self.generated = []
+        self.show_base(text)
+        self.app.session.prompt = text
         self.refresh_view()
 
     # -- knobs: the bars follow at once ----------------------------------------------------------
@@ -265,7 +306,7 @@ class GenerateScreen(AblationControls, Screen):
     # -- generating ------------------------------------------------------------------------------
     def action_step(self) -> None:
         """Sample one token from the distribution the bars show, and append it."""
-        from tinylm.core import Sampling
+        from tinylm.core import Sampling, TinyLMError
 
         model = self.app.session.model
         if model is None or not self.text:
@@ -275,7 +316,13 @@ class GenerateScreen(AblationControls, Screen):
         s = self.sampling
         seeded = Sampling(s.temperature, s.top_k, s.top_p, s.greedy, (s.seed or 0) + len(self.generated))
         if is_quick(model, len(self.text)):
-            self.append(next(iter(model.generate(self.text, seeded, max_new_tokens=1))))
+            try:
+                with np.errstate(all="ignore"):
+                    step = next(iter(model.generate(self.text, seeded, max_new_tokens=1)))
+            except (TinyLMError, ValueError) as exc:
+                self.notify(str(exc), title="Cannot generate", severity="error")
+                return
+            self.append(step)
             self.refresh_view()
         else:  # a large model's pass over the whole text takes longer than a key may wait
             self.query_one("#bars-title", Static).update("computing the next token…")
@@ -283,7 +330,14 @@ class GenerateScreen(AblationControls, Screen):
 
     @work(thread=True, exclusive=True, group="step", exit_on_error=False)
     def step_in_background(self, text: str, sampling) -> None:
-        step = next(iter(self.app.session.model.generate(text, sampling, max_new_tokens=1)))
+        from tinylm.core import TinyLMError
+
+        try:
+            with np.errstate(all="ignore"):
+                step = next(iter(self.app.session.model.generate(text, sampling, max_new_tokens=1)))
+        except (TinyLMError, ValueError) as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Cannot generate", severity="error")
+            return
         self.app.call_from_thread(self._stepped, text, step)
 
     def _stepped(self, text: str, step) -> None:
@@ -292,12 +346,8 @@ class GenerateScreen(AblationControls, Screen):
             self.refresh_view()
 
     def append(self, step) -> None:
+        """Add a generated token to the text (the prompt stays as typed: t makes it all the prompt)."""
         self.generated.append((step.id, step.text))
-        self.app.session.prompt = self.text
-        prompt = self.query_one("#prompt", Input)
-        with prompt.prevent(Input.Changed):
-            prompt.value = self.text
-            prompt.cursor_position = len(prompt.value)
 
     def action_stream(self) -> None:
         if self.streaming:
@@ -323,26 +373,42 @@ class GenerateScreen(AblationControls, Screen):
         """Generate tokens until stopped; the knobs act on the next token (the Sampling object is shared)."""
         from textual.worker import get_current_worker
 
+        from tinylm.core import TinyLMError
+
         worker = get_current_worker()
         model = self.app.session.model
-        for step in model.generate(text, self.sampling):
-            if worker.is_cancelled:
-                return
-            self.post_message(TokenStreamed(step, run))
-            time.sleep(STREAM_DELAY)
+        try:
+            with np.errstate(all="ignore"):
+                for step in model.generate(text, self.sampling):
+                    if worker.is_cancelled:
+                        return
+                    self.post_message(TokenStreamed(step, run))
+                    time.sleep(STREAM_DELAY)
+        except (TinyLMError, ValueError) as exc:
+            self.app.call_from_thread(self._stream_failed, run, str(exc))
+
+    def _stream_failed(self, run: int, message: str) -> None:
+        if run == self._stream_run:
+            self.stop_stream()
+            self.notify(message, title="Streaming stopped", severity="error")
+            self.refresh_view()
 
     def on_token_streamed(self, message: TokenStreamed) -> None:
         if message.run != self._stream_run or not self.streaming:
             return
         step = message.step
+        if not np.all(np.isfinite(step.raw_probs)):
+            self.stop_stream()
+            self.refresh_view()
+            return
         self.append(step)
         self.show_output()
         model = self.app.session.model
         self.query_one("#bars-title", Static).update(
-            Text(f"drawn from · {self.sampling.describe()}", no_wrap=True, overflow="ellipsis")
+            Text(f"drawn from · {describe(self.sampling)}", no_wrap=True, overflow="ellipsis")
         )
         self.query_one("#bars", ProbBars).set_items(
-            top_tokens(step.probs, model.tokenizer, 10, step.raw_probs), highlight=step.id
+            top_tokens(step.probs, model.tokenizer, self.bar_count(), step.raw_probs), highlight=step.id
         )
 
     def on_screen_suspend(self) -> None:

@@ -21,6 +21,7 @@ STAGE = Binding.Group("Stage")
 LAYER = Binding.Group("Layer")
 HEAD = Binding.Group("Head")
 WIDE = 150  # from this many columns the explanation sits beside the grid
+WIDEN_FROM = 120  # from this many columns a grid's cells widen to use the room (2 columns each below)
 
 
 class InspectScreen(TraceView):
@@ -127,10 +128,10 @@ class InspectScreen(TraceView):
             session.layer = stage.layer
         head = session.head
         view = stage_view(stage, trace, head, self.state.vocab)
-        where = f" · layer {stage.layer}/{session.n_layer}" if stage.layer is not None else ""
-        heads = f" · head {head}/{session.n_head}" if stage.per_head else ""
+        where = f" · layer {stage.layer + 1} of {session.n_layer}" if stage.layer is not None else ""
+        heads = f" · head {head + 1} of {session.n_head}" if stage.per_head else ""
         self.query_one("#stage-title", Static).update(
-            f"{stage.title}{where}{heads}  (stage {self.index + 1}/{len(self.stages)})"
+            f"{stage.title}{where}{heads}  ({self.index + 1}/{len(self.stages)})"
         )
         self.query_one("#formula", Static).update(Text(stage.formula(trace.layer_norm_epsilon)))
         note = f" Prompt cropped to its last {len(trace.ids)} tokens." if self.state.cropped else ""
@@ -140,6 +141,8 @@ class InspectScreen(TraceView):
         grid.show_matrix(
             view.values, view.row_labels, view.col_labels, kind=view.kind, mask=view.mask, max_cols=self._grid_room()
         )
+        room = self.query_one("#main").content_size.width if self.size.width >= WIDEN_FROM else 0
+        grid.widen_cells(room * 3 // 5 if self.has_class("-wide") else room)  # few columns: wider cells
         if stage.key == "chosen":  # start on the token the greedy choice picks
             grid.set_real_cursor(0, int(view.values[0].argmax()))
         self.explain_cell(*grid.real_cursor)
@@ -165,7 +168,7 @@ class InspectScreen(TraceView):
                 continue
             if stage.key == "ln_1":
                 options.append(
-                    Option(Text(f"─ layer {layer} of {self.app.session.n_layer} ─", style="dim"), disabled=True)
+                    Option(Text(f"─ layer {layer + 1} of {self.app.session.n_layer} ─", style="dim"), disabled=True)
                 )
             options.append(Option(stage.title, id=f"stage-{i}"))
         stages_list.clear_options()

@@ -9,21 +9,21 @@ from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import get_current_worker
 
+from ..safe_text import NEWLINE, one_line
 from ..widgets.heatmap import Heatmap
 from .view_state import LOADING, NO_MODEL, ViewState, is_quick, snapshot_key
 
 FOLLOW_S = 1.0  # how often a shown view checks for new weights while a model trains
-NEWLINE = "⏎"  # a one-line field cannot hold a line break: it is shown (and typed) as this
 
 
 def field_text(prompt: str) -> str:
-    """The prompt as the one-line field shows it."""
-    return prompt.replace("\n", NEWLINE)
+    """The prompt as a one-line field shows it: line breaks as ⏎, tabs as ⇥, other controls visible."""
+    return one_line(prompt)
 
 
 def prompt_text(field: str) -> str:
     """The prompt a field's text stands for."""
-    return field.replace(NEWLINE, "\n")
+    return field.replace(NEWLINE, "\n").replace("⇥", "\t")
 
 
 class TraceView(Screen):

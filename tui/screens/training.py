@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from ..safe_text import one_line
 from ..training_worker import EMBEDDING, TrainingState, history_state
 from ..widgets.blockmap import BlockHeatmap, prepare
 from ..widgets.chart import BrailleChart, Series
@@ -109,8 +110,15 @@ class TrainingScreen(Screen):
         if run is None or run.trainer is not session.trainer:
             self.show_idle()
             return
+        name = self.current_matrix()
+        if name is not None and name not in run.watched:  # a new run watches the matrix this screen shows
+            run.watch(name)
+            state = None  # the slot has (or soon has) that matrix: read it again
+            self._shown = (self._shown[0], self._shown[1], self._shown[2], -1)
         state = state or run.state()
         key = (id(run), state.step, state.sample_step, state.matrices_step)
+        if key[0] != self._shown[0]:  # another run (maybe of a new model): everything is drawn afresh
+            self._shown = (-1, -1, -1, -1)
         self.show_progress(state)
         if key == self._shown and state.status == self._status:
             return
@@ -136,7 +144,8 @@ class TrainingScreen(Screen):
         if trainer is None:
             msg = f"This model has no trainer (a checkpoint without trainer state): press {CONFIG_KEY} to create a run."
         elif trainer.done:
-            msg = f"Finished {trainer.step_count} steps. Press {CONFIG_KEY} to configure a new run."
+            more = trainer.config.max_steps
+            msg = f"Finished {trainer.step_count} steps: t trains {more} more; {CONFIG_KEY} starts a new run."
         else:
             msg = f"Ready at step {trainer.step_count}/{trainer.config.max_steps}: press t to train."
         self.query_one("#progress", Static).update(Text(msg, style="bold"))
@@ -156,12 +165,18 @@ class TrainingScreen(Screen):
     def show_progress(self, state: TrainingState) -> None:
         m = state.metrics
         icon = {"running": "▶", "paused": "⏸", "finished": "✔", "stopped": "■"}.get(state.status, "✖")
+        head = f"{icon} {state.status:<8} "
+        numbers = f" {100 * state.fraction:5.1f}%  step {state.step}/{state.max_steps}"
+        left = f"  left {format_duration(m.eta_s if m else None)}"
+        elapsed = f"  elapsed {format_duration(m.elapsed_s if m else None)}"
+        room = self.query_one("#progress").content_size.width or 78
+        # the bar gives way first, so the numbers and both times always fit
+        bar_w = max(room - len(head) - len(numbers) - len(left) - len(elapsed), 4)
         line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(f"{icon} {state.status:<8} ", style="bold")
-        line.append(bar(state.fraction, 20), style="green")
-        line.append(f" {100 * state.fraction:5.1f}%  step {state.step}/{state.max_steps}")
-        line.append(f"  left {format_duration(m.eta_s if m else None)}")
-        line.append(f"  elapsed {format_duration(m.elapsed_s if m else None)}", style="dim")
+        line.append(head, style="bold")
+        line.append(bar(state.fraction, min(bar_w, 40)), style="green")
+        line.append(numbers + left)
+        line.append(elapsed, style="dim")
         self.query_one("#progress", Static).update(line)
         message = state.message if state.status in ("diverged", "error") else ""
         self.query_one("#message", Static).update(message)
@@ -198,7 +213,7 @@ class TrainingScreen(Screen):
     def show_sample(self, sample: str, step: int) -> None:
         text = Text(no_wrap=False, overflow="ellipsis")
         text.append(f"sample at step {step}: ", style="dim")
-        text.append(sample.replace("\n", " ⏎ ").strip())
+        text.append(one_line(sample.replace("\n", " ⏎ ").strip()))
         self.query_one("#sample", Static).update(text)
 
     def show_matrices(self, mats: dict, step: int) -> None:
@@ -213,7 +228,7 @@ class TrainingScreen(Screen):
         name = self.current_matrix()
         if name in mats:
             rows, cols = mats[name].shape
-            short = name.removeprefix("transformer.")
+            short = name.removeprefix("transformer.").removesuffix(".weight")
             jobs.append(("#weights", mats[name], None, (short, f"{rows}x{cols}", "m: next")))
         jobs = [(where, m, labels, title, *self._map_room(where)) for where, m, labels, title in jobs]
         if sum(job[1].size for job in jobs) <= QUICK_CELLS:

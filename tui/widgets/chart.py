@@ -39,8 +39,10 @@ def _resample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[fl
 
 def _fmt(value: float) -> str:
     """A y-axis label that fits in six characters."""
+    if abs(value) >= 1e4:
+        return f"{value:.0e}".replace("e+0", "e").replace("e+", "e")  # 1e5, 3e12: never wider than six
     if abs(value) >= 1000:
-        return f"{value:.2g}"
+        return f"{value:.0f}"
     if abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.3g}" if abs(value) >= 10 else f"{value:.3f}"

@@ -8,6 +8,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from ..safe_text import one_line, shown_piece
+
 COMPARE_TOKENS = 60  # tokens generated per strategy
 
 
@@ -56,10 +58,11 @@ class CompareView(Horizontal):
     def generate(self, model, prompt: str, seed: int) -> None:
         results = []
         for _label, sampling in strategies(seed):
-            pieces = [g.text for g in model.generate(prompt, sampling, max_new_tokens=COMPARE_TOKENS)]
+            steps = model.generate(prompt, sampling, max_new_tokens=COMPARE_TOKENS)
+            pieces = [shown_piece(model.tokenizer, g.id, g.text) for g in steps]
             results.append("".join(pieces))
         self.app.call_from_thread(self.show, results)
 
     def show(self, results: list[str]) -> None:
         for i, text in enumerate(results):
-            self.query_one(f"#cmp-{i}", Static).update(Text(text.replace("\n", "⏎ ")))
+            self.query_one(f"#cmp-{i}", Static).update(Text(one_line(text.replace("\n", "⏎ "))))

@@ -87,6 +87,7 @@ class Heatmap(Widget, can_focus=True):
         self.show_cursor = show_cursor
         self.narrow = narrow  # one column per cell instead of two (wide matrices such as embeddings)
         self.max_label_width = label_width
+        self.cell_columns = 2  # columns per cell when not compact or narrow (screens widen it on large terminals)
         self.cursor = (0, 0)  # (row, col) of the selected cell
         self.top = 0  # first data row in view
         self.left = 0  # first data column in view
@@ -167,7 +168,17 @@ class Heatmap(Widget, can_focus=True):
 
     @property
     def cell_width(self) -> int:
-        return 1 if self.compact or self.narrow else 2
+        return 1 if self.compact or self.narrow else self.cell_columns
+
+    def widen_cells(self, room: int) -> None:
+        """Use up to `room` columns: cells 2 to 8 columns wide, so a short prompt fills a large terminal."""
+        columns = max(2, min(8, (room - self.label_gutter) // max(self.shape[1], 1)))
+        if columns != self.cell_columns:
+            self.cell_columns = columns
+            self._layout_labels()
+            self._lines.clear()
+            self._cells = {}
+            self.refresh(layout=True)
 
     def _layout_labels(self) -> None:
         """Fix the gutter width and the column header lines for the current labels."""
@@ -343,7 +354,7 @@ class Heatmap(Widget, can_focus=True):
         """Every cell of one data row, two columns each, without the cursor."""
         styles = pal.cell_styles(self.palette_kind, self._color_system)
         cw = self.cell_width
-        masked, fill = Segment(" ·"[-cw:], _MASKED), " " * cw
+        masked, fill = Segment(" " * (cw - 1) + "·", _MASKED), " " * cw
         return [masked if level < 0 else Segment(fill, styles[level]) for level in self.levels[row].tolist()]
 
     def _half_blocks(self, row: int) -> list[Segment]:
@@ -363,7 +374,8 @@ class Heatmap(Widget, can_focus=True):
         if not self.compact:
             level = self.levels[cur_row, cur_col]
             style = pal.cursor_styles(self.palette_kind, system)[level] if level >= 0 else _LABEL_CURSOR
-            return Segment("[]" if self.cell_width == 2 else "◆", style)
+            cw = self.cell_width
+            return Segment("[" + " " * (cw - 2) + "]" if cw >= 2 else "◆", style)
         colors = pal.palette(self.palette_kind, system) + (pal.snap(pal.MASKED_RGB, system),)
         cursor = pal.snap(pal.CURSOR_RGB, system)
         top = cursor if cur_row == row else colors[self.levels[row, cur_col]]

@@ -32,13 +32,25 @@ def turn(sampling, knob: str, delta: int = 0) -> None:
         raise ValueError(f"unknown knob {knob!r}")
 
 
+def describe(s) -> str:
+    """The sampling settings in the words the knobs use: 'temp 0.8 · top-k 10' or 'greedy'."""
+    if s.greedy:
+        return "greedy"
+    parts = [f"temp {s.temperature:g}"]
+    if s.top_k:
+        parts.append(f"top-k {s.top_k}")
+    if s.top_p < 1:
+        parts.append(f"top-p {s.top_p:g}")
+    return " · ".join(parts)
+
+
 class Knobs(Static):
-    """`T 0.7 -/+   top-k 10 k/K   top-p off p/P   greedy off g`, settings in use in bold."""
+    """`temp 0.7 -/+   top-k 10 k/K   top-p off p/P   greedy off g`, settings in use in bold."""
 
     def show(self, s, streaming: bool = False) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         for label, value, keys, active in (
-            ("T", f"{s.temperature:g}", "-/+", True),
+            ("temp", f"{s.temperature:g}", "-/+", True),
             ("top-k", str(s.top_k) if s.top_k else "off", "k/K", bool(s.top_k)),
             ("top-p", f"{s.top_p:g}" if s.top_p < 1 else "off", "p/P", s.top_p < 1),
             ("greedy", "on" if s.greedy else "off", "g", s.greedy),

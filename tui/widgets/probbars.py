@@ -79,7 +79,7 @@ class ProbBars(Widget):
             return Text("no prediction yet", style="dim")
         width = self.content_size.width
         show_raw = any(it.raw_prob is not None and abs(it.raw_prob - it.prob) > 5e-4 for it in self.items)
-        label_w = 8
+        label_w = max(8, min(16, width // 6))  # wider panels show more of each token
         num_w = 14 if show_raw else 7  # " 12.3%" or " 12.3% (raw 9.1%)" shortened
         bar_w = max(width - label_w - num_w - 2, 3)
         lines = []
