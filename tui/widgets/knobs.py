@@ -48,7 +48,10 @@ class Knobs(Static):
     """`temp 0.7 -/+   top-k 10 k/K   top-p off p/P   greedy off g`, settings in use in bold."""
 
     def show(self, s, streaming: bool = False) -> None:
+        """While streaming the line starts with `● streaming` and leaves out the keys, so it fits 80 columns."""
         t = Text(no_wrap=True, overflow="ellipsis")
+        if streaming:
+            t.append("● streaming  ", style="bold green")
         for label, value, keys, active in (
             ("temp", f"{s.temperature:g}", "-/+", True),
             ("top-k", str(s.top_k) if s.top_k else "off", "k/K", bool(s.top_k)),
@@ -57,7 +60,5 @@ class Knobs(Static):
         ):
             t.append(f"{label} ", style="dim")
             t.append(value, style="bold" if active else "")
-            t.append(f" {keys}   ", style="dim")
-        if streaming:
-            t.append("● streaming", style="bold green")
+            t.append("  " if streaming else f" {keys}   ", style="dim")
         self.update(t)
