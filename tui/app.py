@@ -260,7 +260,7 @@ class TinyLMApp(App):
         if model is None:
             self.notify("No model to save yet.", severity="warning")
             return None
-        path = path or self.session.checkpoint_path or DEFAULT_CHECKPOINT
+        path = path or self.session.checkpoint_path or self.session.settings.get("save_to") or DEFAULT_CHECKPOINT
         if holds_another(path, self.session.checkpoint_path):
             from .screens.ask import Ask
 

@@ -97,8 +97,11 @@ class TestOpenedCheckpoint:
             assert isinstance(app.screen, QuitScreen)  # trained and unsaved: it asks
             await pilot.press("y")
             await pilot.pause()
+            assert isinstance(app.screen, Ask)  # the form's directory holds the opened model: it asks again
+            await pilot.press("n")  # save as a new directory
+            await pilot.pause()
         assert digest(saved) == before
-        assert load(tmp_path / "checkpoints" / "tinylm-tui").config.n_embd == 16
+        assert load(f"{saved}-2").config.n_embd == 16
 
     async def test_saving_into_another_models_directory_asks(self, saved, tmp_path):
         demo = Session.demo(seed=0, steps=2)

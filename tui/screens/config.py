@@ -356,6 +356,7 @@ class ConfigScreen(Screen):
         app = self.app
         app.stop_training()
         app.session.set_model(trainer.model, trainer, corpus)  # a new model: no directory of its own yet
+        app.session.settings["save_to"] = self.checkpoint_dir() or None  # where it goes (asking if taken)
         self._filled_for = trainer.model
         app.start_training()
         app.switch_mode("training")
