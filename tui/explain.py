@@ -188,7 +188,7 @@ def _concat(stage: Stage, trace, params, row, col, head, width=60, **_) -> Expla
     value = float(out[h, row, d])
     return Explanation(
         [
-            f"channel {col} = head {h + 1}'s output, dimension {d} (HS = {hs})",
+            f"channel {col} = head {h}'s output, dimension {d} (HS = {hs})",
             f"= out[{h}, {_token(trace, row)}, {d}] = {num(value)}",
         ],
         value,

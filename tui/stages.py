@@ -239,7 +239,7 @@ def stage_view(stage: Stage, trace, head: int, vocab: list[str]) -> StageView:
         return StageView(full[-1:], [tokens[-1]], vocab, "prob", None, f"(V,) = ({full.shape[1]},) (V vocabulary)")
     if stage.per_head:
         values = full[head]
-        shape = f"(NH,T,{'T' if stage.key in ('scores', 'att') else 'HS'}) = {full.shape}, head {head + 1}"
+        shape = f"(NH,T,{'T' if stage.key in ('scores', 'att') else 'HS'}) = {full.shape}, head {head}"
     else:
         values = full
         letters = {"logits": "(T,V)", "probs": "(T,V)", "mlp_pre": "(T,4C)", "mlp_act": "(T,4C)"}.get(

@@ -195,7 +195,7 @@ class TestTrainingPanels:
 
 
 class TestWords:
-    async def test_temperature_is_named_and_layers_count_from_one(self, session, screen_text):
+    async def test_temperature_is_named_and_layers_show_their_range(self, session, screen_text):
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("5")
@@ -203,7 +203,7 @@ class TestWords:
             assert "temp 1" in screen_text(app) and "T 1 " not in screen_text(app)
             await pilot.press("4")
             await pilot.pause(0.3)
-            assert "layer 1 of 2" in screen_text(app)
+            assert "layer 0 (0–1)" in screen_text(app)  # counted from 0, as the weights' names h.0, h.1
 
     def test_shapes_say_what_their_letters_mean(self, trained_session):
         from tinylm.tui.stages import all_stages, stage_view

@@ -141,7 +141,7 @@ class TestKeys:
             grid = screen.query_one("#grid", Heatmap)
             np.testing.assert_array_equal(grid.values, trace["h.0.scores"][0])
             await pilot.press("full_stop")
-            assert session.head == 1 and "head 2 of 2" in title(screen)
+            assert session.head == 1 and "head 1 (0–1)" in title(screen)
             np.testing.assert_array_equal(grid.values, trace["h.0.scores"][1])
             await pilot.press("right_square_bracket")
             assert screen.stage.layer == 1 and session.layer == 1

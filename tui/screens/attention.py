@@ -127,7 +127,7 @@ class AttentionScreen(AblationControls, TraceView):
         mask = np.triu(np.ones((T, T), dtype=bool), 1)
         self.query_one("#att-title", Static).update(
             Text.assemble(
-                f"Attention weights · layer {layer + 1} of {session.n_layer} · head {head + 1} of {session.n_head}\n",
+                f"Attention weights · layer {layer} (0–{session.n_layer - 1}) · head {head} (0–{session.n_head - 1})\n",
                 (
                     "Each row is a token looking back at the tokens before it (columns); its weights sum to 1.",
                     "not bold dim",
@@ -149,7 +149,7 @@ class AttentionScreen(AblationControls, TraceView):
             thumb.set_class(h == head, "-selected")
             out = any(a.part == "head" and (a.layer, a.head) == (layer, h) for a in session.ablations)
             self.thumb_labels[h].update(
-                f"head {h + 1}" + (" ✗" if out else "") + (f" ({factor}x{factor} mean)" if factor > 1 else "")
+                f"head {h}" + (" ✗" if out else "") + (f" ({factor}x{factor} mean)" if factor > 1 else "")
             )
         self._fit_grid(-(-T // factor))
         self.update_attends(big.cursor[0])
@@ -205,7 +205,7 @@ class AttentionScreen(AblationControls, TraceView):
         for h in range(n_head):
             small = Heatmap(compact=True, show_status=False, show_labels=False, show_cursor=False, name=str(h))
             small.can_focus = False  # arrows belong to the big map
-            label = Label(f"head {h + 1}")
+            label = Label(f"head {h}")
             self.thumbs.append((Vertical(label, small, classes="thumb"), small))
             self.thumb_labels.append(label)
         grid.mount_all(thumb for thumb, _ in self.thumbs)

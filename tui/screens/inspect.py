@@ -128,8 +128,8 @@ class InspectScreen(TraceView):
             session.layer = stage.layer
         head = session.head
         view = stage_view(stage, trace, head, self.state.vocab)
-        where = f" · layer {stage.layer + 1} of {session.n_layer}" if stage.layer is not None else ""
-        heads = f" · head {head + 1} of {session.n_head}" if stage.per_head else ""
+        where = f" · layer {stage.layer} (0–{session.n_layer - 1})" if stage.layer is not None else ""
+        heads = f" · head {head} (0–{session.n_head - 1})" if stage.per_head else ""
         self.query_one("#stage-title", Static).update(
             f"{stage.title}{where}{heads}  ({self.index + 1}/{len(self.stages)})"
         )
@@ -168,7 +168,7 @@ class InspectScreen(TraceView):
                 continue
             if stage.key == "ln_1":
                 options.append(
-                    Option(Text(f"─ layer {layer + 1} of {self.app.session.n_layer} ─", style="dim"), disabled=True)
+                    Option(Text(f"─ layer {layer} (0–{self.app.session.n_layer - 1}) ─", style="dim"), disabled=True)
                 )
             options.append(Option(stage.title, id=f"stage-{i}"))
         stages_list.clear_options()
