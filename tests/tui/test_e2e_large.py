@@ -49,7 +49,7 @@ def test_a_wide_model_at_80x24(tmp_path):
         screen = tui.wait_for(r"real values · z back")
         assert_fits(screen)
         tui.keys("6")
-        screen = tui.wait_for(r"Vocabulary: 5,000 tokens", timeout=60)
+        screen = tui.wait_for(r"Vocabulary: 5,000 tokens .*\n.*PC1", timeout=60)  # the analysis is drawn
         assert_fits(screen)
         tui.keys("/", "Space", "t", "h", "e")
         screen = tui.wait_for(r"id \d+ '␣the'")
