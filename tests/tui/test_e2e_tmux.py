@@ -301,7 +301,7 @@ def broken_borders(screen: str, size=(80, 24)) -> list[str]:
     problems = [f"row {i} is {len(line)} columns" for i, line in enumerate(lines) if len(line) > size[0]]
     if not lines[0].startswith(" prompt"):
         problems.append(f"prompt row: {lines[0]!r}")
-    if "temp" not in lines[1] or "seed" not in lines[1]:
+    if not lines[1].startswith((" temp ", " ● streaming  temp ")) or "seed" not in lines[1]:
         problems.append(f"settings row: {lines[1]!r}")
     if "1 Config" not in lines[size[1] - 2]:
         problems.append(f"mode bar row: {lines[size[1] - 2]!r}")
