@@ -42,7 +42,8 @@ def holds_another(path: str, own: str | None) -> bool:
 
 
 def free_path(path: str) -> str:
-    """`path-2`, `path-3`, ...: the first that does not exist."""
+    """`path-2`, `path-3`, ...: the first that does not exist (`dir/` gives `dir-2`, not `dir/-2`)."""
+    path = str(Path(path))
     n = 2
     while Path(f"{path}-{n}").exists():
         n += 1

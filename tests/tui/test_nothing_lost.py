@@ -133,6 +133,14 @@ class TestOpenedCheckpoint:
             assert not isinstance(app.screen, Ask)
 
 
+def test_a_new_name_sits_beside_the_directory(tmp_path):
+    from tinylm.tui.app import free_path
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run-2").mkdir()
+    assert free_path(f"{tmp_path}/run/") == f"{tmp_path}/run-3"
+
+
 class TestUnsavedTrainingAsks:
     @pytest.mark.parametrize("how", ["finish", "stop"])
     async def test_quit_after_training_asks(self, how, tmp_path):
