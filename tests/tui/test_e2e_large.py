@@ -51,7 +51,9 @@ def test_a_wide_model_at_80x24(tmp_path):
         tui.keys("6")
         screen = tui.wait_for(r"Vocabulary: 5,000 tokens .*\n.*PC1", timeout=60)  # the analysis is drawn
         assert_fits(screen)
-        tui.keys("/", "Space", "t", "h", "e")
+        tui.keys("/")
+        tui.wait_for(r"a token's text")  # the find field has focus: keys sent before that go to the table
+        tui.keys("Space", "t", "h", "e")
         screen = tui.wait_for(r"id \d+ '␣the'")
         assert_fits(screen)
         assert tui.alive()
