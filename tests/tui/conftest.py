@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
+from tinylm.tui.screenshot import screen_text as text_of_screen
 from tinylm.tui.session import Session
 
 
@@ -31,20 +29,4 @@ def session(trained_session) -> Session:
 @pytest.fixture
 def screen_text():
     """Returns a function giving the app's current screen as plain text (what a terminal would show)."""
-
-    def capture(app) -> str:
-        width, height = app.size
-        console = Console(
-            width=width,
-            height=height,
-            file=io.StringIO(),
-            force_terminal=True,
-            color_system=None,
-            record=True,
-            legacy_windows=False,
-            safe_box=False,
-        )
-        console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-        return console.export_text()
-
-    return capture
+    return text_of_screen
