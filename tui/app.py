@@ -17,6 +17,7 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from .safe_text import one_line, printable
+from .screens.config_form import DEFAULT_CHECKPOINT
 from .screens.registry import SCREENS, ScreenEntry, key_of
 from .session import Session
 from .widgets.modebar import Chrome
@@ -24,7 +25,6 @@ from .widgets.modebar import Chrome
 if TYPE_CHECKING:  # numpy and the core load in the background, so the first screen paints at once
     from .training_worker import TrainingRun
 
-DEFAULT_CHECKPOINT = str(Path("checkpoints") / "tinylm-tui")
 POLL_HZ = 5  # how often the UI reads the training slot: often enough to look live, never once per step
 
 

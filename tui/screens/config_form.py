@@ -8,6 +8,9 @@ from typing import Any
 
 from ..startup import DEFAULT_MODEL, DEFAULT_TOKENIZER, DEFAULT_TRAIN, set_eval_schedule
 
+DEFAULT_CHECKPOINT = "checkpoints/tinylm-tui"  # where a new model is saved unless the form says otherwise
+FILE, TYPED = "(file)", "(typed)"  # corpus sources besides the built-in names
+
 
 @dataclass(frozen=True)
 class FieldSpec:
