@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .backstages import BackStage
-from .explain import Explanation
+from .explain import Explanation, dot_summary
 
 
 def num(x: float) -> str:
@@ -23,18 +23,6 @@ def op(x: float) -> str:
     return f"({num(x)})" if x < 0 else num(x)
 
 
-def dot_summary(a: np.ndarray, w: np.ndarray, a_name: str, w_name: str, top: int = 3) -> tuple[list[str], float]:
-    """Σ a·w over all terms, listing the largest contributions (a full list would not fit)."""
-    a, w = a.astype(np.float64), w.astype(np.float64)
-    terms = a * w
-    order = np.argsort(-np.abs(terms))[:top]
-    lines = [f"Σ {a_name}·{w_name}, largest of {len(terms)} terms:"]
-    lines += [f"  [{i}] {num(a[i])} × {op(w[i])} = {num(terms[i])}" for i in order]
-    total = float(terms.sum())
-    lines.append(f"sum of all {len(terms)} = {num(total)}")
-    return lines, total
-
-
 def _layers(bt) -> int:
     return sum(1 for n in bt.arrays if n.endswith(".mlp_pre"))
 
@@ -44,7 +32,7 @@ def _w(params, name: str) -> np.ndarray:
 
 
 def _dot(lines: list[str], a, b, a_name: str, b_name: str, scale: float = 1.0) -> float:
-    more, total = dot_summary(np.asarray(a), np.asarray(b), a_name, b_name, top=3)
+    more, total = dot_summary(np.asarray(a), np.asarray(b), a_name, b_name, top=3, fmt=num)
     lines += more
     if scale != 1.0:
         lines.append(f"× {num(scale)} = {num(total * scale)}")

@@ -43,15 +43,17 @@ def wrap_numbers(prefix: str, values, width: int = 60) -> list[str]:
     return lines + [line]
 
 
-def dot_summary(a: np.ndarray, w: np.ndarray, a_name: str, w_name: str, top: int = 5) -> tuple[list[str], float]:
-    """Σ a·w over all terms, listing the largest contributions (a full list would not fit)."""
+def dot_summary(
+    a: np.ndarray, w: np.ndarray, a_name: str, w_name: str, top: int = 5, fmt=num
+) -> tuple[list[str], float]:
+    """Σ a·w over all terms, listing the largest contributions (a full list would not fit); fmt writes a number."""
     a, w = a.astype(np.float64), w.astype(np.float64)
     terms = a * w
     order = np.argsort(-np.abs(terms))[:top]
     lines = [f"largest of the {len(terms)} terms {a_name}·{w_name}:"]
-    lines += [f"  [{i}] {num(a[i])} × {op(w[i])} = {num(terms[i])}" for i in order]
+    lines += [f"  [{i}] {fmt(a[i])} × {f'({fmt(w[i])})' if w[i] < 0 else fmt(w[i])} = {fmt(terms[i])}" for i in order]
     total = float(terms.sum())
-    lines.append(f"sum of all {len(terms)} terms = {num(total)}")
+    lines.append(f"sum of all {len(terms)} terms = {fmt(total)}")
     return lines, total
 
 
