@@ -18,6 +18,8 @@ from .errors import (
     TokenizerError,
 )
 from .generate import GenStep, generate
+from .head_patterns import HeadPattern, describe_head, describe_heads, heads_summary
+from .history import EmbeddingMaps, HistoryRecorder, Snapshot, embedding_maps, on_schedule
 from .intervene import Ablation, Effect, Intervention, greedy_continuation, intervened_probs, rank_heads
 from .kvwatch import CacheStep, KVWatch, decode_flops, kv_bytes, recompute_flops
 from .model import GPT
@@ -80,6 +82,15 @@ __all__ = [
     "kv_bytes",
     "decode_flops",
     "recompute_flops",
+    "HistoryRecorder",
+    "Snapshot",
+    "EmbeddingMaps",
+    "embedding_maps",
+    "on_schedule",
+    "HeadPattern",
+    "describe_head",
+    "describe_heads",
+    "heads_summary",
     "GenStep",
     "generate",
     "Sampling",

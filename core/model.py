@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -110,6 +111,17 @@ class GPT:
             self._acts.clear()
             self.last_activations = None
             self.grad_flat, self.grads = None, {}
+
+    @contextmanager
+    def keeping_buffers(self):
+        """Passes run inside (a history snapshot's trace and sample, between training steps) leave the model's
+        kept buffers as they were: the ones they make are dropped after, so training memory does not grow."""
+        with self.lock:
+            kept, last = dict(self._acts), self.last_activations
+            try:
+                yield self
+            finally:
+                self._acts, self.last_activations = kept, last
 
     def take_activations(self) -> Activations:
         """Hand over the last forward pass's buffers: the model makes new ones for its next pass,

@@ -12,6 +12,7 @@ from .checkpoint import open_run, restore_trainer_state, save_checkpoint
 from .config import TrainConfig
 from .corpus import split_ids
 from .errors import ConfigError, CorpusError, TinyLMError
+from .history import PROBE_TOKENS, HistoryRecorder, default_probe
 from .interrupts import HeldInterrupts
 from .parallel import MIN_SHARD_FLOPS, Shards, shard_count
 from .schedule import get_lr
@@ -64,7 +65,8 @@ class Trainer:
     """Advances a model one optimizer step at a time; pausing and stopping are the caller's choice
     of when to call step() next."""
 
-    def __init__(self, model, ids: np.ndarray, config: TrainConfig, *, corpus=None):
+    def __init__(self, model, ids: np.ndarray, config: TrainConfig, *, corpus=None, history: bool = True):
+        """history: keep snapshots at log-spaced steps (see history.py) in `recorder`; False: none (None)."""
         self.model, self.config, self.corpus = model, config.validate(), corpus
         self.kernels = model.kernels  # the optimizer runs on the model's backend
         T, B = config.context or model.config.block_size, config.batch_size
@@ -99,6 +101,8 @@ class Trainer:
         # The least work (forward + backward FLOPs) a row shard must carry to be worth a thread.
         self.min_shard_flops = MIN_SHARD_FLOPS
         self._shards: Shards | None = None
+        probe = default_probe(self.val_ids, model.tokenizer, min(PROBE_TOKENS, model.config.block_size))
+        self.recorder = HistoryRecorder.for_model(model, probe) if history else None
 
     @property
     def n_train_tokens(self) -> int:
@@ -145,6 +149,8 @@ class Trainer:
         with Ctrl-C held back, and an evaluation cut short by Ctrl-C is skipped (val_loss None) with
         the step kept, its metrics recorded, and the KeyboardInterrupt raised after."""
         c, model = self.config, self.model
+        if self.recorder is not None and not len(self.recorder):
+            self.record_history()  # the weights before this step: the start of the run (or of a resumed one)
         started = time.perf_counter()
         lr = self.lr_at(self.step_count)
         dropout_rng = self.dropout_rng if model.config.dropout else None
@@ -184,7 +190,24 @@ class Trainer:
                 metrics = self._metrics(started, loss, norm, lr, val_loss, accuracy)
         if interrupted is not None:
             raise interrupted
+        if self.recorder is not None and (self.done or self.recorder.due(self.step_count)):
+            self.record_history()  # rare (log-spaced steps) and outside the step's timing
         return metrics
+
+    def record_history(self) -> None:
+        """Snapshot the weights as they are now (between steps) into the history, with this step's train
+        loss and the latest validation loss; nothing when the step is there already or there is no history."""
+        if self.recorder is None:
+            return
+        last = self.history[-1] if self.history and self.history[-1].step == self.step_count else None
+        val = next((m for m in reversed(self.history) if m.val_loss is not None), None)
+        self.recorder.take(
+            self.model,
+            self.step_count,
+            last.train_loss if last is not None else None,
+            val.val_loss if val is not None else None,
+            val.step if val is not None else None,
+        )
 
     def _gradients(self, dropout_rng) -> tuple[float, float]:
         """Forward and backward of a fresh batch: (loss, gradient norm); changes no weights."""
@@ -297,7 +320,9 @@ class Trainer:
         self.dropout_rng.bit_generator.state = dropout_rng.bit_generator.state
 
     def save(self, path) -> None:
-        """Write model, tokenizer, optimizer and trainer state to a checkpoint directory."""
+        """Write model, tokenizer, optimizer, trainer state and history to a checkpoint directory (the history
+        gets a snapshot of the weights saved, when it has none of this step)."""
+        self.record_history()
         save_checkpoint(path, self.model, trainer=self)
 
     @classmethod
