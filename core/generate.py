@@ -23,6 +23,7 @@ class GenStep:
     text: str
     probs: np.ndarray  # (V,) the distribution it was drawn from (after temperature/top-k/top-p)
     raw_probs: np.ndarray  # (V,) softmax of the logits at temperature 1
+    end: bool = False  # the model's end-of-text token (config eos_token_id): generation stopped after it
 
 
 # Weights from this size on decode through BLAS's matrix-vector products, one call per product,
@@ -136,9 +137,14 @@ class KVCache:
         return self.logits
 
 
-def generate(model, prompt, sampling: Sampling | None = None, max_new_tokens: int | None = None) -> Iterator[GenStep]:
+def generate(
+    model, prompt, sampling: Sampling | None = None, max_new_tokens: int | None = None, *, stop_at_eos: bool = True
+) -> Iterator[GenStep]:
     """Yield tokens one by one after the prompt. When the context is full, the oldest quarter is
-    dropped and the cache rebuilt from the rest (a learned position table has no slot past block_size)."""
+    dropped and the cache rebuilt from the rest (a learned position table has no slot past block_size).
+    When the config names an end-of-text token (eos_token_id) and the model draws it, that step is
+    yielded with end=True and generation stops, as transformers' generate does; stop_at_eos=False
+    keeps sampling past it."""
     sampling = sampling or Sampling()
     if not sampling.greedy:
         sampling.validate()
@@ -149,14 +155,16 @@ def generate(model, prompt, sampling: Sampling | None = None, max_new_tokens: in
     with model.lock, np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
         logits = cache.prefill(np.array(context, dtype=np.int64))
     check_finite_output(model, logits, "next-token scores")
+    eos = model.config.eos_token_id if stop_at_eos else None
     produced = 0
     while max_new_tokens is None or produced < max_new_tokens:
         probs = sampling.distribution(logits)
         token = draw(probs, rng)
         text = model.tokenizer.decode([token]) if model.tokenizer is not None else str(token)
-        yield GenStep(token, text, probs, softmax(logits))
+        end = token == eos
+        yield GenStep(token, text, probs, softmax(logits), end)
         produced += 1
-        if produced == max_new_tokens:
+        if end or produced == max_new_tokens:
             return  # no logits after the last token: nobody reads them
         context.append(token)
         with model.lock, np.errstate(over="ignore", invalid="ignore"):

@@ -320,11 +320,12 @@ class GPT:
             raise ConfigError("the prompt is empty: type at least one character")
         return np.ascontiguousarray(ids[-self.config.block_size :], dtype=np.int64)
 
-    def generate(self, prompt, sampling=None, max_new_tokens: int | None = None):
-        """Yield GenStep tokens after the prompt, using a KV cache (see generate.py)."""
+    def generate(self, prompt, sampling=None, max_new_tokens: int | None = None, *, stop_at_eos: bool = True):
+        """Yield GenStep tokens after the prompt, using a KV cache, stopping after the config's
+        end-of-text token unless stop_at_eos is False (see generate.py)."""
         from .generate import generate
 
-        return generate(self, prompt, sampling, max_new_tokens)
+        return generate(self, prompt, sampling, max_new_tokens, stop_at_eos=stop_at_eos)
 
     def next_token_probs(self, prompt) -> np.ndarray:
         """Probabilities (V,) of the next token after the prompt, at temperature 1."""

@@ -417,3 +417,76 @@ def test_ctrl_c_while_fine_tuning_saves_a_run_that_resumes(gpt2_toy, tmp_path, m
     assert status == 0, err
     resumed = Trainer.resume(out)
     assert resumed.step_count == 4 and resumed.model.tokenizer.kind == "gpt2" and resumed.config.context == 16
+
+
+# ----- the end-of-text token (config eos_token_id) ends generation, as in transformers -----------------
+
+
+def first_new_token(ids: list[int], start: int) -> int:
+    """Index of the first token from `start` on that did not appear before it (an eos there ends the text there)."""
+    return next(i for i in range(start, len(ids)) if ids[i] not in ids[:i])
+
+
+def set_eos(path, token: int | None) -> None:
+    """Name `token` as the end-of-text token, in config.json and in transformers' generation_config.json."""
+    edit_config(path, eos_token_id=token)
+    gen = path / "generation_config.json"
+    if gen.exists():
+        gen.write_text(json.dumps({**json.loads(gen.read_text()), "eos_token_id": token}))
+
+
+VARIED = dict(initializer_range=0.5)  # large enough random weights that greedy text does not repeat one token
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_greedy_generation_stops_at_eos_as_transformers_does(tmp_path, seed):
+    from tinylm.core import Sampling
+
+    path = hf_dir(tmp_path / "m", seed=seed, **VARIED)
+    prompt = ids_for(shape=(6,), seed=seed)
+    free = [s.id for s in load(path).generate(prompt, Sampling(greedy=True), 24, stop_at_eos=False)]
+    stop = first_new_token(free, 2)
+    set_eos(path, free[stop])  # an eos the model draws mid-text
+    model = load(path)
+    steps = list(model.generate(prompt, Sampling(greedy=True), 24))
+    hf = transformers.GPT2LMHeadModel.from_pretrained(str(path))
+    ref = hf.generate(torch.from_numpy(prompt[None]), max_new_tokens=24, do_sample=False, pad_token_id=0)
+    assert [s.id for s in steps] == ref[0, len(prompt) :].tolist() == free[: stop + 1]
+    assert [s.end for s in steps] == [False] * stop + [True]
+    assert [s.id for s in model.generate(prompt, Sampling(greedy=True), 24, stop_at_eos=False)] == free
+
+
+def test_sampled_generation_stops_at_the_first_eos_drawn_and_not_before(tmp_path):
+    from tinylm.core import Sampling
+
+    path = hf_dir(tmp_path / "m", **VARIED)
+    prompt = ids_for(shape=(4,))
+    sampling = lambda: Sampling(temperature=1.5, seed=7)  # noqa: E731
+    free = [s.id for s in load(path).generate(prompt, sampling(), 40, stop_at_eos=False)]
+    stop = first_new_token(free, 5)
+    set_eos(path, free[stop])
+    steps = list(load(path).generate(prompt, sampling(), 40))
+    assert [s.id for s in steps] == free[: stop + 1] and steps[-1].end and not any(s.end for s in steps[:-1])
+    set_eos(path, None)  # no end-of-text token: nothing stops the text
+    assert len(list(load(path).generate(prompt, sampling(), 40))) == 40
+
+
+@needs_gpt2_files
+def test_cli_generate_stops_at_eos_says_so_and_ignore_eos_goes_on(tmp_path):
+    path = with_gpt2_tokenizer(hf_dir(tmp_path / "toy", vocab_size=50257, n_embd=32, n_head=4, **VARIED))
+    model = load(path)
+    prompt = "The cat"
+    ids = model.tokenizer.encode(prompt)
+    hf = transformers.GPT2LMHeadModel.from_pretrained(str(path))
+    free = hf.generate(torch.from_numpy(ids[None]), max_new_tokens=12, do_sample=False, eos_token_id=None)
+    free = free[0, len(ids) :].tolist()
+    stop = first_new_token(free, 3)
+    set_eos(path, free[stop])
+    status, out, err = run(["generate", path, "--prompt", prompt, "--tokens", "12", "--greedy"])
+    assert status == 0, err
+    assert out == prompt + model.tokenizer.decode(free[:stop]) + "\n"  # nothing of the eos token itself
+    assert err.count("\n") == 1 and f"after {stop} tokens" in err and f"id {free[stop]}" in err
+    assert "--ignore-eos" in err
+    status, out, err = run(["generate", path, "--prompt", prompt, "--tokens", "12", "--greedy", "--ignore-eos"])
+    assert status == 0 and err == ""
+    assert out == prompt + model.tokenizer.decode(free) + "\n"

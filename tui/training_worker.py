@@ -225,7 +225,8 @@ class TrainingRun:
             for g in self.model.generate(
                 self.sample_prompt, Sampling(temperature=0.8, seed=0), max_new_tokens=self.sample_tokens
             ):
-                pieces.append(shown_piece(self.model.tokenizer, g.id, g.text))
+                if not g.end:  # the end-of-text token is where the sample stops, not text
+                    pieces.append(shown_piece(self.model.tokenizer, g.id, g.text))
             text = self.sample_prompt + "".join(pieces)
         except (TinyLMError, ValueError) as exc:
             text = f"(no sample: {exc})"

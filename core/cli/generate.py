@@ -6,7 +6,7 @@ import argparse
 import codecs
 import sys
 
-from .common import check_prompt, default_prompt_ids, load_checkpoint, non_negative_int
+from .common import check_prompt, default_prompt_ids, load_checkpoint, non_negative_int, note
 
 GENERATE_EXAMPLES = """
 examples:
@@ -40,6 +40,11 @@ def add_generate_parser(sub) -> None:
     )
     p.add_argument("--greedy", action="store_true", help="always take the likeliest token")
     p.add_argument("--seed", type=int, help="seed the sampler for reproducible text (default: fresh)")
+    p.add_argument(
+        "--ignore-eos",
+        action="store_true",
+        help="keep sampling past the model's end-of-text token (default: stop there, as transformers does)",
+    )
     p.set_defaults(func=run_generate)
 
 
@@ -64,7 +69,13 @@ def run_generate(args) -> int:
     out.flush()
     # BPE tokens are bytes that may split a character: decode them incrementally.
     utf8 = codecs.getincrementaldecoder("utf-8")("replace") if model.tokenizer.byte_level else None
-    for step in model.generate(prompt, sampling, max_new_tokens=args.tokens):
+    ended = None
+    for n, step in enumerate(
+        model.generate(prompt, sampling, max_new_tokens=args.tokens, stop_at_eos=not args.ignore_eos)
+    ):
+        if step.end:  # the end-of-text token itself is not text: it is said on stderr below
+            ended = (n, step)
+            break
         text = utf8.decode(model.tokenizer.token_bytes(step.id)) if utf8 else step.text
         out.write(text)
         out.flush()
@@ -72,4 +83,10 @@ def run_generate(args) -> int:
         out.write(utf8.decode(b"", final=True))
     out.write("\n")
     out.flush()
+    if ended is not None:
+        n, step = ended
+        note(
+            f"the model ended the text after {n} token{'s' * (n != 1)} with its end-of-text token "
+            f"{model.tokenizer.token_text(step.id)!r} (id {step.id}); --ignore-eos keeps sampling past it"
+        )
     return 0

@@ -208,6 +208,8 @@ def sample_text(trainer, n_chars: int) -> str:
     for step in model.generate(
         default_prompt_ids(model), Sampling(temperature=0.8, seed=trainer.config.seed), max_new_tokens=4 * n_chars
     ):
+        if step.end:  # the model ended its text: the token itself is not text
+            break
         pieces.append(step.id)
         length += len(step.text)
         if length >= n_chars:

@@ -188,3 +188,47 @@ class TestProbBarsWidget:
         probs = np.array([0.1, 0.3, 0.3, 0.2, 0.1])
         items = top_tokens(probs, trained_session.model.tokenizer, k=3)
         assert [it.id for it in items] == [1, 2, 3]
+
+
+class TestEndOfText:
+    """A model whose config names an end-of-text token stops there: n and the stream, E keeps sampling."""
+
+    @staticmethod
+    def force_eos(session, monkeypatch, free: list[int]) -> list[int]:
+        """Make the third new token of `free` the model's end-of-text token; the ids up to it."""
+        stop = next(i for i in range(2, len(free)) if free[i] not in free[:i])
+        monkeypatch.setattr(session.model.config, "eos_token_id", free[stop])
+        return free[: stop + 1]
+
+    async def test_step_stops_at_eos_and_says_so(self, session, screen_text, monkeypatch):
+        free, text = [], "The fox"
+        for i in range(12):  # what n appends: each draw seeded by seed + position
+            step = next(iter(session.model.generate(text, Sampling(seed=i), 1, stop_at_eos=False)))
+            free.append(step.id)
+            text += step.text
+        free = self.force_eos(session, monkeypatch, free)
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            await pilot.press(*["n"] * (len(free) + 2))
+            assert [t for t, _ in screen.generated] == free[:-1]  # the eos token is not added, nothing after it
+            shown = screen_text(app)
+            assert "end of text" in shown and "E: keep sampling" in shown
+            await pilot.press("E", "n")
+            assert [t for t, _ in screen.generated] == free  # past it when told to
+            assert "end of text" not in screen_text(app)
+
+    async def test_stream_stops_by_itself_at_eos(self, session, screen_text, monkeypatch):
+        free = [g.id for g in session.model.generate("The fox", Sampling(seed=0), 12, stop_at_eos=False)]
+        free = self.force_eos(session, monkeypatch, free)
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            await pilot.press("space")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if not screen.streaming:
+                    break
+            assert not screen.streaming  # the stream ended by itself
+            assert [t for t, _ in screen.generated] == free[:-1]
+            assert "end of text" in screen_text(app)

@@ -58,6 +58,7 @@ class GenerateScreen(AblationControls, Screen):
         Binding("e", "edit_prompt", "Edit prompt", show=False),
         Binding("x", "reset", "Reset text", show=False),
         Binding("t", "use_as_prompt", "Use as prompt", show=False),
+        Binding("E", "toggle_eos", "Stop at the end-of-text token / keep sampling past it", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
         *(replace(b, show=False) for b in ABLATION_BINDINGS),  # on the head selected on Attention
     ]
@@ -74,6 +75,8 @@ class GenerateScreen(AblationControls, Screen):
         self._raw_key: tuple = ("", -1, 0)  # (text, session version, model id) of the cached probabilities
         self._raw = None  # raw next-token probabilities (V,) for _raw_key
         self._predicting: tuple | None = None  # the key a worker is computing probabilities for
+        self.stop_at_eos = True  # stop where the model draws its end-of-text token (E: keep sampling past it)
+        self.ended: str | None = None  # the text after which the model drew its end-of-text token
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -143,7 +146,9 @@ class GenerateScreen(AblationControls, Screen):
         tokenizer = self.app.session.model.tokenizer if self.app.session.model is not None else None
         for token_id, piece in self.generated:
             text.append(printable(shown_piece(tokenizer, token_id, piece)), style="green")
-        if not self.generated:
+        if self.at_end():
+            text.append("\n\nend of text: the model ended it here · E: keep sampling past it", style="bold")
+        elif not self.generated:
             text.append("\n\nn: next token · space: stream · c: compare strategies · e: edit the prompt", style="dim")
         else:
             text.append("\n\nx: clear the generated text · t: take it all as the prompt", style="dim")
@@ -202,7 +207,10 @@ class GenerateScreen(AblationControls, Screen):
             self.query_one("#bars", ProbBars).set_items([])
             return
         note = " · (%) before sampling" if describe(self.sampling) != "temp 1" else ""
-        title.update(Text(f"next token · {describe(self.sampling)}{note}", no_wrap=True, overflow="ellipsis"))
+        if self.at_end():
+            title.update(Text(f"end of text · {describe(self.sampling)} · E: go on", no_wrap=True, overflow="ellipsis"))
+        else:
+            title.update(Text(f"next token · {describe(self.sampling)}{note}", no_wrap=True, overflow="ellipsis"))
         self.query_one("#bars", ProbBars).set_items(top_tokens(probs, model.tokenizer, self.bar_count(), raw))
         self.refresh_ablation()
 
@@ -318,7 +326,7 @@ class GenerateScreen(AblationControls, Screen):
         if is_quick(model, len(self.text)):
             try:
                 with np.errstate(all="ignore"):
-                    step = next(iter(model.generate(self.text, seeded, max_new_tokens=1)))
+                    step = next(iter(model.generate(self.text, seeded, 1, stop_at_eos=self.stop_at_eos)))
             except (TinyLMError, ValueError) as exc:
                 self.notify(str(exc), title="Cannot generate", severity="error")
                 return
@@ -326,15 +334,15 @@ class GenerateScreen(AblationControls, Screen):
             self.refresh_view()
         else:  # a large model's pass over the whole text takes longer than a key may wait
             self.query_one("#bars-title", Static).update("computing the next token…")
-            self.step_in_background(self.text, seeded)
+            self.step_in_background(self.text, seeded, self.stop_at_eos)
 
     @work(thread=True, exclusive=True, group="step", exit_on_error=False)
-    def step_in_background(self, text: str, sampling) -> None:
+    def step_in_background(self, text: str, sampling, stop_at_eos: bool) -> None:
         from tinylm.core import TinyLMError
 
         try:
             with np.errstate(all="ignore"):
-                step = next(iter(self.app.session.model.generate(text, sampling, max_new_tokens=1)))
+                step = next(iter(self.app.session.model.generate(text, sampling, 1, stop_at_eos=stop_at_eos)))
         except (TinyLMError, ValueError) as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Cannot generate", severity="error")
             return
@@ -346,8 +354,30 @@ class GenerateScreen(AblationControls, Screen):
             self.refresh_view()
 
     def append(self, step) -> None:
-        """Add a generated token to the text (the prompt stays as typed: t makes it all the prompt)."""
-        self.generated.append((step.id, step.text))
+        """Add a generated token to the text (the prompt stays as typed: t makes it all the prompt);
+        the end-of-text token is not added but marks the text as ended."""
+        if step.end:
+            self.ended = self.text
+        else:
+            self.generated.append((step.id, step.text))
+
+    def at_end(self) -> bool:
+        """Whether the model ended the text as it stands (drew its end-of-text token after it)."""
+        return self.stop_at_eos and self.ended is not None and self.ended == self.text
+
+    def action_toggle_eos(self) -> None:
+        """Stop at the model's end-of-text token, or keep sampling past it (a stream restarts with it)."""
+        eos = self.app.session.model.config.eos_token_id if self.app.session.model is not None else None
+        self.stop_at_eos = not self.stop_at_eos
+        if eos is None:
+            self.notify("This model names no end-of-text token (eos_token_id): nothing stops its text.")
+        else:
+            how = "stops at" if self.stop_at_eos else "keeps sampling past"
+            self.notify(f"Generation {how} the end-of-text token (id {eos}).")
+        if self.streaming:
+            self.stop_stream()
+            self.action_stream()
+        self.refresh_view()
 
     def action_stream(self) -> None:
         if self.streaming:
@@ -379,7 +409,7 @@ class GenerateScreen(AblationControls, Screen):
         model = self.app.session.model
         try:
             with np.errstate(all="ignore"):
-                for step in model.generate(text, self.sampling):
+                for step in model.generate(text, self.sampling, stop_at_eos=self.stop_at_eos):
                     if worker.is_cancelled:
                         return
                     self.post_message(TokenStreamed(step, run))
@@ -402,6 +432,10 @@ class GenerateScreen(AblationControls, Screen):
             self.refresh_view()
             return
         self.append(step)
+        if step.end:  # the model ended the text: the stream is over
+            self.stop_stream()
+            self.refresh_view()
+            return
         self.show_output()
         model = self.app.session.model
         self.query_one("#bars-title", Static).update(

@@ -59,7 +59,8 @@ class CompareView(Horizontal):
         results = []
         for _label, sampling in strategies(seed):
             steps = model.generate(prompt, sampling, max_new_tokens=COMPARE_TOKENS)
-            pieces = [shown_piece(model.tokenizer, g.id, g.text) for g in steps]
+            # the end-of-text token is named as such, not shown as text
+            pieces = [" (end of text)" if g.end else shown_piece(model.tokenizer, g.id, g.text) for g in steps]
             results.append("".join(pieces))
         self.app.call_from_thread(self.show, results)
 
