@@ -13,6 +13,7 @@ from .config import TrainConfig
 from .corpus import split_ids
 from .errors import ConfigError, CorpusError, TinyLMError
 from .history import PROBE_TOKENS, HistoryRecorder, default_probe
+from .metrics_history import MetricsHistory
 from .interrupts import HeldInterrupts
 from .parallel import MIN_SHARD_FLOPS, Shards, shard_count
 from .schedule import get_lr
@@ -82,7 +83,7 @@ class Trainer:
                     f"{T + 1}; use a longer text or a smaller context length"
                 )
         self.step_count = 0
-        self.history: list[TrainMetrics] = []
+        self.history: list[TrainMetrics] = MetricsHistory()  # bounded: thinned as the run grows
         self.rng = np.random.default_rng(config.seed)  # batch positions
         self.dropout_rng = np.random.default_rng(config.seed + 1)
         n = model.flat.size
@@ -315,7 +316,7 @@ class Trainer:
                     raise ValueError(f"history step {m.step!r}: {name} is {value!r}, not a number")
         rng, dropout_rng = np.random.default_rng(), np.random.default_rng()
         rng.bit_generator.state, dropout_rng.bit_generator.state = state["rng"], state["dropout_rng"]
-        self.step_count, self.elapsed_s, self.history = step, float(elapsed), history
+        self.step_count, self.elapsed_s, self.history = step, float(elapsed), MetricsHistory(history)
         self.rng.bit_generator.state = rng.bit_generator.state
         self.dropout_rng.bit_generator.state = dropout_rng.bit_generator.state
 

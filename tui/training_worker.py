@@ -13,6 +13,7 @@ from .fairlock import make_fair
 from .safe_text import shown_piece
 
 EMBEDDING = "transformer.wte.weight"
+CURVE_SLACK = 256  # steps the shown curve may run ahead of the thinned history before it is thinned too
 
 
 @dataclass
@@ -50,6 +51,16 @@ def history_state(trainer) -> TrainingState:
     for m in trainer.history:
         _append(state, m)
     return state
+
+
+def _follow_history(state: TrainingState, history) -> None:
+    """Make the curve the trainer's history again after the history thinned its older steps (it stays
+    bounded, so the curve copied out at every poll stays small however long the session)."""
+    state.train_steps = [m.step for m in history]
+    state.train_losses = [float(m.train_loss) for m in history]
+    evals = [m for m in history if m.val_loss is not None]
+    state.val_steps = [m.step for m in evals]
+    state.val_losses = [float(m.val_loss) for m in evals]
 
 
 def _append(state: TrainingState, m) -> None:
@@ -175,6 +186,9 @@ class TrainingRun:
     def _record(self, m) -> None:
         with self._lock:
             _append(self._state, m)
+            history = self.trainer.history
+            if len(self._state.train_steps) > len(history) + CURVE_SLACK:
+                _follow_history(self._state, history)
 
     def _loop(self) -> None:
         from tinylm.core import TinyLMError, TrainingDiverged, limit_threads

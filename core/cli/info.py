@@ -105,14 +105,21 @@ def run_info(args) -> int:
             e = evals[-1]
             text += f"; val loss {e['val_loss']:.4f}, accuracy {100 * e['accuracy']:.1f}% (step {e['step']})"
         rows.append(("last", text))
-        losses = [h["train_loss"] for h in history]
+        losses = [h["train_loss"] for h in history]  # a long run's history is thinned: say which steps it spans
+        span = f"steps {history[0]['step']}-{last['step']}"
         rows.append(
-            ("train loss", f"{sparkline(losses)}  {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} steps")
+            (
+                "train loss",
+                f"{sparkline(losses)}  {losses[0]:.3f} -> {losses[-1]:.3f} over {span}",
+            )
         )
         if len(evals) > 1:
             vals = [h["val_loss"] for h in evals]
             rows.append(
-                ("val loss", f"{sparkline(vals)}  {vals[0]:.3f} -> {vals[-1]:.3f} over {len(vals)} evaluations")
+                (
+                    "val loss",
+                    f"{sparkline(vals)}  {vals[0]:.3f} -> {vals[-1]:.3f} over steps {evals[0]['step']}-{e['step']}",
+                )
             )
     elif not train:
         rows.append(

@@ -48,6 +48,27 @@ class TestTrainingRun:
         assert state.sample_step == 20 and state.sample.startswith("\n")
         np.testing.assert_array_equal(state.matrices[EMBEDDING], trainer.model.params[EMBEDDING])
 
+    def test_the_slot_stays_bounded_over_a_long_run(self):
+        from tinylm.core.metrics_history import MetricsHistory
+        from tinylm.tui.training_worker import CURVE_SLACK
+
+        trainer = tiny_trainer(steps=1500)
+        trainer.history = MetricsHistory(limit=32)
+        run = TrainingRun(trainer, sample_every=10_000, sample_tokens=1)
+        longest = 0
+        run.start()
+        while run.alive:
+            longest = max(longest, len(run.state().train_steps))
+            time.sleep(0.005)
+        state = run.state()
+        assert state.step == 1500 and state.train_steps[-1] == 1500
+        longest = max(longest, len(state.train_steps))
+        assert len(trainer.history) <= 32 and longest <= 32 + CURVE_SLACK + 1
+        shown = dict(zip(state.train_steps, state.train_losses))
+        kept = {m.step: m.train_loss for m in trainer.history}
+        assert all(shown[s] == loss for s, loss in kept.items())  # the curve holds the history's points
+        assert state.val_steps == sorted(state.val_steps) and state.val_steps[-1] == 1500
+
     def test_pause_holds_the_weights_and_resume_continues(self):
         trainer = tiny_trainer(steps=100_000)
         run = TrainingRun(trainer)
