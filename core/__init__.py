@@ -20,6 +20,7 @@ from .errors import (
 from .generate import GenStep, generate
 from .head_patterns import HeadPattern, describe_head, describe_heads, heads_summary
 from .history import EmbeddingMaps, HistoryRecorder, Snapshot, embedding_maps, on_schedule
+from .history_file import load_history
 from .intervene import Ablation, Effect, Intervention, greedy_continuation, intervened_probs, rank_heads
 from .kvwatch import CacheStep, KVWatch, decode_flops, kv_bytes, recompute_flops
 from .model import GPT
@@ -87,6 +88,7 @@ __all__ = [
     "EmbeddingMaps",
     "embedding_maps",
     "on_schedule",
+    "load_history",
     "HeadPattern",
     "describe_head",
     "describe_heads",

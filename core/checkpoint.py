@@ -18,6 +18,7 @@ from .errors import CheckpointError, CheckpointRecovered, ConfigError, TinyLMErr
 from .files import NotReadable, read_json_text
 from .hf_config import check_fits_in_memory, model_config_from_hf
 from .hf_weights import WEIGHTS_FILE, check_tensors, fill_model, index_tensors, weight_files
+from .history_file import HISTORY_JSON, load_history, save_history
 from .model import GPT
 from .params import INIT_STD
 from .safedir import carry_over, holds_cwd, publish, recover, staging_dir
@@ -97,6 +98,7 @@ def is_tinylm_checkpoint(path: Path) -> bool:
 MODEL_FILES = {
     CONFIG_FILE,
     STATE_FILE,
+    HISTORY_JSON,  # with history.safetensors: a new save's history (or none) replaces the old one
     TOKENIZER_FILE,
     "tokenizer.json",
     "tokenizer_config.json",
@@ -141,6 +143,8 @@ def save_checkpoint(path, model: GPT, trainer=None) -> Path:
                         moments[f"{key}.{name}"] = np.ascontiguousarray(view)
                 save_file(moments, str(tmp / OPTIMIZER_FILE), metadata={"format": "np"})
                 (tmp / STATE_FILE).write_text(json.dumps(trainer.state_dict()) + "\n")
+                if getattr(trainer, "recorder", None) is not None and len(trainer.recorder):
+                    save_history(tmp, trainer.recorder)
         if path.is_dir():
             carry_over(path, tmp, is_model_file)
         publish(tmp, path)
@@ -270,7 +274,8 @@ def open_run(path, corpus=None) -> tuple[GPT, TrainConfig, Corpus]:
 
 
 def restore_trainer_state(path, trainer) -> None:
-    """Read a checkpoint's AdamW moments, step, RNG states and history into a trainer built by open_run."""
+    """Read a checkpoint's AdamW moments, step, RNG states, metrics and snapshot history into a trainer built by
+    open_run (a checkpoint without a snapshot history keeps the trainer's new, empty one)."""
     path = Path(path)
     model = trainer.model
     moments = TensorFile(path / OPTIMIZER_FILE)
@@ -283,3 +288,5 @@ def restore_trainer_state(path, trainer) -> None:
         trainer.load_state_dict(_read_json(path / STATE_FILE, "trainer_state.json"))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}/{STATE_FILE} is damaged ({exc}); re-save or retrain") from None
+    if getattr(trainer, "recorder", None) is not None:
+        trainer.recorder = load_history(path, model) or trainer.recorder

@@ -207,3 +207,112 @@ def test_summary_names_the_clearest_heads_and_counts_the_even_ones():
     )
     text = heads_summary(describe_heads(np.stack([[uniform, previous], [uniform, uniform]])))
     assert text == "L0 H1 looks one token back (1.00); 3 of 4 even"
+
+
+# ----- saved with the checkpoint ------------------------------------------------------------------
+
+
+def assert_same_snapshots(a, b):
+    assert [s.step for s in a] == [s.step for s in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.attention, y.attention)
+        np.testing.assert_array_equal(x.embedding, y.embedding)
+        assert (x.train_loss, x.val_loss, x.val_step, x.sample) == (y.train_loss, y.val_loss, y.val_step, y.sample)
+
+
+def test_history_is_saved_with_the_checkpoint_and_read_back(tmp_path):
+    from tinylm.core import Trainer
+
+    trainer = small_trainer(steps=13)
+    while not trainer.done:
+        trainer.step()
+    trainer.save(tmp_path / "run")
+    assert (tmp_path / "run" / "history.safetensors").is_file() and (tmp_path / "run" / "history.json").is_file()
+    back = Trainer.resume(tmp_path / "run")
+    rec, again = trainer.recorder, back.recorder
+    assert again.max_snapshots == rec.max_snapshots
+    np.testing.assert_array_equal(again.probe_ids, rec.probe_ids)
+    np.testing.assert_array_equal(again.map_ids, rec.map_ids)
+    assert_same_snapshots(again.snapshots(), rec.snapshots())
+
+
+def test_a_resumed_run_goes_on_appending_as_an_uninterrupted_one_would(tmp_path):
+    from tinylm.core import Trainer
+
+    whole = small_trainer(steps=20)
+    while not whole.done:
+        whole.step()
+    part = small_trainer(steps=20)
+    for _ in range(13):
+        part.step()
+    part.save(tmp_path / "run")  # the save adds the weights it holds: step 13
+    resumed = Trainer.resume(tmp_path / "run")
+    while not resumed.done:
+        resumed.step()
+    assert resumed.recorder.steps == [0, 1, 2, 3, 4, 6, 8, 12, 13, 16, 20]
+    kept = [s for s in resumed.recorder.snapshots() if s.step != 13]
+    assert_same_snapshots(kept, whole.recorder.snapshots())
+
+
+def test_a_checkpoint_without_history_opens_and_starts_one(tmp_path):
+    from tinylm.core import Trainer
+
+    trainer = small_trainer(steps=20)
+    for _ in range(5):
+        trainer.step()
+    trainer.save(tmp_path / "run")
+    for name in ("history.json", "history.safetensors"):
+        (tmp_path / "run" / name).unlink()
+    resumed = Trainer.resume(tmp_path / "run")
+    assert len(resumed.recorder) == 0
+    resumed.step()
+    assert resumed.recorder.steps == [5, 6]  # the weights it opened with, then the schedule
+
+
+def test_a_save_without_history_leaves_no_stale_one(tmp_path):
+    trainer = small_trainer(steps=20)
+    trainer.step()
+    trainer.save(tmp_path / "run")
+    trainer.recorder = None
+    trainer.save(tmp_path / "run")
+    assert not (tmp_path / "run" / "history.json").exists()
+    assert not (tmp_path / "run" / "history.safetensors").exists()
+
+
+def test_a_damaged_history_is_one_clear_error(tmp_path):
+    import json
+
+    from tinylm.core import CheckpointError, Trainer
+
+    trainer = small_trainer(steps=20)
+    for _ in range(3):
+        trainer.step()
+    trainer.save(tmp_path / "run")
+    path = tmp_path / "run" / "history.json"
+    good = json.loads(path.read_text())
+    for change, message in (
+        ({"steps": good["steps"][::-1]}, "steps must increase"),
+        ({"probe_ids": [10_000]}, "probe_ids must be a list of token ids"),
+        ({"samples": good["samples"][:-1]}, "samples must be a list of"),
+    ):
+        path.write_text(json.dumps({**good, **change}))
+        with pytest.raises(CheckpointError, match=f"{message}.*move history.json and history.safetensors out of"):
+            Trainer.resume(tmp_path / "run")
+    path.write_text(json.dumps(good))
+    (tmp_path / "run" / "history.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(CheckpointError, match="history.safetensors is damaged"):
+        Trainer.resume(tmp_path / "run")
+
+
+def test_transformers_opens_a_checkpoint_with_history_and_sees_the_same_attention(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    trainer = small_trainer(steps=6)
+    while not trainer.done:
+        trainer.step()
+    trainer.save(tmp_path / "run")
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "run", attn_implementation="eager")
+    with torch.no_grad():
+        out = hf(torch.tensor(trainer.recorder.probe_ids[None, :]), output_attentions=True)
+    attention = np.stack([a[0].numpy() for a in out.attentions])  # (L, NH, P, P)
+    np.testing.assert_allclose(trainer.recorder.snapshots()[-1].attention, attention, atol=1e-6)

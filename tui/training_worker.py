@@ -228,6 +228,7 @@ class TrainingRun:
         if trainer.done:
             self._set(status="finished", message=f"finished {trainer.step_count} steps")
         else:
+            trainer.record_history()  # the history ends at the weights the run stopped with
             self._set(status="stopped", message=f"stopped at step {trainer.step_count}")
 
     def _sample(self) -> None:
