@@ -13,8 +13,8 @@ from .config import TrainConfig
 from .corpus import split_ids
 from .errors import ConfigError, CorpusError, TinyLMError
 from .history import PROBE_TOKENS, HistoryRecorder, default_probe
-from .metrics_history import MetricsHistory
 from .interrupts import HeldInterrupts
+from .metrics_history import MetricsHistory
 from .parallel import MIN_SHARD_FLOPS, Shards, shard_count
 from .schedule import get_lr
 
