@@ -100,6 +100,30 @@ class TestGPT2Tokenizer:
         assert all(label.startswith("\\x") or label.startswith(" ") for label in labels[1:])
         assert "".join(labels[1:]).replace(" ", "") == repr("🦊".encode())[2:-1]  # the fox's bytes, as bytes
 
+    def test_every_tokens_label_is_its_text_with_only_stray_bytes_as_hex(self, gpt2):
+        import re
+
+        stray = 0
+        for i in range(gpt2.vocab_size):
+            raw, label = gpt2.token_bytes(i), gpt2.token_label(i)
+            try:
+                assert label == raw.decode("utf-8")  # whole characters: the text itself, whitespace included
+            except UnicodeDecodeError:
+                stray += 1
+                assert "\ufffd" not in label and "\\n" not in label  # no replacement glyph, no escaped newline
+                # read back: \xHH is a byte, anything else its UTF-8: the exact bytes of the token
+                back = b"".join(
+                    bytes([int(part[2:], 16)]) if part.startswith("\\x") else part.encode()
+                    for part in re.split(r"(\\x[0-9a-f]{2})", label)
+                )
+                assert back == raw, (i, raw, label)
+        assert stray > 100  # GPT-2 has hundreds of tokens that are part of a character
+        assert gpt2.token_label(gpt2.encode("é")[0]) == "é"
+        assert gpt2.token_label(25443) == "о\\xd0"  # b"\\xd0\\xbe\\xd0": a whole Cyrillic о, then a stray byte
+        assert gpt2.token_label(gpt2.encode("🦊")[0]) == "\\xf0\\x9f"  # its first two bytes, as bytes
+        assert gpt2.text_label(gpt2.encode(" 🦊!").tolist()) == " 🦊!"  # joined, the character is whole again
+        assert gpt2.text_label(gpt2.encode(" 🦊").tolist()[:-1]) == " \\xf0\\x9f\\xa6"  # unfinished: its bytes
+
     def test_merge_steps_explain_a_word(self, gpt2):
         steps = gpt2.merge_steps(" lower")
         assert steps[-1].ids == gpt2.encode(" lower").tolist()

@@ -35,7 +35,15 @@ def printable(text: str) -> str:
 
 def shown_piece(tokenizer, token_id: int, text: str) -> str:
     """A generated token's text, except that a token decoding to U+FFFD (the unknown token, or bytes
-    that are not whole characters) is shown by its name, e.g. <unk>, not as a replacement glyph."""
+    that are not whole characters) is shown by its label, e.g. <unk> or \\xe2\\x80, not as a replacement glyph."""
     if tokenizer is None or "\ufffd" not in text:
         return text
-    return tokenizer.token_text(token_id)
+    return tokenizer.token_label(token_id)
+
+
+def shown_text(tokenizer, pieces: list[tuple[int, str]]) -> str:
+    """Generated tokens (id, text) as shown: a byte-level tokenizer's bytes joined, so a character
+    split over tokens shows whole (an unfinished one as \\xHH); other kinds token by token (shown_piece)."""
+    if tokenizer is not None and tokenizer.byte_level:
+        return tokenizer.text_label([i for i, _ in pieces])
+    return "".join(shown_piece(tokenizer, i, t) for i, t in pieces)

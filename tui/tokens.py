@@ -9,8 +9,8 @@ _ESCAPES = {"\n": "⏎", " ": "␣", "\t": "⇥", "\r": "␍"}
 
 def visible(text: str) -> str:
     """A token's text with whitespace and control characters made visible (one glyph each)."""
-    shown = "".join(_ESCAPES.get(ch, "·" if ord(ch) < 32 or ord(ch) == 127 else ch) for ch in text)
-    return one_line(shown) or "∅"  # and the rarer ones (C1 controls, line separators) as stand-ins
+    shown = "".join(_ESCAPES.get(ch, ch) for ch in text)
+    return one_line(shown) or "∅"  # other controls as their control pictures (␀, ␛, ␡), the rarest as ·
 
 
 def token_label(tokenizer, id: int) -> str:

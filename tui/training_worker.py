@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .fairlock import make_fair
-from .safe_text import shown_piece
+from .safe_text import shown_text
 
 EMBEDDING = "transformer.wte.weight"
 CURVE_SLACK = 256  # steps the shown curve may run ahead of the thinned history before it is thinned too
@@ -236,13 +236,12 @@ class TrainingRun:
         from tinylm.core import Sampling, TinyLMError
 
         try:
-            pieces = []
-            for g in self.model.generate(
+            steps = self.model.generate(
                 self.sample_prompt, Sampling(temperature=0.8, seed=0), max_new_tokens=self.sample_tokens
-            ):
-                if not g.end:  # the end-of-text token is where the sample stops, not text
-                    pieces.append(shown_piece(self.model.tokenizer, g.id, g.text))
-            text = self.sample_prompt + "".join(pieces)
+            )
+            # the end-of-text token is where the sample stops, not text
+            pieces = [(g.id, g.text) for g in steps if not g.end]
+            text = self.sample_prompt + shown_text(self.model.tokenizer, pieces)
         except (TinyLMError, ValueError) as exc:
             text = f"(no sample: {exc})"
         self._set(sample=text, sample_step=self.trainer.step_count)

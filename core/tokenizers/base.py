@@ -40,6 +40,11 @@ class Tokenizer:
         """One token as people should read it: its text (byte-level kinds: bytes of a split character as \\xHH)."""
         return self.token_text(id)
 
+    def text_label(self, ids: Iterable[int]) -> str:
+        """Several tokens' text as people should read it (byte-level kinds: their bytes joined, so a
+        character split over tokens shows whole, and only bytes of an unfinished one as \\xHH)."""
+        return "".join(self.token_label(int(i)) for i in ids)
+
     def token_bytes(self, id: int) -> bytes:
         """The UTF-8 bytes of one token's display text (BPE overrides with its raw bytes)."""
         return self.token_text(id).encode("utf-8")

@@ -63,6 +63,13 @@ def token_raw(spelled: str) -> bytes:
         raise TokenizerError(f"token {spelled!r} holds {exc.args[0]!r}, which is not a byte-level character") from None
 
 
+def bytes_label(raw: bytes) -> str:
+    """Bytes as text where they form whole UTF-8 characters, and each byte that does not (part of a
+    split character) as \\xHH: b" \\xe2\\x80" is ' \\xe2\\x80', while whitespace and every other
+    character stay themselves for the display to show."""
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
 def merge_once(ids: list[int], pair: Pair, new_id: int) -> list[int]:
     """Replace every non-overlapping occurrence of `pair` (left to right) with `new_id`."""
     a, b = pair
@@ -259,8 +266,7 @@ class ByteLevelBPE(Tokenizer):
         return self.token_bytes(id).decode("utf-8", errors="replace")
 
     def token_label(self, id: int) -> str:
-        raw = self.token_bytes(id)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return repr(raw)[2:-1]  # part of a character: its bytes, r\xc3
+        return bytes_label(self.token_bytes(id))
+
+    def text_label(self, ids: Iterable[int]) -> str:
+        return bytes_label(b"".join(self._vocab[i] for i in self._check_ids(ids)))

@@ -74,6 +74,32 @@ class TestTokens:
         ids = tok.encode(" the")
         assert "".join(token_label(tok, i) for i in ids).startswith("␣")
 
+    def test_every_gpt2_token_has_a_label_the_terminal_can_show(self):
+        """All 50,257 of GPT-2's real tokens, as the token axes and the probability bars show them."""
+        import unicodedata
+        from pathlib import Path
+
+        from tinylm.core.tokenizers import load_hf_tokenizer
+        from tinylm.tui.widgets.probbars import display_token, top_tokens
+
+        files = Path("/work/shared/data/gpt2-tokenizer")
+        files = next((p for p in (Path(__file__).parents[3] / "shared/data/gpt2-tokenizer", files) if p.is_dir()), None)
+        if files is None:
+            pytest.skip("GPT-2's tokenizer files are not here")
+        tok = load_hf_tokenizer(files)
+        assert tok.vocab_size == 50257
+        for i in range(tok.vocab_size):
+            raw = tok.token_bytes(i)
+            for label in (token_label(tok, i), display_token(tok.token_label(i))):
+                assert label and all(unicodedata.category(c) not in ("Cc", "Cs", "Zl", "Zp") for c in label), (i, raw)
+                assert ("\ufffd" in label) == (b"\xef\xbf\xbd" in raw), (i, raw, label)  # only a real U+FFFD
+                assert label.startswith("␣") == raw.startswith(b" "), (i, raw, label)  # a leading space, visible
+        assert token_label(tok, tok.encode("\n")[0]) == "⏎" and token_label(tok, tok.encode("\x00")[0]) == "␀"
+        assert token_label(tok, tok.encode(" 🦊")[0]) == "␣\\xf0\\x9f"  # the bytes of a split character, as bytes
+        probs = np.zeros(tok.vocab_size)
+        probs[tok.encode(" 🦊")[0]] = 1.0
+        assert display_token(top_tokens(probs, tok, 1)[0].text) == "␣\\xf0\\x9f"  # a bar, not a glyph U+FFFD
+
 
 async def open_stage(pilot, key: str) -> InspectScreen:
     pilot.app.switch_mode("inspect")

@@ -78,7 +78,7 @@ def short_label(ablation) -> str:
 def ablation_text(result: AblationResult, tokenizer, width: int = 36, top: int = TOP) -> Text:
     """The panel: what is knocked out, the top next tokens without -> with, the chosen token's change
     and the greedy continuations."""
-    label = lambda i: display_token(tokenizer.token_text(int(i)), 8)  # noqa: E731
+    label = lambda i: display_token(tokenizer.token_label(int(i)), 8)  # noqa: E731
     parts = ", ".join(short_label(a) for a in result.ablations)
     mode = result.ablations[0].mode if result.ablations else "zero"
     out = Text(no_wrap=True, overflow="crop")
@@ -273,9 +273,9 @@ class RankScreen(ModalScreen[None]):
                 f"{e.p_before:.4f}",
                 f"{e.p_after:.4f}",
                 f"{e.delta:+.4f}",
-                display_token(tokenizer.token_text(e.top_after), 10),
+                display_token(tokenizer.token_label(e.top_after), 10),
             )
-        chosen = display_token(tokenizer.token_text(effects[0].token), 10)
+        chosen = display_token(tokenizer.token_label(effects[0].token), 10)
         self.query_one("#rank-status", Static).update(
             f"Each part knocked out alone ({self.mode}); change in p({chosen}), the most likely next token, "
             "largest first. esc closes."

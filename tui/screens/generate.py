@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
-from ..safe_text import printable, shown_piece
+from ..safe_text import printable, shown_text
 from ..widgets.compare import CompareView
 from ..widgets.knobs import Knobs, describe, turn
 from ..widgets.probbars import ProbBars, top_tokens
@@ -121,6 +121,10 @@ class GenerateScreen(AblationControls, Screen):
 
     @property
     def text(self) -> str:
+        """The prompt and the generated text (byte-level tokens decoded together: a split character whole)."""
+        tokenizer = self.app.session.model.tokenizer if self.app.session.model is not None else None
+        if tokenizer is not None and tokenizer.byte_level:
+            return self.base + tokenizer.decode([i for i, _ in self.generated])
         return self.base + "".join(t for _, t in self.generated)
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -144,8 +148,7 @@ class GenerateScreen(AblationControls, Screen):
         text = Text()
         text.append(printable(self.base), style="bold")
         tokenizer = self.app.session.model.tokenizer if self.app.session.model is not None else None
-        for token_id, piece in self.generated:
-            text.append(printable(shown_piece(tokenizer, token_id, piece)), style="green")
+        text.append(printable(shown_text(tokenizer, self.generated)), style="green")
         if self.at_end():
             text.append("\n\nend of text: the model ended it here · E: keep sampling past it", style="bold")
         elif not self.generated:

@@ -94,7 +94,7 @@ def steps_table(watch, tokenizer) -> Text:
         return out
     out.append("token     row  FLOPs: cache  recompute   time: cache  recompute\n", style="bold")
     for s in watch.steps[-SHOWN_STEPS:]:
-        tok = display_token(tokenizer.token_text(s.token), 8)
+        tok = display_token(tokenizer.token_label(s.token), 8)
         if s.rebuilt:
             out.append(
                 f"{tok:<8} context full: dropped the {s.dropped} oldest tokens, rebuilt the cache "

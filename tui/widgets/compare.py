@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from ..safe_text import one_line, shown_piece
+from ..safe_text import one_line, shown_text
 
 COMPARE_TOKENS = 60  # tokens generated per strategy
 
@@ -58,10 +58,9 @@ class CompareView(Horizontal):
     def generate(self, model, prompt: str, seed: int) -> None:
         results = []
         for _label, sampling in strategies(seed):
-            steps = model.generate(prompt, sampling, max_new_tokens=COMPARE_TOKENS)
-            # the end-of-text token is named as such, not shown as text
-            pieces = [" (end of text)" if g.end else shown_piece(model.tokenizer, g.id, g.text) for g in steps]
-            results.append("".join(pieces))
+            steps = list(model.generate(prompt, sampling, max_new_tokens=COMPARE_TOKENS))
+            text = shown_text(model.tokenizer, [(g.id, g.text) for g in steps if not g.end])
+            results.append(text + (" (end of text)" if steps and steps[-1].end else ""))  # named, not shown as text
         self.app.call_from_thread(self.show, results)
 
     def show(self, results: list[str]) -> None:

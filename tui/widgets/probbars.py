@@ -9,6 +9,8 @@ import numpy as np
 from rich.text import Text
 from textual.widget import Widget
 
+from ..safe_text import one_line
+
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 # Characters that would be invisible or break a line are shown as visible stand-ins.
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
@@ -16,7 +18,8 @@ _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
 
 def display_token(text: str, width: int | None = None) -> str:
     """A token's text made visible (space -> ␣, newline -> ↵), cropped to `width` with an ellipsis."""
-    shown = "".join(_VISIBLE.get(c, c if c.isprintable() else "·") for c in text) or "∅"
+    shown = one_line("".join(_VISIBLE.get(c, c) for c in text))  # other controls as ␀, ␛, ␡ ...
+    shown = "".join(c if c.isprintable() else "·" for c in shown) or "∅"  # and zero-width ones as ·
     if width is not None and len(shown) > width:
         shown = shown[: max(width - 1, 0)] + "…"
     return shown
@@ -47,7 +50,7 @@ def top_tokens(probs: np.ndarray, tokenizer, k: int = 10, raw_probs: np.ndarray 
     order = np.lexsort((np.arange(probs.shape[0]), -probs))[:k]
     return [
         TokenProb(
-            int(i), tokenizer.token_text(int(i)), float(probs[i]), None if raw_probs is None else float(raw_probs[i])
+            int(i), tokenizer.token_label(int(i)), float(probs[i]), None if raw_probs is None else float(raw_probs[i])
         )
         for i in order
     ]
