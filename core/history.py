@@ -185,7 +185,8 @@ class HistoryRecorder:
             attention = np.stack([trace[f"h.{l}.att"] for l in range(L)]).astype(np.float32)  # (L, NH, P, P)
             embedding = np.array(model.params["transformer.wte.weight"][self.map_ids], dtype=np.float32)  # (N, C)
             sampling = Sampling(temperature=SAMPLE_TEMPERATURE, seed=SAMPLE_SEED)
-            ids = [g.id for g in model.generate(self.sample_prompt(), sampling, max_new_tokens=SAMPLE_TOKENS)]
+            steps = model.generate(self.sample_prompt(), sampling, max_new_tokens=SAMPLE_TOKENS)
+            ids = [g.id for g in steps if not g.end]  # an end-of-text token ends the sample; it is not text
         sample = model.tokenizer.decode(ids) if model.tokenizer is not None else " ".join(map(str, ids))
         loss = float(train_loss) if train_loss is not None else None
         val = float(val_loss) if val_loss is not None else None

@@ -34,6 +34,9 @@ class Session:
         self.ablations: tuple = ()  # parts knocked out on the Attention screen (tinylm.core.Ablation)
         self.ablation_mode = "zero"  # or "mean": a knocked-out part's mean over the positions
         self.forced_tokens: tuple[str, dict[int, int]] = ("", {})  # (prompt, {position: token id}) replaced
+        self.history_step: int | None = (
+            None  # the training-history snapshot scrubbed to, shared by the screens; None: live
+        )
         self.settings: dict[str, Any] = {}  # the Config screen's last values, kept across screen switches
         self._trace_key: tuple[int, str, int] | None = None
         self._trace: Trace | None = None
@@ -53,6 +56,7 @@ class Session:
         self.trainer = trainer
         self.ablations = ()  # they name parts of the old model
         self.forced_tokens = ("", {})
+        self.history_step = None  # a new model's history (if any) starts live
         if corpus is not None:
             self.corpus = corpus
         self.checkpoint_path = checkpoint

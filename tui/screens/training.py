@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from ..history_view import KEYS_HINT, SCRUB_BINDINGS, Scrubbed, heads_line, memory_text, scrub, scrubbed
 from ..safe_text import one_line
 from ..training_worker import EMBEDDING, TrainingState, history_state
 from ..widgets.blockmap import BlockHeatmap, prepare
@@ -51,6 +52,7 @@ class TrainingScreen(Screen):
         Binding("m", "matrix(1)", "Next matrix"),
         Binding("M", "matrix(-1)", "Prev matrix", show=False),
         Binding("ctrl+s", "save", "Save checkpoint", show=False),
+        *SCRUB_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -59,6 +61,7 @@ class TrainingScreen(Screen):
         self._shown = (-1, -1, -1, -1)  # (run id, step, sample step, matrices step) on screen
         self._status = ""
         self._chart_time = 0.0  # when the chart and metrics were last drawn
+        self._history_shown: tuple | None = None  # (snapshot step, snapshots, curve step) drawn while scrubbing
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress")
@@ -120,6 +123,10 @@ class TrainingScreen(Screen):
         if key[0] != self._shown[0]:  # another run (maybe of a new model): everything is drawn afresh
             self._shown = (-1, -1, -1, -1)
         self.show_progress(state)
+        at = scrubbed(session)
+        if at is not None:  # the history's snapshot instead of the live numbers; the progress line stays live
+            self.show_history(at, state)
+            return
         if key == self._shown and state.status == self._status:
             return
         if state.status != self._status and state.status in ("diverged", "error"):
@@ -149,7 +156,12 @@ class TrainingScreen(Screen):
         else:
             msg = f"Ready at step {trainer.step_count}/{trainer.config.max_steps}: press t to train."
         self.query_one("#progress", Static).update(Text(msg, style="bold"))
+        at = scrubbed(self.app.session)
+        if at is not None:
+            self.show_history(at, history_state(trainer))
+            return
         if self._shown[0] != 0:
+            self.query_one("#message", Static).update("")  # a history line left from scrubbing
             model = self.app.session.model
             names = (EMBEDDING, self.current_matrix())
             mats = {n: model.params[n] for n in names if n in model.params}  # no run: nothing changes them
@@ -179,15 +191,21 @@ class TrainingScreen(Screen):
         line.append(elapsed, style="dim")
         self.query_one("#progress", Static).update(line)
         message = state.message if state.status in ("diverged", "error") else ""
-        self.query_one("#message", Static).update(message)
+        if scrubbed(self.app.session) is None:  # scrubbing, the line is the snapshot's
+            self.query_one("#message", Static).update(message)
 
-    def show_chart(self, state: TrainingState) -> None:
+    def show_chart(self, state: TrainingState, at: Scrubbed | None = None) -> None:
+        series = [
+            Series("train", state.train_steps, state.train_losses, "cyan"),
+            Series("val", state.val_steps, state.val_losses, "yellow"),
+        ]
+        if at is not None and at.snapshot.train_loss is not None:
+            # a line across the chart at the snapshot's step, ending on its loss (the legend's value)
+            shown = state.train_losses + state.val_losses + [at.snapshot.train_loss]
+            ys = [max(shown), min(shown), at.snapshot.train_loss]
+            series.append(Series(f"step {at.step}", [at.step] * 3, ys, "magenta"))
         self.query_one("#loss", BrailleChart).set_series(
-            [
-                Series("train", state.train_steps, state.train_losses, "cyan"),
-                Series("val", state.val_steps, state.val_losses, "yellow"),
-            ],
-            x_range=(0, max(state.max_steps, 1)),
+            series, x_range=(0, max(state.max_steps, at.last_step if at else 1, 1))
         )
 
     def show_metrics(self, state: TrainingState) -> None:
@@ -204,6 +222,54 @@ class TrainingScreen(Screen):
         ]
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (a, av, b, bv) in enumerate(rows):  # 38 columns: fits the left half of an 80-column screen
+            text.append(f"{a:<10}", style="dim")
+            text.append(f"{av:>8}  ", style="bold")
+            text.append(f"{b:<9}", style="dim")
+            text.append(f"{bv:>9}" + ("\n" if i < len(rows) - 1 else ""), style="bold")
+        self.query_one("#metrics", Static).update(text)
+
+    def show_history(self, at: Scrubbed, state: TrainingState) -> None:
+        """The scrubbed snapshot: which it is and what its heads do, its loss on the chart, its numbers, its
+        sample and its token embeddings (drawn again only when the snapshot or the curve changed)."""
+        key = (at.step, at.count, state.step)
+        if key == self._history_shown:
+            return
+        running = state.status == "running"
+        if (
+            running
+            and key[:2] == (self._history_shown or ())[:2]
+            and time.monotonic() - self._chart_time < CHART_EVERY_S
+        ):
+            return  # only the live curve moved: redrawn at the chart's pace
+        self._chart_time = time.monotonic()
+        redraw_all = key[:2] != (self._history_shown or ())[:2]
+        self._history_shown = key
+        self.show_chart(state, at)
+        if not redraw_all:
+            return
+        self._shown = (-1, -1, -1, -1)  # back to live, everything is drawn afresh
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"history {at.where}", style="bold magenta")
+        line.append(f" · {memory_text(at)} · {KEYS_HINT}\n", style="not bold")
+        line.append("heads on the probe: ", style="dim")
+        line.append(heads_line(at), style="")
+        self.query_one("#message", Static).update(line)
+        self.show_history_metrics(at)
+        model = self.app.session.model
+        prompt = model.tokenizer.decode(list(at.recorder.sample_prompt())) if model.tokenizer is not None else ""
+        self.show_sample(prompt + at.snapshot.sample, at.step)
+        self.show_matrices({EMBEDDING: at.snapshot.embedding}, at.step)
+
+    def show_history_metrics(self, at: Scrubbed) -> None:
+        s = at.snapshot
+        rows = [
+            ("train loss", "–" if s.train_loss is None else f"{s.train_loss:.3f}", "val loss",
+             "–" if s.val_loss is None else f"{s.val_loss:.3f}"),
+            ("val from", "–" if s.val_step is None else f"step {s.val_step}", "snapshot", f"{at.index + 1}/{at.count}"),
+            ("history", f"{at.recorder.nbytes / 1e6:.1f} MB", "holds ≤", f"{at.recorder.max_snapshots} snaps"),
+        ]  # fmt: skip
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, (a, av, b, bv) in enumerate(rows):
             text.append(f"{a:<10}", style="dim")
             text.append(f"{av:>8}  ", style="bold")
             text.append(f"{b:<9}", style="dim")
@@ -306,3 +372,19 @@ class TrainingScreen(Screen):
 
     def action_save(self) -> None:
         self.app.save_checkpoint()
+
+    def action_scrub(self, delta: int) -> None:
+        """Show the previous or next snapshot of the training history (past the latest: live again)."""
+        message = scrub(self.app.session, delta)
+        if message:
+            self.notify(message)
+        self._history_shown = None
+        self._shown = (-1, -1, -1, -1)
+        self.refresh_view()
+
+    def action_live(self) -> None:
+        """Leave the history: the live numbers again."""
+        self.app.session.history_step = None
+        self._history_shown = None
+        self._shown = (-1, -1, -1, -1)
+        self.refresh_view()

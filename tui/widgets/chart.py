@@ -143,5 +143,7 @@ class BrailleChart(Widget):
         width, height = self.content_size.width, self.content_size.height
         if width < 10 or height < 3:
             return self.legend()
-        lines = [self.legend()] + render_braille(self.series, width, height - 1, self.x_range)
+        legend = self.legend()
+        legend.truncate(width, overflow="ellipsis")  # a long legend is cut, never wraps and pushes the axis off
+        lines = [legend] + render_braille(self.series, width, height - 1, self.x_range)
         return Text("\n").join(lines)

@@ -1,0 +1,125 @@
+"""The training history as the screens show it: which snapshot is scrubbed to, its lines of text, and the keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from textual.binding import Binding
+
+HISTORY = Binding.Group("History")
+SCRUB_BINDINGS = [
+    Binding("less_than_sign", "scrub(-1)", "History: earlier snapshot", key_display="<", group=HISTORY),
+    Binding("greater_than_sign", "scrub(1)", "History: later snapshot", key_display=">", group=HISTORY),
+    Binding("L", "live", "History: back to live", show=False),
+]
+KEYS_HINT = "< > step · L live"
+
+
+def recorder_of(session):
+    """The session's history recorder, or None (no trainer, or a trainer without a history)."""
+    trainer = session.trainer
+    return getattr(trainer, "recorder", None) if trainer is not None else None
+
+
+@dataclass(frozen=True)
+class Scrubbed:
+    """The snapshot a session is scrubbed to, with where it sits in the history."""
+
+    snapshot: object  # tinylm.core.Snapshot
+    index: int  # 0-based among the snapshots
+    count: int
+    snapshots: tuple  # all of them, oldest first
+    recorder: object
+    last_step: int  # the run's planned steps (or the latest snapshot's step without a trainer)
+
+    @property
+    def step(self) -> int:
+        return self.snapshot.step
+
+    @property
+    def where(self) -> str:
+        """'step 40 of 600'."""
+        return f"step {self.step} of {self.last_step}"
+
+
+def scrubbed(session) -> Scrubbed | None:
+    """The snapshot the session is scrubbed to (the one at its step, else the latest before it), or None: live."""
+    recorder = recorder_of(session)
+    if session.history_step is None or recorder is None:
+        return None
+    shots = recorder.snapshots()
+    if not shots:
+        return None
+    steps = [s.step for s in shots]
+    index = max(int(np.searchsorted(steps, session.history_step, side="right")) - 1, 0)
+    last = session.trainer.config.max_steps if session.trainer is not None else steps[-1]
+    return Scrubbed(shots[index], index, len(shots), shots, recorder, max(last, steps[-1]))
+
+
+def scrub(session, delta: int) -> str | None:
+    """Step the session's history cursor by delta snapshots (from live, < goes to the latest one and > to the
+    first); past the latest it goes back to live. Returns a message when there is no history to scrub."""
+    recorder = recorder_of(session)
+    shots = recorder.snapshots() if recorder is not None else ()
+    if not shots:
+        if recorder is None:
+            return "This model has no training history (it needs a trainer: train it, or open a saved run)."
+        return "No snapshots yet: the history starts with the first training step."
+    steps = [s.step for s in shots]
+    current = scrubbed(session)
+    if current is None:
+        index = len(steps) - 1 if delta < 0 else 0
+    else:
+        index = current.index + delta
+    if index >= len(steps):
+        session.history_step = None
+    else:
+        session.history_step = steps[max(index, 0)]
+    return None
+
+
+def memory_text(at: Scrubbed) -> str:
+    """'12/20 snapshots (≤48, 0.6 MB)': where it is and what the history may hold."""
+    mb = at.recorder.nbytes / 1e6
+    return f"{at.index + 1}/{at.count} snapshots (≤{at.recorder.max_snapshots}, {mb:.1f} MB)"
+
+
+def heads_line(at: Scrubbed) -> str:
+    """What the heads do on the probe at this snapshot, computed from their weights."""
+    from tinylm.core import describe_heads, heads_summary
+
+    return heads_summary(describe_heads(at.snapshot.attention))
+
+
+def layer_line(attention: np.ndarray) -> str:
+    """'h0 looks one token back (0.83) · h1 spreads evenly (entropy 97% of uniform)' for one layer (NH, P, P)."""
+    from tinylm.core import describe_head
+
+    return " · ".join(f"h{h} {describe_head(a).text}" for h, a in enumerate(attention))
+
+
+_maps: tuple = (None, None)  # (key, EmbeddingMaps): the latest maps made, reused while the history is the same
+
+
+def embedding_maps(at: Scrubbed):
+    """Every snapshot's embedding map on the latest snapshot's axes (made again when the history changes)."""
+    global _maps
+    key = (id(at.recorder), tuple(s.step for s in at.snapshots))
+    if _maps[0] != key:
+        from tinylm.core import embedding_maps as maps_of
+
+        _maps = (key, maps_of([s.embedding for s in at.snapshots]))
+    return _maps[1]
+
+
+def movement_line(at: Scrubbed) -> str:
+    """How far the tokens moved on the map since the previous snapshot, against how spread out they are."""
+    maps = embedding_maps(at)
+    xy = maps.coords[at.index]
+    spread = float(np.sqrt((xy**2).sum(axis=1).mean()))
+    if at.index == 0:
+        return f"the first snapshot; tokens spread {spread:.3f} from their mean"
+    moved = float(np.linalg.norm(xy - maps.coords[at.index - 1], axis=1).mean())
+    before = at.snapshots[at.index - 1].step
+    return f"tokens moved {moved:.3f} on average since step {before}; spread {spread:.3f}"
