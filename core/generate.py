@@ -9,6 +9,7 @@ import numba
 import numpy as np
 
 from .finite import check_finite_output
+from .memory import activation_bytes, check_available, kv_cache_bytes, size_text
 from .parallel import ColumnSplit, inference_pass
 from .params import _BLOCK
 from .sampling import Sampling, draw, softmax
@@ -137,6 +138,20 @@ class KVCache:
         return self.logits
 
 
+def check_generation_memory(model, prompt_tokens: int) -> None:
+    """ConfigError, before anything is allocated, when the KV cache of one sequence and the prefill's
+    buffers over the prompt do not fit in the memory available."""
+    cfg, itemsize = model.config, model.dtype.itemsize
+    kv = kv_cache_bytes(cfg, itemsize)
+    prefill = activation_bytes(cfg, prompt_tokens, keep_scores=False, itemsize=itemsize)
+    check_available(
+        kv + prefill,
+        f"generating with this model (a KV cache of {size_text(kv)} for its {cfg.block_size:,} positions, "
+        f"{size_text(prefill)} for the pass over the {prompt_tokens:,}-token prompt)",
+        "free some memory or use a shorter prompt",
+    )
+
+
 def generate(
     model, prompt, sampling: Sampling | None = None, max_new_tokens: int | None = None, *, stop_at_eos: bool = True
 ) -> Iterator[GenStep]:
@@ -151,6 +166,7 @@ def generate(
     rng = sampling.rng()
     T = model.config.block_size
     context = list(model.encode_prompt(prompt))
+    check_generation_memory(model, len(context))
     cache = KVCache(model)
     with model.lock, np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
         logits = cache.prefill(np.array(context, dtype=np.int64))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import LN_EPS, ModelConfig
 from .errors import CheckpointError, ConfigError
-from .memory import available_memory
+from .memory import available_memory, kv_cache_bytes, weight_bytes
 
 # GPT2Config's defaults (GPT-2 small) for the keys that shape the model.
 HF_DEFAULTS = {
@@ -128,14 +128,15 @@ def model_config_from_hf(data: dict, directory: Path) -> ModelConfig:
 
 
 def check_fits_in_memory(cfg: ModelConfig, itemsize: int, directory: Path) -> None:
-    """Refuse, before allocating anything, a config whose weights cannot fit in the memory available."""
-    need = cfg.num_params() * itemsize + (cfg.block_size * cfg.n_embd * itemsize if cfg.positional == "sincos" else 0)
+    """Refuse, before allocating anything, a config whose weights and one sequence's KV cache (what
+    generating any text needs, n_layer x 2 x n_positions x n_embd floats) cannot fit in the memory available."""
+    weights, kv = weight_bytes(cfg, itemsize), kv_cache_bytes(cfg, itemsize)
     have = available_memory()
-    if have is not None and need > have:
+    if have is not None and weights + kv > have:
         raise CheckpointError(
             f"{directory}/config.json: its model ({cfg.n_layer} layers, n_embd {cfg.n_embd}, n_positions "
-            f"{cfg.block_size:,}, vocab_size {cfg.vocab_size:,}) needs {_gib(need)} for its weights, more than "
-            f"the {_gib(have)} of memory available"
+            f"{cfg.block_size:,}, vocab_size {cfg.vocab_size:,}) needs {_gib(weights)} for its weights and "
+            f"{_gib(kv)} for the KV cache of one sequence, more than the {_gib(have)} of memory available"
         )
 
 

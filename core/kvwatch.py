@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .generate import KVCache
+from .generate import KVCache, check_generation_memory
 from .parallel import inference_pass
 
 
@@ -64,8 +64,9 @@ class KVWatch:
     def __init__(self, model, prompt):
         self.model = model
         self.config = model.config
-        self.cache = KVCache(model)
         self.context = [int(i) for i in model.encode_prompt(prompt)]
+        check_generation_memory(model, len(self.context))
+        self.cache = KVCache(model)
         self.steps: list[CacheStep] = []
         with model.lock, np.errstate(over="ignore", invalid="ignore"):
             t0 = time.perf_counter()

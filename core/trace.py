@@ -14,6 +14,7 @@ import numpy as np
 from .config import LN_EPS
 from .finite import check_finite_output
 from .intervene import ablated_forward, as_intervention
+from .memory import check_available, trace_bytes
 from .parallel import inference_pass
 
 
@@ -64,6 +65,8 @@ def trace(model, text_or_ids, intervention=None) -> Trace:
         ids = iv.check(model.config).edited_ids(ids, model.config.vocab_size)
     cfg = model.config
     C, NH = cfg.n_embd, cfg.n_head
+    need = trace_bytes(cfg, len(ids), model.dtype.itemsize)
+    check_available(need, f"a trace of {len(ids):,} tokens of this model", "use a shorter prompt")
     with model.lock, np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
         a = _traced_forward(model, ids, iv)  # this trace's own buffers from now on
     check_finite_output(model, a.logits, "next-token scores")
