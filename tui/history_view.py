@@ -8,11 +8,18 @@ import numpy as np
 from textual.binding import Binding
 
 HISTORY = Binding.Group("History")
-SCRUB_BINDINGS = [
-    Binding("less_than_sign", "scrub(-1)", "History: earlier snapshot", key_display="<", group=HISTORY),
-    Binding("greater_than_sign", "scrub(1)", "History: later snapshot", key_display=">", group=HISTORY),
-    Binding("L", "live", "History: back to live", show=False),
-]
+
+
+def scrub_bindings(show: bool = True) -> list[Binding]:
+    """The history keys; show=False keeps them out of a footer that is full at 80 columns (help and the
+    command palette list them either way)."""
+    return [
+        Binding("less_than_sign", "scrub(-1)", "History: earlier snapshot", key_display="<", group=HISTORY, show=show),
+        Binding("greater_than_sign", "scrub(1)", "History: later snapshot", key_display=">", group=HISTORY, show=show),
+        Binding("L", "live", "History: back to live", show=False),
+    ]
+
+
 KEYS_HINT = "< > step · L live"
 
 
@@ -114,12 +121,13 @@ def embedding_maps(at: Scrubbed):
 
 
 def movement_line(at: Scrubbed) -> str:
-    """How far the tokens moved on the map since the previous snapshot, against how spread out they are."""
+    """How far the tokens moved on the map since the previous snapshot (mean distance), against how spread out
+    they are (root mean square distance from their mean)."""
     maps = embedding_maps(at)
     xy = maps.coords[at.index]
     spread = float(np.sqrt((xy**2).sum(axis=1).mean()))
     if at.index == 0:
-        return f"the first snapshot; tokens spread {spread:.3f} from their mean"
+        return f"the first snapshot · spread {spread:.3f}"
     moved = float(np.linalg.norm(xy - maps.coords[at.index - 1], axis=1).mean())
     before = at.snapshots[at.index - 1].step
-    return f"tokens moved {moved:.3f} on average since step {before}; spread {spread:.3f}"
+    return f"mean move {moved:.3f} since step {before} · spread {spread:.3f}"

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinylm.core import describe_heads, heads_summary
+from tinylm.core import describe_head, describe_heads, embedding_maps, heads_summary
 from tinylm.tui.app import create_app
 from tinylm.tui.safe_text import one_line
 from tinylm.tui.session import Session
 from tinylm.tui.training_worker import EMBEDDING
 from tinylm.tui.widgets.heatmap import Heatmap
+from tinylm.tui.widgets.scatter import Scatter
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ async def test_scrubbing_the_training_screen_shows_each_snapshot(run_session, sc
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
         await pilot.pause(0.2)
-        assert "history" not in screen_text(app)
+        assert "history step" not in screen_text(app) and "< history." in screen_text(app)
         await pilot.press("less_than_sign")  # from live: the latest snapshot
         await pilot.pause(0.2)
         for k in (10, 9, 8):
@@ -73,6 +74,54 @@ async def test_past_the_latest_snapshot_is_live_and_the_step_is_shared_by_the_sc
         assert run_session.history_step == 24
 
 
+async def test_scrubbing_attention_shows_the_probes_maps_at_that_step(run_session, screen_text):
+    recorder = run_session.trainer.recorder
+    shots = recorder.snapshots()
+    app = create_app(run_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        await pilot.press("less_than_sign", "less_than_sign")  # step 24
+        await pilot.pause(0.3)
+        shot = shots[-2]
+        text = screen_text(app)
+        assert "History · step 24 of 30" in text
+        big = app.screen.query_one("#big", Heatmap)
+        np.testing.assert_array_equal(big.values, shot.attention[0][0])
+        probe = run_session.model.tokenizer.decode(list(recorder.probe_ids))
+        assert "".join(big.row_labels).replace("␣", " ").replace("⏎", "\n") == probe  # the probe, not the prompt
+        assert describe_head(shot.attention[0][0]).text in text
+        await pilot.press("right_square_bracket", "full_stop")  # layer 1, head 1 of the same snapshot
+        await pilot.pause(0.2)
+        np.testing.assert_array_equal(big.values, shot.attention[1][1])
+        await pilot.press("L")
+        await pilot.pause(0.3)
+        assert "History ·" not in screen_text(app)
+        np.testing.assert_allclose(big.values, run_session.model.trace("The fox")["h.1.att"][1])
+
+
+async def test_scrubbing_vocabulary_moves_the_points_on_one_fixed_basis(run_session, screen_text):
+    recorder = run_session.trainer.recorder
+    shots = recorder.snapshots()
+    maps = embedding_maps([s.embedding for s in shots])  # on the latest snapshot's axes
+    app = create_app(run_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        await pilot.pause(0.5)
+        for k in (10, 9):
+            await pilot.press("less_than_sign")
+            await pilot.pause(0.2)
+            text = screen_text(app)
+            assert f"History · step {shots[k].step} of 30" in text
+            np.testing.assert_allclose(app.screen.query_one("#map", Scatter).points, maps.coords[k], atol=1e-12)
+            e = maps.explained[k]
+            assert f"PC1 {100 * e[0]:.1f}% PC2 {100 * e[1]:.1f}%" in text
+        moved = np.linalg.norm(maps.coords[8] - maps.coords[7], axis=1).mean()  # step 16 against step 12
+        await pilot.press("less_than_sign")
+        await pilot.pause(0.2)
+        assert f"mean move {moved:.3f} since step 12" in screen_text(app)
+
+
 async def test_the_keys_are_in_help_and_the_palette(run_session, screen_text):
     app = create_app(run_session)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -84,5 +133,5 @@ async def test_the_keys_are_in_help_and_the_palette(run_session, screen_text):
     from tinylm.tui.screens.registry import SCREENS
 
     described = {e.mode: {b.description for b in screen_bindings(e.screen_class())} for e in SCREENS}
-    for mode in ("training",):
+    for mode in ("training", "attention", "vocabulary"):
         assert {"History: earlier snapshot", "History: later snapshot", "History: back to live"} <= described[mode]

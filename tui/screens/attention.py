@@ -10,6 +10,8 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
+from ..history_view import KEYS_HINT, Scrubbed, layer_line, scrub, scrub_bindings, scrubbed
+from ..tokens import token_labels
 from ..widgets.heatmap import Heatmap, visible
 from .ablation import ABLATION_BINDINGS, AblationControls, ForceTokenScreen
 from .inspect import HEAD, LAYER, WIDEN_FROM
@@ -56,12 +58,14 @@ class AttentionScreen(AblationControls, TraceView):
         Binding("escape", "leave_prompt", "Back to the grid", show=False),
         *ABLATION_BINDINGS,
         Binding("t", "force_token", "Replace the cursor row's token", show=False),
+        *scrub_bindings(show=False),
     ]
     DEFAULT_CSS = """
     AttentionScreen .row { height: 1; padding: 0 1; }
     AttentionScreen .row > Label { width: auto; padding-right: 1; color: $accent; text-style: bold; }
     AttentionScreen #prompt { width: 1fr; }
     AttentionScreen #att-title { height: auto; padding: 0 1; text-style: bold; color: $accent; }
+    AttentionScreen #att-title.-history { text-wrap: nowrap; text-overflow: ellipsis; }
     AttentionScreen #att-body { height: 1fr; }
     AttentionScreen #left { width: auto; max-width: 60%; padding: 0 1; }
     AttentionScreen #big { max-height: 100%; }
@@ -106,37 +110,62 @@ class AttentionScreen(AblationControls, TraceView):
     # -- data ------------------------------------------------------------------------------------
     def redraw(self) -> None:
         """Show the snapshot, or a message when there is nothing to show."""
-        session, ready = self.app.session, self.state.trace is not None
+        session, at = self.app.session, self.history_at()
+        ready = self.state.trace is not None or (at is not None and self.state.key is not None)
         self.query_one(".no-model", Static).update(self.message())
         self.query_one(".no-model").display = not ready
-        self.query_one("#prompt-row").display = session.model is not None and self.state.key is not None
+        # scrubbing shows the history's probe, not the prompt
+        self.query_one("#prompt-row").display = session.model is not None and self.state.key is not None and not at
         self.query_one("#att-title").display = ready
         self.query_one("#att-body").display = ready
         if ready:
             self.show()
 
+    def history_at(self) -> Scrubbed | None:
+        """The history snapshot scrubbed to (its probe's maps are shown), or None: the live prompt's trace."""
+        return scrubbed(self.app.session)
+
     def weights(self, layer: int) -> np.ndarray:
+        at = self.history_at()
+        if at is not None:
+            return at.snapshot.attention[layer]  # (NH, P, P) of the history's probe
         return self.state.trace[f"h.{layer}.att"]  # (NH, T, T)
+
+    def shown_tokens(self) -> list[str]:
+        """The labels of the tokens on the maps: the prompt's, or the history probe's while scrubbing."""
+        at = self.history_at()
+        if at is None:
+            return self.state.trace.tokens
+        return token_labels(self.app.session.model.tokenizer, at.recorder.probe_ids)
 
     def show(self) -> None:
         """Draw the selected layer: the big head, the thumbnails and the attends-to line."""
-        session, trace = self.app.session, self.state.trace
+        session, at, tokens = self.app.session, self.history_at(), self.shown_tokens()
         layer, head = session.layer, session.head
         att = self.weights(layer)
         T = att.shape[1]
         mask = np.triu(np.ones((T, T), dtype=bool), 1)
-        self.query_one("#att-title", Static).update(
-            Text.assemble(
-                f"Attention weights · layer {layer} (0–{session.n_layer - 1}) · head {head} (0–{session.n_head - 1})\n",
+        where = f"layer {layer} (0–{session.n_layer - 1}) · head {head} (0–{session.n_head - 1})"
+        if at is None:
+            title = Text.assemble(
+                f"Attention weights · {where}\n",
                 (
                     "Each row is a token looking back at the tokens before it (columns); its weights sum to 1.",
                     "not bold dim",
                 ),
             )
-        )
+        else:  # what each head of this layer does on the probe, computed from these maps
+            title = Text.assemble(
+                (f"History · {at.where}", "magenta"),
+                f" · {where} · {KEYS_HINT}\n",
+                (layer_line(att), "not bold"),
+            )
+        widget = self.query_one("#att-title", Static)
+        widget.set_class(at is not None, "-history")  # one line each, cut at the edge
+        widget.update(title)
         big = self.query_one("#big", Heatmap)
         big.styles.max_height = max(self.query_one("#left").size.height - 3, 3)  # the attends-to lines keep 3
-        big.set_data(att[head], trace.tokens, trace.tokens, kind="prob", mask=mask, vmin=0.0, vmax=1.0)
+        big.set_data(att[head], tokens, tokens, kind="prob", mask=mask, vmin=0.0, vmax=1.0)
         # On a large terminal the big map may take three fifths of the width; at 80 columns the thumbnails
         # need the room beside it, so cells stay two columns wide.
         big.widen_cells(self.size.width * 3 // 5 - 2 if self.size.width >= WIDEN_FROM else 0)
@@ -153,7 +182,10 @@ class AttentionScreen(AblationControls, TraceView):
             )
         self._fit_grid(-(-T // factor))
         self.update_attends(big.cursor[0])
-        self.refresh_ablation()
+        if at is None:
+            self.refresh_ablation()
+        else:  # knock-outs act on the live model, not on a snapshot
+            self.show_ablation(None)
 
     def forced(self) -> tuple:
         prompt, tokens = self.app.session.forced_tokens
@@ -218,13 +250,13 @@ class AttentionScreen(AblationControls, TraceView):
         )
 
     def update_attends(self, row: int) -> None:
-        trace = self.state.trace
         att = self.weights(self.app.session.layer)[self.app.session.head]
-        self.query_one("#attends", Static).update(Text(attends_to(att, trace.tokens, row)))
+        tokens = self.shown_tokens()
+        self.query_one("#attends", Static).update(Text(attends_to(att, tokens, min(row, len(tokens) - 1))))
 
     @on(Heatmap.CellSelected, "#big")
     def _cell_selected(self, message: Heatmap.CellSelected) -> None:
-        if self.state.trace is not None:
+        if self.state.trace is not None or self.history_at() is not None:
             self.update_attends(message.row)
 
     def on_click(self, event: events.Click) -> None:
@@ -237,8 +269,10 @@ class AttentionScreen(AblationControls, TraceView):
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("layer", "head", "ablate", "which_parts", "force_token"):
-            return self.state.trace is not None
+        if action in ("layer", "head"):
+            return self.state.trace is not None or self.history_at() is not None
+        if action in ("ablate", "which_parts", "force_token"):
+            return self.state.trace is not None and self.history_at() is None
         return True
 
     def action_layer(self, delta: int) -> None:
@@ -250,3 +284,17 @@ class AttentionScreen(AblationControls, TraceView):
         """Show the next or previous head large."""
         self.app.session.select(head=self.app.session.head + delta)
         self.show()
+
+    def action_scrub(self, delta: int) -> None:
+        """Show the probe's maps at the previous or next snapshot of the training history (past the latest: live)."""
+        message = scrub(self.app.session, delta)
+        if message:
+            self.notify(message)
+        self.redraw()
+        self.refresh_bindings()
+
+    def action_live(self) -> None:
+        """Leave the history: the prompt's maps with the current weights again."""
+        self.app.session.history_step = None
+        self.redraw()
+        self.refresh_bindings()

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from ..history_view import KEYS_HINT, SCRUB_BINDINGS, Scrubbed, heads_line, memory_text, scrub, scrubbed
+from ..history_view import KEYS_HINT, Scrubbed, heads_line, memory_text, scrub, scrub_bindings, scrubbed
 from ..safe_text import one_line
 from ..training_worker import EMBEDDING, TrainingState, history_state
 from ..widgets.blockmap import BlockHeatmap, prepare
@@ -52,7 +52,7 @@ class TrainingScreen(Screen):
         Binding("m", "matrix(1)", "Next matrix"),
         Binding("M", "matrix(-1)", "Prev matrix", show=False),
         Binding("ctrl+s", "save", "Save checkpoint", show=False),
-        *SCRUB_BINDINGS,
+        *scrub_bindings(show=False),
     ]
 
     def __init__(self) -> None:
@@ -152,7 +152,9 @@ class TrainingScreen(Screen):
             msg = f"This model has no trainer (a checkpoint without trainer state): press {CONFIG_KEY} to create a run."
         elif trainer.done:
             more = trainer.config.max_steps
-            msg = f"Finished {trainer.step_count} steps: t trains {more} more; {CONFIG_KEY} starts a new run."
+            msg = (
+                f"Finished {trainer.step_count} steps: t trains {more} more; {CONFIG_KEY} starts a new run; < history."
+            )
         else:
             msg = f"Ready at step {trainer.step_count}/{trainer.config.max_steps}: press t to train."
         self.query_one("#progress", Static).update(Text(msg, style="bold"))
@@ -192,7 +194,9 @@ class TrainingScreen(Screen):
         self.query_one("#progress", Static).update(line)
         message = state.message if state.status in ("diverged", "error") else ""
         if scrubbed(self.app.session) is None:  # scrubbing, the line is the snapshot's
-            self.query_one("#message", Static).update(message)
+            widget = self.query_one("#message", Static)
+            widget.styles.text_wrap, widget.styles.text_overflow = "wrap", "fold"
+            widget.update(message)
 
     def show_chart(self, state: TrainingState, at: Scrubbed | None = None) -> None:
         series = [
@@ -253,7 +257,9 @@ class TrainingScreen(Screen):
         line.append(f" · {memory_text(at)} · {KEYS_HINT}\n", style="not bold")
         line.append("heads on the probe: ", style="dim")
         line.append(heads_line(at), style="")
-        self.query_one("#message", Static).update(line)
+        message = self.query_one("#message", Static)
+        message.styles.text_wrap, message.styles.text_overflow = "nowrap", "ellipsis"  # one line each
+        message.update(line)
         self.show_history_metrics(at)
         model = self.app.session.model
         prompt = model.tokenizer.decode(list(at.recorder.sample_prompt())) if model.tokenizer is not None else ""

@@ -15,6 +15,7 @@ from textual.worker import get_current_worker
 
 from ..embedding_map import find_token, nearest, pca_2d, unit_rows
 from ..explain import wrap_numbers
+from ..history_view import KEYS_HINT, embedding_maps, movement_line, scrub, scrub_bindings, scrubbed
 from ..widgets.blockmap import BlockHeatmap, Prepared, prepare
 from ..widgets.heatmap import Heatmap, visible
 from ..widgets.scatter import Scatter
@@ -63,9 +64,11 @@ class VocabularyScreen(TraceView):
         Binding("w", "toggle_table", "Tokens/positions"),
         Binding("slash", "find", "Find a token", key_display="/"),
         Binding("escape", "leave_find", "Back to the table", show=False),
+        *scrub_bindings(),
     ]
     DEFAULT_CSS = """
     VocabularyScreen #vocab-title { height: auto; padding: 0 1; text-style: bold; color: $accent; }
+    VocabularyScreen #vocab-title.-history { text-wrap: nowrap; text-overflow: ellipsis; }
     VocabularyScreen #vocab-body { height: 1fr; }
     VocabularyScreen #tables { width: auto; max-width: 55%; padding: 0 1; }
     VocabularyScreen #switcher { height: 1fr; width: auto; }
@@ -86,6 +89,7 @@ class VocabularyScreen(TraceView):
         self.vocab: list[str] = []
         self.coords = np.zeros((0, 2))
         self.explained = np.zeros(2)
+        self.history_drawn: int | None = None  # the history step the map shows; None: the live PCA
 
     def compose(self) -> ComposeResult:
         yield Static(LOADING, classes="no-model")
@@ -123,7 +127,10 @@ class VocabularyScreen(TraceView):
         self.query_one("#vocab-title").display = ready
         self.query_one(".no-model", Static).update(self.message())
         self.query_one(".no-model").display = not ready
-        if not ready or self.drawn == self.state.key[:2]:
+        if not ready:
+            return
+        if self.drawn == self.state.key[:2]:
+            self.follow_history()
             return
         self._start(self.state.key[:2])
 
@@ -195,14 +202,65 @@ class VocabularyScreen(TraceView):
         )
         self.query_one("#map-box").border_title = "token embeddings, PCA"
         self.query_one("#map", Scatter).set_points(self.coords, self.vocab, tokens.real_cursor[0])
+        self.query_one("#vocab-title").remove_class("-history")
+        self.history_drawn = None
         if self.query_one("#switcher", ContentSwitcher).current == "tokens":
             self.show_token(tokens.real_cursor[0])
+        self.follow_history()
+
+    # -- the training history --------------------------------------------------------------------
+    def follow_history(self) -> None:
+        """Show the map of the history snapshot the session is scrubbed to, or the live one again."""
+        at = scrubbed(self.app.session)
+        if at is not None and self.analysis is not None:
+            self.show_history_map(at)
+        elif self.history_drawn is not None and self.analysis is not None:
+            self.show_analysis(self.analysis)
+
+    def show_history_map(self, at) -> None:
+        """The snapshot's embedding map on the latest snapshot's principal axes (fixed, so tokens move rather than
+        jump between snapshots), with the share of that step's variance on each axis and how far tokens moved."""
+        maps = embedding_maps(at)
+        k, reference = at.index, at.snapshots[maps.reference].step
+        e = maps.explained[k]
+        title = self.query_one("#vocab-title", Static)
+        title.add_class("-history")
+        title.update(
+            Text.assemble(
+                (f"History · {at.where}", "magenta"),
+                f" · map on the axes of step {reference} · {KEYS_HINT}\n",
+                (f"PC1 {100 * e[0]:.1f}% PC2 {100 * e[1]:.1f}% of its variance · {movement_line(at)}", "not bold"),
+            )
+        )
+        self.query_one("#map-box").border_title = f"step {at.step} on step {reference}'s axes"
+        n = len(at.recorder.map_ids)
+        cursor = self.query_one("#tokens", BlockHeatmap).real_cursor[0]
+        self.query_one("#map", Scatter).set_points(maps.coords[k], self.vocab[:n], cursor if cursor < n else None)
+        self.history_drawn = at.step
+        if self.query_one("#switcher", ContentSwitcher).current == "tokens":
+            self.show_token(cursor)
+
+    def action_scrub(self, delta: int) -> None:
+        """Show the embedding map at the previous or next snapshot of the training history (past the latest: live)."""
+        message = scrub(self.app.session, delta)
+        if message:
+            self.notify(message)
+        self.follow_history()
+
+    def action_live(self) -> None:
+        """Leave the history: the live PCA map again."""
+        self.app.session.history_step = None
+        self.follow_history()
 
     def show_token(self, index: int) -> None:
         """Details of one token: id, text, its embedding's numbers, PCA position, nearest tokens."""
         if self.analysis is None or not len(self.wte):
             return
         width = max(self.query_one("#token-info").size.width - 1, 36)
+        at = scrubbed(self.app.session)
+        if at is not None:
+            self.show_history_token(at, index, width)
+            return
         near = ", ".join(f"'{self.vocab[j]}' {s:.2f}" for j, s in nearest(self.wte, index, unit=self.analysis.unit))
         x, y = self.coords[index]
         text = Text()
@@ -216,6 +274,23 @@ class VocabularyScreen(TraceView):
         text.append(f"closest (cosine): {near}")
         self.query_one("#token-info", Static).update(text)
         self.query_one("#map", Scatter).set_highlight(index)
+
+    def show_history_token(self, at, index: int, width: int) -> None:
+        """A token at the scrubbed snapshot: where it is on that snapshot's map and its embedding then."""
+        text = Text()
+        n = len(at.recorder.map_ids)
+        if index >= n:
+            text.append(f"id {index} '{visible(self.vocab[index])}' is not on the history's map (ids 0–{n - 1})")
+        else:
+            x, y = embedding_maps(at).coords[at.index][index]
+            text.append(
+                f"id {index} '{visible(self.vocab[index])}' at step {at.step}  map ({x:+.3f}, {y:+.3f})\n", style="bold"
+            )
+            lines = wrap_numbers("wte =", at.snapshot.embedding[index], width)
+            room = max(2, self.app.size.height // 2 - 10)
+            text.append("\n".join(lines[:room]))
+        self.query_one("#token-info", Static).update(text)
+        self.query_one("#map", Scatter).set_highlight(index if index < n else None)
 
     def show_position(self, index: int) -> None:
         if self.analysis is None or index >= len(self.wpe):
