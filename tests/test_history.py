@@ -177,8 +177,9 @@ def test_head_descriptions_of_constructed_patterns():
     first = causal([np.eye(t + 1)[0] for t in range(T)])
     itself = causal([np.eye(t + 1)[t] for t in range(T)])
     two_back = causal([np.eye(t + 1)[max(t - 2, 0)] for t in range(T)])
-    mixed = causal(
-        [np.r_[0.45, np.full(t - 1, 0.1 / (t - 1)), 0.45] if t > 1 else np.full(t + 1, 1 / (t + 1)) for t in range(T)]
+    quarters = [np.isin(np.arange(t + 1), [0, t - 2, t - 1, t]) / 4 for t in range(T)]
+    mixed = causal(  # a quarter each on the first token, two back, one back and itself: no position leads
+        [quarters[t] if t > 2 else np.full(t + 1, 1 / (t + 1)) for t in range(T)]
     )
     assert describe_head(uniform).kind == "uniform" and describe_head(uniform).entropy == pytest.approx(1.0)
     assert describe_head(uniform).text == "spreads evenly (entropy 100% of uniform)"
@@ -187,6 +188,18 @@ def test_head_descriptions_of_constructed_patterns():
     assert describe_head(itself).text == "attends to itself (1.00)"
     assert describe_head(two_back).text == "looks 2 tokens back (1.00)"  # over the rows t >= 2 that have one
     assert describe_head(mixed).kind == "mixed"
+    # under half the weight on the previous token, but the most of any position: a leaning
+    leaning = causal(  # 0.4 one token back, 0.3 on itself and 0.3 on the first token (rows 0 and 1 even)
+        [
+            np.full(t + 1, 1 / (t + 1))
+            if t < 2
+            else 0.4 * np.eye(t + 1)[t - 1] + 0.3 * (np.eye(t + 1)[t] + np.eye(t + 1)[0])
+            for t in range(T)
+        ]
+    )
+    share = (1 / 2 + 8 * 0.4) / 9  # row 1 gives the previous token 1/2
+    assert describe_head(leaning).kind == "back" and describe_head(leaning).leans
+    assert describe_head(leaning).text == f"leans one token back ({share:.2f})"
     # a softened previous-token head keeps its name with the mean weight it gives the previous token
     soft = 0.7 * previous + 0.3 * uniform
     assert describe_head(soft).kind == "back" and describe_head(soft).value == pytest.approx(
