@@ -118,7 +118,10 @@ def backtrace(model, ids, targets) -> BackTrace:
                 dres, g[w + "ln_2.weight"], g[w + "ln_2.bias"], dln2, A(h + "res_1"), P[w + "ln_2.weight"],
                 A(h + "ln_2.mean"), A(h + "ln_2.rstd"),
             )  # fmt: skip
-            out["d." + h + "res_1"] = out["d." + h + "attn_proj"] = dres
+            out["d." + h + "res_1"] = dres
+            if not cfg.attention:  # res_1 is the block's input: the stream's gradient goes on unchanged
+                continue
+            out["d." + h + "attn_proj"] = dres
             dcat = out["d." + h + "attn_concat"] = z(T, C)
             K.matmul_backward(
                 dcat, g[w + "attn.c_proj.weight"], g[w + "attn.c_proj.bias"], dres, A(h + "attn_concat"),
@@ -213,7 +216,9 @@ def finite_difference(model, bt: BackTrace, name: str, index, step: float = FD_S
         else:
             nudge = (what, moved, delta)
         try:
-            return reference.loss(params, bt.ids, bt.targets, cfg.n_head, wpe, cfg.layer_norm_epsilon, nudge)
+            return reference.loss(
+                params, bt.ids, bt.targets, cfg.n_head, wpe, cfg.layer_norm_epsilon, nudge, cfg.attention
+            )
         finally:
             if kind == "weight":
                 params[what][moved] = saved

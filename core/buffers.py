@@ -41,13 +41,15 @@ class Activations:
         self.x0 = z(B, T, C) if dropout else self.encoded  # after embedding dropout
         kept = 1 if self.recompute else L  # layers stored of what backward can recompute
         self.ln1, self.ln1_mean, self.ln1_rstd = z(kept, N, C), z(L, N), z(L, N)
-        self.qkv = z(L, N, 3 * C)  # [q | k | v]
-        self.atty = z(kept, N, C)  # attention output, heads side by side
-        self.att = z(kept, B, NH, T, T)  # softmax weights (0 above the diagonal)
+        # Without attention (an MLP-only model) its buffers are empty and res1 is the block's input itself.
+        La = L if cfg.attention else 0
+        self.qkv = z(La, N, 3 * C)  # [q | k | v]
+        self.atty = z(min(kept, La), N, C)  # attention output, heads side by side
+        self.att = z(min(kept, La), B, NH, T, T)  # softmax weights (0 above the diagonal)
         # Raw scores are only kept when a trace asks for them: backward needs the softmax alone.
-        self.preatt = z(L, B, NH, T, T) if keep_scores else z(L, 0, 0, 0, 0)
-        self.attproj = z(0, N, C) if self.fused_residual else z(L, N, C)
-        self.res1 = z(L, N, C)
+        self.preatt = z(La, B, NH, T, T) if keep_scores else z(La, 0, 0, 0, 0)
+        self.attproj = z(0, N, C) if self.fused_residual else z(La, N, C)
+        self.res1 = z(La, N, C)
         # ln_2 shares ln_1's buffer when recomputed: ln_1 is consumed (by c_attn) before ln_2 is made
         self.ln2 = self.ln1 if self.recompute else z(L, N, C)
         self.ln2_mean, self.ln2_rstd = z(L, N), z(L, N)
@@ -62,39 +64,40 @@ class Activations:
         if dropout:
             # Masks (scaled by 1/(1-p)) and the uniform draws that make them: embedding, both branches.
             self.mask0, self.rand0 = z(B, T, C), z(B, T, C)
-            self.mask_attn, self.rand_attn = z(L, N, C), z(L, N, C)
+            self.mask_attn, self.rand_attn = z(La, N, C), z(La, N, C)
             self.mask_mlp, self.rand_mlp = z(L, N, C), z(L, N, C)
-            self.attproj_drop, self.fcproj_drop = z(L, N, C), z(L, N, C)
+            self.attproj_drop, self.fcproj_drop = z(La, N, C), z(L, N, C)
         x0 = self.x0.reshape(N, C)
         self.layers = []
         for l in range(L):
             r = 0 if self.recompute else l  # the slot of a recomputed intermediate
+            x = x0 if l == 0 else self.res2[l - 1]  # the block's input (N, C)
             v = SimpleNamespace(
-                x=x0 if l == 0 else self.res2[l - 1],  # the block's input (N, C)
+                x=x,
                 ln1=self.ln1[r],
                 ln1_mean=self.ln1_mean[l],
                 ln1_rstd=self.ln1_rstd[l],
-                qkv=self.qkv[l],
-                qkv3=self.qkv[l].reshape(B, T, 3 * C),
-                atty=self.atty[r],
-                atty3=self.atty[r].reshape(B, T, C),
-                att=self.att[r],
-                preatt=self.preatt[l],
-                res1=self.res1[l],
+                res1=self.res1[l] if La else x,  # no attention: the MLP reads the block's input
                 ln2=self.ln2[r],
                 ln2_mean=self.ln2_mean[l],
                 ln2_rstd=self.ln2_rstd[l],
                 fch=self.fch[l],
                 fch_gelu=self.fch_gelu[r],
                 res2=self.res2[l],
-                attproj=None if self.fused_residual else self.attproj[l],
+                attproj=None if self.fused_residual or not La else self.attproj[l],
                 fcproj=None if self.fused_residual else self.fcproj[l],
             )
+            if La:
+                v.qkv, v.qkv3 = self.qkv[l], self.qkv[l].reshape(B, T, 3 * C)
+                v.atty, v.atty3 = self.atty[r], self.atty[r].reshape(B, T, C)
+                v.att, v.preatt = self.att[r], self.preatt[l]
             if dropout:
-                v.mask_attn, v.mask_mlp = self.mask_attn[l], self.mask_mlp[l]
+                v.mask_mlp = self.mask_mlp[l]
                 # (output, mask, draws) of each branch's dropout, in _dropout's order
-                v.attn_dropout = (self.attproj_drop[l], v.mask_attn, self.rand_attn[l])
                 v.mlp_dropout = (self.fcproj_drop[l], v.mask_mlp, self.rand_mlp[l])
+                if La:
+                    v.mask_attn = self.mask_attn[l]
+                    v.attn_dropout = (self.attproj_drop[l], v.mask_attn, self.rand_attn[l])
             self.layers.append(v)
         self._grad_buffers = None
 
@@ -126,7 +129,9 @@ class ActivationGrads:
         self.datty3 = self.datty.reshape(B, T, C)
         self.dqkv = flat[N * C :].reshape(N, 3 * C)
         self.dqkv3 = self.dqkv.reshape(B, T, 3 * C)
-        if acts.recompute and B * NH * T * T <= acts.fch_gelu.size:
+        if acts.att.shape[0] == 0:  # no attention: nothing flows through softmax weights
+            self.datt = z(0, 0, 0, 0)
+        elif acts.recompute and B * NH * T * T <= acts.fch_gelu.size:
             # only the MLP's backward uses the shared GELU output: the attention's reuses its memory
             self.datt = acts.fch_gelu.reshape(-1)[: B * NH * T * T].reshape(B, NH, T, T)
         else:

@@ -20,7 +20,7 @@ from .hf_config import check_fits_in_memory, model_config_from_hf
 from .hf_weights import WEIGHTS_FILE, check_tensors, fill_model, index_tensors, weight_files
 from .history_file import HISTORY_JSON, load_history, save_history
 from .model import GPT
-from .params import INIT_STD
+from .params import INIT_STD, zero_attention
 from .safedir import carry_over, holds_cwd, publish, recover, staging_dir
 from .tensorfile import TensorFile
 from .tokenizers import TOKENIZER_FILE, Tokenizer, load_hf_tokenizer, read_tokenizer_file
@@ -39,6 +39,7 @@ def hf_config(model: GPT, trainer=None) -> dict:
         "tokenizer": model.tokenizer.kind if model.tokenizer is not None else None,
         "positional": cfg.positional,
         "dropout": cfg.dropout,
+        "attention": cfg.attention,  # false: MLP-only blocks, their attention weights saved as zeros
         "dtype": model.dtype.name,  # the dtype it trained in; the safetensors file is always float32
     }
     if trainer is not None:
@@ -79,6 +80,8 @@ def hf_config(model: GPT, trainer=None) -> dict:
 
 def _weights(model: GPT) -> dict[str, np.ndarray]:
     tensors = {name: np.ascontiguousarray(view, dtype=np.float32) for name, view in model.params.items()}
+    if not model.config.attention:
+        zero_attention(tensors)  # the model never reads them: saved as the zeros it computes with
     # A fixed sine/cosine table is saved too, so any GPT-2 implementation runs the same forward pass.
     tensors["transformer.wpe.weight"] = np.ascontiguousarray(model.wpe, dtype=np.float32)
     return tensors
@@ -239,6 +242,8 @@ def load(path, *, dtype=np.float32) -> GPT:
     check_tensors(tensors, cfg, data.get("tie_word_embeddings", True) is not False, path)
     model = GPT(cfg, tokenizer, dtype=dtype, init=False)
     fill_model(model, tensors)
+    if not cfg.attention:
+        zero_attention(model.params)  # unused here; zero so that a save stays the function computed here
     return model
 
 

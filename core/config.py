@@ -27,6 +27,7 @@ class ModelConfig:
     layer_norm_epsilon: float = LN_EPS  # added to the variance in every LayerNorm
     bos_token_id: int | None = None  # kept for the checkpoint's config.json; tinylm prepends nothing
     eos_token_id: int | None = None  # generation may stop at this token
+    attention: bool = True  # False: every block is its MLP alone (attention weights stay zero, unused)
 
     @property
     def head_size(self) -> int:
@@ -54,6 +55,8 @@ class ModelConfig:
         eps = self.layer_norm_epsilon
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and 0 < eps < 1):
             raise ConfigError(f"layer_norm_epsilon must be a small positive number, got {eps!r}")
+        if not isinstance(self.attention, bool):
+            raise ConfigError(f"attention must be true or false, got {self.attention!r}")
         for name in ("bos_token_id", "eos_token_id"):
             value = getattr(self, name)
             if value is not None and (
@@ -63,16 +66,28 @@ class ModelConfig:
         return self
 
     def num_params(self) -> int:
-        """Number of trained parameters (a sine/cosine table is not trained)."""
+        """Number of parameters the model holds (a sine/cosine table is not one); without attention its
+        weights are still held, as zeros, so that the checkpoint is a GPT-2 (see attention_params)."""
         C, L, V, T = self.n_embd, self.n_layer, self.vocab_size, self.block_size
         per_layer = 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * 4 * C + 4 * C) + (4 * C * C + C)
         wpe = T * C if self.positional == "learned" else 0
         return V * C + wpe + L * per_layer + 2 * C
 
+    def attention_params(self) -> int:
+        """Parameters of the attention branches (ln_1, c_attn and c_proj of every block)."""
+        C = self.n_embd
+        return self.n_layer * (2 * C + C * 3 * C + 3 * C + C * C + C)
+
+    def trained_params(self) -> int:
+        """Parameters training changes: all of them, less attention's when the model has none."""
+        return self.num_params() - (0 if self.attention else self.attention_params())
+
     def flops_per_token(self, T: int | None = None) -> int:
         """Forward+backward FLOPs for one token at context T (matmuls and attention, as in PaLM's estimate)."""
         T = self.block_size if T is None else T
         C, L, V = self.n_embd, self.n_layer, self.vocab_size
+        if not self.attention:  # the MLP's 8C^2 per layer and the head; no scores, no projections
+            return 6 * (L * 8 * C * C + V * C)
         matmul_params = L * 12 * C * C + V * C
         return 6 * matmul_params + 6 * L * C * T  # 6 = 2 (multiply-add) x 3 (forward, two backward matmuls)
 

@@ -45,8 +45,10 @@ class KVCache:
         dt = model.dtype
         self.model = model
         zeros = model.kernels.zeros
-        self.k = zeros((L, NH, T, C // NH), dt)  # (L, NH, T, HS)
-        self.v = zeros((L, NH, T, C // NH), dt)
+        # An MLP-only model keeps nothing: each position's logits depend on its own token alone.
+        rows = T if cfg.attention else 0
+        self.k = zeros((L, NH, rows, C // NH), dt)  # (L, NH, T, HS)
+        self.v = zeros((L, NH, rows, C // NH), dt)
         self.length = 0  # positions filled
         off = model.layout.offsets
         self.offs = np.array(
@@ -59,6 +61,7 @@ class KVCache:
         self._x, self._xn, self._y = (zeros(C, dt) for _ in range(3))
         self._qkv, self._fc, self._att = zeros(3 * C, dt), zeros(4 * C, dt), zeros(T, dt)
         self.fused = model.flat.nbytes < BLAS_DECODE_BYTES if fused is None else fused
+        self.fused = self.fused and cfg.attention  # the fused step always attends
 
     def prefill(self, ids: np.ndarray) -> np.ndarray:
         """Run a full forward pass over ids (T,), keep its keys and values, return the last logits."""
@@ -68,7 +71,7 @@ class KVCache:
         with inference_pass(m) as runner:
             runner.forward(ids[None, :], last_only=True)
             a = runner.last_activations
-            for l in range(m.config.n_layer):
+            for l in range(a.qkv.shape[0]):  # none without attention
                 qkv = a.qkv[l]  # (T, 3C) with B = 1
                 self.k[l, :, :T] = qkv[:, C : 2 * C].reshape(T, NH, C // NH).transpose(1, 0, 2)
                 self.v[l, :, :T] = qkv[:, 2 * C :].reshape(T, NH, C // NH).transpose(1, 0, 2)
@@ -112,19 +115,20 @@ class KVCache:
 
     def _step_split(self, token: int, split: ColumnSplit) -> np.ndarray:
         m, pos = self.model, self.length
-        K, eps = m.kernels, m.config.layer_norm_epsilon
+        K, eps, attention = m.kernels, m.config.layer_norm_epsilon, m.config.attention
         x, xn, qkv, y, fc = self._x, self._xn, self._qkv, self._y, self._fc
         np.add(m._wte[token], self.wpe[pos], out=x)
         for l, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in enumerate(
             m._layer_params
         ):
-            K.layernorm_one(xn, x, ln1w, ln1b, eps)
-            split.matvec(qkv, xn, attn_w)
-            qkv += attn_b
-            K.attend_one(y, self._att, qkv, self.k[l], self.v[l], pos, m.config.n_head)
-            split.matvec(xn, y, aproj_w)
-            x += xn
-            x += aproj_b
+            if attention:
+                K.layernorm_one(xn, x, ln1w, ln1b, eps)
+                split.matvec(qkv, xn, attn_w)
+                qkv += attn_b
+                K.attend_one(y, self._att, qkv, self.k[l], self.v[l], pos, m.config.n_head)
+                split.matvec(xn, y, aproj_w)
+                x += xn
+                x += aproj_b
             K.layernorm_one(xn, x, ln2w, ln2b, eps)
             split.matvec(fc, xn, fc_w)
             fc += fc_b

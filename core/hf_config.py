@@ -117,6 +117,7 @@ def model_config_from_hf(data: dict, directory: Path) -> ModelConfig:
         n_embd=C,
         dropout=float(dropout) if isinstance(dropout, (int, float)) and not isinstance(dropout, bool) else dropout,
         positional=extra.get("positional", "learned"),
+        attention=extra.get("attention", True),
         layer_norm_epsilon=float(eps) if isinstance(eps, int) and not isinstance(eps, bool) else eps,
         bos_token_id=_token_id(data, "bos_token_id", vocab_size, where),
         eos_token_id=_token_id(data, "eos_token_id", vocab_size, where),

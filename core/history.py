@@ -182,7 +182,11 @@ class HistoryRecorder:
         with model.keeping_buffers():
             trace = model.trace(self.probe_ids)
             L = model.config.n_layer
-            attention = np.stack([trace[f"h.{l}.att"] for l in range(L)]).astype(np.float32)  # (L, NH, P, P)
+            if model.config.attention:
+                attention = np.stack([trace[f"h.{l}.att"] for l in range(L)]).astype(np.float32)  # (L, NH, P, P)
+            else:  # an MLP-only model has no attention maps (the screens say so): zeros keep the file's shape
+                P = len(trace.ids)
+                attention = np.zeros((L, model.config.n_head, P, P), dtype=np.float32)
             embedding = np.array(model.params["transformer.wte.weight"][self.map_ids], dtype=np.float32)  # (N, C)
             sampling = Sampling(temperature=SAMPLE_TEMPERATURE, seed=SAMPLE_SEED)
             steps = model.generate(self.sample_prompt(), sampling, max_new_tokens=SAMPLE_TOKENS)

@@ -96,6 +96,8 @@ class Intervention:
     def check(self, config) -> Intervention:
         for a in self.ablations:
             a.check(config.n_layer, config.n_head)
+            if a.part != "mlp" and not config.attention:
+                raise ConfigError(f"cannot knock out {a.label}: this model has no attention (MLP only)")
         return self
 
     def for_layer(self, layer: int) -> list[Ablation]:
@@ -139,17 +141,18 @@ def ablated_forward(model, ids: np.ndarray, intervention: Intervention, *, from_
         v = a.layers[l]
         ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b = model._layer_params[l]
         here = intervention.for_layer(l)
-        K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, eps)
-        K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
-        K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
-        for ab in here:
-            if ab.part == "head":
-                _knock_out(v.atty[:, ab.head * HS : (ab.head + 1) * HS], ab.mode)  # (T, HS)
-        K.matmul_forward(v.attproj, v.atty, aproj_w, aproj_b)
-        for ab in here:
-            if ab.part == "attn":
-                _knock_out(v.attproj, ab.mode)  # (T, C)
-        K.residual_forward(v.res1, v.x, v.attproj)
+        if cfg.attention:  # else res1 is the block's input (see buffers.py)
+            K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, eps)
+            K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
+            K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
+            for ab in here:
+                if ab.part == "head":
+                    _knock_out(v.atty[:, ab.head * HS : (ab.head + 1) * HS], ab.mode)  # (T, HS)
+            K.matmul_forward(v.attproj, v.atty, aproj_w, aproj_b)
+            for ab in here:
+                if ab.part == "attn":
+                    _knock_out(v.attproj, ab.mode)  # (T, C)
+            K.residual_forward(v.res1, v.x, v.attproj)
         K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, eps)
         K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
         K.gelu_forward(v.fch_gelu, v.fch)
@@ -230,7 +233,8 @@ class Effect:
 def rank_heads(
     model, prompt, token: int | None = None, mode: str = "zero", *, cancelled=None, progress=None
 ) -> list[Effect]:
-    """Every head, each layer's attention and each layer's MLP knocked out alone (mode), ranked by
+    """Every head, each layer's attention and each layer's MLP (the MLPs alone in a model without
+    attention) knocked out alone (mode), ranked by
     how much the probability of `token` (default: the unablated most likely next token) changes,
     largest change first. cancelled: a callable checked between passes (a worker's stop flag);
     progress(done, total): called after each pass."""
@@ -240,8 +244,10 @@ def rank_heads(
     # the next (earlier or equal) layer still hold the clean pass's numbers and need no rerun.
     parts = []
     for l in reversed(range(cfg.n_layer)):
-        parts += [Ablation(l, "head", h, mode) for h in range(cfg.n_head)]
-        parts += [Ablation(l, "attn", None, mode), Ablation(l, "mlp", None, mode)]
+        if cfg.attention:
+            parts += [Ablation(l, "head", h, mode) for h in range(cfg.n_head)]
+            parts += [Ablation(l, "attn", None, mode)]
+        parts += [Ablation(l, "mlp", None, mode)]
     twin = model.replica()  # its own buffers: other passes on the model between ours cannot touch them
     effects = []
     with np.errstate(over="ignore", invalid="ignore"):

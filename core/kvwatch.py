@@ -17,8 +17,9 @@ from .parallel import inference_pass
 
 
 def kv_bytes(config, length: int, itemsize: int = 4) -> int:
-    """Bytes of keys and values for `length` positions: L layers x (K, V) x NH heads x HS, per position."""
-    return 2 * config.n_layer * config.n_embd * length * itemsize
+    """Bytes of keys and values for `length` positions: L layers x (K, V) x NH heads x HS, per position
+    (none for a model without attention)."""
+    return 2 * config.n_layer * config.n_embd * length * itemsize if config.attention else 0
 
 
 def decode_flops(config, pos: int) -> int:
@@ -26,6 +27,8 @@ def decode_flops(config, pos: int) -> int:
     (q,k,v C x 3C, projection C x C, MLP C x 4C and 4C x C: 24 C^2) and attention over pos + 1 keys
     (scores and weighted values: 4 C (pos + 1)); then the LM head (2 C V)."""
     C, L, V = config.n_embd, config.n_layer, config.vocab_size
+    if not config.attention:  # the MLP's two products alone
+        return L * 16 * C * C + 2 * C * V
     return L * (24 * C * C + 4 * C * (pos + 1)) + 2 * C * V
 
 
@@ -33,6 +36,8 @@ def recompute_flops(config, T: int) -> int:
     """The same next token without a cache: a forward pass over all T positions (every row's
     products; causal attention, row t looking at t + 1 keys), the LM head on the last row only."""
     C, L, V = config.n_embd, config.n_layer, config.vocab_size
+    if not config.attention:  # the last position's logits need its own row alone, but a pass computes all
+        return L * 16 * C * C * T + 2 * C * V
     keys = T * (T + 1) // 2  # sum over rows of the keys each attends to
     return L * (24 * C * C * T + 4 * C * keys) + 2 * C * V
 

@@ -178,18 +178,20 @@ class GPT:
         a = self.activations(B, T, keep_scores=keep_scores, dropout=drop)
         a.ids[...] = ids
         eps = cfg.layer_norm_epsilon
+        attention = cfg.attention
         K.encoder_forward(a.encoded, a.ids, self._wte, self.wpe)
         if drop:
             _dropout(K, a.x0, a.mask0, a.rand0, a.encoded, p, dropout_rng)
         for v, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in zip(
             a.layers, self._layer_params
         ):
-            K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, eps)
-            K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
-            K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
-            _residual_add(
-                K, a, v.res1, v.x, v.atty, aproj_w, aproj_b, v.attproj, drop and v.attn_dropout, p, dropout_rng
-            )
+            if attention:  # else res1 is x itself (see buffers.py)
+                K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, eps)
+                K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
+                K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
+                _residual_add(
+                    K, a, v.res1, v.x, v.atty, aproj_w, aproj_b, v.attproj, drop and v.attn_dropout, p, dropout_rng
+                )
             K.layernorm_forward(v.ln2, v.ln2_mean, v.ln2_rstd, v.res1, ln2w, ln2b, eps)
             K.matmul_forward(v.fch, v.ln2, fc_w, fc_b)
             K.gelu_forward(v.fch_gelu, v.fch)
@@ -266,6 +268,8 @@ class GPT:
             K.gelu_backward_inplace(d.dfch, v.fch)
             K.matmul_backward(d.dln, dfc_w, dfc_b, d.dfch, v.ln2, fc_w)
             K.layernorm_backward(d.dres, dln2w, dln2b, d.dln, v.res1, ln2w, v.ln2_mean, v.ln2_rstd)
+            if not self.config.attention:  # res1 is x: the stream's gradient goes on unchanged
+                continue
             # attention branch: res1 = x + dropout(attproj)
             dbranch = d.dres
             if drop:

@@ -93,3 +93,17 @@ def init_params(views: dict[str, np.ndarray], cfg: ModelConfig, rng: np.random.G
             view[...] = rng.normal(0.0, proj_std, size=view.shape)
         else:
             view[...] = rng.normal(0.0, INIT_STD, size=view.shape)
+    if not cfg.attention:
+        zero_attention(views)
+
+
+ATTENTION_SUFFIXES = ("attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias")
+
+
+def zero_attention(views: dict[str, np.ndarray]) -> None:
+    """Every attention weight and bias to 0: a GPT-2 whose attention branch adds exactly nothing
+    (values, hence weighted sums, are 0 and c_proj maps them to its zero bias), which is how an
+    MLP-only model is saved so that any GPT-2 implementation computes the same function."""
+    for name, view in views.items():
+        if name.endswith(ATTENTION_SUFFIXES):
+            view[...] = 0.0

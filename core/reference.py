@@ -64,6 +64,7 @@ def forward(
     eps: float = LN_EPS,
     nudge: tuple[str, tuple, float] | None = None,
     ablate: Mapping[str, str] | None = None,
+    attention: bool = True,
 ) -> dict[str, np.ndarray]:
     """Every intermediate of the forward pass over one sequence ids (T,), named as the model's Trace.
     `wpe` is the position table (block_size, C); by default the learned one in `params`.
@@ -72,7 +73,9 @@ def forward(
     "lm_head" names the token table as the LM head reads it.
     `ablate` knocks parts out: {"1.3": mode} head 3 of layer 1 (its weighted sum of values),
     {"1.attn": mode} layer 1's attention branch (after c_proj), {"1.mlp": mode} its MLP branch;
-    mode "zero" puts 0 in their place, "mean" their mean over the positions."""
+    mode "zero" puts 0 in their place, "mean" their mean over the positions.
+    `attention` False: an MLP-only model, each block its MLP alone (no attention intermediates;
+    res_1 is the block's input)."""
     ablate = dict(ablate or {})
 
     def knock(key: str, value: np.ndarray) -> np.ndarray:
@@ -105,22 +108,27 @@ def forward(
     for l in range(n_layers(P)):
         h, w = f"h.{l}.", f"transformer.h.{l}."
 
-        # Attention: LayerNorm, then per head queries, keys and values, scaled dot products, causal
-        # softmax, a weighted sum of values; the heads joined and projected, added to the stream.
-        ln1, out[h + "ln_1.mean"], out[h + "ln_1.rstd"] = layernorm(x, P[w + "ln_1.weight"], P[w + "ln_1.bias"], eps)
-        ln1 = put(h + "ln_1", ln1)  # (T, C)
-        qkv = ln1 @ P[w + "attn.c_attn.weight"] + P[w + "attn.c_attn.bias"]  # (T, 3C): q, k, v side by side
-        q, k, v = (put(h + n, split_heads(qkv[:, i * C : (i + 1) * C], n_head)) for i, n in enumerate("qkv"))
-        scores = q @ k.transpose(0, 2, 1) / np.sqrt(HS)  # (NH, T, T): query row, key column
-        scores[:, future] = -np.inf
-        scores = put(h + "scores", scores)
-        att = put(h + "att", softmax(scores))  # (NH, T, T): each row sums to 1
-        head_out = np.stack([knock(f"{l}.{i}", hv) for i, hv in enumerate(att @ v)])
-        head_out = put(h + "head_out", head_out)  # (NH, T, HS)
-        concat = put(h + "attn_concat", merge_heads(head_out))  # (T, C)
-        proj = concat @ P[w + "attn.c_proj.weight"] + P[w + "attn.c_proj.bias"]
-        proj = put(h + "attn_proj", knock(f"{l}.attn", proj))
-        x = put(h + "res_1", x + proj)  # (T, C)
+        if not attention:  # an MLP-only block: the stream goes on to the MLP unchanged
+            x = put(h + "res_1", x)
+        else:
+            # Attention: LayerNorm, then per head queries, keys and values, scaled dot products, causal
+            # softmax, a weighted sum of values; the heads joined and projected, added to the stream.
+            ln1, out[h + "ln_1.mean"], out[h + "ln_1.rstd"] = layernorm(
+                x, P[w + "ln_1.weight"], P[w + "ln_1.bias"], eps
+            )
+            ln1 = put(h + "ln_1", ln1)  # (T, C)
+            qkv = ln1 @ P[w + "attn.c_attn.weight"] + P[w + "attn.c_attn.bias"]  # (T, 3C): q, k, v side by side
+            q, k, v = (put(h + n, split_heads(qkv[:, i * C : (i + 1) * C], n_head)) for i, n in enumerate("qkv"))
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(HS)  # (NH, T, T): query row, key column
+            scores[:, future] = -np.inf
+            scores = put(h + "scores", scores)
+            att = put(h + "att", softmax(scores))  # (NH, T, T): each row sums to 1
+            head_out = np.stack([knock(f"{l}.{i}", hv) for i, hv in enumerate(att @ v)])
+            head_out = put(h + "head_out", head_out)  # (NH, T, HS)
+            concat = put(h + "attn_concat", merge_heads(head_out))  # (T, C)
+            proj = concat @ P[w + "attn.c_proj.weight"] + P[w + "attn.c_proj.bias"]
+            proj = put(h + "attn_proj", knock(f"{l}.attn", proj))
+            x = put(h + "res_1", x + proj)  # (T, C)
 
         # MLP: LayerNorm, widen to 4C, GELU, back to C, added to the stream.
         ln2, out[h + "ln_2.mean"], out[h + "ln_2.rstd"] = layernorm(x, P[w + "ln_2.weight"], P[w + "ln_2.bias"], eps)
@@ -149,9 +157,11 @@ def logits(
     wpe: np.ndarray | None = None,
     eps: float = LN_EPS,
     nudge: tuple[str, tuple, float] | None = None,
+    attention: bool = True,
 ):
-    """Logits (B, T, V) for a batch of sequences ids (B, T); nudge as in forward, in every row."""
-    return np.stack([forward(params, row, n_head, wpe, eps, nudge)["logits"] for row in np.atleast_2d(ids)])
+    """Logits (B, T, V) for a batch of sequences ids (B, T); nudge and attention as in forward, in every row."""
+    rows = np.atleast_2d(ids)
+    return np.stack([forward(params, row, n_head, wpe, eps, nudge, attention=attention)["logits"] for row in rows])
 
 
 def loss(
@@ -162,9 +172,10 @@ def loss(
     wpe: np.ndarray | None = None,
     eps: float = LN_EPS,
     nudge: tuple[str, tuple, float] | None = None,
+    attention: bool = True,
 ) -> float:
     """Mean cross-entropy of the next-token targets (B, T): -log p(target), averaged."""
-    z = logits(params, ids, n_head, wpe, eps, nudge)
+    z = logits(params, ids, n_head, wpe, eps, nudge, attention)
     logp = z - z.max(-1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
     return float(-np.take_along_axis(logp, np.atleast_2d(targets)[..., None], -1).mean())

@@ -40,16 +40,18 @@ def backward(
     n_head: int,
     wpe: np.ndarray | None = None,
     eps: float = LN_EPS,
+    attention: bool = True,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """(mean cross-entropy of targets (T,) after ids (T,), every gradient by name), all in float64.
 
     Names: `d.logits`, `d.lm_head` (the head's share of the token table's gradient), `d.ln_f`, per
     layer `d.h.{l}.res_2`, `.mlp_out`, `.mlp_act`, `.mlp_pre`, `.ln_2`, `.res_1`, `.attn_proj`,
     `.attn_concat`, `.head_out`, `.att`, `.scores`, `.q`, `.k`, `.v`, `.ln_1`; `d.x0`, `d.wte` (the
-    token table's gradient at each position's row), `d.wpe`; and `transformer.*` weight gradients."""
+    token table's gradient at each position's row), `d.wpe`; and `transformer.*` weight gradients.
+    `attention` False: an MLP-only model (no attention names; its weights' gradients are 0)."""
     P = {name: np.asarray(w, dtype=np.float64) for name, w in params.items()}
     ids, targets = np.asarray(ids), np.asarray(targets)
-    f = forward(P, ids, n_head, wpe, eps)
+    f = forward(P, ids, n_head, wpe, eps, attention=attention)
     T = len(ids)
     wte = P["transformer.wte.weight"]
     C = wte.shape[1]
@@ -86,7 +88,14 @@ def backward(
             d["d." + h + "ln_2"], f[h + "res_1"], P[w + "ln_2.weight"], f[h + "ln_2.mean"], f[h + "ln_2.rstd"]
         )
         # res_1 = x + attn_proj: the stream's gradient plus what came back through ln_2.
-        d["d." + h + "res_1"] = d["d." + h + "attn_proj"] = dres = dres + dx
+        dres = dres + dx
+        if not attention:  # res_1 = x: nothing else flows back, and attention's weights never move
+            d["d." + h + "res_1"] = dres
+            for name in ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                         "attn.c_proj.bias"):  # fmt: skip
+                d[w + name] = np.zeros_like(P[w + name])
+            continue
+        d["d." + h + "res_1"] = d["d." + h + "attn_proj"] = dres
         d[w + "attn.c_proj.weight"] = f[h + "attn_concat"].T @ dres
         d[w + "attn.c_proj.bias"] = dres.sum(0)
         d["d." + h + "attn_concat"] = dres @ P[w + "attn.c_proj.weight"].T  # (T, C)

@@ -62,6 +62,9 @@ def _stream(lines, bt, params, l_next: int, t: int, c: int) -> float:
     base = float(bt["d." + h + "res_1"][t, c])
     x = f["x0"] if l_next == 0 else f[f"h.{l_next - 1}.res_2"]
     lines.append(f"the stream from block {l_next}: d.res₁[{t},{c}] = {num(base)}")
+    if "d." + h + "ln_1" not in bt:  # an MLP-only block: res₁ is its input, so the gradient passes unchanged
+        lines.append(f"block {l_next} has no attention (MLP only): nothing else flows back")
+        return base
     term = _ln_back(
         lines,
         bt["d." + h + "ln_1"][t],

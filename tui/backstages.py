@@ -53,6 +53,7 @@ LAYER_KEYS = (
     "res_2", "mlp_out", "w_mlp_proj", "mlp_act", "mlp_pre", "w_mlp_fc", "ln_2", "res_1", "w_attn_proj",
     "attn_concat", "att", "scores", "q", "k", "v", "w_attn", "ln_1",
 )  # fmt: skip
+MLP_ONLY_KEYS = LAYER_KEYS[: LAYER_KEYS.index("res_1") + 1]  # a block without attention: its MLP alone
 FIRST_KEYS = ("loss", "logits", "lm_head", "ln_f")
 LAST_KEYS = ("x0", "wte", "wpe")
 WEIGHTS = {  # weight-gradient stage -> checkpoint suffix of the weight
@@ -96,11 +97,12 @@ class BackStage:
         return f"d.h.{self.layer}.{self.key}" if self.layer is not None else f"d.{self.key}"
 
 
-def all_back_stages(n_layer: int) -> list[BackStage]:
-    """Every stage in the order the backward pass computes them: the loss first, the embeddings last."""
+def all_back_stages(n_layer: int, attention: bool = True) -> list[BackStage]:
+    """Every stage in the order the backward pass computes them: the loss first, the embeddings last
+    (attention False: MLP-only blocks, whose residual gradient flows straight on)."""
     stages = [BackStage(k) for k in FIRST_KEYS]
     for layer in reversed(range(n_layer)):
-        stages += [BackStage(k, layer) for k in LAYER_KEYS]
+        stages += [BackStage(k, layer) for k in (LAYER_KEYS if attention else MLP_ONLY_KEYS)]
     return stages + [BackStage(k) for k in LAST_KEYS]
 
 

@@ -68,7 +68,7 @@ def _p(params: dict, name: str) -> np.ndarray:
 def _linear(stage: Stage, trace, params, row, col, head, width=60, **_) -> Explanation:
     """Q, K, V, projections and the MLP's matmuls: one input row times one weight column plus a bias."""
     l, C = stage.layer, trace["x0"].shape[1]
-    hs = trace[f"h.{l}.q"].shape[2]
+    hs = C // trace[f"h.{l}.q"].shape[0] if f"h.{l}.q" in trace else 0  # head size (no heads: MLP only)
     source, weight, j, name = {
         "q": ("ln_1", "attn.c_attn", head * hs + col, "W_q"),
         "k": ("ln_1", "attn.c_attn", C + head * hs + col, "W_k"),

@@ -151,6 +151,9 @@ LAYER_KEYS = (
     "mlp_out",
     "res_2",
 )
+# A model without attention: each block is its MLP alone (res_1 is the block's input, nothing to show).
+MLP_ONLY_KEYS = ("ln_2", "mlp_pre", "mlp_act", "mlp_out", "res_2")
+NO_ATTENTION = "This model has no attention (MLP only): each token's prediction sees that token alone."
 FIRST_KEYS = ("tokenize", "wte", "wpe", "x0")
 LAST_KEYS = ("ln_f", "logits", "probs", "chosen")
 
@@ -200,11 +203,16 @@ class Stage:
         return f"L{self.layer} {self.title}" if self.layer is not None else self.title
 
 
-def all_stages(n_layer: int) -> list[Stage]:
-    """Every stage in the order the forward pass computes them."""
+def layer_keys(attention: bool = True) -> tuple[str, ...]:
+    """The stages of one block: attention's and the MLP's, or the MLP's alone."""
+    return LAYER_KEYS if attention else MLP_ONLY_KEYS
+
+
+def all_stages(n_layer: int, attention: bool = True) -> list[Stage]:
+    """Every stage in the order the forward pass computes them (attention False: MLP-only blocks)."""
     stages = [Stage(k) for k in FIRST_KEYS]
     for layer in range(n_layer):
-        stages += [Stage(k, layer) for k in LAYER_KEYS]
+        stages += [Stage(k, layer) for k in layer_keys(attention)]
     return stages + [Stage(k) for k in LAST_KEYS]
 
 

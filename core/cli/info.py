@@ -62,6 +62,7 @@ def run_info(args) -> int:
             "model",
             f"GPT-2, {plural(cfg.n_layer, 'layer')}, {plural(cfg.n_head, 'head')} (head size {cfg.head_size}), "
             f"{cfg.n_embd} wide, context {cfg.block_size}, {cfg.positional} positions"
+            + ("" if cfg.attention else ", MLP only (no attention)")
             + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
             + (f", LayerNorm epsilon {cfg.layer_norm_epsilon:g}" if cfg.layer_norm_epsilon != LN_EPS else ""),
         ),

@@ -171,8 +171,9 @@ def describe_run(trainer, out, resumed: bool, init: str | None = None) -> list[s
     itemsize = model.dtype.itemsize
     lines.append(
         f"model       {plural(mc.n_layer, 'layer')} x {plural(mc.n_head, 'head')} x {mc.n_embd} wide, "
-        f"context {mc.block_size}, {mc.positional} positions{f', dropout {mc.dropout:g}' if mc.dropout else ''}: "
-        f"{mc.num_params():,} parameters, "
+        f"context {mc.block_size}, {mc.positional} positions{f', dropout {mc.dropout:g}' if mc.dropout else ''}"
+        f"{'' if mc.attention else ', MLP only (no attention)'}: "
+        f"{mc.num_params():,} parameters{'' if mc.attention else f' ({mc.trained_params():,} trained)'}, "
         f"~{fmt_bytes(memory_estimate(mc, c, itemsize))} to train in {model.dtype.name}"
     )
     lines.append(

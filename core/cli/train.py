@@ -31,6 +31,7 @@ MODEL_FLAGS = {
     "context": "block_size",
     "positional": "positional",
     "dropout": "dropout",
+    "attention": "attention",  # set by --no-attention
 }
 TRAIN_FLAGS = {
     "batch_size": "batch_size",
@@ -48,7 +49,14 @@ TRAIN_FLAGS = {
     "val_fraction": "val_fraction",
     "seed": "seed",
 }
-FIELD_FLAG = {field: "--" + flag.replace("_", "-") for flag, field in {**MODEL_FLAGS, **TRAIN_FLAGS}.items()}
+
+
+def flag_name(dest: str) -> str:
+    """The command-line spelling of an argument's destination (attention is set by --no-attention)."""
+    return "--no-attention" if dest == "attention" else "--" + dest.replace("_", "-")
+
+
+FIELD_FLAG = {field: flag_name(flag) for flag, field in {**MODEL_FLAGS, **TRAIN_FLAGS}.items()}
 SAMPLE_CHARS = 200
 FINETUNE_LR = 1e-4  # a pretrained model is nudged, not rebuilt: the from-scratch 1e-3 would wreck GPT-2
 
@@ -113,6 +121,14 @@ def add_train_parser(sub) -> None:
     model.add_argument("--context", type=int, metavar="T", help=f"context length in tokens (default {M.block_size})")
     model.add_argument("--positional", choices=("learned", "sincos"), help="position embeddings (default learned)")
     model.add_argument("--dropout", type=float, metavar="P", help=f"dropout while training (default {M.dropout})")
+    model.add_argument(
+        "--no-attention",
+        dest="attention",
+        action="store_const",
+        const=False,
+        help="MLP-only blocks, no attention at all: each token's prediction sees that token alone "
+        "(saved as a GPT-2 whose attention weights are zeros)",
+    )
     model.add_argument(
         "--dtype", choices=("float32", "float64"), help="training precision (default float32; checkpoints are float32)"
     )
@@ -235,7 +251,7 @@ def _resume(args):
 
     fixed = _given(args, [*MODEL_FLAGS, *[f for f in TRAIN_FLAGS if f != "steps"], "tokenizer", "vocab_size", "dtype"])
     if fixed:
-        flags = ", ".join("--" + f.replace("_", "-") for f in fixed)
+        flags = ", ".join(flag_name(f) for f in fixed)
         raise UsageError(
             f"{flags} cannot change when resuming: the run continues with its saved settings "
             "(only --steps may grow); start a new run to change them"
@@ -271,7 +287,7 @@ def _init(args):
 
     fixed = _given(args, [f for f in MODEL_FLAGS if f not in ("context", "dropout")] + ["tokenizer", "vocab_size"])
     if fixed:
-        flags = ", ".join("--" + f.replace("_", "-") for f in fixed)
+        flags = ", ".join(flag_name(f) for f in fixed)
         raise UsageError(
             f"{flags} cannot be set with --init: the model in {args.init} keeps its own tokenizer and shape"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from textual.widgets import Button, Input, Select, TextArea
+from textual.widgets import Button, Checkbox, Input, Select, TextArea
 
 from tinylm.core import (
     TOKENIZERS,
@@ -184,6 +184,27 @@ class TestCreateAndCheckpoints:
             assert app.current_mode == "training"
             app.training._thread.join(60)
             assert app.session.trainer.step_count == 5
+
+    async def test_attention_switch_creates_an_mlp_only_model(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            await set_fields(app, pilot, **TINY)
+            screen = app.screen
+            await pilot.press("ctrl+n")
+            await settle(app, pilot)
+            switch = screen.query_one("#attention", Checkbox)
+            assert switch.value is False and "MLP only" in str(switch.label)
+            vocab = train_tokenizer("char", load_corpus("fables").text).vocab_size
+            mc, _, _ = build_configs(screen.values(), "learned", vocab_size=vocab, attention=False)
+            assert f"trained    {mc.trained_params():,} (no attention)" in text_of(screen, "#summary")
+            await pilot.press("ctrl+t")
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.2)
+            assert app.session.model.config.attention is False
+            app.training._thread.join(60)
+            for name, w in app.session.model.params.items():
+                assert "attn." not in name or not w.any(), name
 
     async def test_save_then_open(self, tmp_path):
         demo = Session.demo(seed=0, steps=3)

@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
+from ..stages import NO_ATTENTION
 from ..widgets.probbars import bar, display_token
 
 TOP = 5  # next tokens listed with and without
@@ -116,6 +117,9 @@ class AblationControls:
     def action_ablate(self, part: str) -> None:
         """Knock out (or put back) the selected head, the layer's attention or its MLP."""
         s = self.app.session
+        if part != "mlp" and s.model is not None and not s.model.config.attention:
+            self.app.notify(f"{NO_ATTENTION} Only its MLPs can be knocked out (m).", severity="warning")
+            return
         target = self.ablation_target(part)
         same = [a for a in s.ablations if (a.layer, a.part, a.head) == (target.layer, target.part, target.head)]
         s.ablations = tuple(a for a in s.ablations if a not in same) + (() if same else (target,))

@@ -11,6 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from ..history_view import KEYS_HINT, Scrubbed, layer_line, scrub, scrub_bindings, scrubbed
+from ..stages import NO_ATTENTION
 from ..tokens import token_labels
 from ..widgets.heatmap import Heatmap, visible
 from .ablation import ABLATION_BINDINGS, AblationControls, ForceTokenScreen
@@ -112,6 +113,7 @@ class AttentionScreen(AblationControls, TraceView):
         """Show the snapshot, or a message when there is nothing to show."""
         session, at = self.app.session, self.history_at()
         ready = self.state.trace is not None or (at is not None and self.state.key is not None)
+        ready = ready and self.has_attention()
         self.query_one(".no-model", Static).update(self.message())
         self.query_one(".no-model").display = not ready
         # scrubbing shows the history's probe, not the prompt
@@ -124,6 +126,21 @@ class AttentionScreen(AblationControls, TraceView):
     def history_at(self) -> Scrubbed | None:
         """The history snapshot scrubbed to (its probe's maps are shown), or None: the live prompt's trace."""
         return scrubbed(self.app.session)
+
+    def has_attention(self) -> bool:
+        """Whether the model has attention maps to draw (an MLP-only one has none; no model: the usual message)."""
+        model = self.app.session.model
+        return model is None or model.config.attention
+
+    def message(self) -> str:
+        if not self.has_attention():
+            return (
+                f"{NO_ATTENTION}\n\nIt was created with attention off (the Config screen's switch, or "
+                "`tinylm train --no-attention`): its blocks are LayerNorm and MLP only, shown on Inspect. "
+                "Train the same model with attention on and overlay both loss curves on Training to see "
+                "what attention adds."
+            )
+        return super().message()
 
     def weights(self, layer: int) -> np.ndarray:
         at = self.history_at()
@@ -140,6 +157,8 @@ class AttentionScreen(AblationControls, TraceView):
 
     def show(self) -> None:
         """Draw the selected layer: the big head, the thumbnails and the attends-to line."""
+        if not self.has_attention():
+            return  # the message says why there is nothing to draw
         session, at, tokens = self.app.session, self.history_at(), self.shown_tokens()
         layer, head = session.layer, session.head
         att = self.weights(layer)
@@ -269,6 +288,9 @@ class AttentionScreen(AblationControls, TraceView):
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if not self.has_attention():
+            if action in ("layer", "head", "ablate", "which_parts", "force_token"):
+                return False
         if action in ("layer", "head"):
             return self.state.trace is not None or self.history_at() is not None
         if action in ("ablate", "which_parts", "force_token"):

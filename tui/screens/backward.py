@@ -17,6 +17,7 @@ from textual.worker import get_current_worker
 
 from ..backexplain import adamw_text, explain_back, num
 from ..backstages import BackStage, all_back_stages, fd_cell, stage_matrix, training_window, weight_cell
+from ..stages import NO_ATTENTION
 from ..tokens import token_labels
 from ..widgets.blockmap import BlockHeatmap
 from ..widgets.heatmap import Heatmap
@@ -184,7 +185,7 @@ class BackwardScreen(GradientChecks, Screen):
         if not ready:
             return
         current = self.stages[self.index] if self.stages else BackStage("loss")
-        self.stages = all_back_stages(self.app.session.n_layer)
+        self.stages = all_back_stages(self.app.session.n_layer, self.attention)
         layer = self.app.session.layer if current.layer is not None else None
         self.index = next((i for i, s in enumerate(self.stages) if s == BackStage(current.key, layer)), 0)
         self.show_stage()
@@ -192,6 +193,11 @@ class BackwardScreen(GradientChecks, Screen):
     @property
     def stage(self) -> BackStage:
         return self.stages[self.index]
+
+    @property
+    def attention(self) -> bool:
+        """Whether the model has attention (an MLP-only one has no attention stages)."""
+        return self.bt is None or "d.h.0.ln_1" in self.bt
 
     def show_stage(self) -> None:
         session, stage, bt = self.app.session, self.stage, self.bt
@@ -210,7 +216,8 @@ class BackwardScreen(GradientChecks, Screen):
         )
         self.query_one("#formula", Static).update(Text(stage.formula))
         shape = " x ".join(str(n) for n in bt[stage.name].shape) if stage.key != "loss" else f"{len(bt.ids)}"
-        self.query_one("#description", Static).update(f"({shape}) {stage.name}: {stage.description}")
+        note = f" {NO_ATTENTION} d.res₁ flows on unchanged." if stage.layer is not None and not self.attention else ""
+        self.query_one("#description", Static).update(f"({shape}) {stage.name}: {stage.description}{note}")
         self._fill_stage_list()
         grid = self.query_one("#grid", BlockHeatmap)
         mask = None
@@ -248,6 +255,8 @@ class BackwardScreen(GradientChecks, Screen):
                     continue
                 if stage.key == "res_2":
                     options.append(Option(Text(f"─ layer {layer} ─", style="dim"), disabled=True))
+                    if not self.attention:
+                        options.append(Option(Text("(MLP only)", style="italic"), disabled=True))
                 options.append(Option(stage.title, id=f"stage-{i}"))
             stages_list.clear_options()
             stages_list.add_options(options)
@@ -303,7 +312,7 @@ class BackwardScreen(GradientChecks, Screen):
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in ("stage", "layer", "head", "check", "update", "apply"):
-            return self.bt is not None and bool(self.stages)
+            return self.bt is not None and bool(self.stages) and (action != "head" or self.attention)
         return True
 
     def action_focus_grid(self) -> None:

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Input, Label, Select, Static, TextArea
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from ..safe_text import one_line, printable
 from .config_checkpoint import CheckpointActions
@@ -21,6 +21,7 @@ from .config_form import (
     POSITIONAL_KINDS,
     TYPED,
     FieldError,
+    attention_label,
     build_configs,
     format_value,
     human_bytes,
@@ -37,6 +38,8 @@ OTHER_HINTS = {
     "text": "typed text: the corpus itself",
     "tokenizer": "tokenizer: char, word or BPE pieces",
     "positional": "positions: learned or sine/cosine",
+    "attention": "attention: off leaves each block its MLP alone, so a token sees only itself "
+    "(space or ctrl+n flips it)",
     "ckpt": "directory: where ctrl+s saves, ctrl+o opens",
     "create": "enter: create the model and train it",
 }
@@ -51,6 +54,7 @@ class ConfigScreen(CheckpointActions, Screen):
         Binding("ctrl+o", "open", "Open checkpoint"),
         Binding("ctrl+f", "finetune", "Fine-tune"),
         Binding("ctrl+s", "save", "Save checkpoint"),
+        Binding("ctrl+n", "toggle_attention", "Attention on/off"),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
@@ -122,6 +126,8 @@ class ConfigScreen(CheckpointActions, Screen):
                                 compact=True,
                                 id="positional",
                             )
+                            yield Label("attention")
+                            yield Checkbox(attention_label(True), True, compact=True, id="attention")
                     yield Static("Checkpoint", classes="section")
                     yield Label("directory")
                     yield Input(DEFAULT_CHECKPOINT, compact=True, id="ckpt")
@@ -194,6 +200,13 @@ class ConfigScreen(CheckpointActions, Screen):
 
     def select(self, id: str) -> str:
         return str(self.query_one(f"#{id}", Select).value)
+
+    def attention_on(self) -> bool:
+        return self.query_one("#attention", Checkbox).value
+
+    def form_configs(self, vocab_size: int | None = None):
+        """build_configs over everything the form holds."""
+        return build_configs(self.values(), self.select("positional"), vocab_size, self.attention_on())
 
     def corpus_request(self) -> tuple:
         """A hashable description of the chosen corpus and tokenizer (the cache key of the summary)."""
@@ -294,7 +307,7 @@ class ConfigScreen(CheckpointActions, Screen):
             lines.append(f"tokens     {info['n_tokens']:,}\n")
             lines.append(f"vocab      {vocab:,} ({info['tokenizer'].kind})\n")
         try:
-            mc, tc, _ = build_configs(self.values(), self.select("positional"), vocab_size=vocab or 2)
+            mc, tc, _ = self.form_configs(vocab_size=vocab or 2)
             if info and "n_tokens" in info and info["n_tokens"] <= mc.block_size + 1:
                 raise FieldError(
                     "context",
@@ -310,6 +323,8 @@ class ConfigScreen(CheckpointActions, Screen):
             if vocab is not None:
                 tokens_per_step = tc.batch_size * mc.block_size
                 lines.append(f"params     {mc.num_params():,}\n")
+                if not mc.attention:
+                    lines.append(f"trained    {mc.trained_params():,} (no attention)\n")
                 lines.append(f"FLOPs/step {human_count(mc.flops_per_token() * tokens_per_step, 'FLOP')}\n")
                 lines.append(f"memory     {human_bytes(memory_estimate(mc, tc))}\n")
                 lines.append(f"tokens/step {tokens_per_step:,} ({tc.batch_size} x {mc.block_size})\n")
@@ -323,7 +338,16 @@ class ConfigScreen(CheckpointActions, Screen):
             verdict.update(Text("✔ ready: ctrl+t creates the model and trains it", style="bold green"))
         self.query_one("#create", Button).disabled = bool(self.error) or info is None
 
+    @on(Checkbox.Changed, "#attention")
+    def _attention_changed(self, event: Checkbox.Changed) -> None:
+        event.checkbox.label = attention_label(event.value)
+        self.recompute()
+
     # -- actions ---------------------------------------------------------------------------------
+    def action_toggle_attention(self) -> None:
+        """Attention on or off (off: MLP-only blocks), whichever field has the focus."""
+        self.query_one("#attention", Checkbox).toggle()
+
     def action_leave_field(self) -> None:
         self.set_focus(None)
 
@@ -335,7 +359,7 @@ class ConfigScreen(CheckpointActions, Screen):
         if self.error or info is None or "corpus" not in info:
             self.notify(self.error or "The corpus is still being read.", title="Cannot train yet", severity="error")
             return
-        mc, tc, vocab = build_configs(self.values(), self.select("positional"))
+        mc, tc, vocab = self.form_configs()
 
         def create() -> None:
             self.notify("Building the model…", timeout=2)

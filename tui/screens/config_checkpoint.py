@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from textual import work
-from textual.widgets import Input, Select, TextArea
+from textual.widgets import Checkbox, Input, Select, TextArea
 
-from .config_form import DEFAULT_CHECKPOINT, FILE, NUMBER_FIELDS, TYPED, build_configs, format_value
+from .config_form import DEFAULT_CHECKPOINT, FILE, NUMBER_FIELDS, TYPED, format_value
 
 
 class CheckpointActions:
@@ -40,7 +40,7 @@ class CheckpointActions:
             self.notify("The corpus is still being read.", title="Cannot fine-tune yet", severity="error")
             return
         try:
-            _, tc, _ = build_configs(self.values(), self.select("positional"))
+            _, tc, _ = self.form_configs()
         except ValueError as exc:  # FieldError and ConfigError: the summary names the field too
             self.notify(str(exc), title="Cannot fine-tune", severity="error")
             return
@@ -103,6 +103,7 @@ class CheckpointActions:
             if source is not None and hasattr(source, spec.attr):
                 self.query_one(f"#{spec.id}", Input).value = format_value(getattr(source, spec.attr))
         self.query_one("#positional", Select).value = mc.positional
+        self.query_one("#attention", Checkbox).value = mc.attention
         tokenizer = model.tokenizer
         kinds = [value for _, value in self.tokenizer_options()]
         if tokenizer is not None and tokenizer.kind in kinds:

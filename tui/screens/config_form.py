@@ -88,14 +88,20 @@ def which_field(message: str) -> str | None:
     return min(hits)[1] if hits else None
 
 
-def build_configs(values: dict[str, str], positional: str, vocab_size: int | None = None):
-    """(ModelConfig, TrainConfig, tokenizer vocab size) from the typed values; raises FieldError/ConfigError."""
+def attention_label(on: bool) -> str:
+    """The attention switch's text: what the blocks hold, and the key that flips it."""
+    return ("on" if on else "off: MLP only") + " · ctrl+n"
+
+
+def build_configs(values: dict[str, str], positional: str, vocab_size: int | None = None, attention: bool = True):
+    """(ModelConfig, TrainConfig, tokenizer vocab size) from the typed values; raises FieldError/ConfigError.
+    attention False: MLP-only blocks (the switch for seeing what attention adds)."""
     from tinylm.core import ModelConfig, TrainConfig
 
     parsed = {f.id: parse(f, values.get(f.id, "")) for f in NUMBER_FIELDS}
     if parsed["seed"] < 0:
         raise FieldError("seed", f"seed: {parsed['seed']} is negative; use 0 or more")
-    mc = ModelConfig(positional=positional, **{f.attr: parsed[f.id] for f in MODEL_FIELDS})
+    mc = ModelConfig(positional=positional, attention=attention, **{f.attr: parsed[f.id] for f in MODEL_FIELDS})
     if vocab_size is not None:
         mc.vocab_size = vocab_size
     tc = TrainConfig(**{f.attr: parsed[f.id] for f in TRAIN_FIELDS})

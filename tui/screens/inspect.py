@@ -11,7 +11,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..explain import explain
-from ..stages import Stage, all_stages, stage_view
+from ..stages import NO_ATTENTION, Stage, all_stages, layer_keys, stage_view
 from ..widgets.blockmap import BlockHeatmap
 from ..widgets.heatmap import Heatmap
 from .trace_view import TraceView
@@ -107,7 +107,7 @@ class InspectScreen(TraceView):
         if not ready:
             return
         current = self.stages[self.index] if self.stages else Stage("tokenize")
-        self.stages = all_stages(session.n_layer)
+        self.stages = all_stages(session.n_layer, self.attention)
         self.index = self._find(current.key, session.layer if current.layer is not None else None)
         self.show_stage()
 
@@ -120,6 +120,12 @@ class InspectScreen(TraceView):
     @property
     def stage(self) -> Stage:
         return self.stages[self.index]
+
+    @property
+    def attention(self) -> bool:
+        """Whether the traced model has attention (an MLP-only one has no attention stages)."""
+        trace = self.state.trace
+        return trace is None or "h.0.att" in trace
 
     def show_stage(self) -> None:
         """Draw the current stage: list, title, formula, grid; the grid's CellSelected fills the explanation."""
@@ -135,6 +141,8 @@ class InspectScreen(TraceView):
         )
         self.query_one("#formula", Static).update(Text(stage.formula(trace.layer_norm_epsilon)))
         note = f" Prompt cropped to its last {len(trace.ids)} tokens." if self.state.cropped else ""
+        if stage.layer is not None and not self.attention:
+            note += f" {NO_ATTENTION} x₁ is the block's input x."
         self.query_one("#description", Static).update(f"{view.shape}: {stage.description}{note}")
         self._fill_stage_list()
         grid = self.query_one("#grid", BlockHeatmap)
@@ -166,10 +174,12 @@ class InspectScreen(TraceView):
         for i, stage in enumerate(self.stages):
             if stage.layer is not None and stage.layer != layer:
                 continue
-            if stage.key == "ln_1":
+            if stage.key == layer_keys(self.attention)[0]:
                 options.append(
                     Option(Text(f"─ layer {layer} (0–{self.app.session.n_layer - 1}) ─", style="dim"), disabled=True)
                 )
+                if not self.attention:
+                    options.append(Option(Text("(MLP only)", style="italic"), disabled=True))
             options.append(Option(stage.title, id=f"stage-{i}"))
         stages_list.clear_options()
         stages_list.add_options(options)
@@ -225,7 +235,8 @@ class InspectScreen(TraceView):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Stage, layer and head keys only make sense once there is a trace."""
         if action in ("stage", "layer", "head"):
-            return self.state.trace is not None and bool(self.stages)
+            ready = self.state.trace is not None and bool(self.stages)
+            return ready and (action != "head" or self.attention)
         return True
 
     def action_stage(self, delta: int) -> None:
@@ -237,7 +248,7 @@ class InspectScreen(TraceView):
         """The same stage in the next or previous layer (or the layer's first stage)."""
         session = self.app.session
         session.select(layer=session.layer + delta)
-        key = self.stage.key if self.stage.layer is not None else "ln_1"
+        key = self.stage.key if self.stage.layer is not None else layer_keys(self.attention)[0]
         self.index = self._find(key, session.layer)
         self.show_stage()
 

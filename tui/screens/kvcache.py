@@ -41,6 +41,8 @@ def cache_grid(watch, width: int) -> Text:
     """Rows: each layer's K and V; columns: positions (several per character when the context is
     wider than the room). █ filled, ▒ the row the last token wrote (bold), · empty."""
     cfg = watch.config
+    if not cfg.attention:
+        return Text("no attention (MLP only): no keys or values, so the cache stays empty\n", style="italic")
     T, filled = cfg.block_size, watch.length
     last = watch.steps[-1].row if watch.steps else None
     room = max(width - 8, 8)
@@ -75,6 +77,12 @@ def cache_grid(watch, width: int) -> Text:
 def summary(watch) -> Text:
     cfg = watch.config
     out = Text()
+    if not cfg.attention:
+        out.append(
+            "This model has no attention (MLP only): a token's logits need its own token and position "
+            "alone, so there is nothing to cache; a step runs the new token's blocks, a recompute all of them.\n",
+            style="bold",
+        )
     out.append(
         f"{watch.length}/{cfg.block_size} positions, {cfg.n_layer} layers × K,V × {cfg.n_head}×{cfg.head_size}: "
         f"{fmt_bytes(watch.bytes_used)} / {fmt_bytes(watch.bytes_total)}\n",

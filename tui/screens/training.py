@@ -57,7 +57,7 @@ class TrainingScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.matrix_index = -1  # index into matrix_names(); -1 = the first attention weight
+        self.matrix_index = -1  # index into matrix_names(); -1 = the first attention (or MLP) weight
         self._shown = (-1, -1, -1, -1)  # (run id, step, sample step, matrices step) on screen
         self._status = ""
         self._chart_time = 0.0  # when the chart and metrics were last drawn
@@ -93,8 +93,9 @@ class TrainingScreen(Screen):
         names = [n for n in matrix_names(model) if n != EMBEDDING]
         if not names:
             return None
-        if self.matrix_index < 0:
-            self.matrix_index = next((i for i, n in enumerate(names) if "c_attn" in n), 0)
+        if self.matrix_index < 0:  # attention's first weight; the MLP's in a model without attention (all 0)
+            first = "c_attn" if model.config.attention else "c_fc"
+            self.matrix_index = next((i for i, n in enumerate(names) if first in n), 0)
         return names[self.matrix_index % len(names)]
 
     def training_tick(self, state: TrainingState) -> None:
