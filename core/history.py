@@ -154,9 +154,12 @@ class HistoryRecorder:
         return self.max_snapshots * shots[-1].nbytes if shots else 0
 
     def due(self, step: int) -> bool:
-        """Whether a snapshot belongs at this step: an empty history, or a step on the schedule not yet taken."""
-        shots = self.snapshots()
-        return not shots or (on_schedule(step) and step > shots[-1].step)
+        """Whether a snapshot belongs at this step: an empty history, or a step on the schedule not yet taken
+        (asked after every training step: the schedule is checked first, and nothing is copied)."""
+        if self._snapshots and not on_schedule(step):
+            return False
+        with self._lock:
+            return not self._snapshots or step > self._snapshots[-1].step
 
     def sample_prompt(self) -> np.ndarray:
         return self.probe_ids[:SAMPLE_PROMPT_TOKENS]

@@ -135,3 +135,18 @@ async def test_the_keys_are_in_help_and_the_palette(run_session, screen_text):
     described = {e.mode: {b.description for b in screen_bindings(e.screen_class())} for e in SCREENS}
     for mode in ("training", "attention", "vocabulary"):
         assert {"History: earlier snapshot", "History: later snapshot", "History: back to live"} <= described[mode]
+
+
+def test_opening_a_saved_run_brings_its_history_back(trained_session, tmp_path):
+    from tinylm.tui.startup import build
+
+    trainer = trained_session.trainer
+    from tinylm.core import save_checkpoint
+
+    save_checkpoint(tmp_path / "run", trainer.model, trainer=trainer)  # as the dashboard's ctrl+s saves
+    built = build(checkpoint=str(tmp_path / "run"))
+    again = built.trainer.recorder.snapshots()
+    assert [s.step for s in again] == trainer.recorder.steps
+    for a, b in zip(again, trainer.recorder.snapshots()):
+        np.testing.assert_array_equal(a.attention, b.attention)
+        assert (a.train_loss, a.val_loss, a.sample) == (b.train_loss, b.val_loss, b.sample)
