@@ -71,6 +71,29 @@ class TestAttentionScreen:
             await pilot.press("comma", "left_square_bracket")
             assert (session.layer, session.head) == (1, 1)
 
+    @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+    async def test_rows_grow_with_the_columns_on_a_large_terminal(self, session, size, screen_text):
+        app = create_app(session)
+        async with app.run_test(size=size) as pilot:
+            screen = await open_attention(pilot)
+            await pilot.pause(0.3)
+            big = screen.query_one("#big", Heatmap)
+            T = len(session.trace().ids)
+            if size == (80, 24):
+                assert (big.cell_width, big.row_lines) == (2, 1)
+                return
+            # at most square cells (a terminal cell is about twice as tall as wide), as tall as the room allows
+            assert 1 < big.row_lines <= big.cell_width // 2
+            assert big.size.height == 1 + T * big.row_lines + 1  # header, the rows, the status line
+            assert big.region.bottom <= screen.query_one("#left").region.bottom
+            lines = screen_text(app).splitlines()
+            top = big.region.y + 1  # below the column labels
+            mid = (big.row_lines - 1) // 2
+            labels = [lines[top + r * big.row_lines + mid][big.region.x : big.region.x + 2].strip() for r in range(T)]
+            assert labels == big.row_labels  # each row's label on its middle line
+            await pilot.click(big, offset=(big.label_gutter + 1, 1 + 4 * big.row_lines + big.row_lines - 1))
+            assert big.cursor == (4, 0)  # a click on a tall row's last line selects that row
+
     async def test_cursor_row_lists_what_the_token_attends_to(self, session):
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:

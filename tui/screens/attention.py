@@ -183,11 +183,13 @@ class AttentionScreen(AblationControls, TraceView):
         widget.set_class(at is not None, "-history")  # one line each, cut at the edge
         widget.update(title)
         big = self.query_one("#big", Heatmap)
-        big.styles.max_height = max(self.query_one("#left").size.height - 3, 3)  # the attends-to lines keep 3
+        room_lines = max(self.query_one("#left").size.height - 3, 3)  # the attends-to lines keep 3
+        big.styles.max_height = room_lines
         big.set_data(att[head], tokens, tokens, kind="prob", mask=mask, vmin=0.0, vmax=1.0)
-        # On a large terminal the big map may take three fifths of the width; at 80 columns the thumbnails
-        # need the room beside it, so cells stay two columns wide.
-        big.widen_cells(self.size.width * 3 // 5 - 2 if self.size.width >= WIDEN_FROM else 0)
+        # On a large terminal the big map may take three fifths of the width and its rows grow taller with
+        # the cells; at 80 columns the thumbnails need the room beside it, so cells stay two columns wide.
+        wide = self.size.width >= WIDEN_FROM
+        big.widen_cells(self.size.width * 3 // 5 - 2 if wide else 0, room_lines if wide else 0)
         self._build_thumbnails(att.shape[0])
         room = self.query_one("#heads-box").scrollable_content_region.width
         factor = -(-T // max(room, 8)) if room else 1  # whole blocks, so a long prompt's thumbnail still fits

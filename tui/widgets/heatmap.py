@@ -88,6 +88,7 @@ class Heatmap(Widget, can_focus=True):
         self.narrow = narrow  # one column per cell instead of two (wide matrices such as embeddings)
         self.max_label_width = label_width
         self.cell_columns = 2  # columns per cell when not compact or narrow (screens widen it on large terminals)
+        self.cell_lines = 1  # lines per data row when not compact (taller with wider cells, so cells stay square)
         self.cursor = (0, 0)  # (row, col) of the selected cell
         self.top = 0  # first data row in view
         self.left = 0  # first data column in view
@@ -170,15 +171,24 @@ class Heatmap(Widget, can_focus=True):
     def cell_width(self) -> int:
         return 1 if self.compact or self.narrow else self.cell_columns
 
-    def widen_cells(self, room: int) -> None:
-        """Use up to `room` columns: cells 2 to 8 columns wide, so a short prompt fills a large terminal."""
+    def widen_cells(self, room: int, height: int = 0) -> None:
+        """Use up to `room` columns and `height` lines: cells 2 to 8 columns wide and, when the lines are
+        there, up to half as many lines tall (a terminal cell is about twice as tall as wide), so a short
+        prompt fills a large terminal as a grid of square cells."""
         columns = max(2, min(8, (room - self.label_gutter) // max(self.shape[1], 1)))
-        if columns != self.cell_columns:
-            self.cell_columns = columns
+        free = height - len(self.header) - (1 if self.show_status else 0)
+        lines = max(1, min(columns // 2, free // max(self.shape[0], 1))) if not self.compact else 1
+        if (columns, lines) != (self.cell_columns, self.cell_lines):
+            self.cell_columns, self.cell_lines = columns, lines
             self._layout_labels()
             self._lines.clear()
             self._cells = {}
             self.refresh(layout=True)
+
+    @property
+    def row_lines(self) -> int:
+        """Lines one data row takes (compact maps put two rows on a line: see `view_rows`)."""
+        return 1 if self.compact else self.cell_lines
 
     def _layout_labels(self) -> None:
         """Fix the gutter width and the column header lines for the current labels."""
@@ -241,7 +251,7 @@ class Heatmap(Widget, can_focus=True):
     def view_rows(self) -> int:
         """How many data rows fit (two per line in compact mode)."""
         lines = max(self.size.height - len(self.header) - (1 if self.show_status else 0), 0)
-        return lines * 2 if self.compact else lines
+        return lines * 2 if self.compact else lines // self.row_lines
 
     @property
     def view_cols(self) -> int:
@@ -267,7 +277,7 @@ class Heatmap(Widget, can_focus=True):
         col = self.left + (event.x - self.label_gutter) // self.cell_width
         line = event.y - len(self.header)
         if event.x >= self.label_gutter and line >= 0:
-            row = self.top + (line * 2 if self.compact else line)
+            row = self.top + (line * 2 if self.compact else line // self.row_lines)
             self.set_cursor(row, col)
 
     def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
@@ -282,7 +292,7 @@ class Heatmap(Widget, can_focus=True):
         return max(self.label_gutter + self.shape[1] * self.cell_width, 40 if self.show_status else 1)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        rows = (self.shape[0] + 1) // 2 if self.compact else self.shape[0]
+        rows = (self.shape[0] + 1) // 2 if self.compact else self.shape[0] * self.row_lines
         return len(self.header) + rows + (1 if self.show_status else 0)
 
     def render_line(self, y: int) -> Strip:
@@ -303,9 +313,11 @@ class Heatmap(Widget, can_focus=True):
         if y < n_head:
             return self._header_line(y, width, cols)
         line = y - n_head
-        row = self.top + 2 * line if self.compact else self.top + line
+        row = self.top + 2 * line if self.compact else self.top + line // self.row_lines
         if row >= self.shape[0]:
             return Strip.blank(width)
+        if not self.compact and line % self.row_lines != (self.row_lines - 1) // 2:
+            return self._fill_line(row, width, cols)  # a tall row's other lines: colour only
         return self._row_line(row, width, cols)
 
     @staticmethod
@@ -349,6 +361,16 @@ class Heatmap(Widget, can_focus=True):
         if on_cursor_row and cur_col in cols and self.show_cursor:
             segs[first + cur_col - cols.start] = self._cursor_cell(row)
         return self._fit(segs, self.label_gutter + len(cols) * self.cell_width, width)
+
+    def _fill_line(self, row: int, width: int, cols: range) -> Strip:
+        """A line of a row taller than one line, apart from its middle one: the cells' colours, no text."""
+        styles = pal.cell_styles(self.palette_kind, self._color_system)
+        cw = self.cell_width
+        masked, fill = Segment(" " * cw, _MASKED), " " * cw
+        levels = self.levels[row, cols.start : cols.stop].tolist()
+        segs = [Segment(" " * self.label_gutter)] if self.label_gutter else []
+        segs += [masked if level < 0 else Segment(fill, styles[level]) for level in levels]
+        return self._fit(segs, self.label_gutter + len(cols) * cw, width)
 
     def _row_cells(self, row: int) -> list[Segment]:
         """Every cell of one data row, two columns each, without the cursor."""
