@@ -23,6 +23,7 @@ from .parallel import inference_pass
 
 MODES = ("zero", "mean")
 PARTS = ("head", "attn", "mlp")
+PART_WORDS = {"attn": "attention", "mlp": "MLP"}  # a layer's parts in words
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class Ablation:
         return f"{self.layer}.{self.head if self.part == 'head' else self.part}"
 
     def describe(self) -> str:
-        what = f"head {self.head} of layer {self.layer}" if self.part == "head" else f"layer {self.layer}'s {self.part}"
-        return f"{what} ({'zeroed' if self.mode == 'zero' else 'set to its mean over positions'})"
+        """'layer 1 · head 3 (zeroed)': layer first and counted from 0, as the screens' titles and h.1's name."""
+        what = f"head {self.head}" if self.part == "head" else PART_WORDS[self.part]
+        return f"layer {self.layer} · {what} ({'zeroed' if self.mode == 'zero' else 'set to its mean over positions'})"
 
     def check(self, n_layer: int, n_head: int) -> Ablation:
         """Self, or a one-line ConfigError naming what is out of range."""

@@ -48,7 +48,7 @@ def test_ablate_prints_both_top_lists_and_the_change(ckpt):
     first = next(s for s in out.splitlines() if s.startswith(" 1. "))
     p_without, p_with = (float(x) for x in re.findall(r"\d\.\d{4}", first))
     assert p_without == pytest.approx(before.max(), abs=1e-4) and p_with == pytest.approx(after.max(), abs=1e-4)
-    assert "head 3 of layer 1" in out and "layer 0's mlp" in out
+    assert "layer 1 · head 3 (zeroed)" in out and "layer 0 · MLP (zeroed)" in out  # the screens' words and order
 
 
 def test_mean_mode_and_attention_layer(ckpt):

@@ -4,6 +4,8 @@ that use a large terminal."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from textual.widgets import Input, Select
@@ -183,7 +185,32 @@ class TestTrainingPanels:
             app.training._thread.join(60)
             await pilot.pause(0.5)
             text = screen_text(app)
-            assert "elapsed 0:0" in text and "h.0.attn.c_attn 16x48" in text
+            assert "elapsed 0:0" in text and "h.0.attn.c_attn " in text and "m: next" in text
+
+    @pytest.mark.parametrize("layers, embd, rule_fits", [(2, 64, True), (12, 256, False)])
+    async def test_map_titles_keep_both_ends_at_80x24(self, screen_text, layers, embd, rule_fits):
+        from tinylm.core import DEFAULT_CORPUS, ModelConfig, TrainConfig, load_corpus, make_trainer
+
+        corpus = load_corpus(DEFAULT_CORPUS)
+        shape = ModelConfig(n_layer=layers, n_head=4, n_embd=embd, block_size=32)
+        trainer = make_trainer(corpus, "char", model_config=shape, train_config=TrainConfig(max_steps=1))
+        app = create_app(Session(trainer.model, trainer, corpus))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("2")
+            await pilot.pause(0.5)
+            for _ in range(3 * layers):  # every kind of matrix, the widest layer numbers too
+                text = screen_text(app)
+                titles = [line for line in text.splitlines() if "m: next" in line]  # the key is never cut
+                assert len(titles) == 1, text
+                title = titles[0]
+                blocks = app.screen.query_one("#weights", Heatmap).reduced
+                name = app.screen.current_matrix().removeprefix("transformer.").removesuffix(".weight")
+                assert f"{name} " in title  # which matrix, whole
+                if rule_fits and not blocks.identity:  # what a coloured cell is (the default model's maps)
+                    assert f"max|x| {blocks.rows}x{blocks.cols}" in title or f"of {blocks.rows}x{blocks.cols}" in title
+                assert re.search(r"wte \d+x\d+ .*step 0 *$", next(x for x in text.splitlines() if "wte" in x))
+                await pilot.press("m")
+                await pilot.pause(0.1)
 
     async def test_toasts_leave_the_status_bar_visible(self, session, screen_text):
         app = create_app(session)
@@ -204,6 +231,26 @@ class TestWords:
             await pilot.press("4")
             await pilot.pause(0.3)
             assert "layer 0 (0–1)" in screen_text(app)  # counted from 0, as the weights' names h.0, h.1
+
+    @pytest.mark.parametrize("key", ["3", "4", "7"])
+    async def test_layer_and_head_are_named_alike_on_every_screen(self, session, key, screen_text):
+        from tinylm.core import Ablation
+
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press(key)
+            await pilot.pause(0.5)
+            for _ in range(40):  # step to a per-head stage (Attention shows one at once)
+                if re.search(r"head \d", screen_text(app)):
+                    break
+                await pilot.press("n")
+                await pilot.pause(0.05)
+            text = screen_text(app)
+            # layer first, counted from 0 with the range: as h.0, h.1 name them
+            assert re.search(r"layer [01] \(0–1\)( ·|\s).*head [01] \(0–1\)", text), text
+            assert not re.search(r"head \d+/\d+|of layer", text)
+        assert Ablation(1, "head", 0).describe() == "layer 1 · head 0 (zeroed)"
+        assert Ablation(0, "mlp", mode="mean").describe() == "layer 0 · MLP (set to its mean over positions)"
 
     def test_shapes_say_what_their_letters_mean(self, trained_session):
         from tinylm.tui.stages import all_stages, stage_view

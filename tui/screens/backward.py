@@ -208,8 +208,8 @@ class BackwardScreen(GradientChecks, Screen):
         tokens = token_labels(session.model.tokenizer, bt.ids) if session.model is not None else bt.tokens
         targets = token_labels(session.model.tokenizer, bt.targets) if session.model is not None else []
         rows, cols = self._labels(stage, tokens, targets)
-        where = f" · layer {stage.layer}" if stage.layer is not None else ""
-        heads = f" · head {head}/{session.n_head}" if stage.per_head else ""
+        where = f" · layer {stage.layer} (0–{session.n_layer - 1})" if stage.layer is not None else ""
+        heads = f" · head {head} (0–{session.n_head - 1})" if stage.per_head else ""
         at = f" at step {self.step}" if self.step is not None else ""
         self.query_one("#stage-title", Static).update(
             f"{stage.title}{where}{heads}  ({self.index + 1}/{len(self.stages)}) · loss {bt.loss:.4f}{at}"
@@ -254,7 +254,11 @@ class BackwardScreen(GradientChecks, Screen):
                 if stage.layer is not None and stage.layer != layer:
                     continue
                 if stage.key == "res_2":
-                    options.append(Option(Text(f"─ layer {layer} ─", style="dim"), disabled=True))
+                    options.append(
+                        Option(
+                            Text(f"─ layer {layer} (0–{self.app.session.n_layer - 1}) ─", style="dim"), disabled=True
+                        )
+                    )
                     if not self.attention:
                         options.append(Option(Text("(MLP only)", style="italic"), disabled=True))
                 options.append(Option(stage.title, id=f"stage-{i}"))

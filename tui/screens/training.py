@@ -37,6 +37,26 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def map_title(name: str, shape: str, rule: tuple[int, int] | None, tail: str, room: int) -> str:
+    """A weight map's title in `room` columns: the name, shape, block rule (what a coloured cell is) and the
+    tail (the step, or the key to the next matrix) last, so the ends are never cut; the rule gets shorter
+    first, then the shape gives way (the map's axis labels show the extent)."""
+    short = name.split()[-1]  # "token embeddings wte" -> "wte"
+    if rule is None:
+        candidates = [f"{name} {shape} · {tail}", f"{short} {shape} · {tail}", f"{short} · {tail}"]
+    else:
+        r, c = rule
+        candidates = [
+            f"{short} {shape} · cell=max|x| of {r}x{c} · {tail}",
+            f"{short} {shape} · max|x| of {r}x{c} · {tail}",
+            f"{short} {shape} · max|x| {r}x{c} · {tail}",
+            f"{short} · max|x| {r}x{c} · {tail}",
+            f"{short} {shape} · {tail}",
+            f"{short} · {tail}",
+        ]
+    return next((line for line in candidates if len(line) <= room), candidates[-1])
+
+
 def matrix_names(model) -> list[str]:
     """The 2-D weights worth watching, in model order (embeddings first)."""
     return [name for name, p in model.params.items() if p.ndim == 2]
@@ -332,11 +352,10 @@ class TrainingScreen(Screen):
                 matrix, labels, kind="signed", max_rows=rows, max_cols=cols, prepared=prepared, escape=False
             )
             red, (name, shape, tail) = prepared.reduced, title
-            if red.identity:
-                line = f"{name} {shape} · {tail}"
-            else:  # the rule first: it says what the colours are
-                line = f"{name.split()[-1]} {shape} · cell=max|x| of {red.rows}x{red.cols} · {tail}"
-            self.query_one(f"{where}-title", Static).update(Text(line, no_wrap=True, overflow="ellipsis"))
+            rule = None if red.identity else (red.rows, red.cols)
+            title_widget = self.query_one(f"{where}-title", Static)
+            room = title_widget.content_size.width or self.app.size.width // 2
+            title_widget.update(Text(map_title(name, shape, rule, tail, room), no_wrap=True, overflow="ellipsis"))
 
     # -- actions ---------------------------------------------------------------------------------
     def action_train(self) -> None:
