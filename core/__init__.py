@@ -27,6 +27,7 @@ from .model import GPT
 from .reference import GELU_CUBIC, GELU_SCALE
 from .run import finetune_trainer, make_trainer, memory_estimate
 from .sampling import Sampling
+from .saved_runs import SavedRun, describe_run, find_saved_runs, read_saved_run, run_differences
 from .threads import kernel_settings, limit_threads, parallel_allowed
 from .tokenizers import (
     TOKENIZERS,
@@ -42,6 +43,11 @@ from .trainer import Trainer, TrainingDiverged, TrainMetrics
 
 __all__ = [
     "GPT",
+    "SavedRun",
+    "describe_run",
+    "find_saved_runs",
+    "read_saved_run",
+    "run_differences",
     "load",
     "save_checkpoint",
     "ModelConfig",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -20,6 +21,7 @@ from ..widgets.blockmap import BlockHeatmap, prepare
 from ..widgets.chart import BrailleChart, Series
 from ..widgets.heatmap import Heatmap
 from ..widgets.probbars import bar
+from .overlays import MAX_OVERLAYS, OverlayPicker, legend_text, overlay_colour
 from .view_state import CONFIG_KEY, NO_MODEL, labels_of
 
 QUICK_CELLS = 1_000_000  # weight maps up to this many numbers are reduced at once; larger ones in a worker
@@ -72,6 +74,7 @@ class TrainingScreen(Screen):
         Binding("m", "matrix(1)", "Next matrix"),
         Binding("M", "matrix(-1)", "Prev matrix", show=False),
         Binding("ctrl+s", "save", "Save checkpoint", show=False),
+        Binding("o", "overlays", "Overlay runs"),
         *scrub_bindings(show=False),
     ]
 
@@ -82,6 +85,7 @@ class TrainingScreen(Screen):
         self._status = ""
         self._chart_time = 0.0  # when the chart and metrics were last drawn
         self._history_shown: tuple | None = None  # (snapshot step, snapshots, curve step) drawn while scrubbing
+        self.overlays: list = []  # earlier runs (tinylm.core.SavedRun) whose loss curves the chart overlays
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress")
@@ -89,6 +93,7 @@ class TrainingScreen(Screen):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield BrailleChart(title="loss", id="loss")
+                yield Static(id="overlay-legend")
                 yield Static(id="metrics")
             with Vertical(id="right"):
                 yield Static("token embeddings wte (V x C)", id="wte-title", classes="map-title")
@@ -99,6 +104,7 @@ class TrainingScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self._shown = (-1, -1, -1, -1)
+        self.show_overlay_legend()  # the current run may have changed: the differences with it too
         self.refresh_view()
 
     # -- reading the slot ------------------------------------------------------------------------
@@ -192,6 +198,9 @@ class TrainingScreen(Screen):
             if trainer is not None and trainer.history:
                 self.show_chart(history_state(trainer))
                 self.show_metrics(history_state(trainer))
+            else:  # no curve of its own: the overlaid runs' alone (or an empty chart)
+                last = max([run.train_steps[-1] for run in self.overlays], default=1)
+                self.query_one("#loss", BrailleChart).set_series(self.overlay_series(), x_range=(0, last))
             self.query_one("#sample", Static).update(
                 Text("a sample of generated text appears here while training", style="dim")
             )
@@ -229,9 +238,66 @@ class TrainingScreen(Screen):
             shown = state.train_losses + state.val_losses + [at.snapshot.train_loss]
             ys = [max(shown), min(shown), at.snapshot.train_loss]
             series.append(Series(f"step {at.step}", [at.step] * 3, ys, "magenta"))
+        series += self.overlay_series()
+        last = max([run.train_steps[-1] for run in self.overlays], default=1)
         self.query_one("#loss", BrailleChart).set_series(
-            series, x_range=(0, max(state.max_steps, at.last_step if at else 1, 1))
+            series, x_range=(0, max(state.max_steps, at.last_step if at else 1, last, 1))
         )
+
+    # -- earlier runs on the chart -----------------------------------------------------------------
+    def overlay_series(self) -> list[Series]:
+        """Each overlaid run's training loss by step, in its colour (named in the legend below the chart)."""
+        return [
+            Series(run.name, run.train_steps, run.train_losses, overlay_colour(i), in_legend=False)
+            for i, run in enumerate(self.overlays)
+        ]
+
+    def show_overlay_legend(self) -> None:
+        legend = self.query_one("#overlay-legend", Static)
+        legend.display = bool(self.overlays)
+        chart = self.query_one("#loss", BrailleChart)
+        chart.title = "loss by step" if self.overlays else "loss"
+        if not self.overlays:
+            return
+        session = self.app.session
+        model, trainer = session.model, session.trainer
+        tokenizer = model.tokenizer.kind if model is not None and model.tokenizer is not None else None
+        train = trainer.config if trainer is not None else None
+        width = legend.content_size.width or self.query_one("#left").size.width or 38
+        config = model.config if model is not None else None
+        legend.update(legend_text(self.overlays, config, train, tokenizer, width))
+
+    def toggle_overlay(self, path, add_only: bool = False) -> str:
+        """Add the saved run in `path` to the chart, or take it off; returns what to tell the user."""
+        from tinylm.core import TinyLMError, read_saved_run
+
+        key = Path(path).resolve()
+        for run in self.overlays:
+            if run.path.resolve() == key:
+                if add_only:
+                    return f"{run.name} is on the chart already"
+                self.overlays.remove(run)
+                self.redraw_overlays()
+                return f"{run.name} taken off the chart"
+        if len(self.overlays) >= MAX_OVERLAYS:
+            return f"at most {MAX_OVERLAYS} runs at once: take one off first (enter on it)"
+        try:
+            run = read_saved_run(path)
+        except (TinyLMError, OSError) as exc:
+            return f"cannot overlay {path}: {exc}"
+        self.overlays.append(run)
+        self.redraw_overlays()
+        return f"{run.name} on the chart ({len(run.train_steps):,} steps of its training loss)"
+
+    def redraw_overlays(self) -> None:
+        self.show_overlay_legend()
+        self._shown = (-1, -1, -1, -1)
+        self._history_shown = None
+        self.refresh_view()
+
+    def action_overlays(self) -> None:
+        """Pick saved runs whose loss curves the chart overlays."""
+        self.app.push_screen(OverlayPicker(self))
 
     def show_metrics(self, state: TrainingState) -> None:
         m, v = state.metrics, state.last_val

@@ -22,6 +22,7 @@ class Series:
     xs: Sequence[float] = field(default_factory=list)
     ys: Sequence[float] = field(default_factory=list)
     style: str = "cyan"
+    in_legend: bool = True  # False: drawn, but named elsewhere (the Training screen's overlay legend)
 
 
 def _resample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[float], list[float]]:
@@ -134,6 +135,8 @@ class BrailleChart(Widget):
         if self.title:
             text.append(self.title + "  ", style="bold")
         for s in self.series:
+            if not s.in_legend:
+                continue
             last = next((y for y in reversed(list(s.ys)) if y is not None), None)
             text.append("━ ", style=s.style)
             text.append(f"{s.name} {last:.3f}  " if last is not None else f"{s.name} –  ")
