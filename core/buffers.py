@@ -36,6 +36,8 @@ class Activations:
         self.fused_residual = not keep_scores and not dropout  # res = x + proj(...): no branch buffers
         self.ids = kernels.zeros((B, T), np.int64)
         self.targets = kernels.zeros((B, T), np.int64)
+        self.targets_flat = self.targets.reshape(N)
+        self._host_draws: dict[tuple, np.ndarray] = {}  # host scratch for dropout draws on a device
         self.has_targets = False
         self.encoded = z(B, T, C)  # token + position embedding
         self.x0 = z(B, T, C) if dropout else self.encoded  # after embedding dropout
@@ -101,6 +103,19 @@ class Activations:
             self.layers.append(v)
         self._grad_buffers = None
 
+    def draw_uniform(self, rand, rng: np.random.Generator) -> None:
+        """WRITES rand = uniform [0, 1) draws of rng. They are drawn on the host on every backend (into
+        a host buffer kept per shape, then copied to a device), so a run's dropout masks are the same
+        numbers whatever the device, and a resumed run repeats them."""
+        if self.kernels.DEVICE == "cpu":
+            rng.random(out=rand, dtype=rand.dtype)
+            return
+        host = self._host_draws.get(tuple(rand.shape))
+        if host is None:
+            host = self._host_draws[tuple(rand.shape)] = np.zeros(tuple(rand.shape), rand.dtype)
+        rng.random(out=host, dtype=host.dtype)
+        self.kernels.copy_in(rand, host)
+
     def grad_buffers(self) -> ActivationGrads:
         """Gradient scratch for the backward pass, made on first use (inference never needs it)."""
         if self._grad_buffers is None:
@@ -118,13 +133,13 @@ class ActivationGrads:
         B, T = acts.B, acts.T
         N, C = acts.lnf.shape
         NH = acts.att.shape[2]
-        V = acts.logits.shape[-1]
+        V = acts.logits.shape[1]
         z = lambda *shape: acts.kernels.zeros(shape, acts.lnf.dtype)  # noqa: E731
         self.dres = z(N, C)  # running gradient of the residual stream
         self.dbranch = z(N, C) if acts.dropout else None  # gradient of a branch output before its dropout
         self.dln = z(N, C)
         self.dfch = z(N, 4 * C)  # dL/d(GELU output), then dL/dfch (gelu_backward_inplace)
-        flat = self.dfch.reshape(-1)
+        flat = self.dfch.reshape(N * 4 * C)
         self.datty = flat[: N * C].reshape(N, C)  # the attention branch reuses the MLP's buffer
         self.datty3 = self.datty.reshape(B, T, C)
         self.dqkv = flat[N * C :].reshape(N, 3 * C)
@@ -133,7 +148,7 @@ class ActivationGrads:
             self.datt = z(0, 0, 0, 0)
         elif acts.recompute and B * NH * T * T <= acts.fch_gelu.size:
             # only the MLP's backward uses the shared GELU output: the attention's reuses its memory
-            self.datt = acts.fch_gelu.reshape(-1)[: B * NH * T * T].reshape(B, NH, T, T)
+            self.datt = acts.fch_gelu.reshape(acts.fch_gelu.size)[: B * NH * T * T].reshape(B, NH, T, T)
         else:
             self.datt = z(B, NH, T, T)
         self.dlogits = z(N, V)

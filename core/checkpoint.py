@@ -79,11 +79,12 @@ def hf_config(model: GPT, trainer=None) -> dict:
 
 
 def _weights(model: GPT) -> dict[str, np.ndarray]:
-    tensors = {name: np.ascontiguousarray(view, dtype=np.float32) for name, view in model.params.items()}
+    """The tensors of model.safetensors, on the host whatever the model's device."""
+    tensors = {name: np.ascontiguousarray(view, dtype=np.float32) for name, view in model.host_params().items()}
     if not model.config.attention:
         zero_attention(tensors)  # the model never reads them: saved as the zeros it computes with
     # A fixed sine/cosine table is saved too, so any GPT-2 implementation runs the same forward pass.
-    tensors["transformer.wpe.weight"] = np.ascontiguousarray(model.wpe, dtype=np.float32)
+    tensors["transformer.wpe.weight"] = np.ascontiguousarray(model.host_wpe(), dtype=np.float32)
     return tensors
 
 
@@ -142,7 +143,7 @@ def save_checkpoint(path, model: GPT, trainer=None) -> Path:
             if trainer is not None:
                 moments = {}
                 for key, buf in (("exp_avg", trainer.m), ("exp_avg_sq", trainer.v)):
-                    for name, view in model.layout.views(buf).items():
+                    for name, view in model.layout.views(trainer.kernels.to_host(buf)).items():
                         moments[f"{key}.{name}"] = np.ascontiguousarray(view)
                 save_file(moments, str(tmp / OPTIMIZER_FILE), metadata={"format": "np"})
                 (tmp / STATE_FILE).write_text(json.dumps(trainer.state_dict()) + "\n")
@@ -228,11 +229,13 @@ def read_model_config(path) -> ModelConfig:
     return model_config_from_hf(_read_json(path / CONFIG_FILE, "config.json"), path)
 
 
-def load(path, *, dtype=np.float32) -> GPT:
+def load(path, *, dtype=np.float32, kernels=None) -> GPT:
     """Open a checkpoint directory (tinylm's or any Hugging Face GPT-2) as a model with its tokenizer,
     or None for the tokenizer where the directory has none. Every name and shape is checked against
     config.json and the memory needed against the memory available before anything is allocated;
-    the weights are then read straight into the model's buffer (CheckpointError if anything is wrong)."""
+    the weights are then read straight into the model's buffer (CheckpointError if anything is wrong).
+    kernels: the kernel namespace to run on (default the CPU's); the weights are read on the host
+    and then copied there."""
     path = _checkpoint_dir(path)
     data = _read_json(path / CONFIG_FILE, "config.json")
     cfg = model_config_from_hf(data, path)
@@ -244,10 +247,10 @@ def load(path, *, dtype=np.float32) -> GPT:
     fill_model(model, tensors)
     if not cfg.attention:
         zero_attention(model.params)  # unused here; zero so that a save stays the function computed here
-    return model
+    return model if kernels is None else model.on(kernels)
 
 
-def open_run(path, corpus=None) -> tuple[GPT, TrainConfig, Corpus]:
+def open_run(path, corpus=None, *, kernels=None) -> tuple[GPT, TrainConfig, Corpus]:
     """The model, training settings and corpus of a checkpoint written with a trainer, checked so that
     training can resume from it (the trainer is then built and given restore_trainer_state)."""
     path = _checkpoint_dir(path)
@@ -255,7 +258,7 @@ def open_run(path, corpus=None) -> tuple[GPT, TrainConfig, Corpus]:
     extra = data.get("tinylm") if isinstance(data.get("tinylm"), dict) else {}
     if "train" not in extra or not (path / STATE_FILE).exists():  # told before the weights are read
         raise CheckpointError(f"{path} holds weights only (no trainer state); it cannot resume training")
-    model = load(path, dtype=np.float64 if extra.get("dtype") == "float64" else np.float32)
+    model = load(path, dtype=np.float64 if extra.get("dtype") == "float64" else np.float32, kernels=kernels)
     try:
         tcfg = config_from_dict(TrainConfig, extra["train"]).validate()
     except ConfigError as exc:
@@ -287,8 +290,11 @@ def restore_trainer_state(path, trainer) -> None:
     unknown = sorted(moments.names() - {f"{key}.{n}" for key in ("exp_avg", "exp_avg_sq") for n in model.params})
     if unknown:
         raise CheckpointError(f"{path}/{OPTIMIZER_FILE}: tensor {unknown[0]} is not an AdamW moment of this model")
-    _assign(model.layout.views(trainer.m), moments, path, prefix="exp_avg.")
-    _assign(model.layout.views(trainer.v), moments, path, prefix="exp_avg_sq.")
+    K = trainer.kernels
+    for buf, prefix in ((trainer.m, "exp_avg."), (trainer.v, "exp_avg_sq.")):
+        host = K.to_host(buf)  # the buffer itself on the CPU; on a device, read on the host and copied in
+        _assign(model.layout.views(host), moments, path, prefix=prefix)
+        K.copy_in(buf, host)
     try:
         trainer.load_state_dict(_read_json(path / STATE_FILE, "trainer_state.json"))
     except (KeyError, TypeError, ValueError) as exc:

@@ -36,7 +36,11 @@ BLAS_DECODE_BYTES = 32 << 20
 
 
 class KVCache:
-    """Keys and values of every position seen so far, per layer and head, for one sequence."""
+    """Keys and values of every position seen so far, per layer and head, for one sequence.
+
+    On the CPU a step is the fused Numba kernel or BLAS products (see BLAS_DECODE_BYTES); on a GPU
+    it is the kernels of the forward pass on one row plus attend_one, with the cache on the device
+    and only the logits (V,) copied back, for sampling."""
 
     def __init__(self, model, *, fused: bool | None = None):
         """fused: decode with the one-call Numba step (None: when the weights are under BLAS_DECODE_BYTES)."""
@@ -50,6 +54,11 @@ class KVCache:
         self.k = zeros((L, NH, rows, C // NH), dt)  # (L, NH, T, HS)
         self.v = zeros((L, NH, rows, C // NH), dt)
         self.length = 0  # positions filled
+        self.on_device = model.device != "cpu"
+        if self.on_device:
+            self._device_buffers(zeros, dt)
+            self.fused = False
+            return
         off = model.layout.offsets
         self.offs = np.array(
             [[off[f"transformer.h.{l}.{suffix}"] for suffix, _ in _BLOCK] for l in range(L)], dtype=np.int64
@@ -63,24 +72,40 @@ class KVCache:
         self.fused = model.flat.nbytes < BLAS_DECODE_BYTES if fused is None else fused
         self.fused = self.fused and cfg.attention  # the fused step always attends
 
+    def _device_buffers(self, zeros, dt) -> None:
+        """One row's buffers for a step made of the forward pass's kernels (B = T = 1)."""
+        cfg = self.model.config
+        C, V, NH, T = cfg.n_embd, cfg.vocab_size, cfg.n_head, cfg.block_size
+        self.logits = zeros(V, dt)
+        self._logits_row = self.logits.reshape(1, V)
+        self._ids = zeros((1, 1), np.int64)
+        self._ids_host = np.zeros((1, 1), np.int64)
+        self._x = zeros((1, 1, C), dt)  # the residual stream of the new position
+        self._x_row = self._x.reshape(1, C)
+        self._xn, self._y = zeros((1, C), dt), zeros((1, C), dt)
+        self._mean, self._rstd = zeros(1, dt), zeros(1, dt)
+        self._qkv, self._fc, self._fc_gelu = zeros((1, 3 * C), dt), zeros((1, 4 * C), dt), zeros((1, 4 * C), dt)
+        self._att = zeros(NH * T, dt)  # attend_one's scratch: one row per head
+
     def prefill(self, ids: np.ndarray) -> np.ndarray:
-        """Run a full forward pass over ids (T,), keep its keys and values, return the last logits."""
+        """Run a full forward pass over ids (T,), keep its keys and values, return the last logits
+        (on the host)."""
         m = self.model
-        C, NH = m.config.n_embd, m.config.n_head
+        K = m.kernels
         T = len(ids)
         with inference_pass(m) as runner:
             runner.forward(ids[None, :], last_only=True)
             a = runner.last_activations
             for l in range(a.qkv.shape[0]):  # none without attention
-                qkv = a.qkv[l]  # (T, 3C) with B = 1
-                self.k[l, :, :T] = qkv[:, C : 2 * C].reshape(T, NH, C // NH).transpose(1, 0, 2)
-                self.v[l, :, :T] = qkv[:, 2 * C :].reshape(T, NH, C // NH).transpose(1, 0, 2)
-            self.logits[:] = a.logits[0]
+                K.kv_store(self.k[l], self.v[l], a.qkv[l], 0)  # qkv (T, 3C) with B = 1
+            K.copy_in(self.logits, a.logits[0])
         self.length = T
-        return self.logits
+        return K.to_host(self.logits)
 
     def step(self, token: int) -> np.ndarray:
-        """Append one token at the next position and return its next-token logits (V,)."""
+        """Append one token at the next position and return its next-token logits (V,), on the host."""
+        if self.on_device:
+            return self._step_kernels(int(token))
         if not self.fused:
             return self._step_blas(int(token))
         m = self.model
@@ -106,6 +131,32 @@ class KVCache:
         )
         self.length += 1
         return self.logits
+
+    def _step_kernels(self, token: int) -> np.ndarray:
+        """decode_step's arithmetic as the forward pass's kernels on one row (any backend; the GPU's way)."""
+        m, pos = self.model, self.length
+        K, eps, NH = m.kernels, m.config.layer_norm_epsilon, m.config.n_head
+        x, xn, y, qkv, mean, rstd = self._x_row, self._xn, self._y, self._qkv, self._mean, self._rstd
+        self._ids_host[0, 0] = token
+        K.copy_in(self._ids, self._ids_host)
+        K.encoder_forward(self._x, self._ids, m._wte, m.wpe[pos : pos + 1])
+        for l, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in enumerate(
+            m._layer_params
+        ):
+            K.layernorm_forward(xn, mean, rstd, x, ln1w, ln1b, eps)
+            K.matmul_forward(qkv, xn, attn_w, attn_b)
+            K.attend_one(y[0], self._att, qkv[0], self.k[l], self.v[l], pos, NH)
+            K.matmul_forward(xn, y, aproj_w, aproj_b)
+            K.add_inplace(x, xn)
+            K.layernorm_forward(xn, mean, rstd, x, ln2w, ln2b, eps)
+            K.matmul_forward(self._fc, xn, fc_w, fc_b)
+            K.gelu_forward(self._fc_gelu, self._fc)
+            K.matmul_forward(xn, self._fc_gelu, mproj_w, mproj_b)
+            K.add_inplace(x, xn)
+        K.layernorm_forward(xn, mean, rstd, x, m._lnf_w, m._lnf_b, eps)
+        K.lm_head_forward(self._logits_row, xn, m._wte)
+        self.length += 1
+        return K.to_host(self.logits)
 
     def _step_blas(self, token: int) -> np.ndarray:
         """decode_step's arithmetic, one call per operation, the products through BLAS (sgemv)."""

@@ -130,6 +130,8 @@ def ablated_forward(model, ids: np.ndarray, intervention: Intervention, *, from_
     trace buffers (keep_scores: every intermediate per layer); leaves them as last_activations.
     from_layer > 0 reruns only the blocks from there: the caller guarantees the buffers hold this
     prompt's unablated earlier blocks (a clean pass just before). The tokens are not edited here."""
+    if model.device != "cpu":
+        raise ConfigError("knock-outs and replaced tokens run on the CPU only; use the model on the CPU")
     ids = model._check_ids(ids)
     K, cfg = model.kernels, model.config
     T = ids.shape[1]

@@ -15,11 +15,17 @@ from .errors import ConfigError
 from .params import _BLOCK, ParamLayout, init_params, sincos_table
 
 
-def _dropout(K, out, mask, rand, inp, p, rng):
-    """out = dropout(inp) with a fresh mask drawn into preallocated buffers (K: the kernels); returns out."""
-    rng.random(out=rand, dtype=rand.dtype)
+def _dropout(K, a, out, mask, rand, inp, p, rng):
+    """out = dropout(inp) with a fresh mask drawn into preallocated buffers (K: the kernels, a: the
+    activations); returns out."""
+    a.draw_uniform(rand, rng)
     K.dropout_forward(out, mask, inp, rand, p)
     return out
+
+
+def _is_device_array(x) -> bool:
+    """Whether x is a GPU array (numba's, or the simulator's): ids the trainer made on the device."""
+    return hasattr(x, "copy_to_host")
 
 
 def _residual_add(K, a, out, res, inp, w, b, proj, dropout_bufs, p, rng):
@@ -32,12 +38,16 @@ def _residual_add(K, a, out, res, inp, w, b, proj, dropout_bufs, p, rng):
         return
     K.matmul_forward(proj, inp, w, b)
     if dropout_bufs:
-        proj = _dropout(K, *dropout_bufs, proj, p, rng)
+        proj = _dropout(K, a, *dropout_bufs, proj, p, rng)
     K.residual_forward(out, res, proj)
 
 
 class GPT:
     """A GPT-2 language model: weights in one flat buffer with named views, plus its tokenizer.
+
+    The buffers (weights, gradients, activations) are of the kernel namespace's kind: numpy arrays
+    for the CPU kernels, device arrays for the CUDA ones. `host_params()` reads the weights on the
+    host whichever it is; `on(device)` is the same model on another backend.
 
     `last_activations` is the buffers (buffers.Activations) the last forward pass wrote: logits,
     q/k/v, per-layer intermediates; None before the first pass. They are overwritten by the next
@@ -67,14 +77,16 @@ class GPT:
         self.tokenizer = tokenizer
         self.dtype = np.dtype(dtype)
         self.layout = ParamLayout(config)
-        self.flat = np.zeros(self.layout.size, dtype=self.dtype)  # all trained weights
-        self.params = self.layout.views(self.flat)  # Hugging Face GPT-2 names -> views
+        K = self.kernels
+        host = np.zeros(self.layout.size, dtype=self.dtype)  # the weights are drawn on the host, then moved
         if init:
-            init_params(self.params, config, np.random.default_rng(seed))
+            init_params(self.layout.views(host), config, np.random.default_rng(seed))
+        self.flat = K.from_host(host)  # all trained weights
+        self.params = self.layout.views(self.flat)  # Hugging Face GPT-2 names -> views
         if config.positional == "learned":
             self.wpe = self.params["transformer.wpe.weight"]
         else:
-            self.wpe = sincos_table(config.block_size, config.n_embd).astype(self.dtype)
+            self.wpe = K.from_host(sincos_table(config.block_size, config.n_embd).astype(self.dtype))
         self.grad_flat: np.ndarray | None = None  # made on the first backward pass
         self.grads: dict[str, np.ndarray] = {}
         # Per-layer tuples of views, in _BLOCK order, looked up once instead of by name every call.
@@ -135,6 +147,32 @@ class GPT:
     def num_params(self) -> int:
         return self.layout.size
 
+    @property
+    def device(self) -> str:
+        """Where the buffers live: "cpu" or "cuda" (the kernel namespace's DEVICE)."""
+        return self.kernels.DEVICE
+
+    def host_params(self) -> dict[str, np.ndarray]:
+        """The weights by name as numpy arrays: the model's own views on the CPU (no copy), a copy
+        read from the device otherwise."""
+        return self.layout.views(self.kernels.to_host(self.flat))
+
+    def host_wpe(self) -> np.ndarray:
+        """The position table (T, C) as a numpy array (learned or fixed; a copy from a device)."""
+        return self.kernels.to_host(self.wpe)
+
+    def on(self, device) -> GPT:
+        """This model on another backend ("cpu", "cuda" or a kernel namespace): a new model holding a
+        copy of the weights, with the same tokenizer; this model itself when it is there already."""
+        kernels = get_kernels(device) if isinstance(device, str) else device
+        if kernels is self.kernels:
+            return self
+        twin = GPT(self.config, self.tokenizer, dtype=self.dtype, init=False, kernels=kernels)
+        kernels.copy_in(twin.flat, self.kernels.to_host(self.flat))
+        if self.config.positional != "learned":
+            kernels.copy_in(twin.wpe, self.host_wpe())
+        return twin
+
     def activations(self, B: int, T: int, *, keep_scores: bool = False, dropout: bool = False) -> Activations:
         """Buffers for (B, T), made once; a few shapes are kept (training, validation, inspection)."""
         key = (B, T, keep_scores, dropout)
@@ -148,6 +186,10 @@ class GPT:
         return acts
 
     def _check_ids(self, ids) -> np.ndarray:
+        if _is_device_array(ids):  # the trainer's batch, gathered on the device from checked ids
+            if len(ids.shape) != 2 or ids.shape[1] > self.config.block_size:
+                raise ConfigError(f"device token ids must have shape (B, T <= {self.config.block_size})")
+            return ids
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.ndim == 1:
             ids = ids[None, :]
@@ -176,12 +218,12 @@ class GPT:
         p = cfg.dropout
         drop = p > 0 and dropout_rng is not None
         a = self.activations(B, T, keep_scores=keep_scores, dropout=drop)
-        a.ids[...] = ids
+        K.copy_in(a.ids, ids)
         eps = cfg.layer_norm_epsilon
         attention = cfg.attention
         K.encoder_forward(a.encoded, a.ids, self._wte, self.wpe)
         if drop:
-            _dropout(K, a.x0, a.mask0, a.rand0, a.encoded, p, dropout_rng)
+            _dropout(K, a, a.x0, a.mask0, a.rand0, a.encoded, p, dropout_rng)
         for v, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in zip(
             a.layers, self._layer_params
         ):
@@ -204,7 +246,9 @@ class GPT:
         if last_only:
             if targets is not None:
                 raise ValueError("forward(last_only=True) computes no loss: it has the last position's logits only")
-            last = np.ascontiguousarray(a.layers[-1].res2.reshape(B, T, -1)[:, -1])  # (B, C)
+            last = a.layers[-1].res2.reshape(B, T, cfg.n_embd)[:, T - 1]  # (B, C), rows T*C apart
+            if self.device == "cpu":
+                last = np.ascontiguousarray(last)  # the GPU kernels read strided rows as they are
             K.layernorm_forward(a.lnf[:B], a.lnf_mean[:B], a.lnf_rstd[:B], last, self._lnf_w, self._lnf_b, eps)
             K.lm_head_forward(a.logits[:B], a.lnf[:B], self._wte)
             return None
@@ -212,9 +256,10 @@ class GPT:
         K.lm_head_forward(a.logits, a.lnf, self._wte)
         if targets is None:
             return None
-        a.targets[...] = targets
-        K.crossentropy_forward(a.losses, a.probs, a.logits, a.targets.reshape(-1))
-        return float(a.losses.sum(dtype=np.float64)) / a.losses.size
+        K.copy_in(a.targets, targets if _is_device_array(targets) else np.reshape(targets, (B, T)))
+        K.crossentropy_forward(a.losses, a.probs, a.logits, a.targets_flat)
+        losses = K.to_host(a.losses)  # (B*T,): the loss is a number on the host, for the log and the chart
+        return float(losses.sum(dtype=np.float64)) / losses.size
 
     # ----- backward ----------------------------------------------------------------------------
 
@@ -239,10 +284,10 @@ class GPT:
         d = a.grad_buffers()
         eps = self.config.layer_norm_epsilon
         drop = a.dropout_active
-        self.grad_flat.fill(0.0)  # LayerNorm and the encoder add into their gradients
-        K.crossentropy_backward(d.dlogits, a.probs, a.targets.reshape(-1), loss_scale / a.losses.size)
+        K.fill_zero(self.grad_flat)  # LayerNorm and the encoder add into their gradients
+        K.crossentropy_backward(d.dlogits, a.probs, a.targets_flat, loss_scale / a.losses.size)
         K.lm_head_backward(d.dln, g["transformer.wte.weight"], d.dlogits, a.lnf, self._wte)
-        d.dres.fill(0.0)
+        K.fill_zero(d.dres)
         K.layernorm_backward(
             d.dres,
             g["transformer.ln_f.weight"],
@@ -296,14 +341,15 @@ class GPT:
         with self.lock:
             self.forward(ids)
             a = self.last_activations
-            return a.logits.reshape(a.B, a.T, -1).astype(np.float32, copy=True)
+            return self.kernels.to_host(a.logits).reshape(a.B, a.T, -1).astype(np.float32, copy=True)
 
     def loss_and_grads(self, ids, targets) -> tuple[float, dict[str, np.ndarray]]:
         """Mean cross-entropy of targets given ids, and its gradient for every trained tensor (copies)."""
         with self.lock:
             loss = self.forward(ids, targets)
             self.backward()
-            return loss, {name: grad.copy() for name, grad in self.grads.items()}
+            host = self.layout.views(self.kernels.to_host(self.grad_flat))
+            return loss, {name: grad.copy() for name, grad in host.items() if name in self.grads}
 
     def trace(self, text_or_ids, intervention=None):
         """Every intermediate of one forward pass over a prompt (see trace.py), with an optional
@@ -336,6 +382,6 @@ class GPT:
         ids = self.encode_prompt(prompt)
         with self.lock:
             self.forward(ids[None, :], last_only=True)
-            last = self.last_activations.logits[0].astype(np.float64)
+            last = self.kernels.to_host(self.last_activations.logits[0]).astype(np.float64)
         e = np.exp(last - last.max())
         return e / e.sum()

@@ -48,11 +48,12 @@ def finetune_trainer(
     dropout: float | None = None,
     max_context: int | None = None,
     dtype=np.float32,
+    kernels=None,
 ) -> Trainer:
     """A trainer that continues the model in `path` (a tinylm checkpoint or any Hugging Face GPT-2
     directory) on `corpus`, with that model's own tokenizer and shape; train_config.context may train
     on windows shorter than the model's context (max_context: at most this long, the model's context
-    when shorter), and `dropout` replaces the model's."""
+    when shorter), and `dropout` replaces the model's. kernels: the backend to train on (default the CPU's)."""
     train_config = (train_config or TrainConfig()).validate()
     cfg = read_model_config(path)  # every check that needs only the config comes before the weights are read
     if max_context is not None and train_config.context is None:
@@ -64,7 +65,7 @@ def finetune_trainer(
         cfg.dropout = dropout
         cfg.validate()
     check_memory(cfg, train_config, np.dtype(dtype).itemsize)
-    model = load(path, dtype=dtype)
+    model = load(path, dtype=dtype, kernels=kernels)
     if model.tokenizer is None:
         raise CheckpointError(
             f"{path} has no tokenizer (tokenizer.json, or vocab.json + merges.txt); fine-tuning reads the corpus "

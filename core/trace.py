@@ -67,13 +67,24 @@ def trace(model, text_or_ids, intervention=None) -> Trace:
     C, NH = cfg.n_embd, cfg.n_head
     need = trace_bytes(cfg, len(ids), model.dtype.itemsize)
     check_available(need, f"a trace of {len(ids):,} tokens of this model", "use a shorter prompt")
+    K = model.kernels
     with model.lock, np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
         a = _traced_forward(model, ids, iv)  # this trace's own buffers from now on
-    check_finite_output(model, a.logits, "next-token scores")
+        wte = model.params["transformer.wte.weight"]
+        # copies: the weights change; row by row, so a GPU sends T rows, not the whole table
+        wte_rows = np.array([K.to_host(wte[int(i)]) for i in ids], dtype=np.float32)
+        wpe_rows = np.array(K.to_host(model.wpe[: len(ids)]), dtype=np.float32)
+
+    def f32(x):
+        """The buffer on the host (read from the device, if it is there) as float32."""
+        x = K.to_host(x)
+        return x if x.dtype == np.float32 else x.astype(np.float32)
+
+    logits = f32(a.logits)
+    check_finite_output(model, logits, "next-token scores")
     out: dict[str, np.ndarray] = {}
-    f32 = lambda x: x if x.dtype == np.float32 else x.astype(np.float32)  # noqa: E731
-    out["wte"] = np.array(model.params["transformer.wte.weight"][ids], dtype=np.float32)  # weights change
-    out["wpe"] = np.array(model.wpe[: len(ids)], dtype=np.float32)
+    out["wte"] = wte_rows
+    out["wpe"] = wpe_rows
     out["x0"] = f32(a.encoded[0])
     for l in range(cfg.n_layer):
         h = f"h.{l}."
@@ -81,14 +92,14 @@ def trace(model, text_or_ids, intervention=None) -> Trace:
             out[h + "ln_1"] = f32(a.ln1[l])
             out[h + "ln_1.mean"] = f32(a.ln1_mean[l])
             out[h + "ln_1.rstd"] = f32(a.ln1_rstd[l])
-            qkv = a.qkv[l]
-            out[h + "q"] = f32(_heads(qkv[:, :C], NH))
-            out[h + "k"] = f32(_heads(qkv[:, C : 2 * C], NH))
-            out[h + "v"] = f32(_heads(qkv[:, 2 * C :], NH))
+            qkv = f32(a.qkv[l])
+            out[h + "q"] = _heads(qkv[:, :C], NH)
+            out[h + "k"] = _heads(qkv[:, C : 2 * C], NH)
+            out[h + "v"] = _heads(qkv[:, 2 * C :], NH)
             out[h + "scores"] = f32(a.preatt[l, 0])
             out[h + "att"] = f32(a.att[l, 0])
-            out[h + "head_out"] = f32(_heads(a.atty[l], NH))
             out[h + "attn_concat"] = f32(a.atty[l])
+            out[h + "head_out"] = _heads(out[h + "attn_concat"], NH)
             out[h + "attn_proj"] = f32(a.attproj[l])
         out[h + "res_1"] = f32(a.layers[l].res1)
         out[h + "ln_2"] = f32(a.ln2[l])
@@ -101,7 +112,7 @@ def trace(model, text_or_ids, intervention=None) -> Trace:
     out["ln_f"] = f32(a.lnf)
     out["ln_f.mean"] = f32(a.lnf_mean)
     out["ln_f.rstd"] = f32(a.lnf_rstd)
-    out["logits"] = f32(a.logits)
+    out["logits"] = logits
     model.kernels.softmax_forward(a.probs, a.logits)
     out["probs"] = f32(a.probs)
     tok = model.tokenizer

@@ -92,7 +92,10 @@ class Trainer:
         self.v = zeros(n, model.dtype)  # AdamW second moment
         self.x = zeros((B, T), np.int64)  # (B, T) inputs
         self.y = zeros((B, T), np.int64)  # (B, T) next-token targets
-        self._uniform = np.zeros(B)  # (B,) draws that place this batch's windows
+        self._uniform = np.zeros(B)  # (B,) draws that place this batch's windows, made on the host
+        # The kernels' copies (the same arrays on the CPU): batches are cut on the device.
+        self._uniform_buf = self.kernels.from_host(self._uniform)
+        self._data = {"train": self.kernels.from_host(self.train_ids), "val": self.kernels.from_host(self.val_ids)}
         self.elapsed_s = 0.0
         self._tokens_per_s = 0.0
         self._recent: list[float] = []  # seconds of the latest steps, for the time-left estimate
@@ -117,12 +120,17 @@ class Trainer:
     def done(self) -> bool:
         return self.step_count >= self.config.max_steps
 
-    def _fill_batch(self, data: np.ndarray, rng: np.random.Generator) -> None:
+    def _fill_batch(self, part: str, rng: np.random.Generator) -> None:
+        """Cut a batch of random windows of the "train" or "val" tokens into x and y."""
         rng.random(out=self._uniform)
-        self.kernels.gather_windows(self.x, self.y, data, self._uniform)
+        self.kernels.copy_in(self._uniform_buf, self._uniform)
+        self.kernels.gather_windows(self.x, self.y, self._data[part], self._uniform_buf)
 
     def shards(self) -> Shards | None:
-        """The row shards this step runs as, or None to run the batch in one piece."""
+        """The row shards this step runs as, or None to run the batch in one piece (always on a GPU,
+        which runs each kernel across its own threads)."""
+        if self.kernels.DEVICE != "cpu":
+            return None
         B = self.config.batch_size
         n = shard_count(self.model, B, self.threads or numba.get_num_threads(), self.min_shard_flops)
         if n == 1:
@@ -213,7 +221,7 @@ class Trainer:
     def _gradients(self, dropout_rng) -> tuple[float, float]:
         """Forward and backward of a fresh batch: (loss, gradient norm); changes no weights."""
         model = self.model
-        self._fill_batch(self.train_ids, self.rng)
+        self._fill_batch("train", self.rng)
         shards = self.shards()
         if shards is None:
             loss = model.forward(self.x, self.y, dropout_rng=dropout_rng)
@@ -271,20 +279,22 @@ class Trainer:
         # Seeded by the step, so evaluation neither consumes nor depends on the training RNG.
         rng = np.random.default_rng([self.config.seed, self.step_count])
         total, correct, count = 0.0, 0, 0
-        x_saved, y_saved = self.x.copy(), self.y.copy()
+        K = self.kernels
+        x_saved, y_saved = np.array(K.to_host(self.x)), np.array(K.to_host(self.y))  # copies
         with model.lock:
             shards = self.shards()
             for _ in range(self.config.eval_batches):
-                self._fill_batch(self.val_ids, rng)
+                self._fill_batch("val", rng)
                 if shards is None:
                     total += model.forward(self.x, self.y)
                     a = model.last_activations
-                    correct += self.kernels.count_correct(a.logits, a.targets.reshape(-1))
+                    correct += K.count_correct(a.logits, a.targets_flat)
                 else:
                     loss, right = shards.evaluate(self.x, self.y)
                     total, correct = total + loss, correct + right
                 count += self.y.size
-        self.x[...], self.y[...] = x_saved, y_saved
+        K.copy_in(self.x, x_saved)
+        K.copy_in(self.y, y_saved)
         return total / self.config.eval_batches, correct / count
 
     # ----- checkpoints ---------------------------------------------------------------------------
@@ -327,9 +337,10 @@ class Trainer:
         save_checkpoint(path, self.model, trainer=self)
 
     @classmethod
-    def resume(cls, path, corpus=None) -> Trainer:
-        """A trainer that continues a checkpoint's run exactly (same losses as an uninterrupted run)."""
-        model, config, corpus = open_run(path, corpus)
+    def resume(cls, path, corpus=None, *, kernels=None) -> Trainer:
+        """A trainer that continues a checkpoint's run exactly (same losses as an uninterrupted run),
+        on the kernel namespace `kernels` (default the CPU's; any device, whichever saved it)."""
+        model, config, corpus = open_run(path, corpus, kernels=kernels)
         trainer = cls(model, model.tokenizer.encode(corpus.text), config, corpus=corpus)
         restore_trainer_state(path, trainer)
         return trainer

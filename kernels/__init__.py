@@ -48,6 +48,7 @@ def _import_numba_arraymath_without_scipy_blas() -> None:
 
 _import_numba_arraymath_without_scipy_blas()
 
+from .memory import DEVICE as DEVICE  # noqa: E402  (where the buffers live; not a kernel)
 from .names import CPU_ONLY, KERNELS, export  # noqa: E402
 
 __all__ = export(__name__, globals(), {**KERNELS, **CPU_ONLY})

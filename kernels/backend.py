@@ -19,6 +19,17 @@ def available_backends() -> list[str]:
     return ["cpu", "cuda"] if rt.simulator_enabled() or rt.cuda_available() else ["cpu"]
 
 
+def cuda_missing() -> str | None:
+    """Why the CUDA backend cannot run here (one line naming what is missing and how to get it), or
+    None when it can: a usable GPU, or numba's simulator (NUMBA_ENABLE_CUDASIM=1)."""
+    return _cuda_runtime().missing()
+
+
+def cuda_simulated() -> bool:
+    """Whether the CUDA backend runs in numba's simulator (NUMBA_ENABLE_CUDASIM=1): correct, and slow."""
+    return _cuda_runtime().simulator_enabled()
+
+
 def get_kernels(name: str):
     """The kernel namespace for backend `name` ("cpu" or "cuda")."""
     if name == "cpu":

@@ -97,7 +97,7 @@ def gelu_one(x):
 def attend_one(y, att, qkv, k_cache, v_cache, pos, n_head):
     """Append this token's key and value at pos of one layer's cache (NH, Tmax, HS), then WRITES
     y (C,) = every head's softmax(q . k_s / sqrt(HS)) over s <= pos, applied to the values.
-    qkv (3C,) is [q | k | v]; att (Tmax,) is scratch."""
+    qkv (3C,) is [q | k | v]; att (at least Tmax,; NH * Tmax as the GPU's twin needs) is scratch."""
     C = y.shape[0]
     HS = C // n_head
     scale = 1.0 / math.sqrt(HS)
@@ -125,6 +125,22 @@ def attend_one(y, att, qkv, k_cache, v_cache, pos, n_head):
             w = att[s] / total
             for d in range(HS):
                 y[q0 + d] += w * v_cache[h, s, d]
+
+
+@njit(**JIT)
+def kv_store(k_cache, v_cache, qkv, start):
+    """WRITES positions start..start+T of one layer's caches k_cache, v_cache (NH, Tmax, HS) from the
+    keys and values of qkv (T, 3C) = [q | k | v], heads side by side."""
+    NH, Tmax, HS = k_cache.shape
+    T = qkv.shape[0]
+    C = NH * HS
+    if start < 0 or start + T > Tmax:
+        raise ValueError("kv_store: positions outside the cache")
+    for h in range(NH):
+        for t in range(T):
+            for d in range(HS):
+                k_cache[h, start + t, d] = qkv[t, C + h * HS + d]
+                v_cache[h, start + t, d] = qkv[t, 2 * C + h * HS + d]
 
 
 @njit(**JIT)

@@ -32,14 +32,21 @@ KERNELS = {
     "grad_norm": "optim",
     "scale_inplace": "optim",
     "adamw_update": "optim",
-    "zeros": "memory",  # not a kernel: makes the buffers this package's kernels take
+    "attend_one": "decode",
+    "kv_store": "decode",
+    # not kernels: the buffers this package's kernels take, and moving values in and out of them
+    "zeros": "memory",
+    "from_host": "memory",
+    "to_host": "memory",
+    "copy_in": "memory",
+    "fill_zero": "memory",
 }
 
-# Generation's one-position kernels over a KV cache: the CPU package alone has them so far.
+# The CPU's fused decoding step and its pieces: on the GPU a step is the training kernels on one
+# row plus attend_one.
 CPU_ONLY = {
     "decode_step": "decode",
     "layernorm_one": "decode",
-    "attend_one": "decode",
     "gelu_one": "decode",
 }
 

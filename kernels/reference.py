@@ -176,3 +176,26 @@ def gather_windows(data, uniform, T):
     x = np.stack([data[s : s + T] for s in starts])
     y = np.stack([data[s + 1 : s + T + 1] for s in starts])
     return x, y
+
+
+def kv_store(k_cache, v_cache, qkv, start):
+    """Returns copies of the caches (NH, Tmax, HS) with positions start.. holding qkv's (T, 3C) keys and values."""
+    NH, _, HS = k_cache.shape
+    T, C = qkv.shape[0], NH * HS
+    k, v = k_cache.copy(), v_cache.copy()
+    k[:, start : start + T] = qkv[:, C : 2 * C].reshape(T, NH, HS).transpose(1, 0, 2)
+    v[:, start : start + T] = qkv[:, 2 * C :].reshape(T, NH, HS).transpose(1, 0, 2)
+    return k, v
+
+
+def attend_one(qkv, k_cache, v_cache, pos):
+    """Returns (y (C,), k, v): one query's causal attention over cache positions 0..pos, after
+    storing its own key and value at pos (the returned caches)."""
+    NH, _, HS = k_cache.shape
+    C = NH * HS
+    k, v = kv_store(k_cache, v_cache, qkv[None, :], pos)
+    q = qkv[:C].reshape(NH, HS)
+    scores = np.einsum("hd,hsd->hs", q, k[:, : pos + 1]) / np.sqrt(HS)
+    w = np.exp(scores - scores.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    return np.einsum("hs,hsd->hd", w, v[:, : pos + 1]).reshape(C), k, v

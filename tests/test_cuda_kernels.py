@@ -437,6 +437,56 @@ def check_adamw(env, K, R):
             env.close(env.h(got), want, dtype, what)
 
 
+@check("kv_store", "attend_one")
+def check_decode(env, K, R):
+    # NH, Tmax, HS; positions from the first to the last slot; HS > BLOCK loops over head dims
+    for (NH, Tmax, HS), dtype in [((1, 1, 1), np.float64), ((2, 5, 3), np.float32), ((3, 4, 11), np.float64)]:
+        rng = np.random.default_rng([NH, Tmax, HS])
+        C = NH * HS
+        k0, v0 = randn(rng, (NH, Tmax, HS), dtype), randn(rng, (NH, Tmax, HS), dtype)
+        T = Tmax - 1 if Tmax > 1 else 1
+        qkv = randn(rng, (T, 3 * C), dtype)
+        dk, dv = env.d(k0), env.d(v0)
+        K.kv_store(dk, dv, env.d(qkv), Tmax - T)
+        want_k, want_v = R.kv_store(f64(k0), f64(v0), f64(qkv), Tmax - T)
+        env.close(env.h(dk), want_k, dtype, "kv_store k")
+        env.close(env.h(dv), want_v, dtype, "kv_store v")
+        for pos in sorted({0, Tmax - 1}):
+            q = randn(rng, 3 * C, dtype)
+            dk, dv, y = env.d(k0), env.d(v0), env.d(nans(C, dtype))
+            K.attend_one(y, env.d(np.zeros(NH * Tmax, dtype)), env.d(q), dk, dv, pos, NH)
+            want_y, want_k, want_v = R.attend_one(f64(q), f64(k0), f64(v0), pos)
+            env.close(env.h(y), want_y, dtype, f"attend_one y at {pos}")
+            env.close(env.h(dk), want_k, dtype, "attend_one k")
+            env.close(env.h(dv), want_v, dtype, "attend_one v")
+    env.raises(ValueError, K.kv_store, env.d(k0), env.d(v0), env.d(qkv), Tmax)
+
+
+@check("from_host", "to_host", "copy_in", "fill_zero")
+def check_memory(env, K, R):
+    if env.mode == "ptx":
+        return
+    for shape, dtype in [((3, 5), np.float32), ((4,), np.int64), ((2, 0), np.float64)]:
+        host = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)
+        buf = K.from_host(host)
+        got = K.to_host(buf)
+        assert isinstance(got, np.ndarray) and got.dtype == dtype, type(got)
+        env.equal(got, host, "from_host / to_host")
+        other = K.zeros(shape, dtype)
+        K.copy_in(other, buf)  # device to device
+        env.equal(K.to_host(other), host, "copy_in from the device")
+        K.fill_zero(other)
+        env.equal(K.to_host(other), np.zeros(shape, dtype), "fill_zero")
+        K.copy_in(other, host.astype(np.float64))  # from the host, converted to the buffer's dtype
+        env.equal(K.to_host(other), host, "copy_in from the host")
+    env.raises(ValueError, K.copy_in, K.zeros((2, 3), np.float32), np.zeros((3, 2)))
+    # buffers refuse numpy on the device under the simulator: what a real device array refuses
+    buf = K.zeros((2, 3), np.float32)
+    env.raises(AttributeError, lambda: buf.sum())
+    env.raises(TypeError, np.asarray, buf)
+    env.raises(TypeError, K.gelu_forward, buf, np.zeros((2, 3), np.float32))  # a host array in a launch
+
+
 @check("backend_under_simulator")
 def check_backend(env, K, R):
     if env.mode == "ptx":
@@ -508,7 +558,9 @@ def _compile_only(compiled, errors):
     rt.require_cuda = lambda: None
     rt.launch = launch
     rt.device_zeros = np.zeros
+    rt.to_device = np.array
     rt.to_host = np.asarray
+    rt.copy_to_device = np.copyto
 
 
 def _all_kernel_names():

@@ -33,6 +33,8 @@ class RecordingKernels:
 
     def __getattr__(self, name):
         kernel = getattr(self.inner, name)
+        if not callable(kernel):  # DEVICE: a value, not a call
+            return kernel
 
         def call(*args):
             with self._lock:

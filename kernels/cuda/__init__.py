@@ -15,5 +15,6 @@ nvidia-cuda-nvcc-cu12), compiles each one to PTX for a real GPU, which the simul
 
 from ..names import KERNELS, export
 from ._runtime import NO_GPU_MESSAGE, cuda_available, simulator_enabled
+from .memory import DEVICE as DEVICE  # where the buffers live; not a kernel
 
 __all__ = [*export(__name__, globals(), KERNELS), "NO_GPU_MESSAGE", "cuda_available", "simulator_enabled"]

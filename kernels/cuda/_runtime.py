@@ -77,6 +77,40 @@ def cuda_available() -> bool:
     return _available
 
 
+INSTALL_HINT = "pip install 'tinylm-tui[cuda]'"
+
+
+def missing() -> str | None:
+    """What stops the CUDA kernels from running here, in one line with what to do, or None when they
+    can run (a GPU numba can compile for, or the simulator). Initialises the driver."""
+    if IMPORT_ERROR is not None:
+        return f"this numba has no CUDA target ({IMPORT_ERROR}); install it with: {INSTALL_HINT}"
+    if simulator_enabled():
+        return None
+    if not cuda_available():
+        try:
+            from numba.cuda.cudadrv.driver import driver
+
+            count = driver.get_device_count()
+        except Exception as exc:  # no libcuda, or a driver too old for this numba
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            said = lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]  # after "Error at driver init:"
+            return (
+                f"no NVIDIA driver could be loaded ({said.rstrip('.')}); the GPU path needs an NVIDIA GPU with "
+                f"its driver, then {INSTALL_HINT}; or use --device cpu"
+            )
+        if not count:
+            return "the NVIDIA driver sees no GPU (none present, or hidden by CUDA_VISIBLE_DEVICES); use --device cpu"
+        return f"numba cannot use the GPU the driver reports; check the driver, then {INSTALL_HINT}"
+    try:
+        from numba.cuda.cudadrv.nvvm import NVVM
+
+        NVVM()
+    except Exception:
+        return f"a GPU is here but numba cannot compile for it (libNVVM not found); install it with: {INSTALL_HINT}"
+    return None
+
+
 def require_cuda():
     """Raise the one-line no-GPU error unless a GPU (or the simulator) is there."""
     if not (simulator_enabled() or cuda_available()):
@@ -84,9 +118,17 @@ def require_cuda():
 
 
 def launch(kernel, blocks, threads, *args):
-    """kernel[blocks, threads](*args); skipped when the grid is empty (nothing to do)."""
+    """kernel[blocks, threads](*args); skipped when the grid is empty (nothing to do).
+
+    A host array among the arguments is refused under the simulator: on a GPU numba would copy it
+    to the device and back at every launch, silently."""
     if _grid_size(blocks) == 0:
         return
+    if simulator_enabled():
+        for arg in args:
+            if isinstance(arg, np.ndarray) and arg.ndim > 0:
+                name = getattr(kernel, "__name__", "a kernel")
+                raise TypeError(f"{name}: a host array was passed where a device array belongs")
     kernel[blocks, threads](*args)
 
 
@@ -97,13 +139,107 @@ def _grid_size(blocks):
 
 
 def device_zeros(shape, dtype):
-    """A zeroed device array (small scratch: error flags, partial sums, results)."""
-    return cuda.to_device(np.zeros(shape, dtype))
+    """A zeroed device array."""
+    return to_device(np.zeros(shape, dtype))
+
+
+def to_device(host):
+    """A new device array holding a copy of a C-contiguous host array (see SimDeviceArray)."""
+    array = cuda.to_device(host)
+    return _strict(array) if simulator_enabled() else array
 
 
 def to_host(device_array):
-    """Copy a (small) device array back; this synchronises with the device."""
+    """Copy a device array back; this synchronises with the device."""
     return device_array.copy_to_host()
+
+
+def copy_to_device(dst, src):
+    """WRITES the C-contiguous device array dst = src (a host array, or a device array of dst's size)."""
+    dst.copy_to_device(src)
+
+
+def _strict(array):
+    global _SimDeviceArray
+    if _SimDeviceArray is None:
+        _SimDeviceArray = _make_sim_device_array()
+    return _SimDeviceArray(array._ary, array.stream)
+
+
+_SimDeviceArray = None
+
+
+def _make_sim_device_array():
+    """The simulator's device array, held to what a real one offers.
+
+    The simulator wraps numpy arrays, and lets numpy work on them (sum, fill, astype, arithmetic,
+    np.asarray): host code that does so passes under the simulator and fails, or crawls one
+    element per transfer, on a GPU. This subclass refuses all of that, so the simulator tests catch
+    it; views (slices, reshape, ravel, transpose) stay of this class."""
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    # Attributes FakeCUDAArray hands on to its numpy array that a numba DeviceNDArray also has
+    # (squeeze is used by the simulator's own copy checks).
+    allowed = {"strides", "ndim", "size", "dtype", "flags", "squeeze", "__cuda_array_interface__"}
+
+    def refuse(name):
+        def method(self, *args, **kwargs):
+            raise TypeError(f"numpy's {name} on a device array: copy it to the host first (to_host)")
+
+        return method
+
+    class SimDeviceArray(FakeCUDAArray):
+        __array__ = refuse("conversion (np.asarray)")
+        __array_ufunc__ = refuse("ufuncs")
+        __array_function__ = refuse("functions")
+        __eq__, __ne__, __hash__ = object.__eq__, object.__ne__, object.__hash__
+        for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "lt", "le", "gt", "ge"):
+            locals()[f"__{_op}__"] = refuse(f"operator {_op}")
+            locals()[f"__i{_op}__"] = refuse(f"operator {_op}")
+        del _op
+
+        def __getattr__(self, name):
+            if name in allowed:
+                return getattr(self._ary, name)
+            raise AttributeError(f"a device array has no {name!r}: copy it to the host first (to_host)")
+
+        def __getitem__(self, idx):
+            ret = self._ary[idx]
+            return SimDeviceArray(ret, self.stream) if isinstance(ret, np.ndarray) else ret
+
+        def bind(self, stream=0):
+            return SimDeviceArray(self._ary, stream)
+
+        def transpose(self, axes=None):
+            return SimDeviceArray(np.transpose(self._ary, axes=axes))
+
+        def reshape(self, *args, **kwargs):
+            shape = args[0] if len(args) == 1 and isinstance(args[0], tuple) else args
+            if -1 in shape:
+                raise ValueError("reshape: give every dimension (-1 is the simulator's, not the device's)")
+            if not self._ary.flags.c_contiguous:
+                raise ValueError("reshape of a non-contiguous device array")
+            return SimDeviceArray(self._ary.reshape(*args, **kwargs))
+
+        def ravel(self, *args, **kwargs):
+            if not self._ary.flags.c_contiguous:
+                raise ValueError("ravel of a non-contiguous device array")
+            return SimDeviceArray(self._ary.ravel(*args, **kwargs))
+
+        def view(self, *args, **kwargs):
+            return SimDeviceArray(self._ary.view(*args, **kwargs))
+
+        def copy_to_device(self, ary, stream=0):
+            if isinstance(ary, FakeCUDAArray):  # the simulator would copy it through numpy's conversion
+                if not (ary._ary.flags.c_contiguous and self._ary.flags.c_contiguous):
+                    raise ValueError("copy_to_device between non-contiguous device arrays")
+                if ary._ary.shape != self._ary.shape or ary._ary.dtype != self._ary.dtype:
+                    raise ValueError("copy_to_device: device arrays of different shapes or dtypes")
+                np.copyto(self._ary, ary._ary)
+            else:
+                super().copy_to_device(ary, stream)
+
+    return SimDeviceArray
 
 
 def blocks_for(n, threads=BLOCK):

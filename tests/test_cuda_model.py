@@ -1,0 +1,176 @@
+"""The CUDA backend end to end, under numba's simulator: the model, trainer, generation, trace and
+checkpoints on device arrays against the same run on the CPU kernels.
+
+The simulator must be switched on before numba is first imported, so the runs happen in a child
+process (this file run as a script prints one JSON object) and the tests assert on its report.
+Under the simulator the buffers are SimDeviceArray (kernels/cuda/_runtime.py), which refuses
+numpy on the device as a real GPU array does: host code that would only work on the CPU fails here.
+The model is small because the simulator runs every GPU thread as Python (about a millisecond each).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+TEXT = "a bad cab, a dab. " * 12  # 7 distinct characters
+MODEL = dict(n_layer=2, n_head=2, n_embd=8, block_size=8, dropout=0.1)
+TRAIN = dict(batch_size=2, max_steps=3, seed=5, eval_interval=3, eval_batches=1, warmup_steps=1)
+# float32: differences up to TOL times a tensor's largest magnitude, or TOL itself below magnitude 1.
+# Not relative alone: the attention key bias's true gradient is 0 (softmax ignores a constant score
+# shift), so both runs hold rounding noise there, and AdamW's first steps turn its sign into +-lr:
+# ~1e-7 apart on weights of ~2e-3.
+TOL = 1e-5
+
+
+def _max_rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    same_inf = np.isinf(a) & (a == b)  # masked scores: -inf on both
+    a, b = np.where(same_inf, 0, a), np.where(same_inf, 0, b)
+    scale = max(float(np.abs(a).max(initial=0.0)), 1.0)
+    return float(np.abs(a - b).max(initial=0.0)) / scale
+
+
+def _trainer(device, *, steps=None):
+    from tinylm.core import Corpus, ModelConfig, TrainConfig, get_kernels, make_trainer
+
+    train = dict(TRAIN, max_steps=steps or TRAIN["max_steps"])
+    return make_trainer(
+        Corpus.from_text(TEXT),
+        "char",
+        model_config=ModelConfig(**MODEL),
+        train_config=TrainConfig(**train),
+        kernels=get_kernels(device),
+    )
+
+
+def _metrics(m) -> list:
+    return [m.train_loss, m.val_loss, m.accuracy, m.grad_norm]
+
+
+def _state(trainer) -> dict:
+    """Weights and AdamW moments on the host."""
+    K = trainer.kernels
+    return {"w": trainer.model.host_params(), "m": K.to_host(trainer.m), "v": K.to_host(trainer.v)}
+
+
+def _compare_states(a, b) -> float:
+    worst = max(_max_rel(a["w"][n], b["w"][n]) for n in a["w"])
+    return max(worst, _max_rel(a["m"], b["m"]), _max_rel(a["v"], b["v"]))
+
+
+def child() -> dict:
+    """Run everything on both backends; return the differences found."""
+    from safetensors.numpy import load_file
+
+    from tinylm.core import Corpus, Sampling, Trainer, get_kernels
+
+    report = {}
+    tmp = tempfile.mkdtemp()
+    runs = {}
+    for device in ("cpu", "cuda"):
+        trainer = _trainer(device)
+        assert trainer.model.device == device
+        metrics = [trainer.step() for _ in range(2)]
+        trainer.save(os.path.join(tmp, device))
+        metrics.append(trainer.step())
+        runs[device] = (trainer, metrics)
+    (cpu, cpu_m), (gpu, gpu_m) = runs["cpu"], runs["cuda"]
+    report["device_types"] = [type(gpu.model.flat).__name__, type(gpu.m).__name__]
+    report["losses"] = [[_metrics(m) for m in cpu_m], [_metrics(m) for m in gpu_m]]
+    report["state_diff"] = _compare_states(_state(cpu), _state(gpu))
+
+    # the checkpoints are the same files, whichever device wrote them
+    files = {}
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        a, b = (load_file(os.path.join(tmp, d, name)) for d in ("cpu", "cuda"))
+        files[name] = [sorted(a) == sorted(b), max(_max_rel(a[k], b[k]) for k in a)]
+    report["files"] = files
+
+    # a run resumes on the other device, exactly where it stopped
+    resumed = {}
+    for saved, device in (("cpu", "cuda"), ("cuda", "cpu")):
+        trainer = Trainer.resume(os.path.join(tmp, saved), Corpus.from_text(TEXT), kernels=get_kernels(device))
+        m = trainer.step()
+        twin, twin_m = runs[saved]
+        resumed[f"{saved}->{device}"] = {
+            "device": trainer.model.device,
+            "loss_diff": max(abs(x - y) for x, y in zip(_metrics(m), _metrics(twin_m[-1]))),
+            "state_diff": _compare_states(_state(trainer), _state(twin)),
+        }
+    report["resumed"] = resumed
+
+    # greedy generation: the same tokens and near-identical probabilities (prefill and KV-cache steps)
+    gens = [list(t.model.generate("a ba", Sampling(greedy=True), 5)) for t in (cpu, gpu)]
+    report["generated"] = [[s.id for s in g] for g in gens]
+    report["gen_probs_diff"] = max(_max_rel(a.raw_probs, b.raw_probs) for a, b in zip(*gens))
+
+    # the trace: every stage the same numbers
+    ta, tb = cpu.model.trace("a bad c"), gpu.model.trace("a bad c")
+    report["trace_names_equal"] = ta.names == tb.names
+    report["trace_diff"] = {n: _max_rel(ta[n], tb[n]) for n in ta.names}
+    report["logits_diff"] = _max_rel(cpu.model.logits([[1, 2, 3]]), gpu.model.logits([[1, 2, 3]]))
+    return report
+
+
+@pytest.fixture(scope="module")
+def report():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_ENABLE_CUDASIM", "TINYLM_CUDA_"))}
+    env["NUMBA_ENABLE_CUDASIM"] = "1"
+    res = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, f"child failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+pytestmark = pytest.mark.slow  # the CUDA simulator: about a minute or two on 2 cores
+
+
+def test_the_cuda_run_holds_device_arrays(report):
+    assert report["device_types"] == ["SimDeviceArray", "SimDeviceArray"]
+
+
+def test_training_on_cuda_matches_the_cpu(report):
+    cpu, gpu = report["losses"]
+    for a, b in zip(cpu, gpu):  # train loss, val loss, accuracy, grad norm per step
+        for x, y in zip(a, b):
+            assert (x is None) == (y is None)
+            if x is not None:
+                assert abs(x - y) <= TOL * max(1.0, abs(x)), (a, b)
+    assert report["state_diff"] <= TOL
+
+
+def test_checkpoints_are_the_same_files_on_both_devices(report):
+    for name, (same_names, diff) in report["files"].items():
+        assert same_names, name
+        assert diff <= TOL, (name, diff)
+
+
+def test_a_run_resumes_on_the_other_device(report):
+    for way, r in report["resumed"].items():
+        assert r["device"] == way.split("->")[1]
+        assert r["loss_diff"] <= TOL and r["state_diff"] <= TOL, (way, r)
+
+
+def test_greedy_generation_gives_the_same_tokens(report):
+    cpu, gpu = report["generated"]
+    assert cpu == gpu and len(cpu) == 5
+    assert report["gen_probs_diff"] <= TOL
+
+
+def test_the_trace_gives_the_same_numbers(report):
+    assert report["trace_names_equal"]
+    bad = {n: d for n, d in report["trace_diff"].items() if not d <= TOL}
+    assert not bad, bad
+    assert report["logits_diff"] <= TOL
+
+
+if __name__ == "__main__":
+    sys.setswitchinterval(1e-4)  # the simulator's threads poll: a short switch interval speeds it up
+    np.seterr(over="ignore")
+    print(json.dumps(child()))
