@@ -73,6 +73,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=positive_int, default=None, help="tinylm/PyTorch alternations per configuration")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-cold-start", action="store_true", help="skip the start-up with an empty Numba cache")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where tinylm and PyTorch train and generate: cpu (default) or cuda (one NVIDIA GPU, both engines, "
+        "PyTorch with TF32 off; the training configurations only)",
+    )
 
 
 def torch_available() -> bool:
@@ -123,6 +130,7 @@ def make_spec(name: str, workdir: Path, settings: dict, threads: int, gen_tokens
         min_time=settings["min_time"],
         max_steps=settings["max_steps"],
         gen_tokens=gen_tokens,
+        device=settings.get("device", "cpu"),
     )
 
 
@@ -239,7 +247,7 @@ def _startup(spec, workdir, settings, threads, use_torch, cold, log) -> dict:
 def run_benchmark(args, log=lambda msg: None) -> dict:
     """Measure everything the options ask for and return one JSON-ready dict."""
     names = [n for n in config_names(args) if n in CONFIGS]  # the training configurations
-    settings = dict(QUICK if args.quick else FULL)
+    settings = dict(QUICK if args.quick else FULL, device=args.device)
     if args.rounds:
         settings["rounds"] = args.rounds
     threads = max(1, args.threads)
@@ -248,6 +256,7 @@ def run_benchmark(args, log=lambda msg: None) -> dict:
     result = {
         "command": "tinylm bench " + " ".join(_argv(args)),
         "date": now,
+        "device": args.device,
         "threads": threads,
         "quick": args.quick,
         "rounds": settings["rounds"],
@@ -354,6 +363,7 @@ def _argv(args) -> list[str]:
     out += [
         f"--{flag.replace('_', '-')}" for flag in ("quick", "json", "no_torch", "no_cold_start") if getattr(args, flag)
     ]
+    out += [f"--device {args.device}"] if args.device != "cpu" else []
     return out + ([f"--rounds {args.rounds}"] if args.rounds else [])
 
 
@@ -377,6 +387,21 @@ def run_profile(args) -> dict:
 def run_bench(args) -> int:
     """Entry point for `tinylm bench`; returns the exit status."""
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.device == "cuda":
+        from tinylm.kernels.backend import cuda_missing, cuda_simulated
+
+        problem = cuda_missing()
+        if problem is not None:
+            print(f"tinylm: error: --device cuda: {problem}", file=sys.stderr)
+            return 2
+        if args.profile or "gpt2" in config_names(args):
+            print(
+                "tinylm: error: --profile and --configs gpt2 run on the CPU only; leave out --device cuda",
+                file=sys.stderr,
+            )
+            return 2
+        if cuda_simulated():
+            log("tinylm: --device cuda runs in numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): figures mean nothing")
     try:
         if args.profile:
             result = run_profile(args)

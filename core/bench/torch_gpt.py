@@ -145,27 +145,34 @@ def _sample(logits, temperature: float, top_k: int, gen: torch.Generator) -> int
 def generate(model: TorchGPT, first: int, n_tokens: int, kv_cache: bool, temperature=0.8, top_k=200, seed=0):
     """n_tokens sampled tokens after `first`. Without a cache, every token re-reads the last
     block_size tokens (nanoGPT's sample.py); with one, a full cache keeps the newest 3/4 and is
-    refilled, as tinylm's generate does."""
-    gen = torch.Generator().manual_seed(seed)
+    refilled, as tinylm's generate does. Runs where the model's weights are."""
+    dev = model.wte.weight.device
+    gen = torch.Generator(device=dev).manual_seed(seed)
     T, context, out = model.block_size, [first], []
+
+    def tensor(rows):
+        return torch.tensor(rows, device=dev)
+
     if kv_cache:
         C, NH = model.wte.embedding_dim, model.h[0].n_head
-        caches = [(torch.zeros(1, NH, T, C // NH), torch.zeros(1, NH, T, C // NH)) for _ in model.h]
-        logits = model(torch.tensor([context]), caches, 0, last_only=True)
+        caches = [
+            (torch.zeros(1, NH, T, C // NH, device=dev), torch.zeros(1, NH, T, C // NH, device=dev)) for _ in model.h
+        ]
+        logits = model(tensor([context]), caches, 0, last_only=True)
         length = 1
     while len(out) < n_tokens:
         if not kv_cache:
-            logits = model(torch.tensor([context[-T:]]), last_only=True)
+            logits = model(tensor([context[-T:]]), last_only=True)
         token = _sample(logits, temperature, top_k, gen)
         out.append(token)
         context.append(token)
         if kv_cache:
             if length < T:
-                logits = model(torch.tensor([[token]]), caches, length, last_only=True)
+                logits = model(tensor([[token]]), caches, length, last_only=True)
                 length += 1
             else:
                 context = context[-(T - max(1, T // 4)) :]
-                logits = model(torch.tensor([context]), caches, 0, last_only=True)
+                logits = model(tensor([context]), caches, 0, last_only=True)
                 length = len(context)
     return out
 
@@ -175,7 +182,10 @@ def _batch(train_ids: np.ndarray, rng: np.random.Generator, B: int, T: int):
     starts = rng.integers(0, len(train_ids) - T, size=B)
     x = np.stack([train_ids[i : i + T] for i in starts])
     y = np.stack([train_ids[i + 1 : i + 1 + T] for i in starts])
-    return torch.from_numpy(x), torch.from_numpy(y)
+    return torch.from_numpy(x).to(_DEVICE), torch.from_numpy(y).to(_DEVICE)
+
+
+_DEVICE = "cpu"  # where batches go: run() sets the spec's device
 
 
 def run(spec: dict) -> dict:
@@ -184,11 +194,19 @@ def run(spec: dict) -> dict:
     torch.manual_seed(spec["seed"])
     m, t = spec["model"], spec["train"]
     train_ids = np.load(spec["ids_path"])
-    model = TorchGPT(m["vocab_size"], m["block_size"], m["n_layer"], m["n_head"], m["n_embd"])
+    dev = torch.device(spec.get("device", "cpu"))
+    global _DEVICE
+    _DEVICE = dev
+    if dev.type == "cuda":  # float32 as tinylm computes it: no TF32 shortcuts in the products
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    model = TorchGPT(m["vocab_size"], m["block_size"], m["n_layer"], m["n_head"], m["n_embd"]).to(dev)
     opt = make_optimizer(model, t["learning_rate"], t["weight_decay"], (t["beta1"], t["beta2"]), t["eps"])
     rng = np.random.default_rng(spec["seed"])
     B, T, lrs = t["batch_size"], m["block_size"], spec["lrs"]
     result = {"engine": "torch", "torch_version": torch.__version__, "threads": torch.get_num_threads()}
+    if dev.type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(dev)
     if spec["mode"] == "startup":
         built = time.time()
         train_step(model, opt, *_batch(train_ids, rng, B, T), lrs[0], t["grad_clip"])

@@ -61,8 +61,9 @@ def _timed_loop(step, spec: dict) -> list[float]:
 def _build(spec: dict, kernels=None):
     import numpy as np
 
-    from tinylm.core import GPT, ModelConfig, Trainer, tokenizer_from_dict
+    from tinylm.core import GPT, ModelConfig, Trainer, get_kernels, tokenizer_from_dict
 
+    kernels = kernels if kernels is not None else get_kernels(spec.get("device", "cpu"))
     tokenizer = tokenizer_from_dict(spec["tokenizer"])
     model = GPT(ModelConfig(**spec["model"]), tokenizer, seed=spec["seed"], kernels=kernels)
     # no history: its snapshots at steps 0, 1, 2, 3, 4, 6, ... would land inside the timed steps
@@ -108,7 +109,7 @@ def _threading_layer(numba) -> str | None:
 def run_startup(spec: dict) -> dict:
     """What `tinylm train` does before its first step: load the corpus, train the char tokenizer,
     encode, build the model and trainer, then one step."""
-    from tinylm.core import DEFAULT_CORPUS, ModelConfig, load_corpus, make_trainer
+    from tinylm.core import DEFAULT_CORPUS, ModelConfig, get_kernels, load_corpus, make_trainer
 
     imported = time.time()
     corpus = load_corpus(spec["corpus"] or DEFAULT_CORPUS)
@@ -117,6 +118,7 @@ def run_startup(spec: dict) -> dict:
         "char",
         model_config=ModelConfig(**spec["model"]),
         train_config=train_config(spec["train"]["batch_size"]),
+        kernels=get_kernels(spec.get("device", "cpu")),
     )
     built = time.time()
     trainer.step()

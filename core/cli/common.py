@@ -105,11 +105,38 @@ def default_prompt_ids(model) -> list[int]:
     return [1 if unk_id == 0 else 0]
 
 
-def load_checkpoint(path, *, need_tokenizer: bool = True):
-    """load(path); unless told otherwise, refusing a directory without a tokenizer (the CLI speaks text)."""
+DEVICE_HELP = (
+    "where the model runs: cpu (default) or cuda (an NVIDIA GPU through numba.cuda; "
+    "pip install 'tinylm-tui[cuda]'; with NUMBA_ENABLE_CUDASIM=1, numba's simulator: correct and very slow)"
+)
+
+
+def add_device_argument(parser) -> None:
+    """The --device flag every command that runs the model takes."""
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help=DEVICE_HELP)
+
+
+def kernels_for(device: str):
+    """The kernel namespace for --device; for cuda, a UsageError naming what is missing and how to get
+    it when no GPU can be used (and a note when numba's simulator stands in for one)."""
+    from tinylm.kernels.backend import cuda_missing, cuda_simulated, get_kernels
+
+    if device == "cuda":
+        problem = cuda_missing()
+        if problem is not None:
+            raise UsageError(f"--device cuda: {problem}")
+        if cuda_simulated():
+            note("--device cuda runs in numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): correct, and very slow")
+    return get_kernels(device)
+
+
+def load_checkpoint(path, *, need_tokenizer: bool = True, device: str = "cpu"):
+    """load(path) onto --device; unless told otherwise, refusing a directory without a tokenizer (the CLI
+    speaks text)."""
     from ..checkpoint import load
 
-    model = load(path)
+    kernels = kernels_for(device)  # before reading the weights: a missing GPU is said at once
+    model = load(path, kernels=kernels)
     if need_tokenizer and model.tokenizer is None:
         raise UsageError(
             f"{path} has weights but no tokenizer (tokenizer.json, or vocab.json + merges.txt); copy the model's "

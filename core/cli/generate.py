@@ -6,7 +6,7 @@ import argparse
 import codecs
 import sys
 
-from .common import check_prompt, default_prompt_ids, load_checkpoint, non_negative_int, note
+from .common import add_device_argument, check_prompt, default_prompt_ids, load_checkpoint, non_negative_int, note
 
 GENERATE_EXAMPLES = """
 examples:
@@ -45,6 +45,7 @@ def add_generate_parser(sub) -> None:
         action="store_true",
         help="keep sampling past the model's end-of-text token (default: stop there, as transformers does)",
     )
+    add_device_argument(p)
     p.set_defaults(func=run_generate)
 
 
@@ -57,7 +58,7 @@ def run_generate(args) -> int:
     if not args.greedy:
         sampling.validate()
     sampling.rng()  # checks the seed, which greedy decoding also takes
-    model = load_checkpoint(args.checkpoint)
+    model = load_checkpoint(args.checkpoint, device=args.device)
     if args.prompt is not None:
         check_prompt(model, args.prompt)
         prompt, shown = args.prompt, args.prompt

@@ -8,7 +8,16 @@ import shutil
 import numpy as np
 
 from .ablate import add_ablate_arguments, run_ablation, wants_ablation
-from .common import UsageError, check_prompt, load_checkpoint, non_negative_int, plural, show_token, token_label
+from .common import (
+    UsageError,
+    add_device_argument,
+    check_prompt,
+    load_checkpoint,
+    non_negative_int,
+    plural,
+    show_token,
+    token_label,
+)
 from .export import add_export_arguments, run_export
 
 TOP_K = 10  # next tokens listed
@@ -46,6 +55,7 @@ def add_inspect_parser(sub) -> None:
     p.add_argument("--precision", type=non_negative_int, default=3, metavar="D", help="decimals (default 3)")
     add_export_arguments(p)
     add_ablate_arguments(p)
+    add_device_argument(p)
     p.set_defaults(func=run_inspect)
 
 
@@ -104,7 +114,11 @@ def bar(p: float, width: int = BAR_WIDTH) -> str:
 
 
 def run_inspect(args) -> int:
-    model = load_checkpoint(args.checkpoint)
+    if args.device != "cpu" and (wants_ablation(args) or args.backward):
+        raise UsageError(
+            "--ablate, --rank-heads, --set-token and --backward run on the CPU only; leave out --device cuda"
+        )
+    model = load_checkpoint(args.checkpoint, device=args.device)
     cfg = model.config
     if args.layer is not None and args.layer >= cfg.n_layer:
         raise UsageError(f"--layer {args.layer} does not exist: the model has layers 0 to {cfg.n_layer - 1}")

@@ -16,7 +16,7 @@ from ..corpus import DEFAULT_CORPUS, builtin_corpora
 from ..errors import ConfigError, CorpusError
 from ..files import NotReadable, read_json_text
 from ..tokenizers import TOKENIZERS
-from .common import EXIT_INTERRUPTED, UsageError, note, positive_int, printable
+from .common import EXIT_INTERRUPTED, UsageError, add_device_argument, kernels_for, note, positive_int, printable
 from .saving import JsonLog, check_out, check_space, fingerprint, save_or_rescue
 
 DEFAULT_TOKENIZER = "char"
@@ -187,6 +187,7 @@ def add_train_parser(sub) -> None:
     run.add_argument(
         "--threads", type=positive_int, metavar="N", help="cap BLAS and Numba threads (default: the libraries' own)"
     )
+    add_device_argument(run)
     run.add_argument("--quiet", action="store_true", help="print only where the checkpoint went")
     run.add_argument(
         "--json-log", metavar="FILE", help="write one JSON line of metrics per step (appended to with --resume)"
@@ -260,7 +261,7 @@ def _resume(args):
     if corpus is None and _saved_corpus(args.resume).get("source") == "text":
         raise UsageError(f"{args.resume} was trained on typed text; pass the same --text to resume it")
     try:
-        trainer = Trainer.resume(args.resume, corpus)
+        trainer = Trainer.resume(args.resume, corpus, kernels=args.kernels)
     except CorpusError as exc:
         raise CorpusError(
             f"cannot open the corpus {args.resume} was trained on ({exc}); pass it with --corpus PATH"
@@ -297,7 +298,7 @@ def _init(args):
     tc.context = args.context
     corpus = _corpus_from_args(args)
     dtype = np.float64 if args.dtype == "float64" else np.float32
-    return finetune_trainer(args.init, corpus, tc, dropout=args.dropout, dtype=dtype), corpus
+    return finetune_trainer(args.init, corpus, tc, dropout=args.dropout, dtype=dtype, kernels=args.kernels), corpus
 
 
 def _saved_corpus(path) -> dict:
@@ -330,6 +331,7 @@ def run_train(args) -> int:
         limit_threads(args.threads)
     if args.resume is not None and args.init is not None:
         raise UsageError("--init and --resume cannot be combined: --resume continues a run, --init starts one")
+    args.kernels = kernels_for(args.device)  # a GPU that cannot be used is said before anything else is done
     if args.resume is not None:
         out = Path(args.out) if args.out is not None else Path(args.resume)
         check_out(out, overwrite=args.overwrite, resumed=Path(args.resume))
@@ -349,7 +351,9 @@ def run_train(args) -> int:
             out = _default_out(corpus, args.tokenizer or DEFAULT_TOKENIZER)
         check_out(out, overwrite=args.overwrite)
         dtype = np.float64 if args.dtype == "float64" else np.float32
-        trainer = make_trainer(corpus, args.tokenizer or DEFAULT_TOKENIZER, args.vocab_size, mc, tc, dtype=dtype)
+        trainer = make_trainer(
+            corpus, args.tokenizer or DEFAULT_TOKENIZER, args.vocab_size, mc, tc, dtype=dtype, kernels=args.kernels
+        )
     if trainer.done:
         note(
             f"{args.resume} has already trained {trainer.step_count} of {trainer.config.max_steps} steps; "
