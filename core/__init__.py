@@ -1,6 +1,6 @@
 """tinylm.core: a GPT-2 trained from scratch in numpy + Numba. The public API (the TUI's only door)."""
 
-from tinylm.kernels.backend import available_backends, get_kernels
+from tinylm.kernels.backend import available_backends, cuda_missing, cuda_simulated, get_kernels
 
 from . import reference, reference_backward
 from .adamw_step import AdamWStep, apply_adamw_step, explain_adamw_step
@@ -120,4 +120,6 @@ __all__ = [
     "parallel_allowed",
     "get_kernels",
     "available_backends",
+    "cuda_missing",
+    "cuda_simulated",
 ]

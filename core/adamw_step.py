@@ -94,10 +94,13 @@ def explain_adamw_step(model, ids, targets, name: str, index, trainer=None, conf
     ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(1, -1)
     targets = np.ascontiguousarray(targets, dtype=np.int64).reshape(1, -1)
     flat_i = model.layout.offsets[name] + int(np.ravel_multi_index(index, w.shape))
+    if model.device != "cpu":
+        raise ConfigError("the AdamW step is explained on the CPU: use the model's CPU copy (model.on('cpu'))")
     with model.lock:
         step0 = trainer.step_count if trainer is not None else 0
-        m_prev = trainer.m.copy() if trainer is not None else np.zeros_like(model.flat)
-        v_prev = trainer.v.copy() if trainer is not None else np.zeros_like(model.flat)
+        # copies (read from the device when the trainer trains a GPU copy of this model)
+        m_prev = np.array(trainer.kernels.to_host(trainer.m)) if trainer is not None else np.zeros_like(model.flat)
+        v_prev = np.array(trainer.kernels.to_host(trainer.v)) if trainer is not None else np.zeros_like(model.flat)
         loss_before = model.forward(ids, targets)
         model.backward()
         grads = model.grad_flat.copy()  # the model's gradient buffer is scratch, rewritten every step
@@ -134,7 +137,8 @@ def explain_adamw_step(model, ids, targets, name: str, index, trainer=None, conf
 
 def apply_adamw_step(model, update: AdamWStep) -> None:
     """Take the explained step for real: the model's weights (and the trainer's moments and step
-    count, when it had a trainer) become the updated ones. Refused if the weights changed since."""
+    count, when it had a trainer) become the updated ones, on the trainer's device too when it trains a
+    copy of this model there. Refused if the weights changed since."""
     s = update._state
     trainer = s["trainer"]
     with model.lock:
@@ -145,5 +149,9 @@ def apply_adamw_step(model, update: AdamWStep) -> None:
             raise ConfigError("the weights changed since this update was computed: compute it again")
         model.flat[...] = s["after"]
         if trainer is not None:
-            trainer.m[...], trainer.v[...] = s["m"], s["v"]
+            K = trainer.kernels
+            K.copy_in(trainer.m, s["m"])
+            K.copy_in(trainer.v, s["v"])
+            if trainer.model is not model:  # the GPU copy the trainer trains
+                trainer.model.kernels.copy_in(trainer.model.flat, s["after"])
             trainer.step_count += 1

@@ -190,7 +190,7 @@ class HistoryRecorder:
             else:  # an MLP-only model has no attention maps (the screens say so): zeros keep the file's shape
                 P = len(trace.ids)
                 attention = np.zeros((L, model.config.n_head, P, P), dtype=np.float32)
-            embedding = np.array(model.params["transformer.wte.weight"][self.map_ids], dtype=np.float32)  # (N, C)
+            embedding = model.weight_rows("transformer.wte.weight", self.map_ids)  # (N, C)
             sampling = Sampling(temperature=SAMPLE_TEMPERATURE, seed=SAMPLE_SEED)
             steps = model.generate(self.sample_prompt(), sampling, max_new_tokens=SAMPLE_TOKENS)
             ids = [g.id for g in steps if not g.end]  # an end-of-text token ends the sample; it is not text

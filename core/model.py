@@ -157,6 +157,17 @@ class GPT:
         read from the device otherwise."""
         return self.layout.views(self.kernels.to_host(self.flat))
 
+    def weight_rows(self, name: str, rows) -> np.ndarray:
+        """Rows `rows` of weight `name` as a new float32 numpy array (a device sends only those rows
+        when they are few, else the whole table once)."""
+        w, rows = self.params[name], np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.device == "cpu":
+            return np.array(w[rows], dtype=np.float32)
+        if 4 * len(rows) < w.shape[0]:
+            host = [self.kernels.to_host(w[int(i)]) for i in rows]
+            return np.array(host, dtype=np.float32).reshape(len(rows), *w.shape[1:])
+        return np.array(self.kernels.to_host(w)[rows], dtype=np.float32)
+
     def host_wpe(self) -> np.ndarray:
         """The position table (T, C) as a numpy array (learned or fixed; a copy from a device)."""
         return self.kernels.to_host(self.wpe)

@@ -70,9 +70,7 @@ def trace(model, text_or_ids, intervention=None) -> Trace:
     K = model.kernels
     with model.lock, np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
         a = _traced_forward(model, ids, iv)  # this trace's own buffers from now on
-        wte = model.params["transformer.wte.weight"]
-        # copies: the weights change; row by row, so a GPU sends T rows, not the whole table
-        wte_rows = np.array([K.to_host(wte[int(i)]) for i in ids], dtype=np.float32)
+        wte_rows = model.weight_rows("transformer.wte.weight", ids)  # copies: the weights change
         wpe_rows = np.array(K.to_host(model.wpe[: len(ids)]), dtype=np.float32)
 
     def f32(x):

@@ -1,5 +1,6 @@
-"""The CUDA backend end to end, under numba's simulator: the model, trainer, generation, trace and
-checkpoints on device arrays against the same run on the CPU kernels.
+"""The CUDA backend end to end, under numba's simulator (and on a real GPU when there is one): the
+model, trainer, generation, trace and checkpoints on device arrays against the same run on the CPU
+kernels; on a GPU also the gradients against float64 finite differences.
 
 The simulator must be switched on before numba is first imported, so the runs happen in a child
 process (this file run as a script prints one JSON object) and the tests assert on its report.
@@ -41,13 +42,17 @@ def _trainer(device, *, steps=None):
     from tinylm.core import Corpus, ModelConfig, TrainConfig, get_kernels, make_trainer
 
     train = dict(TRAIN, max_steps=steps or TRAIN["max_steps"])
-    return make_trainer(
+    trainer = make_trainer(
         Corpus.from_text(TEXT),
         "char",
         model_config=ModelConfig(**MODEL),
         train_config=TrainConfig(**train),
         kernels=get_kernels(device),
     )
+    # No history snapshots: each is a trace and a 24-token sample, minutes in the simulator; both are
+    # compared below on their own.
+    trainer.recorder = None
+    return trainer
 
 
 def _metrics(m) -> list:
@@ -63,6 +68,31 @@ def _state(trainer) -> dict:
 def _compare_states(a, b) -> float:
     worst = max(_max_rel(a["w"][n], b["w"][n]) for n in a["w"])
     return max(worst, _max_rel(a["m"], b["m"]), _max_rel(a["v"], b["v"]))
+
+
+def _finite_differences(report) -> None:
+    """float64 gradients on the GPU against central differences of the loss, for a few weights."""
+    from tinylm.core import GPT, ModelConfig, get_kernels
+
+    model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8, vocab_size=11), seed=2, dtype=np.float64)
+    model = model.on(get_kernels("cuda"))
+    ids, targets = np.array([[1, 4, 2, 9, 0, 3]]), np.array([[4, 2, 9, 0, 3, 7]])
+    _, grads = model.loss_and_grads(ids, targets)
+    K, h, worst = model.kernels, 1e-5, 0.0
+    host = K.to_host(model.flat).copy()
+    for name, index in [("transformer.wte.weight", (4, 3)), ("transformer.h.0.attn.c_attn.weight", (2, 17)),
+                        ("transformer.h.0.mlp.c_fc.bias", (5,)), ("transformer.ln_f.weight", (1,))]:  # fmt: skip
+        i = model.layout.offsets[name] + int(np.ravel_multi_index(index, model.layout.shapes[name]))
+        losses = []
+        for step in (h, -h):
+            moved = host.copy()
+            moved[i] += step
+            K.copy_in(model.flat, moved)
+            losses.append(model.forward(ids, targets))
+        K.copy_in(model.flat, host)
+        fd = (losses[0] - losses[1]) / (2 * h)
+        worst = max(worst, abs(fd - grads[name][index]) / max(abs(fd), 1e-6))
+    report["finite_difference_rel"] = worst
 
 
 def child() -> dict:
@@ -97,6 +127,7 @@ def child() -> dict:
     resumed = {}
     for saved, device in (("cpu", "cuda"), ("cuda", "cpu")):
         trainer = Trainer.resume(os.path.join(tmp, saved), Corpus.from_text(TEXT), kernels=get_kernels(device))
+        trainer.recorder = None
         m = trainer.step()
         twin, twin_m = runs[saved]
         resumed[f"{saved}->{device}"] = {
@@ -116,23 +147,44 @@ def child() -> dict:
     report["trace_names_equal"] = ta.names == tb.names
     report["trace_diff"] = {n: _max_rel(ta[n], tb[n]) for n in ta.names}
     report["logits_diff"] = _max_rel(cpu.model.logits([[1, 2, 3]]), gpu.model.logits([[1, 2, 3]]))
+    from tinylm.kernels.backend import cuda_simulated
+
+    if not cuda_simulated():  # minutes in the simulator
+        _finite_differences(report)
     return report
 
 
-@pytest.fixture(scope="module")
-def report():
+def _real_gpu() -> bool:
+    from numba import config, cuda
+
+    return not config.ENABLE_CUDASIM and cuda.is_available()
+
+
+@pytest.fixture(scope="module", params=["sim", "gpu"])
+def report(request):
+    """The child's report under the simulator, and on a real GPU (skipped without one)."""
+    if request.param == "gpu" and not _real_gpu():
+        pytest.skip("no CUDA GPU (numba.cuda.is_available() is False)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_ENABLE_CUDASIM", "TINYLM_CUDA_"))}
-    env["NUMBA_ENABLE_CUDASIM"] = "1"
+    if request.param == "sim":
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
     res = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, f"child failed:\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]), mode=request.param)
 
 
-pytestmark = pytest.mark.slow  # the CUDA simulator: about a minute or two on 2 cores
+pytestmark = pytest.mark.slow  # the CUDA simulator: about two minutes on 2 cores
 
 
 def test_the_cuda_run_holds_device_arrays(report):
-    assert report["device_types"] == ["SimDeviceArray", "SimDeviceArray"]
+    kind = "SimDeviceArray" if report["mode"] == "sim" else "DeviceNDArray"
+    assert report["device_types"] == [kind, kind]
+
+
+def test_gradients_on_a_gpu_match_finite_differences(report):
+    if report["mode"] == "sim":
+        pytest.skip("run on a real GPU only (minutes in the simulator)")
+    assert report["finite_difference_rel"] <= 1e-5
 
 
 def test_training_on_cuda_matches_the_cpu(report):

@@ -222,7 +222,11 @@ class TinyLMApp(App):
         if trainer.done:
             more = extend_training(trainer)
             self.notify(f"Training {more} more steps, to step {trainer.config.max_steps} (at the final learning rate).")
-        self.training = TrainingRun(trainer, sample_prompt=self.session.prompt or "\n", threads=self.threads)
+        # a model trained on a GPU: the screens read its CPU copy (the session's model), refreshed by the run
+        host = self.session.model if self.session.model is not trainer.model else None
+        self.training = TrainingRun(
+            trainer, sample_prompt=self.session.prompt or "\n", threads=self.threads, host_model=host
+        )
         self.training.start()
         return self.training
 

@@ -86,9 +86,13 @@ class TrainingRun:
         snapshot_interval: float = 1.0,
         watched: tuple[str, ...] = (EMBEDDING,),
         threads: int | None = None,
+        host_model=None,
     ) -> None:
+        """host_model: the CPU copy of a model trained on a GPU that the screens read; every snapshot (and
+        the end of the run) copies the device's weights into it."""
         self.trainer = trainer
         self.model = trainer.model
+        self.host_model = host_model
         make_fair(self.model)  # the UI reads the weights between steps without being starved
         self.sample_prompt = sample_prompt
         self.sample_every = sample_every
@@ -229,6 +233,7 @@ class TrainingRun:
             self._set(status="finished", message=f"finished {trainer.step_count} steps")
         else:
             trainer.record_history()  # the history ends at the weights the run stopped with
+            self._snapshot()
             self._set(status="stopped", message=f"stopped at step {trainer.step_count}")
 
     def _sample(self) -> None:
@@ -247,8 +252,15 @@ class TrainingRun:
         self._set(sample=text, sample_step=self.trainer.step_count)
 
     def _snapshot(self) -> None:
-        """Copy the watched weights; only this thread writes them, so no step is half-applied."""
+        """Copy the watched weights (and, training on a GPU, all of them into the host copy the screens
+        read); only this thread writes them, so no step is half-applied."""
         with self.model.lock:
-            mats = {name: self.model.params[name].copy() for name in self._watched if name in self.model.params}
+            source = self.model
+            if self.host_model is not None:
+                weights = self.model.kernels.to_host(self.model.flat)
+                with self.host_model.lock:
+                    self.host_model.kernels.copy_in(self.host_model.flat, weights)
+                source = self.host_model
+            mats = {name: source.params[name].copy() for name in self._watched if name in source.params}
         self._last_snapshot = time.perf_counter()
         self._set(matrices=mats, matrices_step=self.trainer.step_count)

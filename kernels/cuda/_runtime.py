@@ -96,7 +96,7 @@ def missing() -> str | None:
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
             said = lines[1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]  # after "Error at driver init:"
             return (
-                f"no NVIDIA driver could be loaded ({said.rstrip('.')}); the GPU path needs an NVIDIA GPU with "
+                f"no NVIDIA driver found ({said.rstrip('.')}); the GPU path needs an NVIDIA GPU with "
                 f"its driver, then {INSTALL_HINT}; or use --device cpu"
             )
         if not count:

@@ -41,6 +41,7 @@ OTHER_HINTS = {
     "attention": "attention: off leaves each block its MLP alone, so a token sees only itself "
     "(space or ctrl+n flips it)",
     "ckpt": "directory: where ctrl+s saves, ctrl+o opens",
+    "device": "device: train on the CPU or on the GPU (the screens read a CPU copy of the weights)",
     "create": "enter: create the model and train it",
 }
 
@@ -131,6 +132,10 @@ class ConfigScreen(CheckpointActions, Screen):
                     yield Static("Checkpoint", classes="section")
                     yield Label("directory")
                     yield Input(DEFAULT_CHECKPOINT, compact=True, id="ckpt")
+                    yield Label("device")
+                    # shown once a GPU (or numba's simulator) is found usable; until then, or else, one line why not
+                    yield Select([("cpu", "cpu")], value="cpu", allow_blank=False, compact=True, id="device")
+                    yield Static("cpu (looking for a GPU…)", id="device-reason")
             with Vertical(id="side"):
                 yield Static(id="summary")
                 yield Static(id="verdict")
@@ -176,6 +181,8 @@ class ConfigScreen(CheckpointActions, Screen):
 
     def on_mount(self) -> None:
         self.query_one("#form").can_focus = False  # tab goes from field to field, never to the scroll box
+        self.query_one("#device", Select).display = False
+        self.find_device()
         if self.app.core_loaded:
             self.fill_from_session()
         self.show_source()
@@ -193,6 +200,35 @@ class ConfigScreen(CheckpointActions, Screen):
         if self.app.core_loaded:
             self.fill_from_session()
         self.recompute()
+
+    @work(thread=True, exclusive=True, group="device", exit_on_error=False)
+    def find_device(self) -> None:
+        """Ask whether the CUDA kernels can run here (it initialises the GPU driver: off the UI thread)."""
+        from tinylm.core import cuda_missing, cuda_simulated
+
+        try:
+            problem = cuda_missing()
+        except Exception as exc:  # a broken driver install must not take the form down
+            problem = f"{type(exc).__name__}: {exc}"
+        self.app.call_from_thread(self._show_device, problem, cuda_simulated())
+
+    def _show_device(self, problem: str | None, simulated: bool) -> None:
+        select, reason = self.query_one("#device", Select), self.query_one("#device-reason", Static)
+        if problem is None:
+            gpu = "cuda (simulator: slow)" if simulated else "cuda (GPU)"
+            select.set_options([("cpu", "cpu"), (gpu, "cuda")])
+            select.value = "cpu"
+            select.display, reason.display = True, False
+        else:
+            # one line: what is missing, shortened to its first clause; the whole message is the tooltip
+            short = problem.split(";")[0].split(" (")[0]
+            reason.update(Text(f"cpu: {short}", no_wrap=True, overflow="ellipsis"))
+            reason.tooltip = f"--device cuda: {problem}"
+
+    def device(self) -> str:
+        """The device the form chose: "cuda" only when one is offered and picked."""
+        select = self.query_one("#device", Select)
+        return "cuda" if select.display and select.value == "cuda" else "cpu"
 
     # -- reading the form ------------------------------------------------------------------------
     def values(self) -> dict[str, str]:
@@ -360,20 +396,24 @@ class ConfigScreen(CheckpointActions, Screen):
             self.notify(self.error or "The corpus is still being read.", title="Cannot train yet", severity="error")
             return
         mc, tc, vocab = self.form_configs()
+        device = self.device()
 
         def create() -> None:
             self.notify("Building the model…", timeout=2)
-            self.create_trainer(info["corpus"], info["tokenizer"], mc, tc)
+            self.create_trainer(info["corpus"], info["tokenizer"], mc, tc, device)
 
         self.app.replace_model(create, "creating a new one")
 
     @work(thread=True, exclusive=True, group="create", exit_on_error=False)
-    def create_trainer(self, corpus, tokenizer, mc, tc) -> None:
-        from tinylm.core import TinyLMError, make_trainer
+    def create_trainer(self, corpus, tokenizer, mc, tc, device: str = "cpu") -> None:
+        from tinylm.core import TinyLMError, get_kernels, make_trainer
 
         try:
-            trainer = make_trainer(corpus, tokenizer.kind, model_config=mc, train_config=tc, tokenizer=tokenizer)
-        except (TinyLMError, ValueError, MemoryError) as exc:
+            kernels = get_kernels(device)
+            trainer = make_trainer(
+                corpus, tokenizer.kind, model_config=mc, train_config=tc, tokenizer=tokenizer, kernels=kernels
+            )
+        except (TinyLMError, ValueError, MemoryError, RuntimeError) as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Cannot train", severity="error", timeout=10)
             return
         self.app.call_from_thread(self._created, trainer, corpus)
@@ -381,8 +421,10 @@ class ConfigScreen(CheckpointActions, Screen):
     def _created(self, trainer, corpus) -> None:
         app = self.app
         app.stop_training()
-        app.session.set_model(trainer.model, trainer, corpus)  # a new model: no directory of its own yet
+        # trained on a GPU, the screens read a CPU copy that the training run refreshes (see TrainingRun)
+        model = trainer.model if trainer.model.device == "cpu" else trainer.model.on("cpu")
+        app.session.set_model(model, trainer, corpus)  # a new model: no directory of its own yet
         app.session.settings["save_to"] = self.checkpoint_dir() or None  # where it goes (asking if taken)
-        self._filled_for = trainer.model
+        self._filled_for = model
         app.start_training()
         app.switch_mode("training")
