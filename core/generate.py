@@ -143,11 +143,12 @@ class KVCache:
         for l, (ln1w, ln1b, attn_w, attn_b, aproj_w, aproj_b, ln2w, ln2b, fc_w, fc_b, mproj_w, mproj_b) in enumerate(
             m._layer_params
         ):
-            K.layernorm_forward(xn, mean, rstd, x, ln1w, ln1b, eps)
-            K.matmul_forward(qkv, xn, attn_w, attn_b)
-            K.attend_one(y[0], self._att, qkv[0], self.k[l], self.v[l], pos, NH)
-            K.matmul_forward(xn, y, aproj_w, aproj_b)
-            K.add_inplace(x, xn)
+            if m.config.attention:  # an MLP-only model goes straight to the MLP
+                K.layernorm_forward(xn, mean, rstd, x, ln1w, ln1b, eps)
+                K.matmul_forward(qkv, xn, attn_w, attn_b)
+                K.attend_one(y[0], self._att, qkv[0], self.k[l], self.v[l], pos, NH)
+                K.matmul_forward(xn, y, aproj_w, aproj_b)
+                K.add_inplace(x, xn)
             K.layernorm_forward(xn, mean, rstd, x, ln2w, ln2b, eps)
             K.matmul_forward(self._fc, xn, fc_w, fc_b)
             K.gelu_forward(self._fc_gelu, self._fc)

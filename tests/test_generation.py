@@ -160,3 +160,20 @@ def test_column_split_products_equal_numpys(parts):
         split.matmul_t(big_t, rows, wt)
     np.testing.assert_allclose(big, rows @ w, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(big_t, rows @ wt.T, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_the_gpus_decoding_step_matches_the_full_forward_pass(attention):
+    """The step a GPU takes (the forward kernels on one row, attend_one, kv_store), run on the CPU
+    kernels: each position's logits equal those of a full pass over the whole prefix."""
+    model = GPT(ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=30, attention=attention), seed=1)
+    cache = KVCache(model)
+    cache.on_device = True  # take the GPU's path with the CPU's kernels
+    cache._device_buffers(model.kernels.zeros, model.dtype)
+    ids = [3, 5, 7]
+    got = [cache.prefill(np.array(ids)).copy()]
+    for token in (9, 2, 11, 4, 0):  # to the last position of the context
+        ids.append(token)
+        got.append(cache.step(token).copy())
+    full = model.logits(np.array([ids]))[0]
+    np.testing.assert_allclose(np.array(got), full[2:], rtol=0, atol=1e-5)
