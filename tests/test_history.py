@@ -329,3 +329,15 @@ def test_transformers_opens_a_checkpoint_with_history_and_sees_the_same_attentio
         out = hf(torch.tensor(trainer.recorder.probe_ids[None, :]), output_attentions=True)
     attention = np.stack([a[0].numpy() for a in out.attentions])  # (L, NH, P, P)
     np.testing.assert_allclose(trainer.recorder.snapshots()[-1].attention, attention, atol=1e-6)
+
+
+def test_a_model_without_attention_keeps_its_history(tmp_path):
+    from tinylm.core import Trainer
+
+    trainer = small_trainer(steps=5, attention=False)
+    while not trainer.done:
+        trainer.step()
+    shots = trainer.recorder.snapshots()
+    assert [s.step for s in shots] == [0, 1, 2, 3, 4, 5] and not any(s.attention.any() for s in shots)
+    trainer.save(tmp_path / "run")
+    assert_same_snapshots(Trainer.resume(tmp_path / "run").recorder.snapshots(), shots)

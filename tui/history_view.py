@@ -92,10 +92,12 @@ def memory_text(at: Scrubbed) -> str:
     return f"{at.index + 1}/{at.count} snapshots (≤{at.recorder.max_snapshots}, {mb:.1f} MB)"
 
 
-def heads_line(at: Scrubbed) -> str:
+def heads_line(at: Scrubbed, model) -> str:
     """What the heads do on the probe at this snapshot, computed from their weights."""
     from tinylm.core import describe_heads, heads_summary
 
+    if model is not None and not model.config.attention:  # its snapshots hold zeros in place of maps
+        return "none: the model has no attention (MLP only)"
     return heads_summary(describe_heads(at.snapshot.attention))
 
 

@@ -150,3 +150,23 @@ def test_opening_a_saved_run_brings_its_history_back(trained_session, tmp_path):
     for a, b in zip(again, trainer.recorder.snapshots()):
         np.testing.assert_array_equal(a.attention, b.attention)
         assert (a.train_loss, a.val_loss, a.sample) == (b.train_loss, b.val_loss, b.sample)
+
+
+async def test_a_model_without_attention_says_so_in_the_history(screen_text):
+    from tinylm.core import ModelConfig, TrainConfig, load_corpus, make_trainer
+
+    cfg = TrainConfig(batch_size=4, max_steps=3, eval_interval=3, eval_batches=1)
+    trainer = make_trainer(
+        load_corpus("fables"),
+        "char",
+        model_config=ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, attention=False),
+        train_config=cfg,
+    )
+    while not trainer.done:
+        trainer.step()
+    app = create_app(Session(trainer.model, trainer, load_corpus("fables")))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2", "less_than_sign")
+        await pilot.pause(0.2)
+        assert "history step 3 of 3" in screen_text(app)
+        assert "heads on the probe: none: the model has no attention (MLP only)" in screen_text(app)
