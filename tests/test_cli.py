@@ -90,6 +90,9 @@ def test_train_writes_a_checkpoint_that_loads_and_info_reports(ckpt):
     assert "char, vocabulary" in info and "fables (builtin)" in info and "on disk" in info
     assert f"val loss {lines[-1]['val_loss']:.4f}" in info
     assert re.search(r"^train loss\s+[▁▂▃▄▅▆▇█]+ ", info, re.M)
+    steps = [s.step for s in Trainer.resume(path).recorder.snapshots()]
+    assert steps == [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 30]
+    assert re.search(r"^snapshots\s+11 at steps 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 30 \(history.json\)$", info, re.M)
 
 
 def test_default_out_never_reuses_an_existing_run(tmp_path, monkeypatch):

@@ -122,6 +122,9 @@ def run_info(args) -> int:
                     f"{sparkline(vals)}  {vals[0]:.3f} -> {vals[-1]:.3f} over steps {evals[0]['step']}-{e['step']}",
                 )
             )
+        snapshots = _snapshot_steps(path)
+        if snapshots:
+            rows.append(("snapshots", f"{len(snapshots)} at steps {_steps_text(snapshots)} (history.json)"))
     elif not train:
         rows.append(
             ("training", f"none recorded (weights only; `tinylm train --init {path} --corpus FILE` fine-tunes it)")
@@ -140,6 +143,24 @@ def _tokenizer_row(tok, cfg) -> str:
         )
     ends = f", end of text id {cfg.eos_token_id}" if cfg.eos_token_id is not None else ""
     return f"{tok.kind}, vocabulary {tok.vocab_size:,}{ends}"
+
+
+def _snapshot_steps(path: Path) -> list[int]:
+    """The steps of the training history's snapshots (history.json), or [] when absent (checked on opening)."""
+    from ..history_file import HISTORY_JSON
+
+    try:
+        steps = json.loads(read_json_text(path / HISTORY_JSON)).get("steps")
+    except (OSError, ValueError, AttributeError, NotReadable):
+        return []
+    return steps if isinstance(steps, list) and all(isinstance(s, int) for s in steps) else []
+
+
+def _steps_text(steps: list[int], shown: int = 12) -> str:
+    """'0, 1, 2, 4, ..., 600': the first steps and the last when there are many."""
+    if len(steps) <= shown:
+        return ", ".join(map(str, steps))
+    return ", ".join(map(str, steps[: shown - 1])) + f", ..., {steps[-1]}"
 
 
 def _history(state_file: Path) -> list[dict]:
