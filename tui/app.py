@@ -183,7 +183,9 @@ class TinyLMApp(App):
     def _loaded(self, built, error: str) -> None:
         self.building = False
         if built is not None and self.session.model is None:  # unless a model was made meanwhile
-            self.session.set_model(built.model, built.trainer, built.corpus, checkpoint=built.checkpoint)
+            self.session.set_model(
+                built.model, built.trainer, built.corpus, checkpoint=built.checkpoint, history=built.history
+            )
         if self.session.model is None:
             self.status = "no model"
             if error:

@@ -24,9 +24,9 @@ KEYS_HINT = "< > step · L live"
 
 
 def recorder_of(session):
-    """The session's history recorder, or None (no trainer, or a trainer without a history)."""
+    """The session's history recorder: its trainer's, else that of the checkpoint it opened; None without one."""
     trainer = session.trainer
-    return getattr(trainer, "recorder", None) if trainer is not None else None
+    return getattr(trainer, "recorder", None) if trainer is not None else session.saved_history
 
 
 @dataclass(frozen=True)

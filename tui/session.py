@@ -34,9 +34,8 @@ class Session:
         self.ablations: tuple = ()  # parts knocked out on the Attention screen (tinylm.core.Ablation)
         self.ablation_mode = "zero"  # or "mean": a knocked-out part's mean over the positions
         self.forced_tokens: tuple[str, dict[int, int]] = ("", {})  # (prompt, {position: token id}) replaced
-        self.history_step: int | None = (
-            None  # the training-history snapshot scrubbed to, shared by the screens; None: live
-        )
+        self.history_step: int | None = None  # the history snapshot the screens show; None: live
+        self.saved_history = None  # the history of a checkpoint opened without its trainer (HistoryRecorder)
         self.settings: dict[str, Any] = {}  # the Config screen's last values, kept across screen switches
         self._trace_key: tuple[int, str, int] | None = None
         self._trace: Trace | None = None
@@ -49,6 +48,7 @@ class Session:
         trainer: Trainer | None = None,
         corpus: Corpus | None = None,
         checkpoint: str | None = None,
+        history=None,
     ) -> None:
         """Install a new model (and optionally its trainer, corpus and the checkpoint it was opened from);
         clamps the layer/head selection. A model without a checkpoint has no directory of its own yet."""
@@ -57,6 +57,7 @@ class Session:
         self.ablations = ()  # they name parts of the old model
         self.forced_tokens = ("", {})
         self.history_step = None  # a new model's history (if any) starts live
+        self.saved_history = history if trainer is None else None
         if corpus is not None:
             self.corpus = corpus
         self.checkpoint_path = checkpoint

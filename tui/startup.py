@@ -24,6 +24,7 @@ class Built:
     trainer: Any
     corpus: Any
     checkpoint: str | None = None
+    history: Any = None  # the training history of a checkpoint opened without its trainer (else the trainer's)
 
 
 def default_configs(**overrides: Any):
@@ -59,7 +60,7 @@ def build(corpus_arg: str | None = None, checkpoint: str | None = None) -> Built
     """The model the app opens with: a checkpoint when given, else a fresh default model on the corpus.
     A checkpoint with trainer state resumes; weights only (any GPT-2 directory) open to be looked at, and
     with a corpus given they are fine-tuned on it."""
-    from tinylm.core import DEFAULT_CORPUS, CheckpointError, Trainer, finetune_trainer, load, load_corpus
+    from tinylm.core import DEFAULT_CORPUS, CheckpointError, Trainer, finetune_trainer, load, load_corpus, load_history
 
     if checkpoint:
         corpus = load_corpus(corpus_arg) if corpus_arg else None
@@ -81,7 +82,11 @@ def build(corpus_arg: str | None = None, checkpoint: str | None = None) -> Built
                 "the dashboard shows text, so copy the model's tokenizer files into it"
             )
         check_viewable(model, checkpoint)
-        return Built(model, None, corpus, checkpoint)
+        try:  # its training history can still be scrubbed (a damaged one is left out: the weights still open)
+            history = load_history(checkpoint, model)
+        except CheckpointError:
+            history = None
+        return Built(model, None, corpus, checkpoint, history)
     corpus = load_corpus(corpus_arg or DEFAULT_CORPUS)
     trainer = build_trainer(corpus)
     return Built(trainer.model, trainer, corpus)

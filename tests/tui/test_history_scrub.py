@@ -170,3 +170,26 @@ async def test_a_model_without_attention_says_so_in_the_history(screen_text):
         await pilot.pause(0.2)
         assert "history step 3 of 3" in screen_text(app)
         assert "heads on the probe: none: the model has no attention (MLP only)" in screen_text(app)
+
+
+async def test_a_checkpoint_opened_without_its_trainer_still_has_its_history(trained_session, tmp_path, screen_text):
+    from tinylm.core import save_checkpoint
+    from tinylm.tui.startup import build
+
+    trainer = trained_session.trainer
+    save_checkpoint(tmp_path / "run", trainer.model, trainer=trainer)
+    (tmp_path / "run" / "trainer_state.json").unlink()  # weights only now: the run cannot resume
+    built = build(checkpoint=str(tmp_path / "run"))
+    assert built.trainer is None and built.history.steps == trainer.recorder.steps
+    session = Session()
+    session.set_model(built.model, None, built.corpus, checkpoint=built.checkpoint, history=built.history)
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2", "less_than_sign")
+        await pilot.pause(0.2)
+        shot = trainer.recorder.snapshots()[-1]
+        assert "history step 30 of 30" in screen_text(app)
+        assert f"train loss{shot.train_loss:8.3f}" in screen_text(app)
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        np.testing.assert_array_equal(app.screen.query_one("#big", Heatmap).values, shot.attention[0][0])

@@ -84,7 +84,9 @@ class CheckpointActions:
     def _opened(self, built) -> None:
         app = self.app
         app.stop_training()
-        app.session.set_model(built.model, built.trainer, built.corpus, checkpoint=built.checkpoint)
+        app.session.set_model(
+            built.model, built.trainer, built.corpus, checkpoint=built.checkpoint, history=built.history
+        )
         self.fill_from_session()
         step = built.trainer.step_count if built.trainer else "?"
         self.notify(f"Opened {built.checkpoint} (step {step}).")

@@ -186,8 +186,8 @@ class TrainingScreen(Screen):
             msg = f"Ready at step {trainer.step_count}/{trainer.config.max_steps}: press t to train."
         self.query_one("#progress", Static).update(Text(msg, style="bold"))
         at = scrubbed(self.app.session)
-        if at is not None:
-            self.show_history(at, history_state(trainer))
+        if at is not None:  # without a trainer (a checkpoint opened without one) there is no curve
+            self.show_history(at, history_state(trainer) if trainer is not None else TrainingState())
             return
         if self._shown[0] != 0:
             self.query_one("#message", Static).update("")  # a history line left from scrubbing
