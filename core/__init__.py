@@ -7,7 +7,7 @@ from .adamw_step import AdamWStep, apply_adamw_step, explain_adamw_step
 from .backtrace import FD_STEP, BackTrace, FiniteDifference, backtrace, finite_difference, prompt_window
 from .checkpoint import load, save_checkpoint
 from .config import LN_EPS, ModelConfig, TrainConfig
-from .corpus import DEFAULT_CORPUS, Corpus, builtin_corpora, load_corpus
+from .corpus import DEFAULT_CORPUS, Corpus, builtin_corpora, check_split_lengths, load_corpus
 from .errors import (
     CheckpointError,
     CheckpointRecovered,
@@ -70,6 +70,7 @@ __all__ = [
     "DEFAULT_CORPUS",
     "builtin_corpora",
     "load_corpus",
+    "check_split_lengths",
     "TinyLMError",
     "ConfigError",
     "CorpusError",

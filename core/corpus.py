@@ -126,10 +126,33 @@ def check_corpus_length(n_tokens: int, block_size: int) -> None:
         )
 
 
+def split_sizes(n_tokens: int, val_fraction: float) -> tuple[int, int]:
+    """Tokens in the training and validation parts of a corpus of n_tokens (as split_ids splits it)."""
+    n_train = int(n_tokens * (1.0 - val_fraction))
+    return n_train, n_tokens - n_train
+
+
+def check_split_lengths(n_tokens: int, window: int, val_fraction: float) -> None:
+    """Refuse a corpus whose training or validation part is shorter than one window plus its target,
+    saying how many tokens the whole corpus needs."""
+    for part, size in zip(("training", "validation"), split_sizes(n_tokens, val_fraction)):
+        if size < window + 1:
+            # below these neither part can hold a window (the validation part is at most n * val_fraction + 1)
+            need = max(window + 1, int((window - 1) / val_fraction) - 1, int((window + 1) / (1 - val_fraction)) - 1)
+            while min(split_sizes(need, val_fraction)) < window + 1:
+                need += 1
+            share = val_fraction if part == "validation" else 1 - val_fraction
+            raise CorpusError(
+                f"the {part} part of the corpus ({100 * share:.0f}%) has {size} tokens, fewer than one context "
+                f"window of {window + 1}; the corpus needs at least {need:,} tokens for context {window}: "
+                "use a longer text or a smaller context length"
+            )
+
+
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """First (1 - val_fraction) of the ids for training, the rest for validation (nanoGPT's split)."""
     if not 0.0 <= val_fraction < 1.0:
         raise CorpusError(f"validation fraction must be in [0, 1), got {val_fraction}; try 0.1")
     ids = np.asarray(ids)
-    n_train = int(len(ids) * (1.0 - val_fraction))
+    n_train, _ = split_sizes(len(ids), val_fraction)
     return ids[:n_train], ids[n_train:]

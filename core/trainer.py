@@ -10,7 +10,7 @@ import numpy as np
 
 from .checkpoint import open_run, restore_trainer_state, save_checkpoint
 from .config import TrainConfig
-from .corpus import split_ids
+from .corpus import check_split_lengths, split_ids
 from .errors import ConfigError, CorpusError, TinyLMError
 from .history import PROBE_TOKENS, HistoryRecorder, default_probe
 from .interrupts import HeldInterrupts
@@ -75,13 +75,9 @@ class Trainer:
             raise ConfigError(
                 f"training context {T} is longer than the model's context {model.config.block_size} (n_positions)"
             )
-        self.train_ids, self.val_ids = split_ids(compact_ids(ids, model.config.vocab_size), config.val_fraction)
-        for part, data in (("training", self.train_ids), ("validation", self.val_ids)):
-            if len(data) < T + 1:
-                raise CorpusError(
-                    f"the {part} part of the corpus has {len(data)} tokens, fewer than one context window of "
-                    f"{T + 1}; use a longer text or a smaller context length"
-                )
+        ids = compact_ids(ids, model.config.vocab_size)
+        check_split_lengths(len(ids), T, config.val_fraction)
+        self.train_ids, self.val_ids = split_ids(ids, config.val_fraction)
         self.step_count = 0
         self.history: list[TrainMetrics] = MetricsHistory()  # bounded: thinned as the run grows
         self.rng = np.random.default_rng(config.seed)  # batch positions

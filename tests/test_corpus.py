@@ -13,6 +13,7 @@ from tinylm.core.corpus import (
     Corpus,
     builtin_corpora,
     check_corpus_length,
+    check_split_lengths,
     load_corpus,
     split_ids,
 )
@@ -178,6 +179,20 @@ class TestLengthAndSplit:
         check_corpus_length(65, 64)  # exactly one window of inputs plus its next-token target
         message = _one_line_error(check_corpus_length, 64, 64, match="corpus has 64 tokens")
         assert "65 tokens" in message and "smaller context length" in message
+
+    @pytest.mark.parametrize("window, val_fraction", [(8, 0.1), (64, 0.1), (16, 0.25), (5, 0.4)])
+    def test_split_lengths_match_the_split_and_name_the_least_corpus(self, window, val_fraction):
+        def fits(n: int) -> bool:  # the split itself, as the trainer gets it
+            train, val = split_ids(np.arange(n), val_fraction)
+            return len(train) >= window + 1 and len(val) >= window + 1
+
+        least = next(n for n in range(1, 100_000) if fits(n))
+        for n in range(1, least + 50):
+            if fits(n):
+                check_split_lengths(n, window, val_fraction)
+                continue
+            message = _one_line_error(check_split_lengths, n, window, val_fraction, match="part of the corpus")
+            assert f"needs at least {least:,} tokens for context {window}" in message
 
     def test_split_is_nanogpt_style(self):
         ids = np.arange(1000)

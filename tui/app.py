@@ -175,6 +175,16 @@ class TinyLMApp(App):
             if event.worker.group == "startup":
                 self._loaded(None, "")
 
+    @property
+    def corpus_arg(self) -> str | None:
+        """The corpus named on the command line (a built-in name or a path), or None."""
+        return self._corpus_arg
+
+    @property
+    def checkpoint_arg(self) -> str | None:
+        """The checkpoint named on the command line, or None."""
+        return self._checkpoint_arg
+
     def _core_ready(self) -> None:
         self.core_loaded = True
         self.status = "building the model…"

@@ -103,7 +103,7 @@ class TestInvalidSettings:
             ("layers", "0", "layers must be a positive"),
             ("dropout", "1.5", "dropout must be in [0, 1)"),
             ("warmup", "900", "warmup 900 must be fewer"),
-            ("context", "100000", "fewer than context"),
+            ("context", "100000", "fewer than one context window"),
         ],
     )
     async def test_explained_inline_and_blocks_training(self, session, field, value, message):
@@ -115,6 +115,22 @@ class TestInvalidSettings:
             assert message in text_of(screen, "#verdict")
             assert screen.query_one("#create", Button).disabled
             assert screen.query(".-invalid")  # the offending field is marked
+            model_before = app.session.model
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            assert app.session.model is model_before and app.current_mode == "config"
+
+    async def test_a_validation_part_shorter_than_a_window_blocks_training(self, session):
+        text = "the cat sat on the mat. " * 12  # 288 tokens: more than context 64 + 1, but a tenth is 29
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+            app.screen.query_one("#source", Select).value = TYPED
+            app.screen.query_one("#text", TextArea).text = text
+            await set_fields(app, pilot, context="64")
+            verdict = text_of(app.screen, "#verdict")
+            assert "validation part" in verdict and "has 29 tokens" in verdict, verdict
+            assert app.screen.query_one("#create", Button).disabled
             model_before = app.session.model
             await pilot.press("ctrl+t")
             await pilot.pause()

@@ -13,6 +13,7 @@ from textual.widgets import Input, Select
 from tinylm.core import GenStep
 from tinylm.tui.app import TinyLMApp, create_app
 from tinylm.tui.safe_text import one_line, printable
+from tinylm.tui.screens.config_form import FILE
 from tinylm.tui.screens.generate import TokenStreamed
 from tinylm.tui.session import Session
 from tinylm.tui.widgets.heatmap import Heatmap
@@ -146,6 +147,77 @@ class TestConfigFocus:
             await settle(app, pilot)
             assert app.screen.query_one("#source", Select).value == "verses"
             assert app.session.corpus.name == "verses"
+
+
+class TestCorpusArgument:
+    async def test_ctrl_t_before_the_first_model_trains_the_argument(self, tmp_path, monkeypatch):
+        import threading
+
+        from tinylm.tui import startup
+
+        path = tmp_path / "mine.txt"
+        path.write_text("abc " * 300)
+        slow, real_build = threading.Event(), startup.build
+        monkeypatch.setattr(startup, "build", lambda *a, **k: (slow.wait(60), real_build(*a, **k))[1])
+        app = TinyLMApp(corpus=str(path), warm_up=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            for _ in range(600):
+                if app.core_loaded:
+                    break
+                await pilot.pause(0.05)
+            for _ in range(600):  # the form has read its corpus (the startup worker is still waiting)
+                if app.screen.corpus_info is not None:
+                    break
+                await pilot.pause(0.05)
+            await pilot.pause(0.3)
+            assert app.building and not slow.is_set()
+            # the first model is still being built: the form shows, and ctrl+t trains, the argument
+            assert app.screen.query_one("#source", Select).value == FILE
+            assert app.screen.query_one("#path", Input).value == str(path)
+            await pilot.press("ctrl+t")
+            for _ in range(600):
+                if app.session.model is not None:
+                    break
+                await pilot.pause(0.05)
+            assert app.session.corpus.text == path.read_text()
+            assert app.session.model.config.vocab_size == 5  # a, b, c, space and <unk>: not the built-in corpus
+            slow.set()
+            if app.training is not None:
+                app.training.stop()
+
+    async def test_a_corpus_too_short_for_a_model_stays_in_the_form_and_blocks_training(self, tmp_path):
+        path = tmp_path / "one.txt"
+        path.write_text("a")
+        app = TinyLMApp(corpus=str(path), warm_up=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            for _ in range(600):
+                if not app.building:
+                    break
+                await pilot.pause(0.05)
+            await pilot.pause(0.5)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.session.model is None and app.status == "no model"
+            assert app.screen.query_one("#path", Input).value == str(path)  # not the built-in default
+            verdict = str(app.screen.query_one("#verdict").content)
+            assert "fewer than one context window" in verdict, verdict
+            await pilot.press("ctrl+t")
+            await pilot.pause(0.5)
+            assert app.session.model is None  # nothing trained on another corpus instead
+
+    async def test_ctrl_t_waits_for_the_checkpoint_argument(self, tmp_path):
+        demo = Session.demo(seed=0, steps=1)
+        demo.trainer.save(tmp_path / "ckpt")
+        app = TinyLMApp(checkpoint=str(tmp_path / "ckpt"), warm_up=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.building = True  # as while the kernels compile, before the checkpoint is in the session
+            await pilot.pause(0.5)
+            await app.workers.wait_for_complete()
+            app.building = True
+            await pilot.press("ctrl+t")
+            await pilot.pause(0.5)
+            assert app.session.model is None or app.session.checkpoint_path == str(tmp_path / "ckpt")
+            assert app.training is None
 
 
 def shown_matrix(heatmap) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -184,6 +186,7 @@ class ConfigScreen(CheckpointActions, Screen):
         self.query_one("#device", Select).display = False
         self.find_device()
         if self.app.core_loaded:
+            self.show_corpus_argument()
             self.fill_from_session()
         self.show_source()
         self.recompute()
@@ -192,7 +195,7 @@ class ConfigScreen(CheckpointActions, Screen):
         source = self.query_one("#source", Select)
         if self.app.core_loaded and len(source._options) <= 2:  # the built-in corpora arrived
             source.set_options(self.corpus_options())
-            source.value = self.corpus_options()[0][1]
+            self.show_corpus_argument()
         tokenizer = self.query_one("#tokenizer", Select)
         if self.app.core_loaded and len(tokenizer._options) <= 1:  # the registry arrived with the core
             tokenizer.set_options(self.tokenizer_options())
@@ -255,6 +258,22 @@ class ConfigScreen(CheckpointActions, Screen):
         else:
             what = source
         return (source, what, self.select("tokenizer"), vocab)
+
+    def show_corpus_argument(self) -> None:
+        """Start from the corpus the command line names (else the first built-in one), so that the form
+        shows, checks and trains what was asked for, also before the first model is built or when the
+        corpus cannot make one."""
+        source = self.query_one("#source", Select)
+        names = [value for _, value in self.corpus_options()]
+        arg = self.app.corpus_arg
+        if not arg:
+            source.value = names[0]
+        elif arg in names:
+            source.value = arg
+        else:
+            source.value = FILE
+            self.query_one("#path", Input).value = os.path.abspath(arg)
+        self.show_source()
 
     def show_source(self) -> None:
         source = self.select("source")
@@ -324,7 +343,7 @@ class ConfigScreen(CheckpointActions, Screen):
 
     def show_summary(self) -> None:
         """Fill the summary and the verdict (ready, or the first problem)."""
-        from tinylm.core import ConfigError, memory_estimate
+        from tinylm.core import ConfigError, CorpusError, check_split_lengths, memory_estimate
 
         for spec in NUMBER_FIELDS:
             self.query_one(f"#{spec.id}", Input).remove_class("-invalid")
@@ -344,12 +363,11 @@ class ConfigScreen(CheckpointActions, Screen):
             lines.append(f"vocab      {vocab:,} ({info['tokenizer'].kind})\n")
         try:
             mc, tc, _ = self.form_configs(vocab_size=vocab or 2)
-            if info and "n_tokens" in info and info["n_tokens"] <= mc.block_size + 1:
-                raise FieldError(
-                    "context",
-                    f"the corpus has {info['n_tokens']} tokens: fewer than context "
-                    f"{mc.block_size} + 1; use more text or a shorter context",
-                )
+            if info and "n_tokens" in info:
+                try:  # the trainer's own rule: both the training and the validation part hold one window
+                    check_split_lengths(info["n_tokens"], tc.context or mc.block_size, tc.val_fraction)
+                except CorpusError as exc:
+                    raise FieldError("context", str(exc)) from None
         except (FieldError, ConfigError) as exc:
             field = exc.field_id if isinstance(exc, FieldError) else which_field(str(exc))
             if field:
@@ -394,6 +412,13 @@ class ConfigScreen(CheckpointActions, Screen):
         info = self.corpus_info
         if self.error or info is None or "corpus" not in info:
             self.notify(self.error or "The corpus is still being read.", title="Cannot train yet", severity="error")
+            return
+        if self.app.building and self.app.checkpoint_arg:  # a new model now would take the checkpoint's place
+            self.notify(
+                f"{self.app.checkpoint_arg} is still opening: ctrl+t creates a new model once it is open.",
+                title="Cannot train yet",
+                severity="warning",
+            )
             return
         mc, tc, vocab = self.form_configs()
         device = self.device()
