@@ -21,7 +21,15 @@ from .generate import GenStep, generate
 from .head_patterns import HeadPattern, describe_head, describe_heads, heads_summary
 from .history import EmbeddingMaps, HistoryRecorder, Snapshot, embedding_maps, on_schedule
 from .history_file import load_history
-from .intervene import Ablation, Effect, Intervention, greedy_continuation, intervened_probs, rank_heads
+from .intervene import (
+    Ablation,
+    Effect,
+    Intervention,
+    continuation,
+    greedy_continuation,
+    intervened_probs,
+    rank_heads,
+)
 from .kvwatch import CacheStep, KVWatch, decode_flops, kv_bytes, recompute_flops
 from .model import GPT
 from .reference import GELU_CUBIC, GELU_SCALE
@@ -84,6 +92,7 @@ __all__ = [
     "Effect",
     "intervened_probs",
     "greedy_continuation",
+    "continuation",
     "rank_heads",
     "KVWatch",
     "CacheStep",

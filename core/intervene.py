@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .parallel import inference_pass
+from .sampling import draw
 
 MODES = ("zero", "mean")
 PARTS = ("head", "attn", "mlp")
@@ -196,15 +197,25 @@ def intervened_probs(model, prompt, intervention=None) -> np.ndarray:
 def greedy_continuation(model, prompt, n: int, intervention=None) -> list[int]:
     """The n most likely tokens after the prompt, one at a time, with the intervention applied at
     every step (no KV cache: a mean ablation averages over the positions so far)."""
+    return continuation(model, prompt, n, intervention)
+
+
+def continuation(model, prompt, n: int, intervention=None, sampling=None) -> list[int]:
+    """n tokens after the prompt with the intervention applied at every step, each drawn as `sampling`
+    (a sampling.Sampling: temperature, top-k, top-p, seed) says; None or greedy: the most likely one.
+    The same seed gives the same draws, so a continuation with and without a change differ only where
+    the change moved the probabilities."""
     iv = as_intervention(intervention) or Intervention()
     iv.check(model.config)
     ids = list(iv.edited_ids(model.encode_prompt(prompt), model.config.vocab_size))
+    greedy = sampling is None or sampling.greedy
+    rng = None if greedy else sampling.rng()
     out = []
     T = model.config.block_size
     for _ in range(n):
         with model.lock, np.errstate(over="ignore", invalid="ignore"), inference_pass(model) as runner:
-            logits = ablated_forward(runner, np.array(ids[-T:], dtype=np.int64), iv, last_only=True)
-            tok = int(np.argmax(logits))
+            logits = ablated_forward(runner, np.array(ids[-T:], dtype=np.int64), iv, last_only=True).copy()
+        tok = int(np.argmax(logits)) if greedy else draw(sampling.distribution(logits), rng)
         out.append(tok)
         ids.append(tok)
     return out

@@ -37,6 +37,7 @@ class Session:
         self.history_step: int | None = None  # the history snapshot the screens show; None: live
         self.saved_history = None  # the history of a checkpoint opened without its trainer (HistoryRecorder)
         self.settings: dict[str, Any] = {}  # the Config screen's last values, kept across screen switches
+        self.sampling = None  # Generate's sampling settings (current_sampling makes them on first use)
         self._trace_key: tuple[int, str, int] | None = None
         self._trace: Trace | None = None
         self._trace_lock = threading.Lock()
@@ -140,6 +141,15 @@ class Session:
             return trace
 
     # -- construction ----------------------------------------------------------------------------
+    def current_sampling(self):
+        """The sampling settings Generate's knobs turn (a core Sampling: temperature 1, every token, seed 0
+        at first); the knock-out panels draw their continuations with them too."""
+        if self.sampling is None:
+            from tinylm.core import Sampling
+
+            self.sampling = Sampling(temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=0)
+        return self.sampling
+
     @classmethod
     def demo(cls, seed: int = 0, steps: int = 0, prompt: str = DEFAULT_PROMPT) -> Session:
         """A tiny char model on the built-in corpus (2 layers, 2 heads, C=16, T=16), trained `steps` steps."""

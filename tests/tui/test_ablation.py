@@ -30,6 +30,25 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+def assert_sampled(session, tokens, ablate, sampling=None):
+    """tokens are what the reference's probabilities give, drawn one after another with the sampling settings
+    (Generate's defaults unless given) and their seed, the knock-outs applied at every step."""
+    from tinylm.core import Sampling
+    from tinylm.core.sampling import draw
+
+    sampling = sampling or Sampling(temperature=1.0, seed=0)
+    rng = sampling.rng()
+    m = session.model
+    ids = list(m.tokenizer.encode(session.prompt))
+    for tok in tokens:
+        ref = reference.forward(m.params, np.array(ids[-16:]), 2, m.wpe, ablate=ablate)
+        want = (
+            int(np.argmax(ref["probs"][-1])) if sampling.greedy else draw(sampling.distribution(ref["logits"][-1]), rng)
+        )
+        assert tok == want
+        ids.append(tok)
+
+
 def panel_text(screen) -> str:
     return str(screen.query_one("#ablation", Static).render())
 
@@ -62,13 +81,10 @@ async def test_keys_knock_out_the_head_the_mlp_and_switch_to_the_mean(session):
         np.testing.assert_allclose(
             screen.ablation_result.after, ref_probs(session, {"0.0": "mean", "1.mlp": "mean"}), rtol=1e-4, atol=1e-7
         )
-        # the greedy continuation shown is the reference's argmax, token after token, with the knock-outs
-        ids = list(session.model.tokenizer.encode(session.prompt))
-        for tok in screen.ablation_result.greedy_after:
-            m = session.model
-            ref = reference.forward(m.params, np.array(ids[-16:]), 2, m.wpe, ablate={"0.0": "mean", "1.mlp": "mean"})
-            assert tok == int(np.argmax(ref["probs"][-1]))
-            ids.append(tok)
+        # the continuation shown is drawn with Generate's settings (temperature 1, seed 0 by default) from the
+        # reference's probabilities, token after token, with the knock-outs
+        assert_sampled(session, screen.ablation_result.continued_after, {"0.0": "mean", "1.mlp": "mean"})
+        assert screen.ablation_result.sampling == "T=1 · seed 0" and "T=1 · seed 0" in panel_text(screen)
 
         await pilot.press("u")
         await settle(pilot)
@@ -124,7 +140,7 @@ async def test_generate_shows_the_knock_outs_for_its_text(session):
         text = panel_text(screen)
         chosen = screen.ablation_result.chosen
         assert f"→ {100 * ref[chosen]:.1f}%" in text and "L0 attn" in text
-        assert text.splitlines()[-1].startswith("changed:")  # the continuation fits at 80x24
+        assert text.splitlines()[-1].startswith("changed:")
 
 
 async def test_t_forces_the_cursor_rows_token(session):
@@ -148,6 +164,39 @@ async def test_t_forces_the_cursor_rows_token(session):
         await pilot.press("x", "y", "enter")  # two tokens: refused, nothing changes
         await settle(pilot)
         assert session.forced_tokens[1] == {2: int(ids[2])}
+        await pilot.press("u")
+        await settle(pilot)
+        assert not screen.query_one("#ablation").display
+
+
+async def test_inspect_has_the_same_keys_and_samples_with_generates_settings(session):
+    from tinylm.tui.screens.inspect import InspectScreen
+
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, InspectScreen)
+        assert not screen.query_one("#ablation").display
+        await pilot.press("a")  # head 0 of layer 0, the layer and head Inspect shows
+        await settle(pilot)
+        np.testing.assert_allclose(screen.ablation_result.after, ref_probs(session, {"0.0": "zero"}), rtol=1e-4)
+        assert "L0 H0" in panel_text(screen)
+        assert_sampled(session, screen.ablation_result.continued_after, {"0.0": "zero"})
+        # Generate's knobs: greedy, then temperature 0.7 with another seed; the panel follows them
+        sampling = session.current_sampling()
+        sampling.greedy = True
+        await pilot.press("Z")  # the mode (z zooms the grid here): a recompute with the new settings too
+        await settle(pilot)
+        assert "(mean)" in panel_text(screen) and screen.ablation_result.sampling == "greedy"
+        assert_sampled(session, screen.ablation_result.continued_after, {"0.0": "mean"}, sampling)
+        sampling.greedy, sampling.temperature, sampling.seed = False, 0.7, 5
+        await pilot.press("m")
+        await settle(pilot)
+        assert "T=0.7 · seed 5" in panel_text(screen)
+        assert_sampled(session, screen.ablation_result.continued_after, {"0.0": "mean", "0.mlp": "mean"}, sampling)
+        assert_sampled(session, screen.ablation_result.continued_before, None, sampling)
         await pilot.press("u")
         await settle(pilot)
         assert not screen.query_one("#ablation").display

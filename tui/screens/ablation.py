@@ -1,5 +1,6 @@
 """Interventions on a screen: knock out the selected head, the layer's attention or its MLP by key and
-see the next token and a greedy continuation change; a table of which parts matter most."""
+see the next token and a continuation change (drawn with Generate's sampling settings, the same seed with
+and without, so the two differ only where the change moved the odds); a table of which parts matter most."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..stages import NO_ATTENTION
 from ..widgets.probbars import bar, display_token
 
 TOP = 5  # next tokens listed with and without
-CONTINUE = 8  # greedy tokens shown with and without
+CONTINUE = 8  # tokens of continuation shown with and without
 
 ABLATION_BINDINGS = [
     Binding("a", "ablate('head')", "Knock out head"),
@@ -33,7 +34,7 @@ ABLATION_BINDINGS = [
 
 @dataclass
 class AblationResult:
-    """The next token and a greedy continuation, without and with the knock-outs (the model's numbers)."""
+    """The next token and a continuation, without and with the knock-outs (the model's numbers)."""
 
     key: tuple  # (view snapshot key, ablations, forced tokens) it was computed for
     ablations: tuple
@@ -41,20 +42,30 @@ class AblationResult:
     before: np.ndarray  # (V,) next-token probabilities as the model is
     after: np.ndarray  # (V,) with the parts knocked out
     chosen: int  # the most likely next token as the model is
-    greedy_before: list[int]
-    greedy_after: list[int]
+    continued_before: list[int]
+    continued_after: list[int]
+    sampling: str = "greedy"  # how the continuations were drawn ("greedy", "T=0.8 top-k=10 · seed 0")
 
     @property
     def delta(self) -> float:
         return float(self.after[self.chosen] - self.before[self.chosen])
 
 
+def sampling_key(sampling) -> tuple | None:
+    """The settings of a core Sampling as a hashable key (None: greedy)."""
+    if sampling is None:
+        return None
+    return (sampling.temperature, sampling.top_k, sampling.top_p, sampling.greedy, sampling.seed)
+
+
 def compute_ablation(model, ids: np.ndarray, key: tuple) -> AblationResult:
     """What the knock-outs (key[1]) and the forced tokens (key[2]) do to the prompt ids' next token
-    and greedy continuation."""
-    from tinylm.core import Intervention, greedy_continuation, intervened_probs
+    and to a continuation drawn with the sampling settings key[3] (sampling_key; None: greedy)."""
+    from tinylm.core import Intervention, Sampling, continuation, intervened_probs
 
     ablations, forced = key[1], key[2]
+    sampling = Sampling(*key[3]) if len(key) > 3 and key[3] is not None else None
+    label = "greedy" if sampling is None or sampling.greedy else f"{sampling.describe()} · seed {sampling.seed}"
     iv = Intervention(tuple(ablations), dict(forced))
     before = intervened_probs(model, ids)
     after = intervened_probs(model, ids, iv)
@@ -65,8 +76,9 @@ def compute_ablation(model, ids: np.ndarray, key: tuple) -> AblationResult:
         before,
         after,
         int(np.argmax(before)),
-        greedy_continuation(model, ids, CONTINUE),
-        greedy_continuation(model, ids, CONTINUE, iv),
+        continuation(model, ids, CONTINUE, None, sampling),
+        continuation(model, ids, CONTINUE, iv, sampling),
+        label,
     )
 
 
@@ -76,9 +88,9 @@ def short_label(ablation) -> str:
     return f"L{a.layer} " + (f"H{a.head}" if a.part == "head" else a.part)
 
 
-def ablation_text(result: AblationResult, tokenizer, width: int = 36, top: int = TOP) -> Text:
+def ablation_text(result: AblationResult, tokenizer, width: int = 36, top: int = TOP, sampling: bool = True) -> Text:
     """The panel: what is knocked out, the top next tokens without -> with, the chosen token's change
-    and the greedy continuations."""
+    and the continuations."""
     label = lambda i: display_token(tokenizer.token_label(int(i)), 8)  # noqa: E731
     parts = ", ".join(short_label(a) for a in result.ablations)
     mode = result.ablations[0].mode if result.ablations else "zero"
@@ -87,7 +99,10 @@ def ablation_text(result: AblationResult, tokenizer, width: int = 36, top: int =
         out.append(f"Knocked out ({mode}): {parts}\n", style="bold")
     for pos, tok in result.forced:
         out.append(f"Token {pos} forced to {label(tok)}\n", style="bold")
-    out.append("next token   without → with\n", style="dim")
+    header = "next token   without → with"
+    then = f" · then {result.sampling}" if sampling else ""
+    fits = len(header) + len(then) <= width  # the continuations' sampling beside the header, else on its own line
+    out.append(header + (then if fits else "") + "\n", style="dim")
     bar_w = max(width - 28, 3)
     for i in np.lexsort((np.arange(result.before.size), -result.before))[:top]:
         b, a = float(result.before[i]), float(result.after[i])
@@ -97,8 +112,10 @@ def ablation_text(result: AblationResult, tokenizer, width: int = 36, top: int =
     out.append(f"p({label(c)}) {100 * result.before[c]:.1f}% → {100 * result.after[c]:.1f}% ", style="bold")
     out.append(f"({100 * result.delta:+.2f} points)\n", style="bold red" if result.delta < 0 else "bold green")
     text = lambda ids: display_token(tokenizer.decode(ids), width - 9)  # noqa: E731
-    out.append(f"as is:   {text(result.greedy_before)}\n")
-    out.append(f"changed: {text(result.greedy_after)}")
+    if not fits:
+        out.append(f"then ({result.sampling}):\n", style="dim")
+    out.append(f"as is:   {text(result.continued_before)}\n")
+    out.append(f"changed: {text(result.continued_after)}")
     return out
 
 
@@ -167,7 +184,7 @@ class AblationControls:
             self.ablation_result = None
             self.show_ablation(None)
             return
-        key = (source[0], tuple(s.ablations), forced)
+        key = (source[0], tuple(s.ablations), forced, sampling_key(s.current_sampling()))
         if self.ablation_result is not None and self.ablation_result.key == key:
             self.show_ablation(self.ablation_panel(self.ablation_result))
             return
@@ -198,16 +215,28 @@ class AblationControls:
         self.ablation_result = result
         s = self.app.session
         source = self.ablation_source()
-        if source is not None and result.key == (source[0], tuple(s.ablations), self.forced()):
+        if source is not None and result.key == (
+            source[0],
+            tuple(s.ablations),
+            self.forced(),
+            sampling_key(s.current_sampling()),
+        ):
             self.show_ablation(self.ablation_panel(result))
 
     def ablation_width(self) -> int:
         return 36
 
     def ablation_panel(self, result: AblationResult) -> Text:
-        return ablation_text(result, self.app.session.model.tokenizer, self.ablation_width(), self.ablation_top)
+        return ablation_text(
+            result,
+            self.app.session.model.tokenizer,
+            self.ablation_width(),
+            self.ablation_top,
+            self.ablation_says_sampling,
+        )
 
     ablation_top = TOP  # next tokens the panel lists
+    ablation_says_sampling = True  # the panel names the sampling settings its continuations are drawn with
 
     def show_ablation(self, text: Text | None) -> None:
         raise NotImplementedError

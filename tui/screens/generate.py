@@ -65,9 +65,6 @@ class GenerateScreen(AblationControls, Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        from tinylm.core import Sampling
-
-        self.sampling = Sampling(temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=0)
         self.base = ""  # the prompt as typed; generated text follows it but never enters the prompt field
         self.generated: list[tuple[int, str]] = []  # (id, text) of tokens appended since the prompt
         self.streaming = False
@@ -100,6 +97,11 @@ class GenerateScreen(AblationControls, Screen):
         self.query_one("#bars-box").styles.width = max(48, event.size.width * 2 // 5)
         if self.is_mounted and self.app.session.model is not None and not self.streaming:
             self.call_after_refresh(self.show_prediction)
+
+    @property
+    def sampling(self):
+        """The sampling settings the knobs turn, the session's: the knock-out panels sample with them too."""
+        return self.app.session.current_sampling()
 
     def on_mount(self) -> None:
         self.show_base(self.app.session.prompt)
@@ -233,7 +235,9 @@ class GenerateScreen(AblationControls, Screen):
     ablation_top = 3  # under the ten bars: the panel must fit at 80x24
 
     def ablations_changed(self) -> None:
-        self.refresh_ablation()
+        self.show_prediction()  # ten bars while a knock-out is on (bar_count), then the panel under them
+
+    ablation_says_sampling = False  # the knobs above show the settings the continuations are drawn with
 
     def show_ablation(self, text: Text | None) -> None:
         panel = self.query_one("#ablation", Static)

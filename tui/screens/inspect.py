@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
@@ -14,6 +16,7 @@ from ..explain import explain
 from ..stages import NO_ATTENTION, Stage, all_stages, layer_keys, stage_view
 from ..widgets.blockmap import BlockHeatmap
 from ..widgets.heatmap import Heatmap
+from .ablation import ABLATION_BINDINGS, AblationControls
 from .trace_view import TraceView
 from .view_state import LOADING
 
@@ -24,8 +27,9 @@ WIDE = 150  # from this many columns the explanation sits beside the grid
 WIDEN_FROM = 120  # from this many columns a grid's cells widen to use the room (2 columns each below)
 
 
-class InspectScreen(TraceView):
-    """Step through the stages of a forward pass; the cell cursor explains each number."""
+class InspectScreen(AblationControls, TraceView):
+    """Step through the stages of a forward pass; the cell cursor explains each number. The knock-out keys
+    of Attention work here too (on the layer and head shown), with their panel above the explanation."""
 
     AUTO_FOCUS = "Heatmap"
     BINDINGS = [
@@ -37,6 +41,9 @@ class InspectScreen(TraceView):
         Binding("comma", "head(-1)", "Previous head", key_display=",", group=HEAD),
         Binding("e", "edit_prompt", "Edit prompt"),
         Binding("escape", "leave_prompt", "Back to the grid", show=False),
+        # z zooms the grid here, so Z switches the knock-out mode
+        *(replace(b, show=False) for b in ABLATION_BINDINGS if b.key != "z"),
+        Binding("Z", "ablation_mode", "Knock-out mode: zero / mean over positions", show=False),
     ]
     DEFAULT_CSS = """
     InspectScreen .row { height: 1; padding: 0 1; }
@@ -58,6 +65,7 @@ class InspectScreen(TraceView):
     InspectScreen.-wide #explain-box { width: 1fr; height: 100%; border-top: none;
                                        border-left: solid $primary-darken-2; padding-left: 1; }
     InspectScreen .no-model { height: 1fr; }
+    InspectScreen #ablation { height: auto; margin-bottom: 1; display: none; }
     """
 
     def __init__(self) -> None:
@@ -84,6 +92,7 @@ class InspectScreen(TraceView):
                 with Container(id="split"):  # grid above the explanation; side by side when wide
                     yield BlockHeatmap(id="grid")
                     with VerticalScroll(id="explain-box"):
+                        yield Static(id="ablation")
                         yield Static(id="explain")
 
     def on_mount(self) -> None:
@@ -110,6 +119,7 @@ class InspectScreen(TraceView):
         self.stages = all_stages(session.n_layer, self.attention)
         self.index = self._find(current.key, session.layer if current.layer is not None else None)
         self.show_stage()
+        self.refresh_ablation()
 
     def _find(self, key: str, layer: int | None) -> int:
         for i, stage in enumerate(self.stages):
@@ -237,6 +247,8 @@ class InspectScreen(TraceView):
         if action in ("stage", "layer", "head"):
             ready = self.state.trace is not None and bool(self.stages)
             return ready and (action != "head" or self.attention)
+        if action in ("ablate", "which_parts"):
+            return self.state.trace is not None
         return True
 
     def action_stage(self, delta: int) -> None:
@@ -257,3 +269,17 @@ class InspectScreen(TraceView):
         session = self.app.session
         session.select(head=session.head + delta)
         self.show_stage()
+
+    # -- knock-outs ------------------------------------------------------------------------------
+    def ablations_changed(self) -> None:
+        self.show_stage()  # the title names the layer and head the keys act on
+        self.refresh_ablation()
+
+    def show_ablation(self, text: Text | None) -> None:
+        panel = self.query_one("#ablation", Static)
+        panel.display = text is not None
+        if text is not None:
+            panel.update(text)
+
+    def ablation_width(self) -> int:
+        return max(self._explain_width(), 20)
