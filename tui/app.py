@@ -128,6 +128,11 @@ class TinyLMApp(App):
         message, title = printable(str(message)), one_line(title)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
+    def action_help_quit(self) -> None:
+        """ctrl+c does not quit (in a text field it copies): say in plain words which keys do (Textual's
+        own hint is markup, which this app's toasts show as it is)."""
+        self.notify("q quits (esc first in a text field), or ctrl+q anywhere.", title="Do you want to quit?")
+
     # -- lifecycle -------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.set_interval(1 / POLL_HZ, self.poll_training)

@@ -201,6 +201,25 @@ class TestQuit:
         assert (target / "config.json").exists()
         assert not run.alive
 
+    async def test_ctrl_c_says_in_plain_words_how_to_quit_and_ctrl_q_still_asks(self, screen_text):
+        demo = Session.demo(seed=0, steps=0)
+        app = create_app(demo)
+        async with app.run_test(size=(80, 24)) as pilot:
+            run = app.start_training()
+            run.pause()
+            await pilot.press("ctrl+c")
+            await pilot.pause(0.3)
+            shown = [n.message for n in app._notifications]
+            assert any("q quits" in m for m in shown), shown
+            assert not any("[" in m for m in shown)  # no markup shown as text
+            assert "[b]" not in screen_text(app)
+            await pilot.press("ctrl+q")  # Textual's quit key asks about the running model like q
+            await pilot.pause()
+            assert isinstance(app.screen, QuitScreen) and app.is_running
+            await pilot.press("n")
+            await pilot.pause()
+        assert not run.alive
+
 
 class TestCommandLine:
     def run_cli(self, *args: str) -> subprocess.CompletedProcess:
