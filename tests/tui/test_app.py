@@ -180,7 +180,7 @@ class TestQuit:
             await pilot.pause()
         assert app.return_code == 0
 
-    async def test_quit_while_training_asks_and_can_save(self, tmp_path):
+    async def test_quit_while_training_asks_and_can_save(self, tmp_path, screen_text):
         demo = Session.demo(seed=0, steps=0)
         app = create_app(demo)
         target = tmp_path / "ckpt"
@@ -190,6 +190,7 @@ class TestQuit:
             await pilot.press("q")
             await pilot.pause()
             assert isinstance(app.screen, QuitScreen)
+            assert "esc keep training" in screen_text(app)  # the keys' line is not wrapped at 80 columns
             await pilot.press("escape")  # keep training
             await pilot.pause()
             assert not isinstance(app.screen, QuitScreen) and app.is_running

@@ -20,7 +20,7 @@ class QuitScreen(ModalScreen[str | None]):
     ]
     DEFAULT_CSS = """
     QuitScreen { align: center middle; }
-    QuitScreen > Vertical { width: 60; max-width: 100%; height: auto; border: thick $warning;
+    QuitScreen > Vertical { width: 66; max-width: 100%; height: auto; border: thick $warning;
                             background: $surface; padding: 0 1; }
     QuitScreen Horizontal { height: auto; align: center middle; }
     QuitScreen Button { margin: 0 1; min-width: 10; }
