@@ -21,6 +21,7 @@ import time
 import traceback
 
 PROBE_S = 0.005
+PRESS_TIMEOUT_S = 10.0
 SCREENS = {  # mode -> keys pressed once the screen is ready
     "config": ["tab", "tab", "escape"],
     "inspect": ["n", "n", "n", "n", "n", "right_square_bracket", "full_stop", "right", "right", "z", "right", "z"],
@@ -91,14 +92,18 @@ def gpt2_small_model(vocab_size: int = 50257):
 
     bpe = train_tokenizer("bpe", load_corpus(DEFAULT_CORPUS).text[:20000], 1000).to_dict()
     merges = bpe["merges"]
-    while 256 + len(merges) < vocab_size:  # chain byte pairs into longer tokens until the size is reached
-        merges.append([len(merges) % 256, 255 + len(merges)])
+    # Pad with byte pairs not merged yet: short tokens, as GPT-2's are (merging each new token with a byte
+    # again would make tokens thousands of bytes long, and every labelling of the vocabulary quadratic).
+    taken = {tuple(m) for m in merges}
+    pairs = ((a, b) for a in range(256) for b in range(256) if (a, b) not in taken)
+    while 256 + len(merges) < vocab_size:
+        merges.append(list(next(pairs)))
     tokenizer = tokenizer_from_dict({**bpe, "merges": merges})
     config = ModelConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=vocab_size)
     return GPT(config, tokenizer)
 
 
-async def measure(model, size: tuple[int, int], settle_s: float) -> dict[str, float]:
+async def measure(model, size: tuple[int, int], settle_s: float, modes: list[str]) -> Probe:
     from tinylm.tui.app import create_app
     from tinylm.tui.session import Session
 
@@ -107,15 +112,26 @@ async def measure(model, size: tuple[int, int], settle_s: float) -> dict[str, fl
     try:
         async with app.run_test(size=size) as pilot:
             probe.task = asyncio.create_task(probe.run())
-            for mode, keys in SCREENS.items():
+            for mode in modes:
+                keys = SCREENS[mode]
+                started = time.perf_counter()
                 probe.label = f"{mode}: open and load"
                 app.switch_mode(mode)
                 await asyncio.sleep(settle_s)
                 probe.label = f"{mode}: keys"
                 for key in keys:
-                    await pilot.press(key)
+                    try:  # the pilot waits for the app to be idle, which a live screen may never be
+                        await asyncio.wait_for(pilot.press(key), PRESS_TIMEOUT_S)
+                    except TimeoutError:
+                        print(f"  {mode}: the app was still busy {PRESS_TIMEOUT_S:.0f} s after {key!r}", flush=True)
                     await asyncio.sleep(0.3)
                 await asyncio.sleep(1.0)
+                seen = {label: late for label, late in probe.worst.items() if label.startswith(mode)}
+                report = "  ".join(f"{label} {1000 * late:.0f} ms" for label, late in seen.items())
+                print(f"  ({time.perf_counter() - started:.0f} s) {report}", flush=True)  # as it goes
+                for label in seen:
+                    for place, n in probe.where[label].most_common(3):
+                        print(f"      {n:4d} x 50 ms  {place}", flush=True)
             probe.task.cancel()
     finally:
         return probe  # noqa: B012  (the figures so far, even when a screen failed)
@@ -126,15 +142,24 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="a checkpoint directory (default: build a GPT-2-small-shaped model)")
     parser.add_argument("--size", default="80x24", help="terminal size, e.g. 200x60")
     parser.add_argument("--settle", type=float, default=8.0, help="seconds each screen gets to load")
+    parser.add_argument("--screens", default=",".join(SCREENS), help="the screens to visit, in order (comma-separated)")
+    parser.add_argument("--gc-off", action="store_true", help="with the garbage collector off (to see its share)")
     args = parser.parse_args()
+    modes = args.screens.split(",")
+    if unknown := [m for m in modes if m not in SCREENS]:
+        parser.error(f"unknown screen {unknown[0]!r}; choose among {', '.join(SCREENS)}")
     from tinylm.core import load
 
     start = time.perf_counter()
     model = load(args.checkpoint) if args.checkpoint else gpt2_small_model()
-    print(f"model ready in {time.perf_counter() - start:.1f} s: {model.config}")
+    print(f"model ready in {time.perf_counter() - start:.1f} s: {model.config}", flush=True)
     model.trace("warm the kernels")
     width, height = (int(x) for x in args.size.split("x"))
-    probe = asyncio.run(measure(model, (width, height), args.settle))
+    if args.gc_off:
+        import gc
+
+        gc.disable()
+    probe = asyncio.run(measure(model, (width, height), args.settle, modes))
     print(f"worst UI stall per screen at {args.size} (event-loop lateness of a {PROBE_S * 1000:.0f} ms timer):")
     for label, late in probe.worst.items():
         print(f"  {label:32s} {1000 * late:7.0f} ms")

@@ -16,6 +16,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
+from . import gc_policy
+from .css_preload import preload_default_css
 from .safe_text import one_line, printable
 from .screens.config_form import DEFAULT_CHECKPOINT
 from .screens.registry import SCREENS, ScreenEntry, key_of
@@ -119,6 +121,7 @@ class TinyLMApp(App):
         self._seen_step = -1
         self._start_when_ready = False  # training was asked for while the kernels were compiling
         self.threads = threads  # training threads (None: leave the process's caps as they are)
+        self._gc_thresholds: tuple[int, int, int] | None = None  # the collector's, from before the UI started
         if theme:
             self.theme = theme
 
@@ -135,8 +138,11 @@ class TinyLMApp(App):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self._gc_thresholds = gc_policy.start()  # the model loaded before the app (tests, tools) is frozen too
         self.set_interval(1 / POLL_HZ, self.poll_training)
         self.status = "loading…" if self.building else "ready" if self.session.has_model else "no model"
+        if not self.building:  # the core is here already: every screen's CSS read before the first is shown
+            self.preload_screens()
         self.switch_mode("config" if not self._start_training else "training")
         if self.building:  # after the first screen is on the terminal: imports hold the GIL for a while
             self.screen.call_after_refresh(lambda: self.set_timer(0.05, self.load_initial))
@@ -151,6 +157,8 @@ class TinyLMApp(App):
 
         from .startup import build, warm_up, warm_up_in_subprocess
 
+        for entry in self.screen_entries:  # imported here, so that their CSS is read before any is shown
+            entry.screen_class()
         self.call_from_thread(self._core_ready)
         try:
             built = build(self._corpus_arg, self._checkpoint_arg)
@@ -190,7 +198,16 @@ class TinyLMApp(App):
         """The checkpoint named on the command line, or None."""
         return self._checkpoint_arg
 
+    def preload_screens(self) -> None:
+        """Every screen's classes imported and their CSS read now, at start, rather than at each first visit."""
+        for entry in self.screen_entries:
+            entry.screen_class()
+        from .screens import ask, help, quit  # noqa: F401 - the dialogs too
+
+        preload_default_css(self.stylesheet)
+
     def _core_ready(self) -> None:
+        self.preload_screens()
         self.core_loaded = True
         self.status = "building the model…"
         self.refresh_screen()
@@ -383,6 +400,9 @@ class TinyLMApp(App):
     def on_unmount(self) -> None:
         if self.training is not None:
             self.training.stop(wait=2.0)
+        if self._gc_thresholds is not None:
+            gc_policy.stop(self._gc_thresholds)
+            self._gc_thresholds = None
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every screen switch, every key of the current screen, and Textual's own commands."""

@@ -6,6 +6,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from . import gc_policy
+
 if TYPE_CHECKING:  # the core is imported lazily so `import tinylm.tui.session` stays cheap
     from tinylm.core import GPT, Corpus, Trace, Trainer
 
@@ -68,6 +70,7 @@ class Session:
             self.layer = min(self.layer, model.config.n_layer - 1)
             self.head = min(self.head, model.config.n_head - 1)
         self.bump()
+        gc_policy.settle()  # its tokenizer's tables and the rest stay alive: out of the collector's full passes
 
     def mark_saved(self, path: str) -> None:
         """Record that the checkpoint at `path` holds the weights as they are now."""

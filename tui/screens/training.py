@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -377,12 +378,13 @@ class TrainingScreen(Screen):
 
     def show_matrices(self, mats: dict, step: int) -> None:
         """Draw the token embeddings and the chosen weight matrix whole, in blocks when larger than their maps
-        (a GPT-2 wte is reduced in a worker: 38 million numbers take about a second)."""
+        (a GPT-2 wte is reduced in a worker: 38 million numbers take about a second, its 50,257 token labels
+        a third of one)."""
         model = self.app.session.model
         jobs = []
         if EMBEDDING in mats:
             V, C = mats[EMBEDDING].shape
-            labels = labels_of(model.tokenizer, V) if model.tokenizer is not None else None
+            labels = partial(labels_of, model.tokenizer, V) if model.tokenizer is not None else None
             jobs.append(("#wte", mats[EMBEDDING], labels, ("token embeddings wte", f"{V}x{C}", f"step {step}")))
         name = self.current_matrix()
         if name in mats:
@@ -391,7 +393,7 @@ class TrainingScreen(Screen):
             jobs.append(("#weights", mats[name], None, (short, f"{rows}x{cols}", "m: next")))
         jobs = [(where, m, labels, title, *self._map_room(where)) for where, m, labels, title in jobs]
         if sum(job[1].size for job in jobs) <= QUICK_CELLS:
-            self._show_maps([(*job, prepare(job[1], kind="signed", max_rows=job[4], max_cols=job[5])) for job in jobs])
+            self._show_maps([_prepared(job) for job in jobs])
         else:
             self._prepare_maps(jobs)
 
@@ -404,7 +406,7 @@ class TrainingScreen(Screen):
 
     @work(thread=True, exclusive=True, group="weight-maps", exit_on_error=False)
     def _prepare_maps(self, jobs: list) -> None:
-        done = [(*job, prepare(job[1], kind="signed", max_rows=job[4], max_cols=job[5])) for job in jobs]
+        done = [_prepared(job) for job in jobs]
         if not get_current_worker().is_cancelled:
             try:
                 self.app.call_from_thread(self._show_maps, done)
@@ -480,3 +482,10 @@ class TrainingScreen(Screen):
         self._history_shown = None
         self._shown = (-1, -1, -1, -1)
         self.refresh_view()
+
+
+def _prepared(job: tuple) -> tuple:
+    """A map's job with its labels made (a callable: in the thread that prepares the map) and its blocks reduced."""
+    where, matrix, labels, title, rows, cols = job
+    labels = labels() if callable(labels) else labels
+    return where, matrix, labels, title, rows, cols, prepare(matrix, kind="signed", max_rows=rows, max_cols=cols)
