@@ -143,6 +143,19 @@ def test_resume_can_train_longer_but_not_change_settings(ckpt, tmp_path):
     assert Trainer.resume(tmp_path / "run").step_count == 33
 
 
+def test_no_attention_trains_an_mlp_only_model_that_info_names(ckpt, tmp_path):
+    status, out, err = train(tmp_path / "mlp", "--no-attention", steps=4)
+    assert status == 0, err
+    assert "MLP only (no attention)" in out
+    assert json.loads((tmp_path / "mlp" / "config.json").read_text())["tinylm"]["attention"] is False
+    status, out, _ = run(["info", tmp_path / "mlp"])
+    assert status == 0 and "MLP only (no attention)" in out
+    # a run keeps its attention setting: resuming with the switch is refused by name
+    path, _, _ = ckpt
+    shutil.copytree(path, tmp_path / "run")
+    assert_one_line_error(*run(["train", "--resume", tmp_path / "run", "--no-attention"])[::2], "--no-attention")
+
+
 def test_tty_progress_is_one_updating_line():
     class Terminal(io.StringIO):
         def isatty(self):
