@@ -241,7 +241,13 @@ class GPT:
             if attention:  # else res1 is x itself (see buffers.py)
                 K.layernorm_forward(v.ln1, v.ln1_mean, v.ln1_rstd, v.x, ln1w, ln1b, eps)
                 K.matmul_forward(v.qkv, v.ln1, attn_w, attn_b)
-                K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
+                if a.recompute and self.device != "cpu":
+                    # nothing reads these weights before the backward pass recomputes them: on a GPU
+                    # the (B, NH, T, T) write and read are memory traffic saved (the CPU's BLAS
+                    # version keeps its rows in cache, and stays the numbers its tests pin)
+                    K.attention_forward_fused(v.atty3, v.qkv3, cfg.n_head)
+                else:
+                    K.attention_forward(v.atty3, v.att, v.preatt, v.qkv3, cfg.n_head)
                 _residual_add(
                     K, a, v.res1, v.x, v.atty, aproj_w, aproj_b, v.attproj, drop and v.attn_dropout, p, dropout_rng
                 )

@@ -170,3 +170,35 @@ def attention_backward(dqkv, datt, dout, qkv, att, n_head):
         s1 = min(s0 + qb, T)
         np.matmul(datt[:, :, s0:, s0:s1].swapaxes(-1, -2), q[:, :, s0:], out=dk[:, :, s0:s1])
         np.matmul(att[:, :, s0:, s0:s1].swapaxes(-1, -2), do[:, :, s0:], out=dv[:, :, s0:s1])
+
+
+@njit(**JIT)
+def attention_forward_fused(out, qkv, n_head):
+    """WRITES out (B, T, C) = causal attention of qkv (B, T, 3C), as attention_forward computes it,
+    without the (B, NH, T, T) weights (a GPU saves their memory traffic; here one row of scratch)."""
+    B, T, C3 = qkv.shape
+    C = C3 // 3
+    HS = C // n_head
+    scale = 1.0 / math.sqrt(HS)
+    row = np.empty(T, dtype=np.float64)
+    for b in range(B):
+        for h in range(n_head):
+            qo, ko, vo = h * HS, C + h * HS, 2 * C + h * HS
+            for t in range(T):
+                best = -np.inf
+                for s in range(t + 1):
+                    dot = 0.0
+                    for d in range(HS):
+                        dot += qkv[b, t, qo + d] * qkv[b, s, ko + d]
+                    row[s] = dot * scale
+                    if row[s] > best:
+                        best = row[s]
+                total = 0.0
+                for s in range(t + 1):
+                    row[s] = math.exp(row[s] - best)
+                    total += row[s]
+                for d in range(HS):
+                    acc = 0.0
+                    for s in range(t + 1):
+                        acc += row[s] * qkv[b, s, vo + d]
+                    out[b, t, qo + d] = acc / total

@@ -18,6 +18,7 @@ KERNELS = {
     "lm_head_backward": "matmul",
     "attention_forward": "attention",
     "attention_backward": "attention",
+    "attention_forward_fused": "attention",
     "gelu_forward": "gelu",
     "gelu_backward": "gelu",
     "gelu_backward_inplace": "gelu",

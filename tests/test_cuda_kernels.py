@@ -256,6 +256,17 @@ def check_attention_forward(env, K, R):
                 env.close(np.where(future, 0.0, got_pre), np.where(future, 0.0, w_pre), dtype, "preatt")
 
 
+@check("attention_forward_fused")
+def check_attention_forward_fused(env, K, R):
+    # T > BLOCK (8 under the simulator) takes several chunks of keys; HS > BLOCK several dims per thread
+    for (B, T, C, NH), dtype in [*ATTN_CASES, ((1, 19, 22, 2), np.float32), ((2, 9, 12, 1), np.float64)]:
+        rng = np.random.default_rng([B, T, C, NH, 7])
+        qkv = randn(rng, (B, T, 3 * C), dtype, 1.5)
+        out = env.d(nans((B, T, C), dtype))
+        K.attention_forward_fused(out, env.d(qkv), NH)
+        env.close(env.h(out), R.attention_forward(f64(qkv), NH)[0], dtype, "fused attention out")
+
+
 @check("attention_backward")
 def check_attention_backward(env, K, R):
     for (B, T, C, NH), dtype in ATTN_CASES:
@@ -464,7 +475,8 @@ def check_decode(env, K, R):
 
 @check("from_host", "to_host", "copy_in", "fill_zero")
 def check_memory(env, K, R):
-    if env.mode == "ptx":
+    if env.mode == "ptx":  # only fill_zero launches a kernel
+        K.fill_zero(env.d(np.zeros((2, 3), np.float32)))
         return
     for shape, dtype in [((3, 5), np.float32), ((4,), np.int64), ((2, 0), np.float64)]:
         host = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)

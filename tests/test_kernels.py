@@ -793,3 +793,11 @@ def test_numba_does_not_load_scipys_blas_for_tinylm():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "1.0"]
+
+
+@pytest.mark.parametrize("B,T,C,NH", [(1, 1, 4, 2), (2, 7, 12, 3), (1, 33, 16, 1)])
+def test_fused_attention_forward_matches_the_reference(B, T, C, NH):
+    qkv = np.random.default_rng([B, T, C]).standard_normal((B, T, 3 * C)).astype(np.float32) * 1.5
+    out = np.full((B, T, C), np.nan, np.float32)
+    K.attention_forward_fused(out, qkv, NH)
+    np.testing.assert_allclose(out, R.attention_forward(qkv.astype(np.float64), NH)[0], rtol=0, atol=1e-5)

@@ -103,10 +103,12 @@ def missing() -> str | None:
             return "the NVIDIA driver sees no GPU (none present, or hidden by CUDA_VISIBLE_DEVICES); use --device cpu"
         return f"numba cannot use the GPU the driver reports; check the driver, then {INSTALL_HINT}"
     try:
-        from numba.cuda.cudadrv.nvvm import NVVM
+        from numba.cuda.cudadrv import nvvm
 
-        NVVM()
-    except Exception:
+        compiles = nvvm.is_available()
+    except Exception:  # a numba laid out otherwise: the first compilation says what is wrong
+        compiles = True
+    if not compiles:
         return f"a GPU is here but numba cannot compile for it (libNVVM not found); install it with: {INSTALL_HINT}"
     return None
 

@@ -172,3 +172,82 @@ def attention_backward(dqkv, datt, dout, qkv, att, n_head):
     rt.launch(_attention_dpre_kernel(qkv.dtype), (T, B * n_head), BLOCK, datt, dout, qkv, att, n_head)
     n = B * T * C3
     rt.launch(_attention_dqkv_kernel, rt.blocks_for(n), BLOCK, dqkv, datt, dout, qkv, att, n_head)
+
+
+# Head dimensions each thread of the fused kernel keeps in registers: head sizes up to
+# FUSED_DIMS * BLOCK (2,048 on a GPU, 64 under the simulator).
+FUSED_DIMS = 8
+
+
+def _make_attention_fused(dt):
+    @cuda.jit
+    def attention_fused_kernel(out, qkv, n_head):
+        """Block (t, b*NH + h): out[b, t, head h] in one pass over the keys s <= t, BLOCK at a time,
+        with a running max and sum (online softmax); the weights live in shared memory only."""
+        B, T, C3 = qkv.shape
+        C = C3 // 3
+        NH = n_head
+        HS = C // NH
+        scale = dt(1.0 / math.sqrt(HS))
+        t = cuda.blockIdx.x
+        bh = cuda.blockIdx.y
+        b = bh // NH
+        h = bh % NH
+        qo = h * HS
+        ko = C + h * HS
+        vo = 2 * C + h * HS
+        tid = cuda.threadIdx.x
+        buf = cuda.shared.array(BLOCK, np.float64)
+        weights = cuda.shared.array(BLOCK, np.float64)
+        acc = cuda.local.array(FUSED_DIMS, np.float64)  # this thread's dims d = tid + j * BLOCK
+        for j in range(FUSED_DIMS):
+            acc[j] = 0.0
+        run_max = -math.inf
+        run_sum = 0.0
+        for s0 in range(0, t + 1, BLOCK):
+            s = s0 + tid
+            score = -math.inf
+            if s <= t:
+                dot = qkv[b, t, qo] * qkv[b, s, ko]
+                for d in range(1, HS):
+                    dot += qkv[b, t, qo + d] * qkv[b, s, ko + d]
+                score = dt(dot * scale)  # rounded as the stored scores of the two-pass kernel
+            new_max = block_max(buf, tid, score)
+            if run_max > new_max:  # (no builtin max: it does not compile for the device here)
+                new_max = run_max
+            fade = math.exp(run_max - new_max)  # 0 on the first chunk (run_max = -inf)
+            p = math.exp(score - new_max) if s <= t else 0.0
+            weights[tid] = p
+            run_sum = run_sum * fade + block_sum(buf, tid, p)  # synchronises: weights are written
+            n = t + 1 - s0
+            if n > BLOCK:
+                n = BLOCK
+            for j in range(FUSED_DIMS):
+                d = tid + j * BLOCK
+                if d < HS:
+                    part = 0.0
+                    for i in range(n):
+                        part += weights[i] * qkv[b, s0 + i, vo + d]
+                    acc[j] = acc[j] * fade + part
+            cuda.syncthreads()  # weights are rewritten by the next chunk
+            run_max = new_max
+        for j in range(FUSED_DIMS):
+            d = tid + j * BLOCK
+            if d < HS:
+                out[b, t, qo + d] = acc[j] / run_sum
+
+    return attention_fused_kernel
+
+
+_attention_fused_kernel = rt.by_dtype(_make_attention_fused)
+
+
+def attention_forward_fused(out, qkv, n_head):
+    """WRITES out (B, T, C) = causal attention of qkv (B, T, 3C), as attention_forward computes it,
+    without writing the (B, NH, T, T) weights: for a pass whose backward recomputes them."""
+    rt.require_cuda()
+    B, T, C3 = qkv.shape
+    HS = C3 // 3 // n_head
+    if HS > FUSED_DIMS * BLOCK:
+        raise ValueError(f"attention_forward_fused: head size {HS} over {FUSED_DIMS * BLOCK}")
+    rt.launch(_attention_fused_kernel(out.dtype), (T, B * n_head), BLOCK, out, qkv, int(n_head))

@@ -110,7 +110,9 @@ def _gather_windows_kernel(x, y, data, uniform):
         b = i // T
         t = i % T
         span = data.shape[0] - T
-        s = min(int(uniform[b] * span), span - 1)
+        s = int(uniform[b] * span)
+        if s > span - 1:  # (no builtin min: it does not compile for the device here)
+            s = span - 1
         x[b, t] = data[s + t]
         y[b, t] = data[s + t + 1]
 
