@@ -150,6 +150,11 @@ def test_no_attention_trains_an_mlp_only_model_that_info_names(ckpt, tmp_path):
     assert json.loads((tmp_path / "mlp" / "config.json").read_text())["tinylm"]["attention"] is False
     status, out, _ = run(["info", tmp_path / "mlp"])
     assert status == 0 and "MLP only (no attention)" in out
+    status, out, err = run(["inspect", tmp_path / "mlp", "--prompt", "The fox", "--all-layers"])
+    assert status == 0, err
+    assert out.count("this model has no attention (MLP only)") == 1 and "head 0 of" not in out
+    status, out, err = run(["generate", tmp_path / "mlp", "--prompt", "The", "--tokens", "5", "--seed", "1"])
+    assert status == 0, err
     # a run keeps its attention setting: resuming with the switch is refused by name
     path, _, _ = ckpt
     shutil.copytree(path, tmp_path / "run")

@@ -141,7 +141,8 @@ def run_inspect(args) -> int:
     out = []
     section = _Sections(out)
     out.append(
-        f"checkpoint {args.checkpoint}: {plural(cfg.n_layer, 'layer')}, {plural(NH, 'head')}, {C} wide, "
+        f"checkpoint {args.checkpoint}: {plural(cfg.n_layer, 'layer')}, "
+        f"{plural(NH, 'head') if cfg.attention else 'MLP only (no attention)'}, {C} wide, "
         f"context {cfg.block_size}, vocabulary {cfg.vocab_size} ({model.tokenizer.kind} tokenizer)"
     )
     text = model.tokenizer.decode(tr.ids.tolist())
@@ -165,12 +166,17 @@ def run_inspect(args) -> int:
     shown = range(cfg.n_layer) if args.all_layers else [args.layer or 0]
     for l in shown:
         h = f"h.{l}."
-        section(f"block {l}: x + attention(ln_1(x)), then + mlp(ln_2(x))")
-        out.append(f"  attention weights softmax(q k / sqrt({cfg.head_size})), causal: row = query, column = key")
-        for head in range(NH):
-            out.append(f"  head {head} of {NH}  ({T} x {T})")
-            out += ["  " + s for s in format_matrix(tr[h + "att"][head], labels, short, p, mask_upper=True)]
+        if not cfg.attention:
+            section(f"block {l}: x + mlp(ln_2(x))")
+            out.append("  this model has no attention (MLP only): each position sees its own token alone")
             out.append("")
+        else:
+            section(f"block {l}: x + attention(ln_1(x)), then + mlp(ln_2(x))")
+            out.append(f"  attention weights softmax(q k / sqrt({cfg.head_size})), causal: row = query, column = key")
+            for head in range(NH):
+                out.append(f"  head {head} of {NH}  ({T} x {T})")
+                out += ["  " + s for s in format_matrix(tr[h + "att"][head], labels, short, p, mask_upper=True)]
+                out.append("")
         out.append(f"  block {l} output: residual stream  ({T} x {C})")
         out += ["  " + s for s in format_matrix(tr[h + "res_2"], labels, precision=p)]
     hidden = [l for l in range(cfg.n_layer) if l not in shown]
