@@ -240,3 +240,11 @@ def adamw_text(u) -> str:
             f"adam −lr·m̂/(√v̂+{u.eps:g}) = {num(u.adam_change)}   {decay}",
         ]
     )
+
+
+def check_text(check) -> str:
+    """A finite-difference check as two lines: the float64 estimate, and backprop's value against it."""
+    return (
+        f"finite difference (float64, step {check.step:g}): {num(check.estimate)}\n"
+        f"backprop {num(check.backprop)} − estimate = {check.difference:.2e}"
+    )

@@ -245,3 +245,20 @@ async def test_b_takes_a_window_of_the_training_text():
         await pilot.press("e", "enter")  # back to the prompt
         await _settle(app, pilot)
         assert screen.row_start is None and len(screen.bt.ids) == len(session.prompt) - 1
+
+
+async def test_the_check_shows_at_80x24_on_a_long_explanation(session, screen_text):
+    """f's answer is read at once: on the stage with the longest chain rule (LayerNorm's, into x0) it is on
+    screen without scrolling, right under the cell's value, and the notification says it too."""
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        screen.index = screen.stages.index(BackStage("x0"))
+        screen.show_stage()
+        await pilot.press("down", "down", "right", "f")
+        await _settle(app, pilot)
+        r, c = screen.query_one("#grid").real_cursor
+        check = screen.checks[("d.x0", (r, c))]
+        text = screen_text(app)
+        assert f"{check.difference:.2e}" in text and "finite difference" in text
+        assert any(f"{check.difference:.2e}" in str(n.message) for n in app._notifications)

@@ -15,7 +15,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from ..backexplain import adamw_text, explain_back, num
+from ..backexplain import adamw_text, check_text, explain_back, num
 from ..backstages import BackStage, all_back_stages, fd_cell, stage_matrix, training_window, weight_cell
 from ..stages import NO_ATTENTION
 from ..tokens import token_labels
@@ -283,16 +283,12 @@ class BackwardScreen(GradientChecks, Screen):
             text.append(grid.rule_text() + "\n", style="italic dim")
         label = f"[{grid.real_row_label(row)}, {grid.real_col_label(col)}]"
         text.append(f"{label} = {num(float(grid.full[row, col]))}\n", style="bold")
-        text.append("\n".join(expl.lines) + "\n")
         cell = fd_cell(stage, row, col, head)
         check = self.checks.get(cell) if cell else None
-        if check is not None:
-            text.append(
-                f"finite difference (float64, step {check.step:g}): {num(check.estimate)}\n"
-                f"backprop {num(check.backprop)} − estimate = {check.difference:.2e}\n",
-                style="bold",
-            )
-        elif cell is not None:
+        if check is not None:  # under the value, not after the chain rule: at 80x24 that is below the fold
+            text.append(check_text(check) + "\n", style="bold")
+        text.append("\n".join(expl.lines) + "\n")
+        if check is None and cell is not None:
             hint = "f: check against a finite difference"
             if weight_cell(bt, stage, row, col, "transformer.wpe.weight" in self.params) is not None:
                 hint += " · u: one AdamW step of this weight"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual import work
 
+from ..backexplain import check_text
 from ..backstages import fd_cell, weight_cell
 from ..widgets.blockmap import BlockHeatmap
 
@@ -47,6 +48,7 @@ class GradientChecks:
             return  # the weights moved on meanwhile
         self.checks[(result.name, result.index)] = result
         self.explain_cell(*self._cursor())
+        self.notify(check_text(result))
 
     def action_update(self) -> None:
         """Explain one AdamW step of the selected weight, on this window (computed on copies)."""
