@@ -17,7 +17,7 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from . import gc_policy
-from .css_preload import preload_default_css
+from .css_preload import preload_default_css, styled_as_the_app
 from .safe_text import one_line, printable
 from .screens.config_form import DEFAULT_CHECKPOINT
 from .screens.registry import SCREENS, ScreenEntry, key_of
@@ -77,7 +77,12 @@ def with_chrome(cls: type[Screen]) -> type[Screen]:
                 yield widget
             yield Chrome(footer=not has_footer)
 
-        _CHROMED[cls] = type(cls.__name__, (cls,), {"compose": compose, "__module__": cls.__module__})
+        def __init__(self, *args, **kwargs) -> None:
+            cls.__init__(self, *args, **kwargs)
+            styled_as_the_app(self)
+
+        members = {"compose": compose, "__init__": __init__, "__module__": cls.__module__}
+        _CHROMED[cls] = type(cls.__name__, (cls,), members)
     return _CHROMED[cls]
 
 

@@ -1,12 +1,13 @@
 """Every screen's and widget's default CSS read once at start, not at each screen's first visit.
 
 Textual adds a widget class's DEFAULT_CSS to the stylesheet the first time one is mounted, and any new
-source makes it parse the whole stylesheet again and restyle every widget of every open screen: a
-first visit of a screen with new widget kinds blocked the UI for hundreds of milliseconds at GPT-2
-scale. Adding all the sources before the first screen is composed makes that a single parse at start;
-later mounts find their CSS there already. The sources are exactly those Textual would add (same
-location, text, priority and scope), so styles do not change. This relies on DOMNode internals: if
-they change, nothing is preloaded and Textual does it its own way.
+source makes it parse the whole stylesheet again and restyle every widget of every open screen; a new
+screen also makes it reparse everything on its first switch. A first visit of a screen blocked the UI
+for hundreds of milliseconds at GPT-2 scale. Adding all the sources before the first screen is composed
+makes that a single parse at start, later mounts find their CSS there already, and a new screen is
+marked as styled. The sources are exactly those Textual would add (same location, text, priority and
+scope), so styles do not change. This relies on Textual internals: if they change, nothing is preloaded
+and Textual does it its own way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ from types import SimpleNamespace
 
 from textual.dom import DOMNode
 from textual.widget import Widget
+
+
+def styled_as_the_app(screen) -> None:
+    """Tell Textual that a new screen has the app's styles already (its widgets are styled as they are
+    mounted, from the stylesheet preloaded above): otherwise its first switch reparses the whole
+    stylesheet and restyles every widget of the app, twice (about 180 ms each on a busy 2-core machine)."""
+    try:
+        screen._css_update_count = screen.app._css_update_count
+    except Exception:  # noqa: BLE001 - no app yet, or another Textual: it refreshes its own way
+        pass
 
 
 def _widget_classes() -> list[type[Widget]]:

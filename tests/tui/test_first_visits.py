@@ -9,11 +9,14 @@ from tinylm.tui import gc_policy
 from tinylm.tui.app import create_app
 
 
-async def test_no_screen_adds_css_on_its_first_visit(session):
+async def test_no_screen_adds_css_on_its_first_visit(session, monkeypatch):
     app = create_app(session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         sources = dict(app.stylesheet.source)
+        reparses = []
+        reparse = app.stylesheet.reparse
+        monkeypatch.setattr(app.stylesheet, "reparse", lambda: reparses.append(1) or reparse())
         for entry in app.screen_entries:
             app.switch_mode(entry.mode)
             await pilot.pause()
@@ -22,6 +25,7 @@ async def test_no_screen_adds_css_on_its_first_visit(session):
         added = set(app.stylesheet.source) - set(sources)
         assert not added, added  # each would have made Textual parse everything again and restyle every widget
         assert all(app.stylesheet.source[k].content == sources[k].content for k in sources)
+        assert not reparses  # nor did a new screen make Textual reparse the whole stylesheet
 
 
 async def test_collector_is_quiet_while_the_app_runs_and_as_before_after(session):

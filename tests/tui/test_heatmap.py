@@ -56,7 +56,7 @@ class TestLabels:
         assert visible("a b") == "a␣b"
         assert visible("\n") == "⏎"
         assert visible("\t\r") == "⇥␍"
-        assert visible("\x00") == "·"
+        assert visible("\x00\x1b\x7f") == "␀␛␡"  # each control as its control picture, distinct
         assert visible("") == "∅"
 
     async def test_token_labels_on_both_axes(self):
