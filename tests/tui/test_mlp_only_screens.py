@@ -114,3 +114,18 @@ async def test_backward_walks_the_mlp_blocks_and_matches_the_reference(session, 
         await _settle(app, pilot)
         assert screen.stage.key == "res_2"
         assert "no attention" in " ".join(screen_text(app).split())
+
+
+async def test_training_never_shows_the_zero_attention_weights(session):
+    """m walks the weights an MLP-only model trains: its attention weights are zeros, not worth a heatmap."""
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await _settle(app, pilot)
+        screen = app.screen
+        shown = set()
+        for _ in range(2 * len(session.model.params)):
+            shown.add(screen.current_matrix())
+            await pilot.press("m")
+        assert shown and not any(".attn." in name for name in shown)
+        assert {"transformer.h.0.mlp.c_fc.weight", "transformer.h.1.mlp.c_proj.weight"} <= shown

@@ -61,8 +61,11 @@ def map_title(name: str, shape: str, rule: tuple[int, int] | None, tail: str, ro
 
 
 def matrix_names(model) -> list[str]:
-    """The 2-D weights worth watching, in model order (embeddings first)."""
-    return [name for name, p in model.params.items() if p.ndim == 2]
+    """The 2-D weights worth watching, in model order (embeddings first); a model without attention keeps
+    its attention weights at zero, so they are left out."""
+    return [
+        name for name, p in model.params.items() if p.ndim == 2 and (model.config.attention or ".attn." not in name)
+    ]
 
 
 class TrainingScreen(Screen):
@@ -120,9 +123,8 @@ class TrainingScreen(Screen):
         names = [n for n in matrix_names(model) if n != EMBEDDING]
         if not names:
             return None
-        if self.matrix_index < 0:  # attention's first weight; the MLP's in a model without attention (all 0)
-            first = "c_attn" if model.config.attention else "c_fc"
-            self.matrix_index = next((i for i, n in enumerate(names) if first in n), 0)
+        if self.matrix_index < 0:  # attention's first weight (the MLP's in a model without attention)
+            self.matrix_index = next((i for i, n in enumerate(names) if "c_attn" in n or "c_fc" in n), 0)
         return names[self.matrix_index % len(names)]
 
     def training_tick(self, state: TrainingState) -> None:
