@@ -171,9 +171,12 @@ class TestGenerating:
 
 class TestProbBarsWidget:
     def test_tokens_are_made_visible(self):
+        from tinylm.tui.tokens import visible
         from tinylm.tui.widgets.probbars import display_token
 
-        assert display_token(" ") == "␣" and display_token("\n") == "↵" and display_token("") == "∅"
+        assert display_token(" ") == "␣" and display_token("\n") == "⏎" and display_token("") == "∅"
+        for text in (" ", "\n", "\t", "\r", "\x00", "a\nb"):  # one glyph for a token on every screen
+            assert display_token(text) == visible(text)
         assert display_token("abcdefghij", 5) == "abcd…"
 
     def test_bar_length_is_the_probability(self):

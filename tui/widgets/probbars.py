@@ -9,17 +9,15 @@ import numpy as np
 from rich.text import Text
 from textual.widget import Widget
 
-from ..safe_text import one_line
+from ..tokens import visible
 
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
-# Characters that would be invisible or break a line are shown as visible stand-ins.
-_VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
 
 
 def display_token(text: str, width: int | None = None) -> str:
-    """A token's text made visible (space -> ␣, newline -> ↵), cropped to `width` with an ellipsis."""
-    shown = one_line("".join(_VISIBLE.get(c, c) for c in text))  # other controls as ␀, ␛, ␡ ...
-    shown = "".join(c if c.isprintable() else "·" for c in shown) or "∅"  # and zero-width ones as ·
+    """A token's text made visible as the grids show it (space -> ␣, newline -> ⏎), cropped to `width`
+    with an ellipsis."""
+    shown = "".join(c if c.isprintable() else "·" for c in visible(text))  # zero-width ones as ·
     if width is not None and len(shown) > width:
         shown = shown[: max(width - 1, 0)] + "…"
     return shown
