@@ -149,6 +149,13 @@ def child() -> dict:
     report["trace_names_equal"] = ta.names == tb.names
     report["trace_diff"] = {n: _max_rel(ta[n], tb[n]) for n in ta.names}
     report["logits_diff"] = _max_rel(cpu.model.logits([[1, 2, 3]]), gpu.model.logits([[1, 2, 3]]))
+    # rows of a weight read back for a screen (a history snapshot's embeddings): a few rows one by one,
+    # many through the whole table
+    name, vocab = "transformer.wte.weight", cpu.model.config.vocab_size
+    report["rows_diff"] = max(
+        _max_rel(cpu.model.weight_rows(name, rows), gpu.model.weight_rows(name, rows))
+        for rows in ([1], [3, 0, 3], list(range(vocab)))
+    )
     from tinylm.kernels.backend import cuda_simulated
 
     if not cuda_simulated():  # minutes in the simulator
@@ -222,6 +229,7 @@ def test_the_trace_gives_the_same_numbers(report):
     bad = {n: d for n, d in report["trace_diff"].items() if not d <= TOL}
     assert not bad, bad
     assert report["logits_diff"] <= TOL
+    assert report["rows_diff"] <= TOL
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ say "bench: the same configurations on 2 CPU cores, for the GPU/CPU ratio"
 limited 1200 tinylm bench --device cpu --threads 2 --configs small --quick --no-torch --no-cold-start
 
 say "GPT-2 small's shape (124M, random weights): greedy generation with the KV cache on the GPU"
-limited 900 python3 - <<'PY' 2>&1 | tee -a "$OUT"
+timeout 900 python3 - <<'PY' 2>&1 | tee -a "$OUT"
 import time
 
 import numpy as np

@@ -184,7 +184,12 @@ def describe_run(trainer, out, resumed: bool, init: str | None = None) -> list[s
         f"({c.eval_batches} batches); seed {c.seed}"
     )
     shards = trainer.shards()
-    if shards is not None:
+    if trainer.model.device != "cpu":
+        from tinylm.kernels.backend import cuda_simulated
+
+        where = "numba's CUDA simulator" if cuda_simulated() else "the GPU"
+        lines.append(f"device      {trainer.model.device}: every step's kernels on {where}, each batch in one piece")
+    elif shards is not None:
         rows = "/".join(str(r.stop - r.start) for r in shards.rows)
         lines.append(
             f"threads     {len(shards)}: each batch runs as {len(shards)} row shards ({rows} windows), "
