@@ -6,7 +6,7 @@ from . import reference, reference_backward
 from .adamw_step import AdamWStep, apply_adamw_step, explain_adamw_step
 from .backtrace import FD_STEP, BackTrace, FiniteDifference, backtrace, finite_difference, prompt_window
 from .checkpoint import load, save_checkpoint
-from .config import LN_EPS, ModelConfig, TrainConfig
+from .config import LN_EPS, MAX_SEED, ModelConfig, TrainConfig
 from .corpus import DEFAULT_CORPUS, Corpus, builtin_corpora, check_split_lengths, load_corpus
 from .errors import (
     CheckpointError,
@@ -74,6 +74,7 @@ __all__ = [
     "explain_adamw_step",
     "apply_adamw_step",
     "TrainConfig",
+    "MAX_SEED",
     "Corpus",
     "DEFAULT_CORPUS",
     "builtin_corpora",

@@ -135,6 +135,29 @@ class TestGenerating:
             await pilot.press("r")
             assert screen.sampling.seed == 43 and "43" in screen_text(app)
 
+    @pytest.mark.parametrize("typed", ["-1", "-99999999999999999999", "99999999999999999999"])
+    async def test_a_seed_numpy_cannot_take_is_refused_where_it_is_typed(self, session, typed):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            await pilot.press("s", "ctrl+a", "ctrl+k", *typed, "enter")
+            await pilot.pause()
+            shown = [n.message for n in app._notifications]
+            assert screen.sampling.seed == 0 and any("from 0 to" in m for m in shown), shown  # the reason
+            await pilot.press("n", "space")  # sampling goes on with the seed it had
+            await pilot.pause(0.3)
+            await pilot.press("space")
+            assert app.is_running and screen.generated
+
+    async def test_the_largest_seed_wraps_instead_of_failing(self, session):
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_generate(app, pilot)
+            await pilot.press("s", "ctrl+a", "ctrl+k", *str(2**63 - 1), "enter")
+            await pilot.press("n", "n", "r")  # the 2nd token's seed and the next seed are past the largest
+            await pilot.pause()
+            assert app.is_running and len(screen.generated) == 2 and screen.sampling.seed == 0
+
     async def test_streaming_starts_and_stops(self, session):
         app = create_app(session)
         async with app.run_test(size=(80, 24)) as pilot:

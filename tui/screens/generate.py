@@ -29,6 +29,14 @@ OVERFLOW = "the probabilities are not finite (NaN): the weights overflow the for
 TEMP, TOP_K, TOP_P = (Binding.Group(name, compact=True) for name in ("temp", "top-k", "top-p"))
 
 
+def seed_after(seed: int | None, steps: int) -> int:
+    """The seed `steps` tokens on (each token is drawn with its own); past the largest seed numpy takes,
+    it wraps to 0, so a large typed seed never becomes one the sampler refuses."""
+    from tinylm.core import MAX_SEED
+
+    return ((seed or 0) + steps) % (MAX_SEED + 1)
+
+
 class TokenStreamed(Message):
     """One streamed token (posted from the stream thread)."""
 
@@ -274,10 +282,13 @@ class GenerateScreen(AblationControls, Screen):
 
     @on(Input.Submitted, "#seed")
     def _seed_submitted(self, event: Input.Submitted) -> None:
-        try:
-            self.sampling.seed = int(event.value)
-        except ValueError:
-            self.notify(f"seed must be a whole number, got {event.value!r}", severity="error")
+        from tinylm.core import ConfigError, Sampling
+
+        try:  # checked here, where it is typed: a seed numpy cannot take must never reach a sampler
+            self.sampling.seed = Sampling(seed=int(event.value)).validate().seed
+        except (ValueError, ConfigError) as exc:
+            why = str(exc) if isinstance(exc, ConfigError) else f"seed must be a whole number, got {event.value!r}"
+            self.notify(why, severity="error")
             event.input.value = str(self.sampling.seed)
         self.set_focus(None)
         self.refresh_view()
@@ -292,7 +303,7 @@ class GenerateScreen(AblationControls, Screen):
         self.set_focus(None)
 
     def action_reseed(self) -> None:
-        self.sampling.seed = (self.sampling.seed or 0) + 1
+        self.sampling.seed = seed_after(self.sampling.seed, 1)
         self.query_one("#seed", Input).value = str(self.sampling.seed)
         self.refresh_view()
 
@@ -329,7 +340,7 @@ class GenerateScreen(AblationControls, Screen):
             return
         self.stop_stream()
         s = self.sampling
-        seeded = Sampling(s.temperature, s.top_k, s.top_p, s.greedy, (s.seed or 0) + len(self.generated))
+        seeded = Sampling(s.temperature, s.top_k, s.top_p, s.greedy, seed_after(s.seed, len(self.generated)))
         if is_quick(model, len(self.text)):
             try:
                 with np.errstate(all="ignore"):
