@@ -77,6 +77,16 @@ class TestModes:
             assert "1 Config" in screen_text(app)
 
 
+def _textuals_own(node, binding) -> bool:
+    """Whether a binding is one Textual gives every screen or widget (tab, copy), not one of ours."""
+    for cls in type(node).__mro__:
+        if "BINDINGS" in vars(cls) and cls.__module__.startswith("textual."):
+            for b in Binding.make_bindings(vars(cls)["BINDINGS"]):
+                if (b.key, b.action) == (binding.key, binding.action):
+                    return True
+    return False
+
+
 class TestHelpAndCommands:
     async def test_help_lists_every_key_of_every_screen(self, session, screen_text):
         app = create_app(session)
@@ -93,6 +103,32 @@ class TestHelpAndCommands:
                 assert b.description in help_text
             await pilot.press("escape")
             assert not isinstance(app.screen, HelpScreen)
+
+    async def test_help_lists_the_keys_of_each_screens_widgets(self, session):
+        """What the palette offers on each screen (the focused grid's z included) is in the help too."""
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            offered = {}
+            for entry in SCREENS:
+                app.switch_mode(entry.mode)
+                await pilot.pause()
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                offered[entry.mode] = {
+                    a.binding.description
+                    for a in app.screen.active_bindings.values()
+                    if a.binding.description and a.node is not app and not _textuals_own(a.node, a.binding)
+                }
+            await pilot.press("question_mark")
+            await pilot.pause()
+            table = app.screen.key_table()
+            what = [str(c) for c in table.columns[1]._cells]
+            sections = [i for i, c in enumerate(table.columns[0]._cells) if str(c)[:1].isdigit() and not what[i]]
+            for n, entry in enumerate(SCREENS):
+                start = sections[n]
+                end = sections[n + 1] if n + 1 < len(sections) else len(what)
+                missing = offered[entry.mode] - set(what[start:end])
+                assert not missing, (entry.mode, missing)
 
     async def test_help_fits_at_80x24(self, session, screen_text):
         app = create_app(session)

@@ -50,6 +50,7 @@ class AttentionScreen(AblationControls, TraceView):
 
     AUTO_FOCUS = "#big"
     GRID = "#big"
+    KEY_WIDGETS = (Heatmap,)  # the grid, whose own keys the help lists with the screen's
     BINDINGS = [
         Binding("right_square_bracket", "layer(1)", "Next layer", key_display="]", group=LAYER),
         Binding("left_square_bracket", "layer(-1)", "Previous layer", key_display="[", group=LAYER),

@@ -35,6 +35,7 @@ class BackwardScreen(GradientChecks, Screen):
     """Step backward through one window's gradients; f checks a cell, u explains an AdamW step, a applies it."""
 
     AUTO_FOCUS = "#grid"
+    KEY_WIDGETS = (BlockHeatmap,)  # the grid, whose own keys the help lists with the screen's
     BINDINGS = [
         Binding("n", "stage(1)", "Next stage", group=STAGE),
         Binding("p", "stage(-1)", "Previous stage", group=STAGE),

@@ -31,6 +31,16 @@ def screen_bindings(cls: type) -> list[Binding]:
     return list(found.values())
 
 
+def help_bindings(cls: type) -> list[Binding]:
+    """A screen's keys and then those of the widgets it names in KEY_WIDGETS (a grid's cursor and zoom),
+    where the screen does not describe that key itself."""
+    found = {b.key: b for b in screen_bindings(cls)}
+    for widget in getattr(cls, "KEY_WIDGETS", ()):
+        for b in screen_bindings(widget):
+            found.setdefault(b.key, b)
+    return list(found.values())
+
+
 class HelpScreen(ModalScreen[None]):
     """A scrollable list of every key, grouped by screen."""
 
@@ -58,7 +68,7 @@ class HelpScreen(ModalScreen[None]):
         for b in screen_bindings(type(self.app)):
             table.add_row(self.app.get_key_display(b), b.description)
         for entry in entries:
-            bindings = screen_bindings(entry.screen_class())
+            bindings = help_bindings(entry.screen_class())
             if bindings:
                 table.add_row("", "")
                 table.add_row(Text(f"{entry.key} {entry.label}", style="bold underline"), "")

@@ -32,6 +32,7 @@ class InspectScreen(AblationControls, TraceView):
     of Attention work here too (on the layer and head shown), with their panel above the explanation."""
 
     AUTO_FOCUS = "Heatmap"
+    KEY_WIDGETS = (BlockHeatmap,)  # the grid, whose own keys the help lists with the screen's
     BINDINGS = [
         Binding("n", "stage(1)", "Next stage", group=STAGE),
         Binding("p", "stage(-1)", "Previous stage", group=STAGE),

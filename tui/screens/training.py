@@ -71,6 +71,7 @@ def matrix_names(model) -> list[str]:
 class TrainingScreen(Screen):
     """Watch the model learn; pause, resume or stop; pick the weight matrix shown."""
 
+    KEY_WIDGETS = (BlockHeatmap,)  # the grid, whose own keys the help lists with the screen's
     BINDINGS = [
         Binding("t", "train", "Train"),
         Binding("space,p", "pause", "Pause/resume"),

@@ -60,6 +60,7 @@ class VocabularyScreen(TraceView):
     """Token and position embeddings as heatmaps, with a PCA map of the tokens and a search by token text."""
 
     AUTO_FOCUS = "#tokens"
+    KEY_WIDGETS = (BlockHeatmap,)  # the grid, whose own keys the help lists with the screen's
     BINDINGS = [
         Binding("w", "toggle_table", "Tokens/positions"),
         Binding("slash", "find", "Find a token", key_display="/"),
