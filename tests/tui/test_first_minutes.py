@@ -149,6 +149,26 @@ class TestConfigFocus:
             assert app.session.corpus.name == "verses"
 
 
+class TestEmptyPrompt:
+    @pytest.mark.parametrize("key, label", [("3", "prompt"), ("4", "prompt"), ("7", "window")])
+    async def test_the_prompt_being_typed_is_on_screen(self, session, screen_text, key, label):
+        session.prompt = ""
+        app = create_app(session)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            assert "press e" in screen_text(app)
+            await pilot.press("e", "a", "b")
+            await pilot.pause(0.2)
+            lines = screen_text(app).splitlines()
+            assert lines[0].split() == [label, "ab"], lines  # where the user types, above the message
+            field = app.screen.query_one("#prompt", Input)
+            assert field.has_focus and 0 <= field.region.y and field.region.bottom <= 22
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            assert session.prompt == "ab"
+
+
 class TestCorpusArgument:
     async def test_ctrl_t_before_the_first_model_trains_the_argument(self, tmp_path, monkeypatch):
         import threading

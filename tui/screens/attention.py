@@ -89,12 +89,12 @@ class AttentionScreen(AblationControls, TraceView):
         self.thumb_labels: list[Label] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(LOADING, classes="no-model")
         with Horizontal(classes="row", id="prompt-row"):
             yield Label("prompt")
             yield Input(
                 compact=True, id="prompt", placeholder="type a prompt (ctrl+j: line break ⏎), enter to trace it"
             )
+        yield Static(LOADING, classes="no-model")  # below the prompt, which stays in view when empty
         yield Static(id="att-title")
         with Horizontal(id="att-body"):
             with Vertical(id="left"):

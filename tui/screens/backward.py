@@ -90,10 +90,10 @@ class BackwardScreen(GradientChecks, Screen):
         self._rows = random.Random(0)  # where the next training window starts
 
     def compose(self) -> ComposeResult:
-        yield Static(LOADING, classes="no-model")
         with Horizontal(id="prompt-row"):
             yield Label("window")
             yield Input(compact=True, id="prompt", placeholder="a prompt: each token's target is the next one")
+        yield Static(LOADING, classes="no-model")  # below the prompt, which stays in view when empty
         with Horizontal(id="body"):
             yield OptionList(id="stages")
             with Vertical(id="main"):

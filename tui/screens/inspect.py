@@ -78,12 +78,12 @@ class InspectScreen(AblationControls, TraceView):
         self._listed: tuple | None = None  # (layer, stage count) the stage list shows
 
     def compose(self) -> ComposeResult:
-        yield Static(LOADING, classes="no-model")
         with Horizontal(classes="row", id="prompt-row"):
             yield Label("prompt")
             yield Input(
                 compact=True, id="prompt", placeholder="type a prompt (ctrl+j: line break ⏎), enter to trace it"
             )
+        yield Static(LOADING, classes="no-model")  # below the prompt, which stays in view when empty
         with Horizontal(id="body"):
             yield OptionList(id="stages")
             with Vertical(id="main"):
