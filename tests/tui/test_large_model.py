@@ -206,6 +206,8 @@ class TestVocabularyAtScale:
             coords, explained = pca_2d(wte)
             np.testing.assert_allclose(np.abs(screen.coords), np.abs(coords), rtol=1e-4, atol=1e-6)
             near = nearest(wte, after + 1, 5)
+            await app.workers.wait_for_complete()  # the closest tokens of a large table come from a worker
+            await pilot.pause()
             assert f"'{visible(wide_model.tokenizer.token_label(near[0][0]))}' {near[0][1]:.2f}" in str(
                 screen.query_one("#token-info").render()
             )

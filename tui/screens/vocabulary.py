@@ -84,6 +84,7 @@ class VocabularyScreen(TraceView):
         super().__init__()
         self.drawn: tuple | None = None  # (model, version) the tables show
         self.analysis: Analysis | None = None
+        self._shown_token: int | None = None  # the token whose details are on show
         self._analysing: tuple | None = None  # (key, room) a worker is computing
         self.wte = np.zeros((0, 0))
         self.wpe = np.zeros((0, 0))
@@ -253,8 +254,9 @@ class VocabularyScreen(TraceView):
         self.app.session.history_step = None
         self.follow_history()
 
-    def show_token(self, index: int) -> None:
-        """Details of one token: id, text, its embedding's numbers, PCA position, nearest tokens."""
+    def show_token(self, index: int, closest: list | None = None) -> None:
+        """Details of one token: id, text, its embedding's numbers, PCA position, nearest tokens (for a
+        large table found in a worker: 50,257 cosines take tens of milliseconds, more on a busy machine)."""
         if self.analysis is None or not len(self.wte):
             return
         width = max(self.query_one("#token-info").size.width - 1, 36)
@@ -262,7 +264,11 @@ class VocabularyScreen(TraceView):
         if at is not None:
             self.show_history_token(at, index, width)
             return
-        near = ", ".join(f"'{self.vocab[j]}' {s:.2f}" for j, s in nearest(self.wte, index, unit=self.analysis.unit))
+        if closest is None and self.wte.size <= QUICK_CELLS:
+            closest = nearest(self.wte, index, unit=self.analysis.unit)
+        elif closest is None:
+            self._find_closest(index, self.analysis)
+        near = "…" if closest is None else ", ".join(f"'{self.vocab[j]}' {s:.2f}" for j, s in closest)
         x, y = self.coords[index]
         text = Text()
         text.append(f"id {index} '{visible(self.vocab[index])}'  PCA ({x:+.3f}, {y:+.3f})\n", style="bold")
@@ -274,7 +280,21 @@ class VocabularyScreen(TraceView):
         text.append("\n".join(lines) + "\n")
         text.append(f"closest (cosine): {near}")
         self.query_one("#token-info", Static).update(text)
+        self._shown_token = index
         self.query_one("#map", Scatter).set_highlight(index)
+
+    @work(thread=True, exclusive=True, group="closest", exit_on_error=False)
+    def _find_closest(self, index: int, analysis) -> None:
+        closest = nearest(analysis.unit, index, unit=analysis.unit)
+        if not get_current_worker().is_cancelled:
+            try:
+                self.app.call_from_thread(self._found_closest, index, analysis, closest)
+            except RuntimeError:  # the app is closing
+                pass
+
+    def _found_closest(self, index: int, analysis, closest: list) -> None:
+        if analysis is self.analysis and self._shown_token == index:  # still the token on show
+            self.show_token(index, closest)
 
     def show_history_token(self, at, index: int, width: int) -> None:
         """A token at the scrubbed snapshot: where it is on that snapshot's map and its embedding then."""
