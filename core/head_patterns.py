@@ -42,6 +42,16 @@ class HeadPattern:
             return "one token: nothing to choose"
         return f"mixed (entropy {self.entropy:.0%} of uniform)"
 
+    @property
+    def short(self) -> str:
+        """The same in a few characters, for a line that names many heads: 'even', '1 back (0.83)'."""
+        lean = "leans " if self.leans else ""
+        if self.kind == "back":
+            return f"{lean}{self.offset} back ({self.value:.2f})"
+        if self.kind in ("self", "first"):
+            return f"{lean}{self.kind} ({self.value:.2f})"
+        return {"uniform": "even", "single": "one token"}.get(self.kind, "mixed")
+
 
 def relative_entropy(att: np.ndarray) -> np.ndarray:
     """Per row t >= 1 of a causal (T, T) attention map: its entropy over the t + 1 visible positions

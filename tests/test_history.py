@@ -209,6 +209,11 @@ def test_head_descriptions_of_constructed_patterns():
     np.testing.assert_allclose(relative_entropy(uniform), 1.0)
     np.testing.assert_allclose(relative_entropy(itself), 0.0, atol=1e-12)
     assert describe_head(np.ones((1, 1))).kind == "single"
+    # the short forms, for a line naming every head of a layer
+    shorts = [describe_head(a).short for a in (uniform, previous, first, itself, two_back, mixed, leaning)]
+    assert shorts == ["even", "1 back (1.00)", "first (1.00)", "self (1.00)", "2 back (1.00)", "mixed"] + [
+        f"leans 1 back ({share:.2f})"
+    ]
 
 
 def test_summary_names_the_clearest_heads_and_counts_the_even_ones():

@@ -101,11 +101,16 @@ def heads_line(at: Scrubbed, model) -> str:
     return heads_summary(describe_heads(at.snapshot.attention))
 
 
-def layer_line(attention: np.ndarray) -> str:
-    """'h0 looks one token back (0.83) · h1 spreads evenly (entropy 97% of uniform)' for one layer (NH, P, P)."""
+def layer_line(attention: np.ndarray, selected: int = 0, room: int | None = None) -> str:
+    """'h0 looks one token back (0.83) · h1 spreads evenly (entropy 97% of uniform)' for one layer (NH, P, P);
+    longer than `room`, the heads other than the selected one say it short ('h1 even'), so each is named."""
     from tinylm.core import describe_head
 
-    return " · ".join(f"h{h} {describe_head(a).text}" for h, a in enumerate(attention))
+    patterns = [describe_head(a) for a in attention]
+    line = " · ".join(f"h{h} {p.text}" for h, p in enumerate(patterns))
+    if room is None or len(line) <= room:
+        return line
+    return " · ".join(f"h{h} {p.text if h == selected else p.short}" for h, p in enumerate(patterns))
 
 
 _maps: tuple = (None, None)  # (key, EmbeddingMaps): the latest maps made, reused while the history is the same

@@ -193,3 +193,22 @@ async def test_a_checkpoint_opened_without_its_trainer_still_has_its_history(tra
         await pilot.press("4")
         await pilot.pause(0.3)
         np.testing.assert_array_equal(app.screen.query_one("#big", Heatmap).values, shot.attention[0][0])
+
+
+async def test_attention_history_names_every_head_at_80_columns(run_session, screen_text):
+    """When the heads' full descriptions do not fit the line, the selected head keeps its own and the others
+    take their short forms, so no head is cut off the edge."""
+    shots = run_session.trainer.recorder.snapshots()
+    app = create_app(run_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        for k in range(len(shots) - 1, -1, -1):
+            await pilot.press("less_than_sign")
+            await pilot.pause(0.2)
+            line = next(s for s in screen_text(app).splitlines() if s.startswith(" h0 "))
+            patterns = describe_heads(shots[k].attention)[0]  # layer 0, head 0 selected
+            assert "…" not in line, line
+            assert f"h0 {patterns[0].text}" in line
+            for h, p in enumerate(patterns[1:], start=1):
+                assert f"h{h} {p.text}" in line or f"h{h} {p.short}" in line, line

@@ -178,7 +178,7 @@ class AttentionScreen(AblationControls, TraceView):
             title = Text.assemble(
                 (f"History · {at.where}", "magenta"),
                 f" · {where} · {KEYS_HINT}\n",
-                (layer_line(att), "not bold"),
+                (layer_line(att, head, self.size.width - 2), "not bold"),
             )
         widget = self.query_one("#att-title", Static)
         widget.set_class(at is not None, "-history")  # one line each, cut at the edge
