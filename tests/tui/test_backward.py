@@ -262,3 +262,16 @@ async def test_the_check_shows_at_80x24_on_a_long_explanation(session, screen_te
         text = screen_text(app)
         assert f"{check.difference:.2e}" in text and "finite difference" in text
         assert any(f"{check.difference:.2e}" in str(n.message) for n in app._notifications)
+
+
+async def test_the_grid_takes_the_room_a_resize_gives(session):
+    """At 80 columns ∂L/∂logits (T x V) is drawn in blocks; widened to 200 the same stage is redrawn whole."""
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        await pilot.press("n")
+        grid = screen.query_one("#grid")
+        assert screen.stage == BackStage("logits") and grid.reduced.cols > 1
+        await pilot.resize_terminal(200, 60)
+        await _settle(app, pilot)
+        assert grid.reduced.identity and grid.values.shape == screen.bt["d.logits"].shape

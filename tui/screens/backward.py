@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
@@ -112,6 +112,10 @@ class BackwardScreen(GradientChecks, Screen):
 
     def on_screen_resume(self) -> None:
         self.reload()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.bt is not None and self.stages:
+            self.call_after_refresh(self.show_stage)  # the grid's blocks are sized to the room
 
     def _follow(self) -> None:
         """Follow new weights (training) unless a check or a step is on screen or on its way: those
