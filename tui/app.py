@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -84,6 +85,20 @@ def with_chrome(cls: type[Screen]) -> type[Screen]:
         members = {"compose": compose, "__init__": __init__, "__module__": cls.__module__}
         _CHROMED[cls] = type(cls.__name__, (cls,), members)
     return _CHROMED[cls]
+
+
+def save_problem(path: str, error: OSError) -> str:
+    """Why a checkpoint directory cannot be written, in words, with what to do."""
+    ancestor = os.path.abspath(path)
+    while not os.path.lexists(ancestor) and os.path.dirname(ancestor) != ancestor:
+        ancestor = os.path.dirname(ancestor)
+    if ancestor != os.path.abspath(path) and not os.path.isdir(ancestor):
+        reason = f"{ancestor} is a file, not a directory"
+    elif not os.access(ancestor, os.W_OK):
+        reason = f"{ancestor} is not writable"
+    else:
+        reason = (error.strerror or str(error)).lower()
+    return f"{reason}; choose another directory"
 
 
 class TinyLMApp(App):
@@ -326,8 +341,11 @@ class TinyLMApp(App):
         try:
             with self.session.model.lock:
                 save_checkpoint(path, self.session.model, trainer=self.session.trainer)
-        except (TinyLMError, OSError) as exc:
+        except TinyLMError as exc:
             self.notify(f"Could not save: {exc}", severity="error", timeout=10)
+            return None
+        except OSError as exc:  # the reason in words, not the errno of a temporary name inside the save
+            self.notify(f"Could not save to {path}: {save_problem(path, exc)}", severity="error", timeout=10)
             return None
         self.session.mark_saved(path)
         self.notify(f"Saved to {path}")

@@ -257,6 +257,18 @@ class TestQuit:
             await pilot.pause()
         assert not run.alive
 
+    async def test_a_save_that_cannot_be_written_says_why_in_words(self, tmp_path):
+        (tmp_path / "notes.txt").write_text("mine")
+        demo = Session.demo(seed=0, steps=1)
+        app = create_app(demo)
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert app.save_checkpoint(str(tmp_path / "notes.txt" / "run")) is None
+            await pilot.pause()
+            shown = [n.message for n in app._notifications]
+            assert any(f"{tmp_path / 'notes.txt'} is a file, not a directory" in m for m in shown), shown
+            assert not any("Errno" in m or ".tmp-" in m for m in shown)  # no errno, no temporary name
+        assert (tmp_path / "notes.txt").read_text() == "mine"
+
 
 class TestCommandLine:
     def run_cli(self, *args: str) -> subprocess.CompletedProcess:
