@@ -33,7 +33,7 @@ BACK_INFO: dict[str, tuple[str, str, str, bool]] = {
     "w_attn_proj": ("∂L/∂W attn proj", "dW_o = attn_concatᵀ · d.res₁   (C,C)",
                     "How the loss changes with each weight of the attention's output projection.", False),
     "attn_concat": ("∂L/∂heads joined", "d.concat = d.res₁ · W_oᵀ", "Back through the output projection.", False),
-    "att": ("∂L/∂softmax weights", "d.att = d.out_h · V_hᵀ   (0 above the diagonal)",
+    "att": ("∂L/∂attn weights", "d.att = d.out_h · V_hᵀ   (0 above the diagonal)",
             "How the loss changes with each attention weight of this head.", True),
     "scores": ("∂L/∂scores", "d.scores = att ⊙ (d.att − Σ_s att·d.att)   (through the softmax)",
                "Back through the row softmax: a weight's gradient minus the row's weighted mean.", True),

@@ -275,3 +275,16 @@ async def test_the_grid_takes_the_room_a_resize_gives(session):
         await pilot.resize_terminal(200, 60)
         await _settle(app, pilot)
         assert grid.reduced.identity and grid.values.shape == screen.bt["d.logits"].shape
+
+
+async def test_every_stage_name_fits_the_list_on_one_line_at_80x24(session, screen_text):
+    """The list scrolls at 80x24 (its scrollbar takes a column): no name may wrap onto a line of its own."""
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        stages_list = screen.query_one("#stages")
+        assert stages_list.max_scroll_y > 0  # the case that costs the column
+        lines = [line.split("│")[0].rstrip(" ▁▂▃▄▅▆▇█").strip() for line in screen_text(app).splitlines()[1:-2]]
+        titles = {stage.title for stage in screen.stages}
+        shown = [line for line in lines if line]
+        assert [line for line in shown if not (line in titles or line.startswith("─ layer"))] == []
