@@ -231,3 +231,21 @@ def test_snapshot(snap_compare):
             yield Heatmap(np.random.default_rng(1).normal(size=(9, 50)), compact=True)
 
     assert snap_compare(Two(), press=["down", "right"], terminal_size=(80, 24))
+
+
+async def test_a_block_maps_status_line_is_never_cut_mid_word():
+    """However narrow, the status line keeps its rule whole ('z zoom') or leaves it out, never 'z zo'."""
+    from tinylm.tui.widgets.blockmap import BlockHeatmap
+
+    hm = BlockHeatmap()
+    app = HeatmapApp(hm)
+    async with app.run_test(size=(60, 12)) as pilot:
+        hm.show_matrix(np.arange(6 * 300, dtype=np.float32).reshape(6, 300), max_cols=20)
+        await pilot.pause()
+        assert not hm.reduced.identity
+        full = f"cell=max|x| of {hm.reduced.rows}x{hm.reduced.cols} · z zoom"
+        for width in range(12, 70):
+            text = "".join(seg.text for seg in hm._status_line(width)).rstrip()
+            rule = text.split("=", 1)[1].split(" ", 1)[1] if " " in text.split("=", 1)[1] else ""
+            assert rule in (full, full.removeprefix("cell="), full.removeprefix("cell=").removesuffix(" · z zoom"), "")
+            assert (width >= len(text.split(" ", 1)[0]) + 1 + len(full)) == (rule == full), (width, text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
@@ -263,8 +264,11 @@ class BlockHeatmap(Heatmap):
         value = "masked" if self.masked[self.cursor] else f"{self.full[r, c]:.4g}"
         head = f"[{self.real_row_label(r).strip()},{self.real_col_label(c)}]={value} "
         if self.zoomed is None:
-            rule = f"cell=max|x| of {red.rows}x{red.cols} · z zoom"
+            size = f"{red.rows}x{red.cols}"
+            rules = (f"cell=max|x| of {size} · z zoom", f"max|x| of {size} · z zoom", f"max|x| of {size}")
         else:
-            rule = "real values · z back"
+            rules = ("real values · z back", "z back")
+        room = width - cell_len(head)  # the longest rule that fits whole: a cut one reads 'z zo'
+        rule = next((r for r in rules if cell_len(r) <= room), "")
         segs = [Segment(head, Style(bold=True)), Segment(rule, _RULE)]
         return Strip(segs).adjust_cell_length(width)
