@@ -120,6 +120,8 @@ async def test_scrubbing_vocabulary_moves_the_points_on_one_fixed_basis(run_sess
         await pilot.press("less_than_sign")
         await pilot.pause(0.2)
         assert f"mean move {moved:.3f} since step 12" in screen_text(app)
+        spread = np.sqrt((maps.coords[8] ** 2).sum(axis=1).mean())
+        assert f"spread {spread:.3f}" in screen_text(app)  # at 80 columns, not cut off the line's end
 
 
 async def test_the_keys_are_in_help_and_the_palette(run_session, screen_text):

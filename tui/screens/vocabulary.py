@@ -227,11 +227,15 @@ class VocabularyScreen(TraceView):
         e = maps.explained[k]
         title = self.query_one("#vocab-title", Static)
         title.add_class("-history")
+        shares = f"PC1 {100 * e[0]:.1f}% PC2 {100 * e[1]:.1f}%"
+        numbers = f"{shares} of its variance · {movement_line(at)}"
+        if len(numbers) > self.size.width - 2:  # the spread would be cut off: the shares go unexplained instead
+            numbers = f"{shares} · {movement_line(at)}"
         title.update(
             Text.assemble(
                 (f"History · {at.where}", "magenta"),
                 f" · map on the axes of step {reference} · {KEYS_HINT}\n",
-                (f"PC1 {100 * e[0]:.1f}% PC2 {100 * e[1]:.1f}% of its variance · {movement_line(at)}", "not bold"),
+                (numbers, "not bold"),
             )
         )
         self.query_one("#map-box").border_title = f"step {at.step} on step {reference}'s axes"
