@@ -27,23 +27,23 @@ class GenStep:
     end: bool = False  # the model's end-of-text token (config eos_token_id): generation stopped after it
 
 
-# Weights from this size on decode through BLAS's matrix-vector products, one call per product,
-# rather than the fused Numba step: the step is then bound by reading the weights, which sgemv
-# streams faster (split by columns across the threads allowed: ColumnSplit), and ~100 calls of a
-# few microseconds are under 1% of it. Below, a step is latency-bound and one fused call wins (the
-# baby model: 0.40-0.49 ms a token fused, 0.54-0.60 through BLAS).
-BLAS_DECODE_BYTES = 32 << 20
+# Weights from this size on decode with each product split across the threads allowed (the fused
+# step's parallel compilation): the step is then bound by reading the weights, which two cores do
+# faster than one, and a thread-pool wake-up per product is small beside it. Below, a step is
+# latency-bound and one serial call wins (the baby model: 0.40-0.49 ms a token).
+SPLIT_DECODE_BYTES = 32 << 20
 
 
 class KVCache:
     """Keys and values of every position seen so far, per layer and head, for one sequence.
 
-    On the CPU a step is the fused Numba kernel or BLAS products (see BLAS_DECODE_BYTES); on a GPU
+    On the CPU a step is one fused Numba call, its products split across threads for a large model
+    (SPLIT_DECODE_BYTES); BLAS products between small kernels (fused=False) are its oracle. On a GPU
     it is the kernels of the forward pass on one row plus attend_one, with the cache on the device
     and only the logits (V,) copied back, for sampling."""
 
     def __init__(self, model, *, fused: bool | None = None):
-        """fused: decode with the one-call Numba step (None: when the weights are under BLAS_DECODE_BYTES)."""
+        """fused: decode with the one-call Numba step (None: whenever the model attends; False: BLAS products)."""
         cfg = model.config
         L, NH, T, C = cfg.n_layer, cfg.n_head, cfg.block_size, cfg.n_embd
         dt = model.dtype
@@ -68,9 +68,9 @@ class KVCache:
         self.wpe = np.ascontiguousarray(model.wpe)
         self.logits = zeros(cfg.vocab_size, dt)
         self._x, self._xn, self._y = (zeros(C, dt) for _ in range(3))
-        self._qkv, self._fc, self._att = zeros(3 * C, dt), zeros(4 * C, dt), zeros(T, dt)
-        self.fused = model.flat.nbytes < BLAS_DECODE_BYTES if fused is None else fused
-        self.fused = self.fused and cfg.attention  # the fused step always attends
+        self._qkv, self._fc, self._att = zeros(3 * C, dt), zeros(4 * C, dt), zeros(NH * T, dt)
+        self.fused = cfg.attention if fused is None else fused and cfg.attention  # the fused step always attends
+        self.split = model.flat.nbytes >= SPLIT_DECODE_BYTES
 
     def _device_buffers(self, zeros, dt) -> None:
         """One row's buffers for a step made of the forward pass's kernels (B = T = 1)."""
@@ -128,6 +128,7 @@ class KVCache:
             self.length,
             m.config.n_head,
             m.config.layer_norm_epsilon,
+            numba.get_num_threads() if self.split and parallel_allowed() else 1,
         )
         self.length += 1
         return self.logits

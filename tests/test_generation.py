@@ -1,13 +1,16 @@
 """Generation: the KV cache against full forward passes; sampling filters against hand computation."""
 
+import functools
 import importlib
 
+import numba
 import numpy as np
 import pytest
 
 from tinylm.core import GPT, ConfigError, ModelConfig, Sampling, train_tokenizer
 from tinylm.core.generate import KVCache
 from tinylm.core.sampling import draw, filtered_distribution, softmax
+from tinylm.core.threads import kernel_settings
 
 
 def model_with_tokenizer(block_size=12, dtype=np.float32):
@@ -46,19 +49,69 @@ def test_last_only_forward_gives_the_last_positions_logits():
         model.forward(ids, ids, last_only=True)
 
 
-def test_large_models_decode_through_blas_and_both_paths_generate_the_same_tokens(monkeypatch):
+def test_large_models_split_the_fused_step_and_every_path_generates_the_same_tokens(monkeypatch):
     gen = importlib.import_module("tinylm.core.generate")  # the module, not the function core exports
 
     model = model_with_tokenizer(block_size=8)
-    assert KVCache(model).fused  # a small model: one fused call per token
-    fused = [s.id for s in model.generate("the fox", Sampling(greedy=True), 30)]
-    monkeypatch.setattr(gen, "BLAS_DECODE_BYTES", 0)
+    assert KVCache(model).fused and not KVCache(model).split  # a small model: one serial call per token
+    serial = [s.id for s in model.generate("the fox", Sampling(greedy=True), 30)]
+    monkeypatch.setattr(gen, "SPLIT_DECODE_BYTES", 0)
     monkeypatch.setattr("tinylm.core.parallel.SPLIT_MIN_BYTES", 0)  # prefills on a split replica too
-    assert not KVCache(model).fused
-    steps = list(model.generate("the fox", Sampling(greedy=True), 30))  # through two cache refills
-    assert [s.id for s in steps] == fused
-    first = model.next_token_probs("the fox")
-    np.testing.assert_allclose(steps[0].raw_probs, first, atol=1e-6)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with kernel_settings(parallel=True, min_parallel_work=0):
+            assert KVCache(model).split
+            steps = list(model.generate("the fox", Sampling(greedy=True), 30))  # through two cache refills
+    finally:
+        numba.set_num_threads(previous)
+    assert [s.id for s in steps] == serial
+    np.testing.assert_allclose(steps[0].raw_probs, model.next_token_probs("the fox"), atol=1e-6)
+    monkeypatch.setattr(gen, "KVCache", functools.partial(KVCache, fused=False))  # the per-operation path
+    assert [s.id for s in model.generate("the fox", Sampling(greedy=True), 30)] == serial
+
+
+def _decode_with(cache, ids, step, parts):
+    """Logits (steps, V) of ids[2:] decoded after a prefill of ids[:2], each step by step(..., parts)."""
+    m = cache.model
+    cache.prefill(ids[:2])
+    out = []
+    for token in ids[2:]:
+        step(
+            cache.logits, cache._x, cache._xn, cache._qkv, cache._y, cache._fc, cache._att, m.flat, cache.offs,
+            cache.wte_off, cache.lnf_off, cache.wpe, cache.k, cache.v, int(token), cache.length, m.config.n_head,
+            m.config.layer_norm_epsilon, parts,
+        )  # fmt: skip
+        cache.length += 1
+        out.append(cache.logits.copy())
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    "C, NH, dtype, tol", [(16, 2, np.float64, 1e-10), (40, 4, np.float32, 2e-5), (768, 12, np.float32, 1e-5)]
+)
+def test_split_decode_step_equals_the_full_forward_and_the_blas_path(C, NH, dtype, tol):
+    """The fused step's products split into 1 to 3 column blocks (blocks that do not fall on the cache-line
+    boundaries at small widths), serial and parallel compilations, at a small width and GPT-2's:
+    every position's logits against the full forward pass and the BLAS-products path (relative to the
+    largest logit)."""
+    K = importlib.import_module("tinylm.kernels")
+    cfg = ModelConfig(vocab_size=203, block_size=9, n_layer=2, n_head=NH, n_embd=C)
+    model = GPT(cfg, seed=5, dtype=dtype)
+    model.flat[:] = np.random.default_rng(1).normal(0, 0.3 / np.sqrt(C / 16), model.flat.size)
+    ids = np.random.default_rng(2).integers(0, cfg.vocab_size, cfg.block_size)
+    model.forward(ids[None, :])
+    full = model.last_activations.logits[2:].astype(np.float64)  # (T - 2, V): rows are positions (B = 1)
+    blas_cache = KVCache(model, fused=False)
+    blas_cache.prefill(ids[:2])
+    blas = np.array([blas_cache.step(t).copy() for t in ids[2:]], np.float64)
+    scale = np.abs(full).max()
+    assert np.abs(blas - full).max() < tol * scale
+    for step in (K.decode_step.serial, K.decode_step.parallel):
+        for parts in (1, 2, 3):
+            got = _decode_with(KVCache(model), ids, step, parts)
+            assert np.abs(got - full).max() < tol * scale, (step, parts)
+            assert np.abs(got - blas).max() < tol * scale, (step, parts)
 
 
 def test_generation_past_the_context_keeps_going_and_matches_a_cropped_forward():
