@@ -94,10 +94,10 @@ def describe_heads(att: np.ndarray) -> list[list[HeadPattern]]:
     return [[describe_head(head) for head in layer] for layer in att]
 
 
-def heads_summary(patterns: list[list[HeadPattern]], limit: int = 3) -> str:
-    """One line for a whole model: the clearest heads by name ('L0 H1 looks one token back (0.83)'),
-    (leanings after patterns), then how many spread evenly or mix; 'all N heads still spread evenly' when none
-    has a pattern yet."""
+def heads_summary(patterns: list[list[HeadPattern]], limit: int = 3, short: bool = False) -> str:
+    """One line for a whole model: the clearest heads by name ('L0 H1 looks one token back (0.83)'; with
+    `short`, 'L0 H1 1 back (0.83)'), (leanings after patterns), then how many spread evenly or mix; 'all N heads
+    still spread evenly' when none has a pattern yet."""
     heads = [(l, h, p) for l, layer in enumerate(patterns) for h, p in enumerate(layer)]
     even = sum(p.kind == "uniform" for _, _, p in heads)
     if even == len(heads):
@@ -105,7 +105,7 @@ def heads_summary(patterns: list[list[HeadPattern]], limit: int = 3) -> str:
     named = sorted(
         (x for x in heads if x[2].kind not in ("uniform", "mixed", "single")), key=lambda x: (x[2].leans, -x[2].value)
     )
-    parts = [f"L{l} H{h} {p.text}" for l, h, p in named[:limit]]
+    parts = [f"L{l} H{h} {p.short if short else p.text}" for l, h, p in named[:limit]]
     if len(named) > limit:
         parts.append(f"{len(named) - limit} more with a pattern")
     if even:

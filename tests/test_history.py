@@ -225,6 +225,8 @@ def test_summary_names_the_clearest_heads_and_counts_the_even_ones():
     )
     text = heads_summary(describe_heads(np.stack([[uniform, previous], [uniform, uniform]])))
     assert text == "L0 H1 looks one token back (1.00); 3 of 4 even"
+    short = heads_summary(describe_heads(np.stack([[uniform, previous], [uniform, uniform]])), short=True)
+    assert short == "L0 H1 1 back (1.00); 3 of 4 even"
 
 
 # ----- saved with the checkpoint ------------------------------------------------------------------

@@ -92,13 +92,16 @@ def memory_text(at: Scrubbed) -> str:
     return f"{at.index + 1}/{at.count} snapshots (≤{at.recorder.max_snapshots}, {mb:.1f} MB)"
 
 
-def heads_line(at: Scrubbed, model) -> str:
-    """What the heads do on the probe at this snapshot, computed from their weights."""
+def heads_line(at: Scrubbed, model, room: int | None = None) -> str:
+    """What the heads do on the probe at this snapshot, computed from their weights; longer than `room`,
+    each named head's pattern is said short, so the counts at the end stay on the line."""
     from tinylm.core import describe_heads, heads_summary
 
     if model is not None and not model.config.attention:  # its snapshots hold zeros in place of maps
         return "none: the model has no attention (MLP only)"
-    return heads_summary(describe_heads(at.snapshot.attention))
+    patterns = describe_heads(at.snapshot.attention)
+    line = heads_summary(patterns)
+    return line if room is None or len(line) <= room else heads_summary(patterns, short=True)
 
 
 def layer_line(attention: np.ndarray, selected: int = 0, room: int | None = None) -> str:

@@ -214,3 +214,15 @@ async def test_attention_history_names_every_head_at_80_columns(run_session, scr
             assert f"h0 {patterns[0].text}" in line
             for h, p in enumerate(patterns[1:], start=1):
                 assert f"h{h} {p.text}" in line or f"h{h} {p.short}" in line, line
+
+
+def test_the_training_screens_heads_line_fits_its_room(run_session):
+    """A summary longer than the line says each head's pattern short instead of losing the counts at the end."""
+    from tinylm.tui.history_view import heads_line, scrubbed
+
+    run_session.history_step = run_session.trainer.recorder.snapshots()[-1].step
+    at = scrubbed(run_session)
+    full = heads_line(at, run_session.model)
+    assert heads_line(at, run_session.model, room=len(full)) == full
+    patterns = describe_heads(at.snapshot.attention)
+    assert heads_line(at, run_session.model, room=len(full) - 1) == heads_summary(patterns, short=True)

@@ -347,7 +347,8 @@ class TrainingScreen(Screen):
         line.append(f"history {at.where}", style="bold magenta")
         line.append(f" · {memory_text(at)} · {KEYS_HINT}\n", style="not bold")
         line.append("heads on the probe: ", style="dim")
-        line.append(heads_line(at, self.app.session.model), style="")
+        room = self.size.width - 2 - len("heads on the probe: ")
+        line.append(heads_line(at, self.app.session.model, room), style="")
         message = self.query_one("#message", Static)
         message.styles.text_wrap, message.styles.text_overflow = "nowrap", "ellipsis"  # one line each
         message.update(line)
