@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from textual.binding import Binding
+
+# A modal view (the KV cache, the heads table) stops the app's own keys: it names ctrl+e itself.
+SAVE_SCREEN = Binding("ctrl+e", "app.save_screen", "Save the screen (SVG + text)", show=False)
 
 
 def screen_text(app) -> str:

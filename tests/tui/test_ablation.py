@@ -200,3 +200,18 @@ async def test_inspect_has_the_same_keys_and_samples_with_generates_settings(ses
         await pilot.press("u")
         await settle(pilot)
         assert not screen.query_one("#ablation").display
+
+
+async def test_ctrl_e_saves_the_heads_table(session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        assert isinstance(app.screen, RankScreen)
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+    texts = sorted(tmp_path.glob("tinylm-attention-*.txt"))
+    assert len(texts) == 1 and "L0 H0" in texts[0].read_text()

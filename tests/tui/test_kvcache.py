@@ -52,3 +52,20 @@ async def test_the_cache_fills_row_by_row_and_is_rebuilt_when_full(session):
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, KVCacheScreen)
+
+
+async def test_ctrl_e_saves_the_cache_view_too(session, tmp_path, monkeypatch):
+    """ctrl+e works on every screen, the KV cache view over Generate included: the file holds what it shows."""
+    monkeypatch.chdir(tmp_path)
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5")
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        assert isinstance(app.screen, KVCacheScreen)
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+    texts = sorted(tmp_path.glob("tinylm-*.txt"))
+    assert len(texts) == 1 and len(sorted(tmp_path.glob("tinylm-*.svg"))) == 1
+    assert "KV cache of" in texts[0].read_text()

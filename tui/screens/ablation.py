@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
+from ..screenshot import SAVE_SCREEN
 from ..stages import NO_ATTENTION
 from ..widgets.probbars import bar, display_token
 
@@ -246,7 +247,7 @@ class RankScreen(ModalScreen[None]):
     """Every head, attention layer and MLP knocked out alone, ranked by the change in the chosen
     token's probability; computed in a worker, row by row progress in the title."""
 
-    BINDINGS = [Binding("escape,w,q", "dismiss", "Close the table")]
+    BINDINGS = [Binding("escape,w,q", "dismiss", "Close the table"), SAVE_SCREEN]
     DEFAULT_CSS = """
     RankScreen { align: center middle; }
     RankScreen > Vertical { width: 90%; max-width: 80; height: 90%; border: round $accent;

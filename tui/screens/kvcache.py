@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from ..screenshot import SAVE_SCREEN
 from ..widgets.probbars import display_token
 
 SHOWN_STEPS = 6  # latest steps listed
@@ -124,6 +125,7 @@ class KVCacheScreen(ModalScreen[None]):
         Binding("n,enter", "step(1)", "Append the most likely token"),
         Binding("space", f"step({BURST})", f"Append {BURST} tokens"),
         Binding("escape,v,q", "dismiss", "Close the KV cache"),
+        SAVE_SCREEN,
     ]
     DEFAULT_CSS = """
     KVCacheScreen { align: center middle; }
