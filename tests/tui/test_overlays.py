@@ -106,3 +106,23 @@ async def test_a_directory_that_is_not_a_run_is_one_line(tmp_path, monkeypatch):
         await _settle(app, pilot)
         assert not screen.overlays
         assert any("cannot overlay" in n.message and "nowhere" in n.message for n in app._notifications)
+
+
+async def test_a_directory_is_typed_with_the_keyboard_alone(tmp_path, monkeypatch, screen_text):
+    """tab goes from the list to the directory field, what is typed shows at 80x24, enter adds the run."""
+    monkeypatch.chdir(tmp_path)
+    save_run(tmp_path / "elsewhere" / "typed", steps=4)
+    app = create_app(Session.demo(seed=0, steps=2))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await _settle(app, pilot)
+        screen = app.screen
+        await pilot.press("o")
+        await _settle(app, pilot)
+        await pilot.press("tab", *"elsewhere/typed")
+        await pilot.pause()
+        assert app.screen.query_one("#overlay-path", Input).value == "elsewhere/typed"
+        assert "elsewhere/typed" in screen_text(app)
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        assert [r.name for r in screen.overlays] == ["typed"]

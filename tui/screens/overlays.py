@@ -51,7 +51,7 @@ def legend_text(overlays, model, train, tokenizer, width: int) -> Text:
 class OverlayPicker(ModalScreen[None]):
     """Saved runs to overlay: enter adds or removes the highlighted one; a typed directory is added too."""
 
-    BINDINGS = [Binding("escape", "close", "Close"), Binding("tab", "focus_next", "Next field", show=False)]
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("tab", "app.focus_next", "Next field", show=False)]
     DEFAULT_CSS = """
     OverlayPicker { align: center middle; }
     OverlayPicker > Vertical { width: 90%; max-width: 100; height: 80%; border: round $accent;
