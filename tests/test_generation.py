@@ -91,8 +91,9 @@ def _decode_with(cache, ids, step, parts):
     "C, NH, dtype, tol", [(16, 2, np.float64, 1e-10), (40, 4, np.float32, 2e-5), (768, 12, np.float32, 1e-5)]
 )
 def test_split_decode_step_equals_the_full_forward_and_the_blas_path(C, NH, dtype, tol):
-    """The fused step's products split into 1 to 3 column blocks (blocks that do not fall on the cache-line
-    boundaries at small widths), serial and parallel compilations, at a small width and GPT-2's:
+    """The fused step's products split into 1 to 3 blocks of input rows (and the LM head into blocks of
+    vocabulary rows; uneven blocks, or one empty, at small widths), serial and parallel compilations,
+    at a small width and GPT-2's:
     every position's logits against the full forward pass and the BLAS-products path (relative to the
     largest logit)."""
     K = importlib.import_module("tinylm.kernels")
