@@ -43,8 +43,11 @@ def legend_text(overlays, model, train, tokenizer, width: int) -> Text:
         diffs = run_differences(run, model, train, tokenizer) if model is not None else []
         val = f" · val {run.last_val:.3f}" if run.last_val is not None else ""
         out.append("━ ", style=overlay_colour(i))
-        line = f"{one_line(run.name)}: {', '.join(diffs) or 'same settings'}{val}"
-        out.append(line[: max(width - 2, 8)] + ("\n" if i < len(overlays) - 1 else ""))
+        line = f"{one_line(run.name)}: {', '.join(diffs) or 'same settings'}"
+        room = max(width - 2, 8) - len(val)
+        if len(line) > room:  # the differences give way, not the loss: a cut 'val 1.4' reads as a whole number
+            line = line[: max(room - 1, 0)] + "…"
+        out.append(line + val + ("\n" if i < len(overlays) - 1 else ""))
     return out
 
 
