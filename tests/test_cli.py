@@ -651,7 +651,14 @@ def test_kill_or_a_closed_terminal_stops_after_the_step_and_saves(tmp_path, sig)
         pytest.skip("the tinylm console script is not installed (pip install -e .)")
     log = tmp_path / "log.jsonl"
     argv = [exe, "train", *TINY, "--steps", 100000, "--out", tmp_path / "run", "--json-log", log, "--quiet"]
-    child = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A run started under nohup keeps ignoring HUP (on purpose); the child starts as from a terminal.
+    child = subprocess.Popen(
+        [str(a) for a in argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while not (log.exists() and len(log.read_text().splitlines()) >= 5) and time.monotonic() < deadline:
         time.sleep(0.05)
