@@ -111,6 +111,15 @@ DEVICE_HELP = (
 )
 
 
+def add_checkpoint_argument(parser) -> None:
+    """The CHECKPOINT positional every reading command takes."""
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="a checkpoint directory written by tinylm, or any Hugging Face GPT-2 directory (model.safetensors)",
+    )
+
+
 def add_device_argument(parser) -> None:
     """The --device flag every command that runs the model takes."""
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help=DEVICE_HELP)

@@ -6,7 +6,15 @@ import argparse
 import codecs
 import sys
 
-from .common import add_device_argument, check_prompt, default_prompt_ids, load_checkpoint, non_negative_int, note
+from .common import (
+    add_checkpoint_argument,
+    add_device_argument,
+    check_prompt,
+    default_prompt_ids,
+    load_checkpoint,
+    non_negative_int,
+    note,
+)
 
 GENERATE_EXAMPLES = """
 examples:
@@ -24,7 +32,7 @@ def add_generate_parser(sub) -> None:
         epilog=GENERATE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory written by `tinylm train`")
+    add_checkpoint_argument(p)
     p.add_argument("--prompt", help="text to continue (default: a newline); longer than the context keeps its end")
     p.add_argument("--tokens", type=non_negative_int, default=200, metavar="N", help="tokens to generate (default 200)")
     p.add_argument("--temperature", type=float, default=1.0, help="below 1 sharper, above 1 flatter (default 1.0)")

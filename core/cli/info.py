@@ -11,7 +11,7 @@ import numpy as np
 from ..config import LN_EPS, TrainConfig, config_from_dict
 from ..errors import ConfigError
 from ..files import NotReadable, read_json_text
-from .common import fmt_bytes, load_checkpoint, plural
+from .common import add_checkpoint_argument, fmt_bytes, load_checkpoint, plural
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -30,7 +30,7 @@ def add_info_parser(sub) -> None:
         epilog=INFO_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
+    add_checkpoint_argument(p)
     p.set_defaults(func=run_info)
 
 

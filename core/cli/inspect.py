@@ -10,6 +10,7 @@ import numpy as np
 from .ablate import add_ablate_arguments, run_ablation, wants_ablation
 from .common import (
     UsageError,
+    add_checkpoint_argument,
     add_device_argument,
     check_prompt,
     load_checkpoint,
@@ -47,7 +48,7 @@ def add_inspect_parser(sub) -> None:
         epilog=INSPECT_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory")
+    add_checkpoint_argument(p)
     p.add_argument("--prompt", required=True, help="text to run through the model")
     layers = p.add_mutually_exclusive_group()
     layers.add_argument("--layer", type=non_negative_int, metavar="L", help="show block L (default 0)")
