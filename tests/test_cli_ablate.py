@@ -118,3 +118,21 @@ def test_bad_set_token_is_a_one_line_error(ckpt, value, words):
     assert status == 2 and out == "" and err.count("\n") == 1
     for w in words:
         assert w in err
+
+
+def test_tokens_read_the_same_in_the_top_list_and_the_knock_out_lists(ckpt):
+    """Each list names a token as the same quoted literal, a space as ' ' (the quotes show it)."""
+    path, m = ckpt
+    status, plain, err = run(["inspect", path, "--prompt", PROMPT])
+    assert status == 0, err
+    lines = plain.splitlines()
+    top = lines.index(next(s for s in lines if "top 10 of" in s))
+    top_labels = [re.match(r"\s+\d+\. ('.*?')  id", s).group(1) for s in lines[top + 1 : top + 11]]
+    status, out, err = run(["inspect", path, "--prompt", PROMPT, "--ablate", "1.3"])
+    assert status == 0, err
+    lines = out.splitlines()
+    table = lines.index(next(s for s in lines if s.strip().startswith("without")))
+    without = [re.match(r"\s*\d+\. ('.*?')\s+\d\.\d{4}", s).group(1) for s in lines[table + 1 : table + 11]]
+    assert without == top_labels  # the same tokens, the same words
+    assert all(label == repr(m.tokenizer.decode([m.tokenizer.encode(label[1:-1])[0]])) for label in without)
+    assert "'␣'" not in out

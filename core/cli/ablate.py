@@ -111,12 +111,12 @@ def _side_by_side(before, after, label, what: str) -> list[str]:
     k = min(TOP_K, before.size)
     top_b = np.argsort(-before, kind="stable")[:k]
     top_a = np.argsort(-after, kind="stable")[:k]
-    w = max(len(show_token(label(i), 14)) for i in [*top_b, *top_a])
+    w = max(len(show_token(label(i), 14, quoted=True)) for i in [*top_b, *top_a])
     col = w + 8 + BAR_WIDTH + 2
     out = ["", f"changed: {what}", f"  {'without':<{col}}  with"]
     for rank, (b, a) in enumerate(zip(top_b, top_a), 1):
-        left = f"{show_token(label(b), 14):<{w}}  {before[b]:.4f} {_bar(before[b]):<{BAR_WIDTH}}"
-        right = f"{show_token(label(a), 14):<{w}}  {after[a]:.4f} {_bar(after[a])}"
+        left = f"{show_token(label(b), 14, quoted=True):<{w}}  {before[b]:.4f} {_bar(before[b]):<{BAR_WIDTH}}"
+        right = f"{show_token(label(a), 14, quoted=True):<{w}}  {after[a]:.4f} {_bar(after[a])}"
         out.append(f"{rank:>2}. {left:<{col}}  {right}")
     return out
 
@@ -128,7 +128,6 @@ def _ranking(model, prompt, chosen: int, mode: str, label) -> list[str]:
         " rank  part     p after   change  most likely then",
     ]
     for rank, e in enumerate(effects, 1):
-        out.append(
-            f"{rank:>5}  {e.ablation.label:<7} {e.p_after:>8.4f} {e.delta:>+8.4f}  {show_token(label(e.top_after), 14)}"
-        )
+        top = show_token(label(e.top_after), 14, quoted=True)
+        out.append(f"{rank:>5}  {e.ablation.label:<7} {e.p_after:>8.4f} {e.delta:>+8.4f}  {top}")
     return out

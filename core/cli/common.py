@@ -52,9 +52,11 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def show_token(text: str, width: int = 10) -> str:
-    """A token's text made visible on one line: space as ␣, newline as \\n, long ones cut with …."""
-    out = text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r").replace(" ", "␣")
+def show_token(text: str, width: int = 10, quoted: bool = False) -> str:
+    """A token's text made visible on one line: space as ␣ (kept in a quoted label, whose quotes show
+    it), newline as \\n, long ones cut with …."""
+    out = text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    out = out if quoted else out.replace(" ", "␣")
     out = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in out)
     return out if len(out) <= width else out[: width - 1] + "…"
 
