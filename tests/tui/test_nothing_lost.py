@@ -79,6 +79,31 @@ class TestOpenedCheckpoint:
             assert screen.query_one("#source", Select).value == "verses"
             assert screen.query_one("#ckpt", Input).value == str(saved)
 
+    async def test_what_is_typed_before_the_checkpoint_arrives_stays(self, saved, monkeypatch):
+        import threading
+
+        from tinylm.tui import startup
+
+        arrived, real_build = threading.Event(), startup.build
+
+        def slow_build(*args, **kwargs):
+            arrived.wait(30)  # the form is up and typed into before the checkpoint is read
+            return real_build(*args, **kwargs)
+
+        monkeypatch.setattr(startup, "build", slow_build)
+        app = opening(saved)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.3)
+            assert app.session.model is None
+            app.screen.query_one("#embd", Input).value = "32"
+            arrived.set()
+            await until(pilot, lambda: app.status == "ready")
+            await settle(app, pilot)
+            screen = app.screen
+            values = {f: screen.query_one(f"#{f}", Input).value for f in ("layers", "embd", "context", "steps")}
+            assert values == {"layers": "1", "embd": "32", "context": "16", "steps": "7"}
+            assert any(m.startswith("Kept what you typed (") for m in messages(app))
+
     async def test_a_new_model_never_saves_over_the_opened_directory(self, saved, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)
         before = digest(saved)

@@ -68,6 +68,7 @@ class ConfigScreen(CheckpointActions, Screen):
         self.error: str | None = None  # why training is blocked, or None
         self._pending = None
         self._filled_for = None  # the model whose settings the form shows
+        self._typed_at_mount: dict[str, str] = {}  # the number fields as composed, to tell what the user typed
         self.idle_hint = ""  # the hint while no field has the focus
 
     def corpus_options(self) -> list[tuple[str, str]]:
@@ -185,6 +186,7 @@ class ConfigScreen(CheckpointActions, Screen):
         self.query_one("#form").can_focus = False  # tab goes from field to field, never to the scroll box
         self.query_one("#device", Select).display = False
         self.find_device()
+        self._typed_at_mount = self.values()
         if self.app.core_loaded:
             self.show_corpus_argument()
             self.fill_from_session()

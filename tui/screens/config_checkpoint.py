@@ -98,12 +98,18 @@ class CheckpointActions:
         model = session.model
         if model is None or self._filled_for is model:
             return
+        # The first model arrives while the form is already up: what the user typed meanwhile stays.
+        typed = self.values() if self._filled_for is None else {}
+        kept = [s for s in NUMBER_FIELDS if typed.get(s.id, "") != self._typed_at_mount.get(s.id, typed.get(s.id))]
         self._filled_for = model
         mc, tc = model.config, session.trainer.config if session.trainer is not None else None
         for spec in NUMBER_FIELDS:
             source = mc if spec.target == "model" else tc if spec.target == "train" else None
-            if source is not None and hasattr(source, spec.attr):
+            if source is not None and hasattr(source, spec.attr) and spec not in kept:
                 self.query_one(f"#{spec.id}", Input).value = format_value(getattr(source, spec.attr))
+        if kept:
+            names = ", ".join(spec.label for spec in kept)
+            self.notify(f"Kept what you typed ({names}); the other fields show the opened model.", timeout=6)
         self.query_one("#positional", Select).value = mc.positional
         self.query_one("#attention", Checkbox).value = mc.attention
         tokenizer = model.tokenizer
