@@ -45,6 +45,7 @@ SCREENS = {  # mode -> keys pressed once the screen is ready
         "w",
     ],
     "training": ["m", "m"],
+    "backward": ["n", "n", "n", "right_square_bracket", "down", "right", "f", "n", "n"],
 }
 
 

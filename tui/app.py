@@ -8,7 +8,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -24,6 +23,7 @@ from .screens.config_form import DEFAULT_CHECKPOINT
 from .screens.registry import SCREENS, ScreenEntry, key_of
 from .session import Session
 from .widgets.modebar import Chrome
+from .workers import background
 
 if TYPE_CHECKING:  # numpy and the core load in the background, so the first screen paints at once
     from .training_worker import TrainingRun
@@ -169,7 +169,7 @@ class TinyLMApp(App):
         elif self._start_training and self.session.trainer is not None:
             self.start_training()
 
-    @work(thread=True, exclusive=True, group="startup", exit_on_error=False)
+    @background("startup")
     def load_initial(self) -> None:
         """Import the engine, build the default model (or load the checkpoint), compile the kernels, all
         off the UI thread (importing numpy and numba alone takes most of a second)."""

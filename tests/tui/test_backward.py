@@ -288,3 +288,28 @@ async def test_every_stage_name_fits_the_list_on_one_line_at_80x24(session, scre
         titles = {stage.title for stage in screen.stages}
         shown = [line for line in lines if line]
         assert [line for line in shown if not (line in titles or line.startswith("─ layer"))] == []
+
+
+async def test_a_large_matrix_is_reduced_in_a_worker_and_shown_whole(session, monkeypatch):
+    """From PREPARE_IN_WORKER cells a stage's blocks are made off the UI thread: until they come, the grid
+    shows a loading indicator and refuses the checks; then it holds exactly the stage's gradient."""
+    import tinylm.tui.screens.backward as backward
+
+    monkeypatch.setattr(backward, "PREPARE_IN_WORKER", 1)  # every stage goes through the worker
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        grid = screen.query_one("#grid")
+        screen.index = screen.stages.index(BackStage("lm_head"))
+        screen.show_stage()
+        assert grid.loading and screen.check_action("check", ()) is None
+        await _settle(app, pilot)
+        assert not grid.loading and screen.check_action("check", ()) is True
+        want = stage_matrix(window_trace(session), BackStage("lm_head"), 0)
+        np.testing.assert_allclose(grid.full, want, rtol=1e-5, atol=1e-8)
+        r, c = grid.real_cursor
+        assert screen.explained.value == pytest.approx(float(want[r, c]), rel=1e-4, abs=1e-9)
+        await pilot.press("n", "n")  # a stage left before its worker ends is not drawn over the next one
+        await _settle(app, pilot)
+        assert screen.stage == screen.stages[screen.stages.index(BackStage("lm_head")) + 2]
+        np.testing.assert_allclose(grid.full, stage_matrix(screen.bt, screen.stage, session.head), rtol=1e-6)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -19,6 +18,7 @@ from textual.worker import get_current_worker
 from ..screenshot import SAVE_SCREEN
 from ..stages import NO_ATTENTION
 from ..widgets.probbars import bar, display_token
+from ..workers import background
 
 TOP = 5  # next tokens listed with and without
 CONTINUE = 8  # tokens of continuation shown with and without
@@ -193,7 +193,7 @@ class AblationControls:
         self.app.status = "ablating…"
         self._ablate_in_background(s.model, source[1], key)
 
-    @work(thread=True, exclusive=True, group="ablation", exit_on_error=False)
+    @background("ablation")
     def _ablate_in_background(self, model, ids, key) -> None:
         from tinylm.core import TinyLMError
 
@@ -273,7 +273,7 @@ class RankScreen(ModalScreen[None]):
         self.app.status = "ranking parts…"
         self._rank(self.app.session.model)
 
-    @work(thread=True, exclusive=True, group="rank", exit_on_error=False)
+    @background("rank")
     def _rank(self, model) -> None:
         from tinylm.core import rank_heads
 

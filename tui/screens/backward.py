@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
@@ -19,8 +19,9 @@ from ..backexplain import adamw_text, check_text, explain_back, num
 from ..backstages import BackStage, all_back_stages, fd_cell, stage_matrix, training_window, weight_cell
 from ..stages import NO_ATTENTION
 from ..tokens import token_labels
-from ..widgets.blockmap import BlockHeatmap
+from ..widgets.blockmap import BlockHeatmap, prepare
 from ..widgets.heatmap import Heatmap
+from ..workers import background
 from .backward_checks import GradientChecks
 from .trace_view import field_text, prompt_text
 from .view_state import LOADING, NO_MODEL, labels_of, snapshot_key
@@ -29,6 +30,7 @@ STAGE = Binding.Group("Stage")
 LAYER = Binding.Group("Layer")
 HEAD = Binding.Group("Head")
 FOLLOW_S = 1.0  # how often the screen looks for new weights or a new prompt
+PREPARE_IN_WORKER = 1_000_000  # cells from which a matrix is reduced to blocks off the UI thread
 
 
 class BackwardScreen(GradientChecks, Screen):
@@ -85,6 +87,7 @@ class BackwardScreen(GradientChecks, Screen):
         self._pending: tuple | None = None
         self._listed: tuple | None = None
         self._busy = 0  # checks and steps being computed
+        self._shown = 0  # counts the stages drawn, so a worker's blocks for a stage left meanwhile are dropped
         self.step: int | None = None  # the trainer's step the weights are from
         self.row_start: int | None = None  # a training window from this token of the text, else the prompt
         self._rows = random.Random(0)  # where the next training window starts
@@ -142,7 +145,7 @@ class BackwardScreen(GradientChecks, Screen):
         self.app.status = "backward pass…"
         self._compute(key, self.row_start)
 
-    @work(thread=True, exclusive=True, group="backtrace", exit_on_error=False)
+    @background("backtrace")
     def _compute(self, key: tuple, row_start: int | None) -> None:
         import numpy as np
 
@@ -234,9 +237,35 @@ class BackwardScreen(GradientChecks, Screen):
         kind = "sequential" if stage.key == "loss" else "signed"  # losses are >= 0; gradients have signs
         # the LM head's gradient has a row per vocabulary entry (50,257 for GPT-2): shown whole, in blocks
         max_rows = max(self.query_one("#split").content_size.height // 2, 8) if stage.key == "lm_head" else None
-        grid.show_matrix(
-            values, rows, cols, kind=kind, mask=mask, max_rows=max_rows, max_cols=max((width - 10) // 2, 8)
-        )
+        args = dict(kind=kind, mask=mask, max_rows=max_rows, max_cols=max((width - 10) // 2, 8))
+        self._shown += 1
+        if values.size < PREPARE_IN_WORKER:
+            grid.show_matrix(values, rows, cols, escape=False, **args)  # the labels are display labels already
+            self.explain_cell(*grid.real_cursor)
+            return
+        # the LM head's gradient (V x C) or its logits (T x V): reducing millions of cells to blocks takes
+        # longer than a frame, so a worker does it and the grid waits under a loading indicator
+        grid.loading = True
+        self.app.status = "drawing the gradient…"
+        self._prepare_grid(self._shown, values, rows, cols, args)
+
+    @background("prepare")
+    def _prepare_grid(self, shown: int, values, rows, cols, args: dict) -> None:
+        prepared = prepare(values, **args)
+        if not get_current_worker().is_cancelled:
+            try:
+                self.app.call_from_thread(self._grid_prepared, shown, values, rows, cols, args, prepared)
+            except RuntimeError:  # the app is closing
+                pass
+
+    def _grid_prepared(self, shown: int, values, rows, cols, args: dict, prepared) -> None:
+        if shown != self._shown:
+            return  # the user has moved on to another stage
+        grid = self.query_one("#grid", BlockHeatmap)
+        grid.loading = False
+        if self.app.status == "drawing the gradient…":
+            self.app.status = "ready"
+        grid.show_matrix(values, rows, cols, prepared=prepared, escape=False, **args)
         self.explain_cell(*grid.real_cursor)
 
     def _labels(self, stage: BackStage, tokens: list[str], targets: list[str]):
@@ -275,7 +304,7 @@ class BackwardScreen(GradientChecks, Screen):
         """The selected cell: its value, the chain rule with its operands, the check and the update if asked."""
         grid, stage, bt = self.query_one("#grid", BlockHeatmap), self.stage, self.bt
         R, C = grid.real_shape
-        if not R or row >= R or col >= C:
+        if not R or row >= R or col >= C or grid.loading:  # loading: the grid still holds the stage before
             return
         head = self.app.session.head
         expl = explain_back(stage, bt, self.params, row, col, head)
@@ -316,6 +345,8 @@ class BackwardScreen(GradientChecks, Screen):
 
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("check", "update", "apply") and self.query_one("#grid", BlockHeatmap).loading:
+            return None  # shown, disabled: the selected cell is not on screen yet
         if action in ("stage", "layer", "head", "check", "update", "apply"):
             return self.bt is not None and bool(self.stages) and (action != "head" or self.attention)
         return True

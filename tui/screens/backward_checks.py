@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from textual import work
-
 from ..backexplain import check_text
 from ..backstages import fd_cell, weight_cell
 from ..widgets.blockmap import BlockHeatmap
+from ..workers import background
 
 
 class GradientChecks:
@@ -26,7 +25,7 @@ class GradientChecks:
         self._busy += 1
         self._check(self.bt, *cell)
 
-    @work(thread=True, group="check", exit_on_error=False)
+    @background("check", exclusive=False)
     def _check(self, bt, name: str, index: tuple) -> None:
         from tinylm.core import finite_difference
 
@@ -64,7 +63,7 @@ class GradientChecks:
         self._busy += 1
         self._explain_update(self.bt, *target)
 
-    @work(thread=True, group="update", exit_on_error=False)
+    @background("update", exclusive=False)
     def _explain_update(self, bt, name: str, index: tuple) -> None:
         from tinylm.core import explain_adamw_step
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from ..safe_text import one_line, printable
+from ..workers import background
 from .config_checkpoint import CheckpointActions
 from .config_form import (
     DEFAULT_CHECKPOINT,
@@ -206,7 +207,7 @@ class ConfigScreen(CheckpointActions, Screen):
             self.fill_from_session()
         self.recompute()
 
-    @work(thread=True, exclusive=True, group="device", exit_on_error=False)
+    @background("device")
     def find_device(self) -> None:
         """Ask whether the CUDA kernels can run here (it initialises the GPU driver: off the UI thread)."""
         from tinylm.core import cuda_missing, cuda_simulated
@@ -316,7 +317,7 @@ class ConfigScreen(CheckpointActions, Screen):
             self.load_corpus(request)
         self.show_summary()
 
-    @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
+    @background("corpus")
     def load_corpus(self, request: tuple) -> None:
         """Read the corpus and train the tokenizer off the UI thread (BPE training can take a moment)."""
         from tinylm.core import Corpus, TinyLMError, load_corpus, train_tokenizer
@@ -431,7 +432,7 @@ class ConfigScreen(CheckpointActions, Screen):
 
         self.app.replace_model(create, "creating a new one")
 
-    @work(thread=True, exclusive=True, group="create", exit_on_error=False)
+    @background("create")
     def create_trainer(self, corpus, tokenizer, mc, tc, device: str = "cpu") -> None:
         from tinylm.core import TinyLMError, get_kernels, make_trainer
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from textual import work
 from textual.widgets import Checkbox, Input, Select, TextArea
 
+from ..workers import background
 from .config_form import DEFAULT_CHECKPOINT, FILE, NUMBER_FIELDS, TYPED, format_value
 
 
@@ -47,7 +47,7 @@ class CheckpointActions:
         self.notify(f"Opening {path} to fine-tune it…", timeout=3)
         self.finetune(path, info["corpus"], tc)
 
-    @work(thread=True, exclusive=True, group="create", exit_on_error=False)
+    @background("create")
     def finetune(self, path, corpus, tc) -> None:
         from tinylm.core import TinyLMError, finetune_trainer
 
@@ -67,7 +67,7 @@ class CheckpointActions:
         )
         self.app.call_from_thread(self._created, trainer, corpus)  # saved elsewhere: the original stays as it is
 
-    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    @background("open")
     def open_checkpoint(self, path: str) -> None:
 
         from ..startup import build

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -19,6 +19,7 @@ from ..safe_text import printable, shown_text
 from ..widgets.compare import CompareView
 from ..widgets.knobs import Knobs, describe, turn
 from ..widgets.probbars import ProbBars, top_tokens
+from ..workers import background
 from .ablation import ABLATION_BINDINGS, AblationControls
 from .kvcache import KVCacheScreen
 from .trace_view import field_text, prompt_text
@@ -193,7 +194,7 @@ class GenerateScreen(AblationControls, Screen):
             logits = np.log(self._raw)  # log-probabilities differ from the logits by a constant: same softmax
         return self._raw, self.sampling.distribution(logits)
 
-    @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
+    @background("predict")
     def predict(self, key: tuple) -> None:
         raw = self.app.session.model.next_token_probs(key[0])
         self.app.call_from_thread(self._predicted, key, raw)
@@ -354,7 +355,7 @@ class GenerateScreen(AblationControls, Screen):
             self.query_one("#bars-title", Static).update("computing the next token…")
             self.step_in_background(self.text, seeded, self.stop_at_eos)
 
-    @work(thread=True, exclusive=True, group="step", exit_on_error=False)
+    @background("step")
     def step_in_background(self, text: str, sampling, stop_at_eos: bool) -> None:
         from tinylm.core import TinyLMError
 
@@ -416,7 +417,7 @@ class GenerateScreen(AblationControls, Screen):
             self._stream_run += 1
             self.workers.cancel_group(self, "stream")
 
-    @work(thread=True, exclusive=True, group="stream", exit_on_error=False)
+    @background("stream")
     def stream(self, text: str, run: int) -> None:
         """Generate tokens until stopped; the knobs act on the next token (the Sampling object is shared)."""
         from textual.worker import get_current_worker

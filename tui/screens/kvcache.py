@@ -4,7 +4,6 @@ wrote, and per token the work done with the cache against recomputing the whole 
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -14,6 +13,7 @@ from textual.worker import get_current_worker
 
 from ..screenshot import SAVE_SCREEN
 from ..widgets.probbars import display_token
+from ..workers import background
 
 SHOWN_STEPS = 6  # latest steps listed
 BURST = 8  # tokens appended by the space key
@@ -156,7 +156,7 @@ class KVCacheScreen(ModalScreen[None]):
         if self.watch is not None:
             self._run(n)
 
-    @work(thread=True, exclusive=True, group="kv", exit_on_error=False)
+    @background("kv")
     def _run(self, n: int) -> None:
         from tinylm.core import KVWatch, TinyLMError
 

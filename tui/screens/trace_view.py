@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -11,6 +11,7 @@ from textual.worker import get_current_worker
 
 from ..safe_text import NEWLINE, one_line
 from ..widgets.heatmap import Heatmap
+from ..workers import background
 from .view_state import LOADING, NO_MODEL, ViewState, is_quick, snapshot_key
 
 FOLLOW_S = 1.0  # how often a shown view checks for new weights while a model trains
@@ -75,7 +76,7 @@ class TraceView(Screen):
         else:
             self.apply(state)
 
-    @work(thread=True, exclusive=True, group="snapshot", exit_on_error=False)
+    @background("snapshot")
     def _take_in_background(self) -> None:
         state = ViewState.take(self.app.session)
         if not get_current_worker().is_cancelled:

@@ -7,7 +7,6 @@ from functools import partial
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,6 +21,7 @@ from ..widgets.blockmap import BlockHeatmap, prepare
 from ..widgets.chart import BrailleChart, Series
 from ..widgets.heatmap import Heatmap
 from ..widgets.probbars import bar
+from ..workers import background
 from .overlays import MAX_OVERLAYS, OverlayPicker, legend_text, overlay_colour
 from .view_state import CONFIG_KEY, NO_MODEL, labels_of
 
@@ -408,7 +408,7 @@ class TrainingScreen(Screen):
             width, height = self.app.size.width // 2, max(self.app.size.height // 2 - 4, 4)
         return max((height - 1) * 2, 2), max(width - 10, 4)
 
-    @work(thread=True, exclusive=True, group="weight-maps", exit_on_error=False)
+    @background("weight-maps")
     def _prepare_maps(self, jobs: list) -> None:
         done = [_prepared(job) for job in jobs]
         if not get_current_worker().is_cancelled:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -19,6 +19,7 @@ from ..history_view import KEYS_HINT, embedding_maps, movement_line, scrub, scru
 from ..widgets.blockmap import BlockHeatmap, Prepared, prepare
 from ..widgets.heatmap import Heatmap, visible
 from ..widgets.scatter import Scatter
+from ..workers import background
 from .trace_view import TraceView
 from .view_state import LOADING
 
@@ -154,7 +155,7 @@ class VocabularyScreen(TraceView):
         self.app.status = BUSY
         self._analyse(key, wte, wpe, state.vocab, room, self.analysis)
 
-    @work(thread=True, exclusive=True, group="vocabulary", exit_on_error=False)
+    @background("vocabulary")
     def _analyse(self, key, wte, wpe, vocab, room, previous) -> None:
         result = analyse(key, wte, wpe, vocab, room, previous)
         if not get_current_worker().is_cancelled:
@@ -287,7 +288,7 @@ class VocabularyScreen(TraceView):
         self._shown_token = index
         self.query_one("#map", Scatter).set_highlight(index)
 
-    @work(thread=True, exclusive=True, group="closest", exit_on_error=False)
+    @background("closest")
     def _find_closest(self, index: int, analysis) -> None:
         closest = nearest(analysis.unit, index, unit=analysis.unit)
         if not get_current_worker().is_cancelled:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from ..safe_text import one_line, shown_text
+from ..workers import background
 
 COMPARE_TOKENS = 60  # tokens generated per strategy
 
@@ -54,7 +54,7 @@ class CompareView(Horizontal):
         self.query_one("#cmp-title-0", Static).update(f"greedy · seed {seed}")
         self.generate(model, prompt, seed)
 
-    @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
+    @background("compare")
     def generate(self, model, prompt: str, seed: int) -> None:
         results = []
         for _label, sampling in strategies(seed):
