@@ -3,8 +3,8 @@
 WRITES means the kernel overwrites its outputs; ADDS means it accumulates into them.
 Kernels import only numpy and numba. `reference` holds the slow obvious numpy oracle.
 
-Importing this package sets two environment variables of the process when they are unset (each
-explained where it is set below): NUMBA_CACHE_DIR and OMP_WAIT_POLICY.
+Importing this package sets three environment variables of the process when they are unset (each
+explained where it is set below): NUMBA_CACHE_DIR, OMP_WAIT_POLICY and GOMP_SPINCOUNT.
 """
 
 import os
@@ -24,9 +24,15 @@ if not os.environ.get("NUMBA_CACHE_DIR"):
 # kernels), called alternately. By default an OpenMP worker busy-waits after each kernel, which
 # keeps OpenBLAS's worker off its core for a scheduler time slice (ms) at every hand-over: on 2
 # cores a baby step took 1.3-2.4 s instead of 0.2-0.8 s (loaded machine, ABAB). Passive workers
-# sleep at once; the wake-up this costs is why small kernels stay serial (flags.PARALLEL_MIN_WORK).
-# libgomp reads this when numba first launches a parallel kernel, so setting it here is in time.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# sleep, but waking one costs more than a GPT-2 small decoding step's 61 parallel loops can bear
+# (24.6 ms a token against 20.3): a short spin (GOMP_SPINCOUNT, some tens of microseconds) before
+# sleeping catches the next loop without holding a core for long (baby step 27.0 -> 25.0 ms).
+# libgomp reads these when numba first launches a parallel kernel, so setting them here is in time.
+# ENV_DEFAULTS: what this import set; `tinylm bench` starts PyTorch's children without them.
+ENV_DEFAULTS: dict[str, str] = {}
+for _name, _value in (("OMP_WAIT_POLICY", "PASSIVE"), ("GOMP_SPINCOUNT", "10000")):
+    if _name not in os.environ:
+        os.environ[_name] = ENV_DEFAULTS[_name] = _value
 
 
 def _import_numba_arraymath_without_scipy_blas() -> None:

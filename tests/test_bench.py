@@ -199,3 +199,30 @@ def test_gpt2_configuration_is_named_and_profile_refuses_it(capsys):
     assert "gpt2" not in config_names(argparse.Namespace(configs=None))  # the default stays the training set
     assert main(["--profile", "--configs", "gpt2", "--quick", "--no-torch"]) == 2
     assert "training step" in capsys.readouterr().err
+
+
+PRINT_OMP = "import os; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
+CHILD_ENV = "from tinylm.core.bench.children import _child_env; import json; print(json.dumps(_child_env(1)))"
+
+
+def _children_see(user_env: dict) -> str:
+    """What a bench child prints of the OpenMP settings when the bench runs under `user_env`."""
+    import os
+
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    made = subprocess.run(
+        [sys.executable, "-c", CHILD_ENV], env={**base, **user_env}, capture_output=True, text=True, check=True
+    )
+    env = json.loads(made.stdout)
+    return subprocess.run([sys.executable, "-c", PRINT_OMP], env=env, capture_output=True, text=True).stdout.strip()
+
+
+def test_children_start_without_the_openmp_settings_tinylm_made_but_with_the_users():
+    """Importing tinylm makes OpenMP workers passive; PyTorch's child must run with its own defaults (passive
+    workers slowed its small operators 2x), and a setting the user made is the user's, kept for both engines."""
+    from tinylm.kernels import ENV_DEFAULTS
+
+    assert _children_see({}) == "None None"
+    assert _children_see({"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE None"
+    assert _children_see({"GOMP_SPINCOUNT": "5"}) == "None 5"
+    assert set(ENV_DEFAULTS) <= {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}

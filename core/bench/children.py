@@ -14,7 +14,13 @@ class BenchError(RuntimeError):
 
 
 def _child_env(threads: int, **extra) -> dict:
-    env = dict(os.environ, **extra)
+    """The environment of a child: the user's, without what importing tinylm set in this process (each
+    engine runs with its own defaults: OMP_WAIT_POLICY=PASSIVE would slow PyTorch's OpenMP loops 2x), and
+    the thread count."""
+    from tinylm.kernels import ENV_DEFAULTS
+
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DEFAULTS}
+    env.update(extra)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
     return env

@@ -216,12 +216,8 @@ class BackwardScreen(GradientChecks, Screen):
         tokens = token_labels(session.model.tokenizer, bt.ids) if session.model is not None else bt.tokens
         targets = token_labels(session.model.tokenizer, bt.targets) if session.model is not None else []
         rows, cols = self._labels(stage, tokens, targets)
-        where = f" · layer {stage.layer} (0–{session.n_layer - 1})" if stage.layer is not None else ""
-        heads = f" · head {head} (0–{session.n_head - 1})" if stage.per_head else ""
-        at = f" at step {self.step}" if self.step is not None else ""
-        self.query_one("#stage-title", Static).update(
-            f"{stage.title}{where}{heads}  ({self.index + 1}/{len(self.stages)}) · loss {bt.loss:.4f}{at}"
-        )
+        width = self.query_one("#main").content_size.width or self.app.size.width - 24
+        self.query_one("#stage-title", Static).update(self._title(stage, head, bt.loss, width))
         self.query_one("#formula", Static).update(Text(stage.formula))
         shape = " x ".join(str(n) for n in bt[stage.name].shape) if stage.key != "loss" else f"{len(bt.ids)}"
         note = f" {NO_ATTENTION} d.res₁ flows on unchanged." if stage.layer is not None and not self.attention else ""
@@ -233,7 +229,6 @@ class BackwardScreen(GradientChecks, Screen):
             import numpy as np
 
             mask = np.triu(np.ones(values.shape, dtype=bool), 1)
-        width = self.query_one("#main").content_size.width or self.app.size.width - 24
         kind = "sequential" if stage.key == "loss" else "signed"  # losses are >= 0; gradients have signs
         # the LM head's gradient has a row per vocabulary entry (50,257 for GPT-2): shown whole, in blocks
         max_rows = max(self.query_one("#split").content_size.height // 2, 8) if stage.key == "lm_head" else None
@@ -267,6 +262,23 @@ class BackwardScreen(GradientChecks, Screen):
             self.app.status = "ready"
         grid.show_matrix(values, rows, cols, prepared=prepared, escape=False, **args)
         self.explain_cell(*grid.real_cursor)
+
+    def _title(self, stage: BackStage, head: int, loss: float, width: int) -> str:
+        """The stage's title line, shortened to fit one line of `width` (the ranges of layer and head go
+        first, then the training step, then the stage counter) so that it never wraps over the grid."""
+        session = self.app.session
+        for ranges, step, count in ((True, True, True), (False, True, True), (False, False, True), (False,) * 3):
+            where = f" · layer {stage.layer}" if stage.layer is not None else ""
+            heads = f" · head {head}" if stage.per_head else ""
+            if ranges:
+                where += f" (0–{session.n_layer - 1})" if where else ""
+                heads += f" (0–{session.n_head - 1})" if heads else ""
+            counter = f"  ({self.index + 1}/{len(self.stages)})" if count else ""
+            at = f" at step {self.step}" if step and self.step is not None else ""
+            title = f"{stage.title}{where}{heads}{counter} · loss {loss:.4f}{at}"
+            if len(title) <= width:
+                break
+        return title
 
     def _labels(self, stage: BackStage, tokens: list[str], targets: list[str]):
         """Row and column labels: positions as 'token→target', vocabulary entries, or indices."""

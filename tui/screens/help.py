@@ -35,9 +35,11 @@ def help_bindings(cls: type) -> list[Binding]:
     """A screen's keys and then those of the widgets it names in KEY_WIDGETS (a grid's cursor and zoom),
     where the screen does not describe that key itself."""
     found = {b.key: b for b in screen_bindings(cls)}
+    described = {key for b in found.values() for key in b.key.split(",")}  # "up,down,left,right": four keys
     for widget in getattr(cls, "KEY_WIDGETS", ()):
         for b in screen_bindings(widget):
-            found.setdefault(b.key, b)
+            if not described.intersection(b.key.split(",")):  # the screen's line covers it: listed once
+                found.setdefault(b.key, b)
     return list(found.values())
 
 

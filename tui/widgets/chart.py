@@ -129,24 +129,30 @@ class BrailleChart(Widget):
         self.x_range = x_range
         self.refresh()
 
-    def legend(self) -> Text:
-        """Title and, per series, its colour and latest value."""
-        text = Text(no_wrap=True, overflow="ellipsis")
-        if self.title:
-            text.append(self.title + "  ", style="bold")
-        for s in self.series:
-            if not s.in_legend:
-                continue
-            last = next((y for y in reversed(list(s.ys)) if y is not None), None)
-            text.append("━ ", style=s.style)
-            text.append(f"{s.name} {last:.3f}  " if last is not None else f"{s.name} –  ")
+    def legend(self, width: int | None = None) -> Text:
+        """Title and, per series, its colour and latest value; made shorter until it fits `width` (two decimals
+        and narrower gaps, then without the title); the shortest when none fits, for render to cut."""
+        for title, digits, gap in ((True, 3, "  "), (True, 2, " "), (False, 3, "  "), (False, 2, " ")):
+            text = Text(no_wrap=True, overflow="ellipsis")
+            if self.title and title:
+                text.append(self.title + gap, style="bold")
+            for s in self.series:
+                if not s.in_legend:
+                    continue
+                last = next((y for y in reversed(list(s.ys)) if y is not None), None)
+                text.append("━ ", style=s.style)
+                text.append(f"{s.name} {last:.{digits}f}" if last is not None else f"{s.name} –")
+                text.append(gap)
+            text.rstrip()
+            if width is None or text.cell_len <= width:
+                break
         return text
 
     def render(self) -> Text:
         width, height = self.content_size.width, self.content_size.height
         if width < 10 or height < 3:
             return self.legend()
-        legend = self.legend()
+        legend = self.legend(width)
         legend.truncate(width, overflow="ellipsis")  # a long legend is cut, never wraps and pushes the axis off
         lines = [legend] + render_braille(self.series, width, height - 1, self.x_range)
         return Text("\n").join(lines)
