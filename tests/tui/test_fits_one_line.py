@@ -49,14 +49,18 @@ async def test_the_backward_title_stays_on_one_line_at_80x24(session, screen_tex
         title = screen.query_one("#stage-title")
         assert title.size.height == 1
         shown = str(title.render())
-        assert shown.startswith(screen.stage.title) and "layer 1" in shown and "head 0" in shown
-        assert f"loss {screen.bt.loss:.4f}" in shown
+        assert shown.startswith(screen.stage.title) and "layer 1 (0–1)" in shown and "head 0 (0–1)" in shown
         assert len(shown) <= screen.query_one("#main").content_size.width
+        screen.index = screen.stages.index(BackStage("res_2", 1))  # a shorter title keeps the loss
+        screen.show_stage()
+        await pilot.pause()
+        assert f"loss {screen.bt.loss:.4f}" in str(title.render()) and title.size.height == 1
         await pilot.resize_terminal(200, 60)
         await pilot.pause()
         screen.show_stage()
         await pilot.pause()
-        assert "(0–1)" in str(title.render()) and "at step 123456" in str(title.render())
+        wide = str(title.render())
+        assert "(0–1)" in wide and f"loss {screen.bt.loss:.4f} at step 123456" in wide and "/" in wide
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])

@@ -264,18 +264,19 @@ class BackwardScreen(GradientChecks, Screen):
         self.explain_cell(*grid.real_cursor)
 
     def _title(self, stage: BackStage, head: int, loss: float, width: int) -> str:
-        """The stage's title line, shortened to fit one line of `width` (the ranges of layer and head go
-        first, then the training step, then the stage counter) so that it never wraps over the grid."""
+        """The stage's title line, shortened to fit one line of `width` so that it never wraps over the grid:
+        the stage counter goes first (the list beside shows where the stage is), then the training step,
+        then the loss (the Loss stage shows it); the layer and head keep their ranges, as on every screen."""
         session = self.app.session
-        for ranges, step, count in ((True, True, True), (False, True, True), (False, False, True), (False,) * 3):
-            where = f" · layer {stage.layer}" if stage.layer is not None else ""
-            heads = f" · head {head}" if stage.per_head else ""
-            if ranges:
-                where += f" (0–{session.n_layer - 1})" if where else ""
-                heads += f" (0–{session.n_head - 1})" if heads else ""
-            counter = f"  ({self.index + 1}/{len(self.stages)})" if count else ""
-            at = f" at step {self.step}" if step and self.step is not None else ""
-            title = f"{stage.title}{where}{heads}{counter} · loss {loss:.4f}{at}"
+        where = f" · layer {stage.layer} (0–{session.n_layer - 1})" if stage.layer is not None else ""
+        heads = f" · head {head} (0–{session.n_head - 1})" if stage.per_head else ""
+        counter = f"  ({self.index + 1}/{len(self.stages)})"
+        at = f" at step {self.step}" if self.step is not None else ""
+        title = ""
+        for keep in ((counter, at, loss), ("", at, loss), ("", "", loss), ("", "", None)):
+            shown_counter, shown_at, shown_loss = keep
+            tail = f" · loss {shown_loss:.4f}{shown_at}" if shown_loss is not None else ""
+            title = f"{stage.title}{where}{heads}{shown_counter}{tail}"
             if len(title) <= width:
                 break
         return title
