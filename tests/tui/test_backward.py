@@ -303,6 +303,7 @@ async def test_a_large_matrix_is_reduced_in_a_worker_and_shown_whole(session, mo
         screen.index = screen.stages.index(BackStage("lm_head"))
         screen.show_stage()
         assert grid.loading and screen.check_action("check", ()) is None
+        assert str(screen.query_one("#explain").render()).strip() == ""  # no cell of the stage before
         await _settle(app, pilot)
         assert not grid.loading and screen.check_action("check", ()) is True
         want = stage_matrix(window_trace(session), BackStage("lm_head"), 0)

@@ -241,6 +241,7 @@ class BackwardScreen(GradientChecks, Screen):
         # the LM head's gradient (V x C) or its logits (T x V): reducing millions of cells to blocks takes
         # longer than a frame, so a worker does it and the grid waits under a loading indicator
         grid.loading = True
+        self.query_one("#explain", Static).update("")  # the stage before's cell is not this stage's
         self.app.status = "drawing the gradient…"
         self._prepare_grid(self._shown, values, rows, cols, args)
 
