@@ -74,6 +74,8 @@ class Tokenizer:
 
     def _check_ids(self, ids: Iterable[int]) -> list[int]:
         """Ids as a plain list of ints, each checked to be inside the vocabulary."""
+        if isinstance(ids, list) and len(ids) < 64 and all(type(i) is int and 0 <= i < self.vocab_size for i in ids):
+            return list(ids)  # a few plain ints (generation decodes one token at a time): no round trip through numpy
         arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids))
         if arr.size == 0:
             return []
