@@ -25,7 +25,9 @@ def test_the_legend_drops_digits_then_the_title_before_it_cuts_a_name():
     assert chart.legend(43).plain == "loss ━ train 1.50 ━ val 1.73 ━ step 40 1.46"
     narrow = chart.legend(38).plain
     assert len(narrow) <= 38 and narrow == "━ train 1.50 ━ val 1.73 ━ step 40 1.46"
-    assert chart.legend(37).plain == narrow  # nothing fits: the shortest, which render cuts with an ellipsis
+    chart.series[-1] = Series("step 600", [600] * 3, snap, "magenta", short="@600")  # a longer step
+    assert chart.legend(38).plain == "━ train 1.50 ━ val 1.73 ━ @600 1.46"  # its short name
+    assert chart.legend(20).plain == "━ train 1.50 ━ val 1.73 ━ @600 1.46"  # none fits: the shortest, cut by render
 
 
 def test_every_key_is_listed_once_per_screen_in_the_help():
@@ -78,4 +80,5 @@ async def test_the_training_legend_is_whole_while_scrubbing(trained_session, scr
         await pilot.pause(0.2)
         legend = next(line for line in screen_text(app).splitlines() if "━ train" in line)
         assert "…" not in legend
-        assert any(f"━ step {shot.step} {shot.train_loss:.{digits}f}" in legend for digits in (3, 2)), legend
+        names = (f"step {shot.step}", f"@{shot.step}")
+        assert any(f"━ {n} {shot.train_loss:.{d}f}" in legend for n in names for d in (3, 2)), legend

@@ -241,7 +241,7 @@ class TrainingScreen(Screen):
             # a line across the chart at the snapshot's step, ending on its loss (the legend's value)
             shown = state.train_losses + state.val_losses + [at.snapshot.train_loss]
             ys = [max(shown), min(shown), at.snapshot.train_loss]
-            series.append(Series(f"step {at.step}", [at.step] * 3, ys, "magenta"))
+            series.append(Series(f"step {at.step}", [at.step] * 3, ys, "magenta", short=f"@{at.step}"))
         series += self.overlay_series()
         last = max([run.train_steps[-1] for run in self.overlays], default=1)
         self.query_one("#loss", BrailleChart).set_series(

@@ -23,6 +23,7 @@ class Series:
     ys: Sequence[float] = field(default_factory=list)
     style: str = "cyan"
     in_legend: bool = True  # False: drawn, but named elsewhere (the Training screen's overlay legend)
+    short: str | None = None  # the name in the narrowest legend ("@600" for "step 600"), else name
 
 
 def _resample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[float], list[float]]:
@@ -131,8 +132,10 @@ class BrailleChart(Widget):
 
     def legend(self, width: int | None = None) -> Text:
         """Title and, per series, its colour and latest value; made shorter until it fits `width` (two decimals
-        and narrower gaps, then without the title); the shortest when none fits, for render to cut."""
-        for title, digits, gap in ((True, 3, "  "), (True, 2, " "), (False, 3, "  "), (False, 2, " ")):
+        and narrower gaps, then without the title, then the series' short names); the shortest when none fits,
+        for render to cut."""
+        variants = ((True, 3, "  ", False), (True, 2, " ", False), (False, 3, "  ", False), (False, 2, " ", False))
+        for title, digits, gap, short in (*variants, (False, 2, " ", True)):
             text = Text(no_wrap=True, overflow="ellipsis")
             if self.title and title:
                 text.append(self.title + gap, style="bold")
@@ -141,7 +144,8 @@ class BrailleChart(Widget):
                     continue
                 last = next((y for y in reversed(list(s.ys)) if y is not None), None)
                 text.append("━ ", style=s.style)
-                text.append(f"{s.name} {last:.{digits}f}" if last is not None else f"{s.name} –")
+                name = s.short if short and s.short else s.name
+                text.append(f"{name} {last:.{digits}f}" if last is not None else f"{name} –")
                 text.append(gap)
             text.rstrip()
             if width is None or text.cell_len <= width:
