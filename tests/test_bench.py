@@ -109,6 +109,9 @@ def test_quick_profile_rows_add_up(capsys):
     profile = json.loads(capsys.readouterr().out)
     ops = {row["op"] for row in profile["rows"]}
     assert {"attention_forward", "matmul_forward mlp.c_fc", "lm_head_backward", "adamw_update"} <= ops
+    # the timed namespace is still the CPU one (its DEVICE a value, not a timed call), so the profiled step
+    # takes the CPU's path: no fused attention, which only a GPU's forward pass uses
+    assert "attention_forward_fused" not in ops
     assert all(row["ms"] > 0 and row["calls"] > 0 for row in profile["rows"])
     assert sum(row["ms"] for row in profile["rows"]) <= profile["step_ms_profiled"]
     assert "other" in format_profile(profile)

@@ -165,6 +165,8 @@ class _TimedKernels:
 
     def __getattr__(self, name):
         fn = getattr(self._kernels, name)
+        if not callable(fn):  # DEVICE: a value, which the model reads to choose its path
+            return fn
 
         def timed(*args):
             started = time.perf_counter()
