@@ -314,3 +314,25 @@ async def test_a_large_matrix_is_reduced_in_a_worker_and_shown_whole(session, mo
         await _settle(app, pilot)
         assert screen.stage == screen.stages[screen.stages.index(BackStage("lm_head")) + 2]
         np.testing.assert_allclose(grid.full, stage_matrix(screen.bt, screen.stage, session.head), rtol=1e-6)
+
+
+async def test_a_small_stage_after_a_large_one_in_flight_is_not_left_loading(session, monkeypatch):
+    """Leaving the LM head's gradient (drawn in a worker) for a small stage before the worker ends: the small
+    stage is drawn at once and the grid is not left under the loading indicator."""
+    import tinylm.tui.screens.backward as backward
+
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(app, pilot)
+        head = screen.stages.index(BackStage("lm_head"))
+        monkeypatch.setattr(backward, "PREPARE_IN_WORKER", screen.bt["d.lm_head"].size)  # the head alone
+        screen.index = head
+        screen.show_stage()
+        grid = screen.query_one("#grid")
+        assert grid.loading
+        screen.index = head + 1
+        screen.show_stage()  # before the head's worker has reported
+        assert not grid.loading and screen.check_action("check", ()) is True
+        await _settle(app, pilot)
+        assert not grid.loading and screen.stage == screen.stages[head + 1]
+        np.testing.assert_allclose(grid.full, stage_matrix(screen.bt, screen.stage, session.head), rtol=1e-6)

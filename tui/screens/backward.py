@@ -235,6 +235,7 @@ class BackwardScreen(GradientChecks, Screen):
         args = dict(kind=kind, mask=mask, max_rows=max_rows, max_cols=max((width - 10) // 2, 8))
         self._shown += 1
         if values.size < PREPARE_IN_WORKER:
+            self._done_loading(grid)  # a large stage left before its blocks came
             grid.show_matrix(values, rows, cols, escape=False, **args)  # the labels are display labels already
             self.explain_cell(*grid.real_cursor)
             return
@@ -258,11 +259,14 @@ class BackwardScreen(GradientChecks, Screen):
         if shown != self._shown:
             return  # the user has moved on to another stage
         grid = self.query_one("#grid", BlockHeatmap)
+        self._done_loading(grid)
+        grid.show_matrix(values, rows, cols, prepared=prepared, escape=False, **args)
+        self.explain_cell(*grid.real_cursor)
+
+    def _done_loading(self, grid: BlockHeatmap) -> None:
         grid.loading = False
         if self.app.status == "drawing the gradient…":
             self.app.status = "ready"
-        grid.show_matrix(values, rows, cols, prepared=prepared, escape=False, **args)
-        self.explain_cell(*grid.real_cursor)
 
     def _title(self, stage: BackStage, head: int, loss: float, width: int) -> str:
         """The stage's title line, shortened to fit one line of `width` so that it never wraps over the grid:
@@ -274,9 +278,12 @@ class BackwardScreen(GradientChecks, Screen):
         counter = f"  ({self.index + 1}/{len(self.stages)})"
         at = f" at step {self.step}" if self.step is not None else ""
         title = ""
-        for keep in ((counter, at, loss), ("", at, loss), ("", "", loss), ("", "", None)):
-            shown_counter, shown_at, shown_loss = keep
-            tail = f" · loss {shown_loss:.4f}{shown_at}" if shown_loss is not None else ""
+        for shown_counter, tail in (
+            (counter, f" · loss {loss:.4f}{at}"),
+            ("", f" · loss {loss:.4f}{at}"),
+            ("", f" · loss {loss:.4f}"),
+            ("", ""),
+        ):
             title = f"{stage.title}{where}{heads}{shown_counter}{tail}"
             if len(title) <= width:
                 break
