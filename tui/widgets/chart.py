@@ -134,15 +134,19 @@ class BrailleChart(Widget):
         """Title and, per series, its colour and latest value; made shorter until it fits `width` (two decimals
         and narrower gaps, then without the title, then the series' short names); the shortest when none fits,
         for render to cut."""
-        variants = ((True, 3, "  ", False), (True, 2, " ", False), (False, 3, "  ", False), (False, 2, " ", False))
-        for title, digits, gap, short in (*variants, (False, 2, " ", True)):
+        shown = [(s, next((y for y in reversed(s.ys) if y is not None), None)) for s in self.series if s.in_legend]
+        forms = (
+            (True, 3, "  ", False),
+            (True, 2, " ", False),
+            (False, 3, "  ", False),
+            (False, 2, " ", False),
+            (False, 2, " ", True),
+        )  # (title, decimals, gap, short names), longest first
+        for title, digits, gap, short in forms:
             text = Text(no_wrap=True, overflow="ellipsis")
             if self.title and title:
                 text.append(self.title + gap, style="bold")
-            for s in self.series:
-                if not s.in_legend:
-                    continue
-                last = next((y for y in reversed(list(s.ys)) if y is not None), None)
+            for s, last in shown:
                 text.append("━ ", style=s.style)
                 name = s.short if short and s.short else s.name
                 text.append(f"{name} {last:.{digits}f}" if last is not None else f"{name} –")
