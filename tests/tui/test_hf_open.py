@@ -124,3 +124,40 @@ async def test_config_fine_tunes_the_directory_typed_in_its_checkpoint_field(tmp
         assert trainer is not None and trainer.model.tokenizer.kind == "gpt2", (app.status, said)
         assert trainer.config.context == 64 and trainer.config.learning_rate == pytest.approx(3e-4)
         assert app.session.checkpoint_path != str(path)  # ctrl+s never writes over the original
+
+
+@pytest.mark.slow  # fine-tunes in the app
+@needs_gpt2_files
+async def test_fine_tuning_over_unsaved_training_asks_first(tmp_path):
+    from textual.widgets import Input
+
+    from tinylm.tui.screens.ask import Ask
+    from tinylm.tui.session import Session
+
+    path = hf_directory(tmp_path / "gpt2")
+    demo = Session.demo(seed=0, steps=2)  # two steps trained, saved nowhere
+    old = demo.model
+    app = create_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        screen.query_one("#ckpt", Input).value = str(path)
+        for _ in range(300):
+            if screen.corpus_info is not None and "corpus" in screen.corpus_info:
+                break
+            await asyncio.sleep(0.1)
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        assert isinstance(app.screen, Ask) and app.session.model is old
+        await pilot.press("escape")  # keep the trained model
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.session.model is old
+        await pilot.press("ctrl+f")
+        await pilot.pause()
+        await pilot.press("n")  # discard it: now the directory is fine-tuned
+        for _ in range(600):
+            if app.session.model is not old and app.session.model.config.vocab_size == 50257:
+                break
+            await asyncio.sleep(0.1)
+        app.stop_training()
+        assert app.session.model.config.vocab_size == 50257, [str(n.message) for n in app._notifications]

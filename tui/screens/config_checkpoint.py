@@ -44,8 +44,12 @@ class CheckpointActions:
         except ValueError as exc:  # FieldError and ConfigError: the summary names the field too
             self.notify(str(exc), title="Cannot fine-tune", severity="error")
             return
-        self.notify(f"Opening {path} to fine-tune it…", timeout=3)
-        self.finetune(path, info["corpus"], tc)
+
+        def proceed() -> None:
+            self.notify(f"Opening {path} to fine-tune it…", timeout=3)
+            self.finetune(path, info["corpus"], tc)
+
+        self.app.replace_model(proceed, f"fine-tuning {path}")  # unsaved training asks before it goes
 
     @background("create")
     def finetune(self, path, corpus, tc) -> None:
