@@ -57,6 +57,10 @@ class TestSummary:
             flops = mc.flops_per_token() * tc.batch_size * mc.block_size
             assert f"FLOPs/step {human_count(flops, 'FLOP')}" in summary
             assert f"memory     {human_bytes(memory_estimate(mc, tc))}" in summary
+            # above them, the model open now: the session's, not the form's
+            model = session.model
+            assert f"open       not saved, {human_count(model.num_params)} params" in summary
+            assert f"{model.tokenizer.kind} tokenizer, {model.tokenizer.vocab_size:,}" in summary
             assert "ready" in text_of(screen, "#verdict")
             assert not screen.query_one("#create", Button).disabled
 

@@ -84,7 +84,7 @@ def test_new_user_tour(tui):
     """Every screen reached by keys, a model trained a little, layers stepped, text generated, temperature changed."""
     t = tui("--threads", "1")
     screen = t.wait_for(r"ready", timeout=300)  # a cold Numba cache compiles first, with a visible status
-    assert "Summary" in screen and "Create & train" in screen
+    assert "New model (ctrl+t)" in screen and "Create & train" in screen
     for line in screen.splitlines():
         assert len(line) <= 80
     t.keys("2")

@@ -161,3 +161,18 @@ async def test_fine_tuning_over_unsaved_training_asks_first(tmp_path):
             await asyncio.sleep(0.1)
         app.stop_training()
         assert app.session.model.config.vocab_size == 50257, [str(n.message) for n in app._notifications]
+
+
+@needs_gpt2_files
+async def test_config_names_the_opened_directory_its_size_and_its_tokenizer(tmp_path):
+    from tinylm.tui.screens.config_form import human_count
+
+    path = hf_directory(tmp_path / "gpt2")
+    app = create_app(checkpoint=str(path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _ready(app)
+        await pilot.pause()
+        summary = str(app.screen.query_one("#summary").content)
+        model = app.session.model
+        assert f"open       gpt2, {human_count(model.num_params)} params" in summary, summary
+        assert "gpt2 tokenizer, 50,257" in summary

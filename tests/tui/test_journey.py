@@ -22,7 +22,7 @@ async def test_journey(size, screen_text):
     async with app.run_test(size=size) as pilot:
         # 1 Config: a tiny model, then create & train
         await pilot.pause()
-        assert "Summary" in screen_text(app)
+        assert "New model (ctrl+t)" in screen_text(app)
         for field, value in TINY.items():
             app.screen.query_one(f"#{field}", Input).value = value
         await pilot.pause(0.4)
