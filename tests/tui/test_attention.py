@@ -157,3 +157,42 @@ class TestAttentionScreen:
 def test_snapshot(snap_compare, trained_session):
     session = Session(trained_session.model, None, trained_session.corpus, prompt="the quick fox")
     assert snap_compare(create_app(session), press=["4", "down", "down", "down", "right"], terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_a_long_prompt_fills_the_room_on_the_first_visit(size):
+    """The big map is sized once the screen is laid out: it took 3 rows on a first visit with a long prompt."""
+    from tinylm.core import GPT, ModelConfig, load_corpus, train_tokenizer
+
+    corpus = load_corpus("fables")
+    tok = train_tokenizer("char", corpus.text)
+    model = GPT(ModelConfig(vocab_size=tok.vocab_size, block_size=1024, n_layer=2, n_head=2, n_embd=16), tok)
+    app = create_app(Session(model, None, corpus, prompt=corpus.text[:3000]))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("4")
+        await pilot.pause(0.5)
+        screen = pilot.app.screen
+        room = screen.query_one("#left").size.height - 3
+        big = screen.query_one("#big", Heatmap)
+        assert room > 10 and big.size.height == room, (big.size, room)
+
+
+async def test_screens_share_one_snapshot_of_the_same_model_and_prompt(session, monkeypatch):
+    """Inspect traced the prompt; Attention shows the same trace instead of tracing it again."""
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.switch_mode("inspect")
+        await pilot.pause(0.2)
+        inspected = app.screen.state
+        assert inspected.trace is not None and session.snapshot is inspected
+        traced = []
+        monkeypatch.setattr(type(session.model), "trace", lambda *a, **k: traced.append(a))
+        screen = await open_attention(pilot)
+        await pilot.pause(0.2)
+        assert screen.state is inspected and traced == []
+        session.prompt = "a fox"  # another prompt: a new trace
+        monkeypatch.undo()
+        screen.reload()
+        await pilot.pause(0.2)
+        assert screen.state is not inspected and screen.state.trace.tokens == ["a", "␣", "f", "o", "x"]

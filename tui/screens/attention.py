@@ -87,6 +87,7 @@ class AttentionScreen(AblationControls, TraceView):
         self._heads_of: tuple | None = None  # (n_head, model) the thumbnails were built for
         self.thumbs: list[tuple[Vertical, Heatmap]] = []  # (labelled box, small map) per head
         self.thumb_labels: list[Label] = []
+        self._waiting_for_layout = False  # a show() is due once the map's room is known
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row", id="prompt-row"):
@@ -184,7 +185,12 @@ class AttentionScreen(AblationControls, TraceView):
         widget.set_class(at is not None, "-history")  # one line each, cut at the edge
         widget.update(title)
         big = self.query_one("#big", Heatmap)
-        room_lines = max(self.query_one("#left").size.height - 3, 3)  # the attends-to lines keep 3
+        left_height = self.query_one("#left").size.height
+        if left_height == 0 and not self._waiting_for_layout:  # not laid out yet: drawn once it is, to its room
+            self._waiting_for_layout = True
+            self.call_after_refresh(self._show_after_layout)
+            return
+        room_lines = max(left_height - 3, 3)  # the attends-to lines keep 3
         big.styles.max_height = room_lines
         big.set_data(att[head], tokens, tokens, kind="prob", mask=mask, vmin=0.0, vmax=1.0)
         # On a large terminal the big map may take three fifths of the width and its rows grow taller with
@@ -208,6 +214,10 @@ class AttentionScreen(AblationControls, TraceView):
             self.refresh_ablation()
         else:  # knock-outs act on the live model, not on a snapshot
             self.show_ablation(None)
+
+    def _show_after_layout(self) -> None:
+        self._waiting_for_layout = False
+        self.show()
 
     def forced(self) -> tuple:
         prompt, tokens = self.app.session.forced_tokens

@@ -34,13 +34,17 @@ class ViewState:
 
     @classmethod
     def take(cls, session, *, blocking: bool = True) -> ViewState | None:
-        """A new snapshot; None when `blocking` is False and a training step holds the weights right now.
+        """A snapshot of the session as it is now (the one another screen took, when nothing changed since);
+        None when `blocking` is False and a training step holds the weights right now.
 
         The UI thread calls this without blocking: waiting for a training step there would freeze the keys,
         so the screens retry in a worker thread instead.
         """
         from tinylm.core import TinyLMError
 
+        shared = session.snapshot
+        if shared is not None and shared.key == snapshot_key(session):
+            return shared  # another screen took it: the same model, weights and prompt
         state, model = cls(), session.model
         copy = session.trainer is not None  # only weights a trainer can change need a copy (0.5 GB at GPT-2 size)
         state.key = snapshot_key(session)
@@ -62,6 +66,7 @@ class ViewState:
         if state.trace is not None:
             state.trace = dataclasses.replace(state.trace, tokens=token_labels(tok, state.trace.ids))
             state.cropped = len(tok.encode(session.prompt)) > len(state.trace.ids)
+        session.snapshot = state
         return state
 
 
