@@ -50,7 +50,7 @@ class TestBars:
             np.testing.assert_allclose(probs, ref["probs"][-1][ids], rtol=1e-4)  # the float64 reference's numbers
             text = screen_text(app)
             assert "next token" in text
-            assert f"{100 * want_probs[0]:5.1f}%" in text  # the top bar's number as printed
+            assert f"{100 * want_probs[0]:.1f}%" in text  # the top bar's number as printed
 
     async def test_knobs_refilter_at_once(self, session, screen_text):
         app = create_app(session)
@@ -207,6 +207,14 @@ class TestProbBarsWidget:
 
         assert bar(1.0, 10) == "█" * 10 and bar(0.0, 10) == " " * 10
         assert bar(0.5, 10).rstrip() == "█" * 5 and bar(0.0625, 2) == "▏ "
+
+    def test_percent_keeps_two_digits_below_a_tenth_of_a_percent(self):
+        from tinylm.tui.widgets.probbars import percent
+
+        assert percent(0.123) == "12.3%" and percent(1.0) == "100.0%" and percent(0.0) == "0.0%"
+        assert percent(2.1e-5) == "0.0021%" and percent(1 / 50257) == "0.002%"
+        assert percent(3.4e-9) == "3.4e-07%"
+        assert all(len(percent(p)) <= 8 for p in (1.0, 0.5, 1e-3, 9.9e-4, 1e-7, 1e-12))
 
     def test_top_tokens_sorted_with_ties_by_id(self, trained_session):
         from tinylm.tui.widgets.probbars import top_tokens

@@ -210,6 +210,7 @@ class GenerateScreen(AblationControls, Screen):
         model = self.app.session.model
         pred = self.prediction()
         title = self.query_one("#bars-title", Static)
+        title.remove_class("-one-line")
         if pred is None:
             title.update("type a prompt to see the next token" if not self.text else "computing…")
             if not self.text:
@@ -221,6 +222,7 @@ class GenerateScreen(AblationControls, Screen):
             self.query_one("#bars", ProbBars).set_items([])
             return
         note = " · (%) before sampling" if describe(self.sampling) != "temp 1" else ""
+        title.add_class("-one-line")  # the settings and the note, cut at the edge rather than wrapped over a bar
         if self.at_end():
             title.update(Text(f"end of text · {describe(self.sampling)} · E: go on", no_wrap=True, overflow="ellipsis"))
         else:

@@ -31,6 +31,13 @@ def bar(fraction: float, width: int) -> str:
     return ("█" * full + (_EIGHTHS[rest] if rest else "")).ljust(width)
 
 
+def percent(p: float) -> str:
+    """A probability as a percentage in at most 8 characters: '12.3%', and below 0.1% two significant digits
+    ('0.0021%', '2.1e-05%') rather than a '0.0%' that would hide how unlikely (and how unequal) they are."""
+    pct = 100.0 * p
+    return f"{pct:.1f}%" if pct >= 0.095 or pct == 0 else f"{pct:.2g}%"
+
+
 @dataclass
 class TokenProb:
     """One bar: a token, its probability after the sampling settings, and its raw (T=1) probability."""
@@ -79,9 +86,10 @@ class ProbBars(Widget):
         if not self.items:
             return Text("no prediction yet", style="dim")
         width = self.content_size.width
-        show_raw = any(it.raw_prob is not None and abs(it.raw_prob - it.prob) > 5e-4 for it in self.items)
+        # the raw numbers are shown when any would read differently from the sampled ones
+        show_raw = any(it.raw_prob is not None and percent(it.raw_prob) != percent(it.prob) for it in self.items)
         label_w = max(8, min(16, width // 6))  # wider panels show more of each token
-        num_w = 14 if show_raw else 7  # " 12.3%" or " 12.3% (raw 9.1%)" shortened
+        num_w = 20 if show_raw else 9  # " 0.0021%" or " 12.3% (0.0021%)"
         bar_w = max(width - label_w - num_w - 2, 3)
         lines = []
         for it in self.items:
@@ -90,8 +98,8 @@ class ProbBars(Widget):
             line.append(f"{display_token(it.text, label_w):<{label_w}}", style=style or "bold")
             line.append(" ")
             line.append(bar(it.prob, bar_w), style="green" if it.id != self.highlight else "bold yellow")
-            line.append(f" {100 * it.prob:5.1f}%")
+            line.append(f" {percent(it.prob):>8}")
             if show_raw and it.raw_prob is not None:
-                line.append(f" ({100 * it.raw_prob:4.1f}%)", style="dim")
+                line.append(f" ({percent(it.raw_prob)})", style="dim")
             lines.append(line)
         return Text("\n").join(lines)
