@@ -192,6 +192,16 @@ class TestShapes:
             assert (cells[1].style.color, cells[1].style.bgcolor) == (colours[20], colours[0])
             assert hm.get_content_height(None, None, 80) == len(hm.header) + 2 + 1
 
+    async def test_compact_row_labels_name_both_rows_or_the_upper_one_whole(self):
+        values = np.zeros((4, 3))
+        app = HeatmapApp(Heatmap(values, ["0", "1006", "12072", "13078"], compact=True))
+        async with app.run_test(size=(80, 24)) as pilot:
+            hm = app.heatmap
+            await pilot.pause()
+            first, second = (hm.render_line(len(hm.header) + i).text for i in (0, 1))
+            assert first.startswith("0/1006 ")
+            assert second.startswith("12072 ") and "/13" not in second  # never a cut "12072/13"
+
     async def test_tiny_size_never_crashes(self):
         app = HeatmapApp(Heatmap(causal_scores(), TOKENS, TOKENS))
         async with app.run_test(size=(80, 24)) as pilot:

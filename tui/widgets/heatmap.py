@@ -344,7 +344,9 @@ class Heatmap(Widget, can_focus=True):
         labels = self.row_labels
         if self.compact:
             below = labels[row + 1] if row + 1 < len(labels) else ""
-            text = f"{labels[row]}/{below}" if below else labels[row]
+            both = f"{labels[row]}/{below}"
+            # the line's two rows, or its upper row alone when both do not fit (a cut pair would misread)
+            text = both if below and cell_len(both) < self.label_gutter else labels[row]
         else:
             text = labels[row] if row < len(labels) else ""
         return set_cell_size(text, self.label_gutter - 1) + " "
