@@ -196,3 +196,27 @@ async def test_screens_share_one_snapshot_of_the_same_model_and_prompt(session, 
         screen.reload()
         await pilot.pause(0.2)
         assert screen.state is not inspected and screen.state.trace.tokens == ["a", "␣", "f", "o", "x"]
+
+
+async def test_a_map_with_no_room_waits_for_room_without_spinning(session, monkeypatch):
+    """With no rows for the map a draw waits for its column to get some: asking again after every refresh
+    spun the CPU, deaf to keys."""
+    app = create_app(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_attention(pilot)
+        await pilot.pause(0.2)
+        screen.query_one("#left").styles.height = 0  # as a terminal too small for it leaves it
+        await pilot.pause(0.3)
+        assert screen.query_one("#left").size.height == 0
+        calls = []
+        shown = AttentionScreen.show
+        monkeypatch.setattr(AttentionScreen, "show", lambda self: (calls.append(1), shown(self)))
+        screen.show()
+        for _ in range(5):
+            await pilot.pause(0.05)
+        assert len(calls) == 1  # no room: it waits for some, without asking again
+        monkeypatch.undo()
+        screen.query_one("#left").styles.height = "1fr"  # room again: drawn to it
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert screen.query_one("#big", Heatmap).size.height > 3

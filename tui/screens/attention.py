@@ -8,6 +8,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, Label, Static
 
 from ..history_view import KEYS_HINT, Scrubbed, layer_line, scrub, scrub_bindings, scrubbed
@@ -43,6 +44,16 @@ def pool(weights: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray
     count = (~m).sum(axis=(1, 3))
     mean = np.where(m, 0.0, w).sum(axis=(1, 3)) / np.maximum(count, 1)
     return mean, count == 0
+
+
+class MapRoom(Vertical):
+    """The big map's column; says when its size changes (a draw before the first layout waits for it)."""
+
+    class Resized(Message):
+        pass
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.post_message(self.Resized())
 
 
 class AttentionScreen(AblationControls, TraceView):
@@ -87,7 +98,7 @@ class AttentionScreen(AblationControls, TraceView):
         self._heads_of: tuple | None = None  # (n_head, model) the thumbnails were built for
         self.thumbs: list[tuple[Vertical, Heatmap]] = []  # (labelled box, small map) per head
         self.thumb_labels: list[Label] = []
-        self._waiting_for_layout = False  # a show() is due once the map's room is known
+        self._waiting_for_room = False  # a show() is due once the map's column has a size
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row", id="prompt-row"):
@@ -98,7 +109,7 @@ class AttentionScreen(AblationControls, TraceView):
         yield Static(LOADING, classes="no-model")  # below the prompt, which stays in view when empty
         yield Static(id="att-title")
         with Horizontal(id="att-body"):
-            with Vertical(id="left"):
+            with MapRoom(id="left"):
                 yield Static(id="attends")  # above the map, so a tall map never pushes it off screen
                 yield Heatmap(id="big")
             with VerticalScroll(id="heads-box"):
@@ -158,7 +169,9 @@ class AttentionScreen(AblationControls, TraceView):
         return token_labels(self.app.session.model.tokenizer, at.recorder.probe_ids)
 
     def show(self) -> None:
-        """Draw the selected layer: the big head, the thumbnails and the attends-to line."""
+        """Draw the selected layer: the big head, the thumbnails and the attends-to line. Before the screen is
+        laid out (its room unknown) it is drawn when the room arrives (MapRoom.Resized): asking again after
+        every refresh kept the CPU busy and the keys deaf on a terminal too small ever to give it room."""
         if not self.has_attention():
             return  # the message says why there is nothing to draw
         session, at, tokens = self.app.session, self.history_at(), self.shown_tokens()
@@ -186,9 +199,8 @@ class AttentionScreen(AblationControls, TraceView):
         widget.update(title)
         big = self.query_one("#big", Heatmap)
         left_height = self.query_one("#left").size.height
-        if left_height == 0 and not self._waiting_for_layout:  # not laid out yet: drawn once it is, to its room
-            self._waiting_for_layout = True
-            self.call_after_refresh(self._show_after_layout)
+        self._waiting_for_room = left_height == 0
+        if self._waiting_for_room:
             return
         room_lines = max(left_height - 3, 3)  # the attends-to lines keep 3
         big.styles.max_height = room_lines
@@ -215,9 +227,10 @@ class AttentionScreen(AblationControls, TraceView):
         else:  # knock-outs act on the live model, not on a snapshot
             self.show_ablation(None)
 
-    def _show_after_layout(self) -> None:
-        self._waiting_for_layout = False
-        self.show()
+    @on(MapRoom.Resized)
+    def _room_arrived(self) -> None:
+        if self._waiting_for_room and self.query_one("#left").size.height > 0:
+            self.show()
 
     def forced(self) -> tuple:
         prompt, tokens = self.app.session.forced_tokens
