@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -31,6 +30,7 @@ from .config_form import (
     human_bytes,
     human_count,
     in_form_words,
+    open_model_lines,
     which_field,
 )
 from .registry import key_range
@@ -353,7 +353,7 @@ class ConfigScreen(CheckpointActions, Screen):
             self.query_one(f"#{spec.id}", Input).remove_class("-invalid")
         info = self.corpus_info
         vocab = info["tokenizer"].vocab_size if info and "tokenizer" in info else None
-        lines = self.open_model_lines()
+        lines = open_model_lines(self.app.session.model if self.app.core_loaded else None, self.app.session)
         lines.append("New model (ctrl+t)\n", style="bold")
         self.error = None
         if info is None:
@@ -395,23 +395,6 @@ class ConfigScreen(CheckpointActions, Screen):
         else:
             verdict.update(Text("✔ ready: ctrl+t creates the model and trains it", style="bold green"))
         self.query_one("#create", Button).disabled = bool(self.error) or info is None
-
-    def open_model_lines(self) -> Text:
-        """The model open now, in two lines (the form below describes the one ctrl+t would make, which
-        for an opened GPT-2 differs: its tokenizer is not one the form trains)."""
-        lines = Text()
-        model = self.app.session.model if self.app.core_loaded else None
-        if model is None:
-            return lines
-        where = self.app.session.checkpoint_path
-        name = one_line(Path(where).name or where) if where else "not saved"
-        name = name if len(name) <= 16 else name[:15] + "…"
-        tok = model.tokenizer
-        lines.append("open       ", style="bold")
-        lines.append(f"{name}, {human_count(model.num_params)} params\n")
-        vocab = f"{tok.kind} tokenizer, {tok.vocab_size:,}" if tok is not None else "no tokenizer"
-        lines.append(f"           {vocab}\n")
-        return lines
 
     @on(Checkbox.Changed, "#attention")
     def _attention_changed(self, event: Checkbox.Changed) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
+from ..safe_text import one_line
 from ..startup import DEFAULT_MODEL, DEFAULT_TOKENIZER, DEFAULT_TRAIN, set_eval_schedule
 
 DEFAULT_CHECKPOINT = "checkpoints/tinylm-tui"  # where a new model is saved unless the form says otherwise
@@ -130,3 +134,20 @@ def human_bytes(n: float) -> str:
         if n >= scale:
             return f"{n / scale:.3g} {suffix}"
     return f"{n:.0f} B"
+
+
+def open_model_lines(model, session) -> Text:
+    """The model open now, in two lines (the form describes the one ctrl+t would make, which for an opened
+    GPT-2 differs: its tokenizer is not one the form trains); empty without a model."""
+    lines = Text()
+    if model is None:
+        return lines
+    where = session.checkpoint_path
+    name = one_line(Path(where).name or where) if where else "not saved"
+    name = name if len(name) <= 16 else name[:15] + "…"
+    tok = model.tokenizer
+    lines.append("open       ", style="bold")
+    lines.append(f"{name}, {human_count(model.num_params)} params\n")
+    vocab = f"{tok.kind} tokenizer, {tok.vocab_size:,}" if tok is not None else "no tokenizer"
+    lines.append(f"           {vocab}\n")
+    return lines
