@@ -59,8 +59,9 @@ class TestSummary:
             assert f"memory     {human_bytes(memory_estimate(mc, tc))}" in summary
             # above them, the model open now: the session's, not the form's
             model = session.model
-            assert f"open       not saved, {human_count(model.num_params)} params" in summary
-            assert f"{model.tokenizer.kind} tokenizer, {model.tokenizer.vocab_size:,}" in summary
+            assert "open       not saved\n" in summary
+            assert f"           {human_count(model.num_params)} params · {model.tokenizer.kind}\n" in summary
+            assert all(len(line) <= 33 for line in summary.splitlines()[:2]), summary  # the side column at 80x24
             assert "ready" in text_of(screen, "#verdict")
             assert not screen.query_one("#create", Button).disabled
 

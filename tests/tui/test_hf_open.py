@@ -174,5 +174,5 @@ async def test_config_names_the_opened_directory_its_size_and_its_tokenizer(tmp_
         await pilot.pause()
         summary = str(app.screen.query_one("#summary").content)
         model = app.session.model
-        assert f"open       gpt2, {human_count(model.num_params)} params" in summary, summary
-        assert "gpt2 tokenizer, 50,257" in summary
+        assert "open       gpt2\n" in summary, summary
+        assert f"           {human_count(model.num_params)} params · gpt2\n" in summary

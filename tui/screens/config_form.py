@@ -136,6 +136,9 @@ def human_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+OPEN_NAME_WIDTH = 22  # cells of the open model's directory name: the summary column is 33 cells wide at 80
+
+
 def open_model_lines(model, session) -> Text:
     """The model open now, in two lines (the form describes the one ctrl+t would make, which for an opened
     GPT-2 differs: its tokenizer is not one the form trains); empty without a model."""
@@ -144,10 +147,9 @@ def open_model_lines(model, session) -> Text:
         return lines
     where = session.checkpoint_path
     name = one_line(Path(where).name or where) if where else "not saved"
-    name = name if len(name) <= 16 else name[:15] + "…"
-    tok = model.tokenizer
+    name = name if len(name) <= OPEN_NAME_WIDTH else name[: OPEN_NAME_WIDTH - 1] + "…"
+    kind = model.tokenizer.kind if model.tokenizer is not None else "no tokenizer"
     lines.append("open       ", style="bold")
-    lines.append(f"{name}, {human_count(model.num_params)} params\n")
-    vocab = f"{tok.kind} tokenizer, {tok.vocab_size:,}" if tok is not None else "no tokenizer"
-    lines.append(f"           {vocab}\n")
+    lines.append(f"{name}\n")
+    lines.append(f"           {human_count(model.num_params)} params · {kind}\n")  # fits the side column's 33 cells
     return lines
