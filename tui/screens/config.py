@@ -353,7 +353,7 @@ class ConfigScreen(CheckpointActions, Screen):
             self.query_one(f"#{spec.id}", Input).remove_class("-invalid")
         info = self.corpus_info
         vocab = info["tokenizer"].vocab_size if info and "tokenizer" in info else None
-        lines = open_model_lines(self.app.session.model if self.app.core_loaded else None, self.app.session)
+        lines = open_model_lines(self.app.session) if self.app.core_loaded else Text()
         lines.append("New model (ctrl+t)\n", style="bold")
         self.error = None
         if info is None:

@@ -139,10 +139,10 @@ def human_bytes(n: float) -> str:
 OPEN_NAME_WIDTH = 22  # cells of the open model's directory name: the summary column is 33 cells wide at 80
 
 
-def open_model_lines(model, session) -> Text:
-    """The model open now, in two lines (the form describes the one ctrl+t would make, which for an opened
+def open_model_lines(session) -> Text:
+    """The session's model, in two lines (the form describes the one ctrl+t would make, which for an opened
     GPT-2 differs: its tokenizer is not one the form trains); empty without a model."""
-    lines = Text()
+    lines, model = Text(), session.model
     if model is None:
         return lines
     where = session.checkpoint_path
