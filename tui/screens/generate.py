@@ -206,6 +206,12 @@ class GenerateScreen(AblationControls, Screen):
             self._raw_key, self._raw = key, raw
             self.show_prediction()
 
+    def settings_title(self, text: str) -> None:
+        """The bars' title naming the sampling settings: one line, cut at the edge rather than wrapped over a bar."""
+        title = self.query_one("#bars-title", Static)
+        title.add_class("-one-line")
+        title.update(text)
+
     def show_prediction(self) -> None:
         model = self.app.session.model
         pred = self.prediction()
@@ -222,11 +228,10 @@ class GenerateScreen(AblationControls, Screen):
             self.query_one("#bars", ProbBars).set_items([])
             return
         note = " · (%) before sampling" if describe(self.sampling) != "temp 1" else ""
-        title.add_class("-one-line")  # the settings and the note, cut at the edge rather than wrapped over a bar
         if self.at_end():
-            title.update(Text(f"end of text · {describe(self.sampling)} · E: go on", no_wrap=True, overflow="ellipsis"))
+            self.settings_title(f"end of text · {describe(self.sampling)} · E: go on")
         else:
-            title.update(Text(f"next token · {describe(self.sampling)}{note}", no_wrap=True, overflow="ellipsis"))
+            self.settings_title(f"next token · {describe(self.sampling)}{note}")
         self.query_one("#bars", ProbBars).set_items(top_tokens(probs, model.tokenizer, self.bar_count(), raw))
         self.refresh_ablation()
 
@@ -459,9 +464,7 @@ class GenerateScreen(AblationControls, Screen):
             return
         self.show_output()
         model = self.app.session.model
-        self.query_one("#bars-title", Static).update(
-            Text(f"drawn from · {describe(self.sampling)}", no_wrap=True, overflow="ellipsis")
-        )
+        self.settings_title(f"drawn from · {describe(self.sampling)}")
         self.query_one("#bars", ProbBars).set_items(
             top_tokens(step.probs, model.tokenizer, self.bar_count(), step.raw_probs), highlight=step.id
         )
